@@ -1,0 +1,212 @@
+// Command cgwd is the customer-gateway daemon and its command-line client.
+//
+// Subcommands use the standard flag package, one FlagSet each, like the go
+// command itself: cgwd has a handful of subcommands with a few flags, which
+// does not justify cobra's dependency tree in a daemon that runs as root.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/daemon"
+	"github.com/cgwd/cgwd/pkg/version"
+)
+
+const defaultConfig = "/etc/cgwd/cgwd.yaml"
+
+// Exit statuses.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2 // bad flags or an invalid config
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: cgwd <command> [flags]
+
+commands:
+  run           run the daemon in the foreground
+  check-config  validate a config file and list every problem
+  status        show the running daemon's tunnels
+  version       print the version
+`
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	cmd, args := args[0], args[1:]
+	switch cmd {
+	case "run":
+		return cmdRun(args, stderr)
+	case "check-config":
+		return cmdCheckConfig(args, stdout, stderr)
+	case "status":
+		return cmdStatus(args, stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "cgwd", version.String())
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(stderr, "cgwd: unknown command %q\n%s", cmd, usage)
+		return exitUsage
+	}
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("cgwd "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr)
+	path := fs.String("c", defaultConfig, "config file")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", *path, err)
+		return exitUsage
+	}
+	log := newLogger(cfg.Log, stderr)
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFailure
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		log.Error("cgwd failed", "err", err)
+		return exitFailure
+	}
+	log.Info("cgwd stopped")
+	return exitOK
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check-config", stderr)
+	path := fs.String("c", defaultConfig, "config file")
+	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	load := config.Load
+	if *skipSecrets {
+		load = config.LoadSkipSecrets
+	}
+	_, err := load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: invalid:\n", *path)
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				fmt.Fprintf(stderr, "  %s\n", p)
+			}
+		} else {
+			fmt.Fprintf(stderr, "  %v\n", err)
+		}
+		return exitUsage
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+func cmdStatus(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("status", stderr)
+	sock := fs.String("s", config.DefaultControlSocket, "control socket")
+	path := fs.String("c", "", "config file to read the control socket path from")
+	asJSON := fs.Bool("json", false, "print JSON")
+	if fs.Parse(args) != nil {
+		return exitUsage
+	}
+	if *path != "" {
+		cfg, err := config.ParseFile(*path)
+		if err != nil {
+			fmt.Fprintf(stderr, "cgwd: %v\n", err)
+			return exitUsage
+		}
+		*sock = cfg.ControlSocket
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := control.Query(ctx, *sock)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(st)
+		return exitOK
+	}
+	printStatus(stdout, st, time.Now())
+	return exitOK
+}
+
+func printStatus(w io.Writer, st *control.Status, now time.Time) {
+	fmt.Fprintf(w, "cgwd %s, up %s\n\n", st.Version, now.Sub(st.Started).Round(time.Second))
+	vpnOf := map[string]string{}
+	for _, v := range st.VPN {
+		for _, t := range v.Tunnels {
+			vpnOf[t] = v.Name
+		}
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "VPN\tTUNNEL\tKIND\tSTATE\tOUTSIDE\tINSIDE\tPEER\tHANDSHAKE\tRX\tTX")
+	for _, t := range st.Tunnels {
+		hs := "never"
+		if !t.LastHandshake.IsZero() {
+			hs = now.Sub(t.LastHandshake).Round(time.Second).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\n",
+			vpnOf[t.Name], t.Name, t.Kind, t.State, t.LocalOutside, t.RemoteOutside,
+			t.Inside, t.PeerInside, hs, bytesIEC(t.RxBytes), bytesIEC(t.TxBytes))
+	}
+	tw.Flush()
+}
+
+func bytesIEC(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,266 @@
+// Package config loads and validates cgwd's YAML configuration file.
+//
+// Loading is two steps: Parse decodes the YAML strictly (unknown fields are
+// errors) and fills in defaults; Validate checks every field against AWS's
+// rules and returns all problems at once, each naming its field path.
+// Load does both and then reads the secret files, refusing any that group or
+// others can read.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults used when a field is left out.
+const (
+	DefaultControlSocket = "/run/cgwd/cgwd.sock"
+	DefaultMetricsListen = "127.0.0.1:9477"
+	DefaultTunnelMTU     = 1420
+	DefaultAWSASN        = 64512
+	DefaultWireGuardPort = 51820
+)
+
+// Config is the whole cgwd configuration.
+type Config struct {
+	// ASN is the local (customer gateway) autonomous system number.
+	ASN uint32 `yaml:"asn"`
+	// RouterID is the BGP router ID; defaults to the first tunnel's inside address.
+	RouterID string `yaml:"router_id"`
+	// Prefixes are the on-prem prefixes advertised to AWS.
+	Prefixes []string `yaml:"prefixes"`
+	// ControlSocket is the unix socket `cgwd status` talks to.
+	ControlSocket string `yaml:"control_socket"`
+	// Log configures logging.
+	Log Log `yaml:"log"`
+	// Metrics configures the Prometheus endpoint.
+	Metrics Metrics `yaml:"metrics"`
+	// VPN lists the AWS Site-to-Site VPN connections.
+	VPN []VPN `yaml:"vpn"`
+	// DirectConnect lists the Direct Connect links.
+	DirectConnect []DirectConnect `yaml:"direct_connect"`
+}
+
+// Log configures the slog handler.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port to serve /metrics on; "off" disables it.
+	Listen string `yaml:"listen"`
+}
+
+// VPN is one AWS VPN connection: exactly two tunnels.
+type VPN struct {
+	// Name labels the connection in metrics and status.
+	Name string `yaml:"name"`
+	// Tunnels are the connection's two tunnels.
+	Tunnels []Tunnel `yaml:"tunnels"`
+}
+
+// Tunnel is one tunnel of a VPN connection.
+type Tunnel struct {
+	// Name is the TUN netdev name, e.g. cgw-t1.
+	Name string `yaml:"name"`
+	// Kind is "wireguard" or "ipsec".
+	Kind string `yaml:"kind"`
+	// Outside holds the public (outside) endpoint addresses.
+	Outside Outside `yaml:"outside"`
+	// Inside is the /30 inside CIDR; AWS takes the first usable address, cgwd the second.
+	Inside string `yaml:"inside"`
+	// MTU of the tunnel netdev.
+	MTU int `yaml:"mtu"`
+	// WireGuard holds the keys and ports of a wireguard tunnel.
+	WireGuard *WireGuard `yaml:"wireguard"`
+	// IPsec holds the keys of an ipsec tunnel.
+	IPsec *IPsec `yaml:"ipsec"`
+	// BGP overrides the tunnel's BGP peer settings.
+	BGP PeerBGP `yaml:"bgp"`
+}
+
+// Outside holds a tunnel's outside (underlay) addresses.
+type Outside struct {
+	// Local is the customer gateway's public address.
+	Local string `yaml:"local"`
+	// Remote is the AWS tunnel endpoint's public address.
+	Remote string `yaml:"remote"`
+}
+
+// WireGuard holds the settings of a wireguard tunnel.
+type WireGuard struct {
+	// PrivateKeyFile holds the base64 private key (mode 0600).
+	PrivateKeyFile string `yaml:"private_key_file"`
+	// PeerPublicKey is the AWS side's base64 public key.
+	PeerPublicKey string `yaml:"peer_public_key"`
+	// ListenPort is the local UDP port.
+	ListenPort int `yaml:"listen_port"`
+	// RemotePort is the peer's UDP port.
+	RemotePort int `yaml:"remote_port"`
+	// PersistentKeepalive sends a keepalive after this much silence; 0 disables.
+	PersistentKeepalive Duration `yaml:"persistent_keepalive"`
+}
+
+// IPsec holds the settings of an ipsec tunnel.
+type IPsec struct {
+	// PSKFile holds the pre-shared key (mode 0600).
+	PSKFile string `yaml:"psk_file"`
+}
+
+// PeerBGP holds per-peer BGP settings.
+type PeerBGP struct {
+	// PeerASN is the AWS side's ASN (default 64512).
+	PeerASN uint32 `yaml:"peer_asn"`
+}
+
+// DirectConnect is one Direct Connect link.
+type DirectConnect struct {
+	// Name labels the link in metrics and status.
+	Name string `yaml:"name"`
+	// Interface is the netdev carrying the link.
+	Interface string `yaml:"interface"`
+	// Local is cgwd's address with its /30, e.g. 169.254.255.2/30.
+	Local string `yaml:"local"`
+	// Peer is the AWS router's address.
+	Peer string `yaml:"peer"`
+	// BGP overrides the link's BGP peer settings.
+	BGP PeerBGP `yaml:"bgp"`
+}
+
+// Duration is a time.Duration that YAML writes as "25s".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string or a bare number of seconds.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	if v, err := time.ParseDuration(s); err == nil {
+		*d = Duration(v)
+		return nil
+	}
+	var secs int
+	if err := n.Decode(&secs); err == nil {
+		*d = Duration(time.Duration(secs) * time.Second)
+		return nil
+	}
+	return fmt.Errorf("line %d: %q is not a duration (e.g. 25s)", n.Line, s)
+}
+
+// Parse decodes YAML strictly and applies defaults. It does not validate.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("config is empty")
+		}
+		return nil, fmt.Errorf("parse: %w", err)
+	}
+	c.applyDefaults()
+	return &c, nil
+}
+
+func (c *Config) applyDefaults() {
+	if c.ControlSocket == "" {
+		c.ControlSocket = DefaultControlSocket
+	}
+	if c.Metrics.Listen == "" {
+		c.Metrics.Listen = DefaultMetricsListen
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "text"
+	}
+	for i := range c.VPN {
+		v := &c.VPN[i]
+		if v.Name == "" {
+			v.Name = fmt.Sprintf("vpn%d", i+1)
+		}
+		for j := range v.Tunnels {
+			t := &v.Tunnels[j]
+			if t.MTU == 0 {
+				t.MTU = DefaultTunnelMTU
+			}
+			if t.BGP.PeerASN == 0 {
+				t.BGP.PeerASN = DefaultAWSASN
+			}
+			if w := t.WireGuard; w != nil {
+				if w.ListenPort == 0 {
+					w.ListenPort = DefaultWireGuardPort + j
+				}
+				if w.RemotePort == 0 {
+					w.RemotePort = DefaultWireGuardPort
+				}
+			}
+		}
+	}
+	for i := range c.DirectConnect {
+		d := &c.DirectConnect[i]
+		if d.Name == "" {
+			d.Name = fmt.Sprintf("dx%d", i+1)
+		}
+		if d.BGP.PeerASN == 0 {
+			d.BGP.PeerASN = DefaultAWSASN
+		}
+	}
+}
+
+// ParseFile reads and parses the file at path without validating it.
+func ParseFile(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Load reads, parses and validates the file at path, then checks that every
+// secret file exists and is private. The returned error lists every problem.
+func Load(path string) (*Config, error) { return load(path, true) }
+
+// LoadSkipSecrets is Load without the secret-file checks, for checking a
+// config away from the gateway that will run it.
+func LoadSkipSecrets(path string) (*Config, error) { return load(path, false) }
+
+func load(path string, checkSecrets bool) (*Config, error) {
+	c, err := ParseFile(path)
+	if err != nil {
+		return nil, err
+	}
+	probs := c.Validate()
+	if checkSecrets {
+		probs = append(probs, c.checkSecretFiles()...)
+	}
+	if len(probs) > 0 {
+		return nil, probs
+	}
+	return c, nil
+}
+
+// InsideAddrs returns the AWS side's and cgwd's addresses of a tunnel's inside
+// /30: the first and second usable addresses. The CIDR must have passed Validate.
+func (t *Tunnel) InsideAddrs() (aws, local netip.Prefix) {
+	p := netip.MustParsePrefix(t.Inside).Masked()
+	a := p.Addr().Next()
+	return netip.PrefixFrom(a, 30), netip.PrefixFrom(a.Next(), 30)
+}

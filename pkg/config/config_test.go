@@ -1,0 +1,165 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const goodYAML = `
+asn: 65000
+prefixes: [10.10.0.0/16]
+vpn:
+  - name: vpn1
+    tunnels:
+      - name: cgw-t1
+        kind: wireguard
+        outside: {local: 198.51.100.2, remote: 203.0.113.10}
+        inside: 169.254.10.0/30
+        wireguard:
+          private_key_file: KEYFILE
+          peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
+          persistent_keepalive: 25s
+      - name: cgw-t2
+        kind: ipsec
+        outside: {local: 198.51.100.2, remote: 203.0.113.20}
+        inside: 169.254.11.0/30
+        ipsec:
+          psk_file: KEYFILE
+direct_connect:
+  - interface: dx0
+    local: 169.254.255.2/30
+    peer: 169.254.255.1
+`
+
+func TestParseValidGetsDefaults(t *testing.T) {
+	c, err := Parse([]byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Validate(); p != nil {
+		t.Fatalf("valid config rejected:\n%v", p)
+	}
+	t1 := c.VPN[0].Tunnels[0]
+	if t1.MTU != DefaultTunnelMTU || t1.BGP.PeerASN != 64512 || t1.WireGuard.ListenPort != 51820 {
+		t.Errorf("defaults not applied: %+v", t1)
+	}
+	if got := c.VPN[0].Tunnels[0].WireGuard.PersistentKeepalive; got != Duration(25e9) {
+		t.Errorf("keepalive = %v", got)
+	}
+	aws, local := t1.InsideAddrs()
+	if aws.String() != "169.254.10.1/30" || local.String() != "169.254.10.2/30" {
+		t.Errorf("InsideAddrs = %v %v", aws, local)
+	}
+	if c.DirectConnect[0].Name != "dx1" || c.ControlSocket != DefaultControlSocket || c.Metrics.Listen != DefaultMetricsListen {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+}
+
+func TestValidateBadConfigs(t *testing.T) {
+	cases := []struct {
+		name, from, to string
+		want           string
+	}{
+		{"reserved inside", "169.254.11.0/30", "169.254.1.0/30", "vpn[0].tunnels[1].inside: 169.254.1.0/30 is in a range AWS reserves"},
+		{"reserved metadata inside", "169.254.11.0/30", "169.254.169.252/30", "vpn[0].tunnels[1].inside: 169.254.169.252/30 is in a range AWS reserves"},
+		{"not a /30", "169.254.10.0/30", "169.254.10.0/29", "vpn[0].tunnels[0].inside: 169.254.10.0/29 is not a /30"},
+		{"not link-local", "169.254.10.0/30", "10.0.0.0/30", "vpn[0].tunnels[0].inside: 10.0.0.0/30 is not inside 169.254.0.0/16"},
+		{"host bits", "169.254.10.0/30", "169.254.10.1/30", "vpn[0].tunnels[0].inside: 169.254.10.1/30 has host bits set (did you mean 169.254.10.0/30?)"},
+		{"overlap", "169.254.11.0/30", "169.254.10.0/30", "vpn[0].tunnels[1].inside: 169.254.10.0/30 overlaps vpn[0].tunnels[0].inside"},
+		{"bad prefix", "10.10.0.0/16", "10.10.0.0/33", `prefixes[0]: "10.10.0.0/33" is not an IPv4 prefix (e.g. 10.10.0.0/16)`},
+		{"asn zero", "asn: 65000", "asn: 0", "asn: is required (the customer gateway's ASN, e.g. 65000)"},
+		{"asn trans", "asn: 65000", "asn: 23456", "asn: 23456 is not a usable ASN"},
+		{"bad kind", "kind: ipsec", "kind: gre", `vpn[0].tunnels[1].kind: "gre" is not one of wireguard, ipsec`},
+		{"dup name", "name: cgw-t2", "name: cgw-t1", `vpn[0].tunnels[1].name: "cgw-t1" is already used by vpn[0].tunnels[0].name`},
+		{"long name", "name: cgw-t2", "name: cgw-tunnel-number-2", `vpn[0].tunnels[1].name: "cgw-tunnel-number-2" is longer than 15 bytes, the Linux limit for interface names`},
+		{"bad outside", "remote: 203.0.113.20", "remote: aws.example", `vpn[0].tunnels[1].outside.remote: "aws.example" is not an IPv4 address`},
+		{"bad key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "short", "vpn[0].tunnels[0].wireguard.peer_public_key: is not a base64 32-byte key"},
+		{"missing psk", "psk_file: KEYFILE", "psk_file: ''", "vpn[0].tunnels[1].ipsec.psk_file: is required"},
+		{"dx peer outside", "peer: 169.254.255.1", "peer: 169.254.254.1", "direct_connect[0].peer: 169.254.254.1 is not another address in 169.254.255.0/30"},
+		{"log level", "asn: 65000", "asn: 65000\nlog: {level: loud}", `log.level: "loud" is not one of debug, info, warn, error`},
+		{"metrics", "asn: 65000", "asn: 65000\nmetrics: {listen: 9477}", `metrics.listen: "9477" is not host:port or off`},
+		{"one tunnel", "      - name: cgw-t2\n        kind: ipsec\n        outside: {local: 198.51.100.2, remote: 203.0.113.20}\n        inside: 169.254.11.0/30\n        ipsec:\n          psk_file: KEYFILE\n", "", "vpn[0].tunnels: an AWS VPN connection has exactly 2 tunnels, got 1"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := strings.Replace(goodYAML, tc.from, tc.to, 1)
+			if src == goodYAML {
+				t.Fatalf("replacement %q not found", tc.from)
+			}
+			c, err := Parse([]byte(src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			probs := c.Validate()
+			for _, p := range probs {
+				if p.String() == tc.want {
+					return
+				}
+			}
+			t.Errorf("want problem %q, got:\n%v", tc.want, probs)
+		})
+	}
+}
+
+func TestParseRejectsUnknownFields(t *testing.T) {
+	_, err := Parse([]byte("asn: 65000\nprefix: [10.0.0.0/8]\n"))
+	if err == nil || !strings.Contains(err.Error(), "field prefix not found") {
+		t.Fatalf("err = %v", err)
+	}
+	if _, err := Parse(nil); err == nil || err.Error() != "config is empty" {
+		t.Fatalf("empty: err = %v", err)
+	}
+}
+
+func TestLoadSecretFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "t1.key")
+	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbA=="
+	if err := os.WriteFile(key, []byte(secret+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cgwd.yaml")
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(goodYAML, "KEYFILE", key)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(cfgPath)
+	want := "vpn[0].tunnels[0].wireguard.private_key_file: " + key + " is readable by group or others (mode 0644); chmod 600 it"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("want %q, got %v", want, err)
+	}
+	if strings.Contains(err.Error(), secret) {
+		t.Fatal("error leaks the secret")
+	}
+	if err := os.Chmod(key, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(cfgPath); err != nil {
+		t.Fatalf("private key file rejected: %v", err)
+	}
+	got, err := ReadSecret(key)
+	if err != nil || got != secret {
+		t.Fatalf("ReadSecret = %q, %v", got, err)
+	}
+}
+
+func TestExamplesAreValid(t *testing.T) {
+	files, _ := filepath.Glob("../../deploy/examples/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no deploy/examples/*.yaml")
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Parse(data)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if p := c.Validate(); p != nil {
+			t.Errorf("%s:\n%v", f, p)
+		}
+	}
+}

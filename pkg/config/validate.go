@@ -1,0 +1,313 @@
+package config
+
+import (
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+)
+
+// Problem is one validation failure, tied to the field it concerns.
+type Problem struct {
+	// Field is the path of the field, e.g. vpn[0].tunnels[1].inside.
+	Field string
+	// Msg says what is wrong with it.
+	Msg string
+}
+
+func (p Problem) String() string { return p.Field + ": " + p.Msg }
+
+// Problems is every problem found in a config; it is an error.
+type Problems []Problem
+
+func (ps Problems) Error() string {
+	lines := make([]string, len(ps))
+	for i, p := range ps {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// awsReserved are the inside /30s that AWS refuses for tunnel inside CIDRs.
+var awsReserved = func() []netip.Prefix {
+	var r []netip.Prefix
+	for i := 0; i <= 5; i++ {
+		r = append(r, netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, byte(i), 0}), 30))
+	}
+	return append(r, netip.MustParsePrefix("169.254.169.252/30"))
+}()
+
+var linkLocal = netip.MustParsePrefix("169.254.0.0/16")
+
+type validator struct{ probs Problems }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.probs = append(v.probs, Problem{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the config against cgwd's and AWS's rules and returns every
+// problem found, or nil. It does not touch the file system.
+func (c *Config) Validate() Problems {
+	v := &validator{}
+	if c.ASN == 0 {
+		v.add("asn", "is required (the customer gateway's ASN, e.g. 65000)")
+	} else {
+		v.asn("asn", c.ASN)
+	}
+	if c.RouterID != "" {
+		if a, err := netip.ParseAddr(c.RouterID); err != nil || !a.Is4() {
+			v.add("router_id", "%q is not an IPv4 address", c.RouterID)
+		}
+	}
+	if len(c.Prefixes) == 0 {
+		v.add("prefixes", "at least one on-prem prefix is required")
+	}
+	for i, p := range c.Prefixes {
+		v.prefix(fmt.Sprintf("prefixes[%d]", i), p)
+	}
+	if !strings.HasPrefix(c.ControlSocket, "/") {
+		v.add("control_socket", "%q must be an absolute path", c.ControlSocket)
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		v.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		v.add("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if c.Metrics.Listen != "off" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			v.add("metrics.listen", "%q is not host:port or off", c.Metrics.Listen)
+		}
+	}
+	if len(c.VPN) == 0 && len(c.DirectConnect) == 0 {
+		v.add("vpn", "no VPN connection and no Direct Connect link: nothing to do")
+	}
+	names := map[string]string{}
+	insides := map[netip.Prefix]string{}
+	for i := range c.VPN {
+		v.vpn(fmt.Sprintf("vpn[%d]", i), &c.VPN[i], names, insides)
+	}
+	for i := range c.DirectConnect {
+		v.directConnect(fmt.Sprintf("direct_connect[%d]", i), &c.DirectConnect[i], names)
+	}
+	return v.probs
+}
+
+func (v *validator) asn(field string, asn uint32) {
+	// 0, 23456 (AS_TRANS) and 4294967295 are not usable.
+	if asn == 0 || asn == 23456 || asn == 4294967295 {
+		v.add(field, "%d is not a usable ASN", asn)
+	}
+}
+
+func (v *validator) prefix(field, s string) (netip.Prefix, bool) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil || !p.Addr().Is4() {
+		v.add(field, "%q is not an IPv4 prefix (e.g. 10.10.0.0/16)", s)
+		return netip.Prefix{}, false
+	}
+	if p != p.Masked() {
+		v.add(field, "%s has host bits set (did you mean %s?)", s, p.Masked())
+		return netip.Prefix{}, false
+	}
+	return p, true
+}
+
+func (v *validator) addr(field, s string) (netip.Addr, bool) {
+	a, err := netip.ParseAddr(s)
+	if err != nil || !a.Is4() {
+		if s == "" {
+			v.add(field, "is required")
+		} else {
+			v.add(field, "%q is not an IPv4 address", s)
+		}
+		return netip.Addr{}, false
+	}
+	return a, true
+}
+
+// ifname checks a Linux interface name and that it is unique in the config.
+func (v *validator) ifname(field, name string, names map[string]string) {
+	switch {
+	case name == "":
+		v.add(field, "is required")
+	case len(name) > 15:
+		v.add(field, "%q is longer than 15 bytes, the Linux limit for interface names", name)
+	case strings.ContainsAny(name, "/ \t\n:") || name == "." || name == "..":
+		v.add(field, "%q is not a valid interface name", name)
+	default:
+		if other, dup := names[name]; dup {
+			v.add(field, "%q is already used by %s", name, other)
+		}
+		names[name] = field
+	}
+}
+
+func (v *validator) vpn(field string, c *VPN, names map[string]string, insides map[netip.Prefix]string) {
+	if len(c.Tunnels) != 2 {
+		v.add(field+".tunnels", "an AWS VPN connection has exactly 2 tunnels, got %d", len(c.Tunnels))
+	}
+	for j := range c.Tunnels {
+		v.tunnel(fmt.Sprintf("%s.tunnels[%d]", field, j), &c.Tunnels[j], names, insides)
+	}
+}
+
+func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, insides map[netip.Prefix]string) {
+	v.ifname(field+".name", t.Name, names)
+	v.addr(field+".outside.local", t.Outside.Local)
+	v.addr(field+".outside.remote", t.Outside.Remote)
+	if t.MTU < 576 || t.MTU > 9000 {
+		v.add(field+".mtu", "%d is outside 576-9000", t.MTU)
+	}
+	v.asn(field+".bgp.peer_asn", t.BGP.PeerASN)
+	v.inside(field+".inside", t.Inside, insides)
+	switch t.Kind {
+	case "wireguard":
+		if t.WireGuard == nil {
+			v.add(field+".wireguard", "is required for kind wireguard")
+			break
+		}
+		v.wireguard(field+".wireguard", t.WireGuard)
+	case "ipsec":
+		if t.IPsec == nil {
+			v.add(field+".ipsec", "is required for kind ipsec")
+			break
+		}
+		if t.IPsec.PSKFile == "" {
+			v.add(field+".ipsec.psk_file", "is required")
+		}
+	case "":
+		v.add(field+".kind", "is required (wireguard or ipsec)")
+	default:
+		v.add(field+".kind", "%q is not one of wireguard, ipsec", t.Kind)
+	}
+	if t.Kind != "wireguard" && t.WireGuard != nil {
+		v.add(field+".wireguard", "is set but kind is %q", t.Kind)
+	}
+	if t.Kind != "ipsec" && t.IPsec != nil {
+		v.add(field+".ipsec", "is set but kind is %q", t.Kind)
+	}
+}
+
+// inside applies AWS's rules for tunnel inside CIDRs.
+func (v *validator) inside(field, s string, insides map[netip.Prefix]string) {
+	if s == "" {
+		v.add(field, "is required (a /30 from 169.254.0.0/16)")
+		return
+	}
+	p, ok := v.prefix(field, s)
+	if !ok {
+		return
+	}
+	if p.Bits() != 30 {
+		v.add(field, "%s is not a /30", s)
+		return
+	}
+	if !linkLocal.Contains(p.Addr()) {
+		v.add(field, "%s is not inside 169.254.0.0/16", s)
+		return
+	}
+	for _, r := range awsReserved {
+		if r.Overlaps(p) {
+			v.add(field, "%s is in a range AWS reserves", s)
+			return
+		}
+	}
+	if other, dup := insides[p]; dup {
+		v.add(field, "%s overlaps %s", s, other)
+		return
+	}
+	insides[p] = field
+}
+
+func (v *validator) wireguard(field string, w *WireGuard) {
+	if w.PrivateKeyFile == "" {
+		v.add(field+".private_key_file", "is required")
+	}
+	if w.PeerPublicKey == "" {
+		v.add(field+".peer_public_key", "is required")
+	} else if b, err := base64.StdEncoding.DecodeString(w.PeerPublicKey); err != nil || len(b) != 32 {
+		v.add(field+".peer_public_key", "is not a base64 32-byte key")
+	}
+	if w.ListenPort < 1 || w.ListenPort > 65535 {
+		v.add(field+".listen_port", "%d is not a UDP port", w.ListenPort)
+	}
+	if w.RemotePort < 1 || w.RemotePort > 65535 {
+		v.add(field+".remote_port", "%d is not a UDP port", w.RemotePort)
+	}
+	if w.PersistentKeepalive < 0 || w.PersistentKeepalive > Duration(65535e9) {
+		v.add(field+".persistent_keepalive", "must be between 0s and 65535s")
+	}
+}
+
+func (v *validator) directConnect(field string, d *DirectConnect, names map[string]string) {
+	if d.Interface == "" {
+		v.add(field+".interface", "is required")
+	}
+	v.asn(field+".bgp.peer_asn", d.BGP.PeerASN)
+	local, err := netip.ParsePrefix(d.Local)
+	if err != nil || !local.Addr().Is4() {
+		v.add(field+".local", "%q is not an IPv4 address with prefix length (e.g. 169.254.255.2/30)", d.Local)
+		return
+	}
+	peer, ok := v.addr(field+".peer", d.Peer)
+	if !ok {
+		return
+	}
+	if !local.Contains(peer) || peer == local.Addr() {
+		v.add(field+".peer", "%s is not another address in %s", peer, local.Masked())
+	}
+}
+
+// checkSecretFiles checks that every secret file exists, is a regular file and
+// is not readable by group or others. It never reads or reports the content.
+func (c *Config) checkSecretFiles() Problems {
+	v := &validator{}
+	for i, vpn := range c.VPN {
+		for j, t := range vpn.Tunnels {
+			field := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
+			if t.WireGuard != nil && t.WireGuard.PrivateKeyFile != "" {
+				v.secretFile(field+".wireguard.private_key_file", t.WireGuard.PrivateKeyFile)
+			}
+			if t.IPsec != nil && t.IPsec.PSKFile != "" {
+				v.secretFile(field+".ipsec.psk_file", t.IPsec.PSKFile)
+			}
+		}
+	}
+	return v.probs
+}
+
+func (v *validator) secretFile(field, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		v.add(field, "%v", err)
+		return
+	}
+	if !fi.Mode().IsRegular() {
+		v.add(field, "%s is not a regular file", path)
+		return
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		v.add(field, "%s is readable by group or others (mode %04o); chmod 600 it", path, perm)
+	}
+}
+
+// ReadSecret reads a secret file and trims surrounding white space. Errors name
+// the file, never its content.
+func ReadSecret(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("secret file: %w", err)
+	}
+	s := strings.TrimSpace(string(b))
+	if s == "" {
+		return "", fmt.Errorf("secret file %s is empty", path)
+	}
+	return s, nil
+}

@@ -1,0 +1,119 @@
+// Package control is cgwd's local control channel: an HTTP/JSON API on a
+// unix socket (mode 0600) that `cgwd status` queries.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/tunnel"
+)
+
+// Status is the daemon's state as `cgwd status` shows it.
+type Status struct {
+	Version string          `json:"version"`
+	Started time.Time       `json:"started"`
+	VPN     []VPNStatus     `json:"vpn"`
+	Tunnels []tunnel.Status `json:"tunnels"`
+}
+
+// VPNStatus names the tunnels of one VPN connection.
+type VPNStatus struct {
+	Name    string   `json:"name"`
+	Tunnels []string `json:"tunnels"`
+}
+
+// StatusFunc returns a fresh snapshot of the daemon's state.
+type StatusFunc func() Status
+
+// Server serves the control API on a unix socket.
+type Server struct {
+	path string
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// Listen creates the socket at path with mode 0600. A stale socket left by a
+// crashed daemon is replaced; a live one is an error.
+func Listen(path string, status StatusFunc) (*Server, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s: another cgwd is running", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("control socket %s: remove stale socket: %w", path, err)
+	}
+	old := syscall.Umask(0o177)
+	ln, err := net.Listen("unix", path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(status())
+	})
+	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	return s, nil
+}
+
+// Serve answers requests until ctx ends, then closes and removes the socket.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(sctx)
+	}()
+	err := s.srv.Serve(s.ln)
+	os.Remove(s.path)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return fmt.Errorf("control socket %s: %w", s.path, err)
+}
+
+// Query fetches the daemon's status over the socket at path.
+func Query(ctx context.Context, path string) (*Status, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+	}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cgwd/v1/status", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("control socket %s: %w (is cgwd running?)", path, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("control socket %s: %s: %s", path, resp.Status, b)
+	}
+	var st Status
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, fmt.Errorf("control socket %s: decode status: %w", path, err)
+	}
+	return &st, nil
+}

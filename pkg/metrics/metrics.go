@@ -1,0 +1,117 @@
+// Package metrics exports cgwd's state to Prometheus. It reads the daemon's
+// status snapshot on each scrape; nothing in cgwd pushes into it.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/tunnel"
+)
+
+var (
+	tunnelLabels = []string{"vpn", "tunnel", "kind"}
+
+	descTunnelUp = prometheus.NewDesc("cgwd_tunnel_up",
+		"Whether the tunnel has a fresh session with its AWS endpoint (1) or not (0).", tunnelLabels, nil)
+	descTunnelRx = prometheus.NewDesc("cgwd_tunnel_rx_bytes_total",
+		"Bytes received from the AWS endpoint on the tunnel's outside socket.", tunnelLabels, nil)
+	descTunnelTx = prometheus.NewDesc("cgwd_tunnel_tx_bytes_total",
+		"Bytes sent to the AWS endpoint on the tunnel's outside socket.", tunnelLabels, nil)
+	descTunnelHandshake = prometheus.NewDesc("cgwd_tunnel_last_handshake_timestamp_seconds",
+		"Unix time of the tunnel's last completed handshake; 0 if none.", tunnelLabels, nil)
+	descBuildInfo = prometheus.NewDesc("cgwd_build_info",
+		"Always 1; labels say which cgwd build is running.", []string{"version", "goversion"}, nil)
+)
+
+// collector turns a status snapshot into metrics at scrape time.
+type collector struct {
+	status control.StatusFunc
+}
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	st := c.status()
+	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, st.Version, runtime.Version())
+	vpnOf := map[string]string{}
+	for _, v := range st.VPN {
+		for _, t := range v.Tunnels {
+			vpnOf[t] = v.Name
+		}
+	}
+	for _, t := range st.Tunnels {
+		labels := []string{vpnOf[t.Name], t.Name, string(t.Kind)}
+		up := 0.0
+		if t.State == tunnel.StateUp {
+			up = 1
+		}
+		hs := 0.0
+		if !t.LastHandshake.IsZero() {
+			hs = float64(t.LastHandshake.UnixNano()) / 1e9
+		}
+		ch <- prometheus.MustNewConstMetric(descTunnelUp, prometheus.GaugeValue, up, labels...)
+		ch <- prometheus.MustNewConstMetric(descTunnelRx, prometheus.CounterValue, float64(t.RxBytes), labels...)
+		ch <- prometheus.MustNewConstMetric(descTunnelTx, prometheus.CounterValue, float64(t.TxBytes), labels...)
+		ch <- prometheus.MustNewConstMetric(descTunnelHandshake, prometheus.GaugeValue, hs, labels...)
+	}
+}
+
+// NewRegistry returns a registry with cgwd's collector, the Go runtime
+// collector and the process collector, plus any extra collectors given.
+func NewRegistry(status control.StatusFunc, extra ...prometheus.Collector) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collector{status: status},
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(extra...)
+	return reg
+}
+
+// Server serves /metrics.
+type Server struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen binds addr for the metrics endpoint.
+func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+}
+
+// Addr is the address actually bound.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve serves until ctx ends.
+func (s *Server) Serve(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = s.srv.Shutdown(sctx)
+	}()
+	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics %s: %w", s.ln.Addr(), err)
+	}
+	return nil
+}

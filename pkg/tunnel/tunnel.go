@@ -1,0 +1,92 @@
+// Package tunnel defines what every tunnel kind (WireGuard, IPsec) offers to
+// the rest of cgwd. BGP, failover, metrics and status see only this
+// interface, never a kind's internals.
+package tunnel
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Kind names a tunnel implementation.
+type Kind string
+
+// Tunnel kinds.
+const (
+	KindWireGuard Kind = "wireguard"
+	KindIPsec     Kind = "ipsec"
+)
+
+// State is a tunnel's data-path state.
+type State string
+
+// Tunnel states.
+const (
+	// StateDown: the netdev does not exist or the tunnel was closed.
+	StateDown State = "down"
+	// StateConnecting: the netdev exists, but no valid session with the peer.
+	StateConnecting State = "connecting"
+	// StateUp: a session with the peer is established and fresh.
+	StateUp State = "up"
+)
+
+// Tunnel is one route-based tunnel: a TUN netdev holding the inside address,
+// whose packets are carried, encrypted, to one AWS endpoint.
+type Tunnel interface {
+	// Name is the netdev name (e.g. cgw-t1).
+	Name() string
+	// Kind is the implementation's kind.
+	Kind() Kind
+	// Start creates the netdev, assigns the inside address and starts the
+	// session. It returns once the netdev is up; the session forms in the
+	// background until ctx ends or Close is called. On error it leaves
+	// nothing behind.
+	Start(ctx context.Context) error
+	// Close stops the tunnel and removes its netdev and sockets.
+	Close() error
+	// Status is a snapshot of the tunnel's state and counters.
+	Status() Status
+}
+
+// Status is a point-in-time view of a tunnel. It never holds secrets.
+type Status struct {
+	Name          string       `json:"name"`
+	Kind          Kind         `json:"kind"`
+	State         State        `json:"state"`
+	LocalOutside  netip.Addr   `json:"local_outside"`
+	RemoteOutside netip.Addr   `json:"remote_outside"`
+	Inside        netip.Prefix `json:"inside"`
+	PeerInside    netip.Addr   `json:"peer_inside"`
+	// LastHandshake is the time of the last completed handshake; zero if none.
+	LastHandshake time.Time `json:"last_handshake"`
+	RxBytes       uint64    `json:"rx_bytes"`
+	TxBytes       uint64    `json:"tx_bytes"`
+}
+
+// Event reports a tunnel's change of state.
+type Event struct {
+	Tunnel string
+	From   State
+	To     State
+	At     time.Time
+}
+
+// Watch polls t's status every interval and calls fn on each change of
+// state, starting from StateDown. It returns when ctx ends.
+func Watch(ctx context.Context, t Tunnel, interval time.Duration, fn func(Event)) {
+	last := StateDown
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		if s := t.Status().State; s != last {
+			fn(Event{Tunnel: t.Name(), From: last, To: s, At: time.Now()})
+			last = s
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# lab.sh: build and tear down cgwd's lab of network namespaces.
+# Names and addresses are fixed; see test/netns/README.md.
+#
+#   lab.sh up           namespaces, links, addresses, the AWS side's WireGuard peers
+#   lab.sh start-cgwd   start cgwd in lab-cgw with the lab config, wait for its socket
+#   lab.sh wait-tunnels wait until both tunnels have handshaken (bounded)
+#   lab.sh routes       static routes over the tunnels (until BGP programs them)
+#   lab.sh stop-cgwd    SIGTERM cgwd and wait for it to exit
+#   lab.sh down         kill what the lab started (by PID) and delete its namespaces
+#
+# Processes are recorded in $LAB_STATE/pids and killed by PID, never by name.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+LAB_STATE=${LAB_STATE:-/run/cgwd-lab}
+BIN=${BIN:-$ROOT/bin}
+NAMESPACES=(lab-onprem lab-cgw lab-inet lab-aws lab-vpc)
+WG_SOCKETS=(cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a)
+
+log() { printf 'lab: %s\n' "$*" >&2; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll every 0.1 s until COMMAND succeeds.
+wait_for() {
+	local what=$1 timeout=$2; shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			log "timed out after ${timeout}s waiting for $what"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+# start_bg NAME NS COMMAND...: start COMMAND in NS in the background, record its PID.
+start_bg() {
+	local name=$1 ns=$2; shift 2
+	mkdir -p "$LAB_STATE/pids" "$LAB_STATE/logs"
+	ip netns exec "$ns" "$@" >"$LAB_STATE/logs/$name.log" 2>&1 &
+	echo $! >"$LAB_STATE/pids/$name.pid"
+}
+
+kill_pidfile() {
+	local f=$1 pid
+	pid=$(cat "$f" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}
+
+veth() { # veth NS1 IF1 NS2 IF2
+	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
+	in_ns "$1" ip link set "$2" up
+	in_ns "$3" ip link set "$4" up
+}
+
+genkeys() {
+	mkdir -p "$LAB_STATE/keys"
+	chmod 700 "$LAB_STATE/keys"
+	local k
+	for k in cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a; do
+		(umask 077; wg genkey >"$LAB_STATE/keys/$k.key")
+		wg pubkey <"$LAB_STATE/keys/$k.key" >"$LAB_STATE/keys/$k.pub"
+	done
+}
+
+pub() { cat "$LAB_STATE/keys/$1.pub"; }
+
+# aws_wg NAME INSIDE PORT CGW_KEY: an upstream wireguard-go peer in lab-aws.
+aws_wg() {
+	local name=$1 inside=$2 port=$3 peer=$4
+	start_bg "$name" lab-aws env LOG_LEVEL=error "$BIN/wireguard-go" -f "$name"
+	wait_for "$name UAPI socket" 10 test -S "/var/run/wireguard/$name.sock"
+	in_ns lab-aws wg set "$name" private-key "$LAB_STATE/keys/$name.key" listen-port "$port" \
+		peer "$(pub "$peer")" allowed-ips 0.0.0.0/0
+	in_ns lab-aws ip addr add "$inside" dev "$name"
+	in_ns lab-aws ip link set "$name" up
+}
+
+cmd_up() {
+	for b in cgwd wireguard-go; do
+		[[ -x $BIN/$b ]] || { log "$BIN/$b missing: run make build"; exit 1; }
+	done
+	cmd_down
+	mkdir -p "$LAB_STATE"
+	for ns in "${NAMESPACES[@]}"; do
+		ip netns add "$ns"
+		in_ns "$ns" ip link set lo up
+	done
+	veth lab-onprem eth0 lab-cgw lan0
+	veth lab-cgw wan0 lab-inet to-cgw
+	veth lab-inet to-aws lab-aws wan0
+	veth lab-cgw dx0 lab-aws dx0
+	veth lab-aws vpc0 lab-vpc eth0
+
+	in_ns lab-onprem ip addr add 10.10.0.10/24 dev eth0
+	in_ns lab-onprem ip route add default via 10.10.0.1
+
+	in_ns lab-cgw ip addr add 10.10.0.1/24 dev lan0
+	in_ns lab-cgw ip addr add 198.51.100.2/24 dev wan0
+	in_ns lab-cgw ip addr add 169.254.255.2/30 dev dx0
+	in_ns lab-cgw ip route add default via 198.51.100.1
+
+	in_ns lab-inet ip addr add 198.51.100.1/24 dev to-cgw
+	in_ns lab-inet ip addr add 203.0.113.1/24 dev to-aws
+
+	in_ns lab-aws ip addr add 203.0.113.10/24 dev wan0
+	in_ns lab-aws ip addr add 203.0.113.20/24 dev wan0
+	in_ns lab-aws ip addr add 169.254.255.1/30 dev dx0
+	in_ns lab-aws ip addr add 10.200.0.1/16 dev vpc0
+	in_ns lab-aws ip route add 198.51.100.0/24 via 203.0.113.1
+
+	in_ns lab-vpc ip addr add 10.200.0.10/16 dev eth0
+	in_ns lab-vpc ip route add default via 10.200.0.1
+
+	for ns in lab-cgw lab-inet lab-aws; do
+		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
+	done
+
+	genkeys
+	aws_wg aws-t1 169.254.10.1/30 51820 cgw-t1
+	aws_wg aws-t2 169.254.11.1/30 51821 cgw-t2
+
+	sed -e "s|@LAB_STATE@|$LAB_STATE|g" \
+		-e "s|@AWS_T1_PUB@|$(pub aws-t1)|" -e "s|@AWS_T2_PUB@|$(pub aws-t2)|" \
+		"$HERE/cgwd.lab.yaml" >"$LAB_STATE/cgwd.yaml"
+	chmod 600 "$LAB_STATE/cgwd.yaml"
+	log "up: ${NAMESPACES[*]}"
+}
+
+cmd_start_cgwd() {
+	start_bg cgwd lab-cgw "$BIN/cgwd" run -c "$LAB_STATE/cgwd.yaml"
+	wait_for "cgwd control socket" 10 test -S "$LAB_STATE/cgwd.sock" || { cat "$LAB_STATE/logs/cgwd.log" >&2; return 1; }
+	log "cgwd running, pid $(cat "$LAB_STATE/pids/cgwd.pid")"
+}
+
+tunnels_up() {
+	local n
+	n=$("$BIN/cgwd" status -s "$LAB_STATE/cgwd.sock" --json | jq '[.tunnels[] | select(.state == "up")] | length')
+	[[ $n == 2 ]]
+}
+
+cmd_wait_tunnels() {
+	wait_for "both tunnels up" 20 tunnels_up
+	log "both tunnels up"
+}
+
+cmd_routes() {
+	in_ns lab-cgw ip route replace 10.200.0.0/16 dev cgw-t1 metric 100
+	in_ns lab-cgw ip route replace 10.200.0.0/16 dev cgw-t2 metric 200
+	in_ns lab-aws ip route replace 10.10.0.0/16 dev aws-t1 metric 100
+	in_ns lab-aws ip route replace 10.10.0.0/16 dev aws-t2 metric 200
+}
+
+cmd_stop_cgwd() {
+	kill_pidfile "$LAB_STATE/pids/cgwd.pid"
+}
+
+cmd_down() {
+	local f
+	if [[ -d $LAB_STATE/pids ]]; then
+		for f in "$LAB_STATE"/pids/*.pid; do
+			[[ -e $f ]] && kill_pidfile "$f"
+		done
+	fi
+	for ns in "${NAMESPACES[@]}"; do
+		ip netns del "$ns" 2>/dev/null || true
+	done
+	for f in "${WG_SOCKETS[@]}"; do
+		rm -f "/var/run/wireguard/$f.sock"
+	done
+	rm -rf "$LAB_STATE"
+}
+
+case ${1:-} in
+up) cmd_up ;;
+start-cgwd) cmd_start_cgwd ;;
+wait-tunnels) cmd_wait_tunnels ;;
+routes) cmd_routes ;;
+stop-cgwd) cmd_stop_cgwd ;;
+down) cmd_down; log "down" ;;
+*) echo "usage: $0 up|start-cgwd|wait-tunnels|routes|stop-cgwd|down" >&2; exit 2 ;;
+esac
