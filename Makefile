@@ -5,7 +5,7 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cgwd/cgwd/pkg/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
-LAB := test/netns/lab.sh
+LAB := flock /run/cgwd-lab.lock test/netns/lab.sh
 DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make
 
 .PHONY: all build deps lab lab-down test lint unit integration bench clean

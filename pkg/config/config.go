@@ -112,12 +112,6 @@ type WireGuard struct {
 	PersistentKeepalive Duration `yaml:"persistent_keepalive"`
 }
 
-// IPsec holds the settings of an ipsec tunnel.
-type IPsec struct {
-	// PSKFile holds the pre-shared key (mode 0600).
-	PSKFile string `yaml:"psk_file"`
-}
-
 // PeerBGP holds per-peer BGP settings.
 type PeerBGP struct {
 	// PeerASN is the AWS side's ASN (default 64512).

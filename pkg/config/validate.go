@@ -179,9 +179,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 			v.add(field+".ipsec", "is required for kind ipsec")
 			break
 		}
-		if t.IPsec.PSKFile == "" {
-			v.add(field+".ipsec.psk_file", "is required")
-		}
+		v.ipsec(field+".ipsec", t.IPsec)
 	case "":
 		v.add(field+".kind", "is required (wireguard or ipsec)")
 	default:

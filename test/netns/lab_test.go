@@ -25,7 +25,31 @@ import (
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
-const labState = "/run/cgwd-lab"
+const (
+	labState = "/run/cgwd-lab"
+	// labLock serialises everything that builds the lab: the namespace names
+	// are global, so two lab users at once would tear down each other's lab.
+	labLock = "/run/cgwd-lab.lock"
+)
+
+// TestMain holds the lab lock for the whole package run.
+func TestMain(m *testing.M) {
+	if os.Geteuid() == 0 {
+		f, err := os.OpenFile(labLock, os.O_CREATE|os.O_RDWR, 0o600)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		code := m.Run()
+		f.Close()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 var (
 	root   = mustAbs("../..")
