@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 LDFLAGS := -X github.com/cgwd/cgwd/pkg/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 LAB := flock /run/cgwd-lab.lock test/netns/lab.sh
-DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make
+DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make bc
 
 .PHONY: all build deps lab lab-down test lint unit integration bench clean
 
@@ -56,7 +56,7 @@ integration: build
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	test/netns/bench.sh
+	flock /run/cgwd-lab.lock test/netns/bench.sh
 
 clean:
 	rm -rf $(BIN)
