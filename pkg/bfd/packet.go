@@ -84,9 +84,9 @@ type Packet struct {
 	State State
 	// Flags.
 	Poll, Final, ControlPlaneIndependent, AuthPresent, Demand, Multipoint bool
-	DetectMult                                                           uint8
-	MyDiscr, YourDiscr                                                   uint32
-	DesiredMinTx, RequiredMinRx, RequiredMinEchoRx                       time.Duration
+	DetectMult                                                            uint8
+	MyDiscr, YourDiscr                                                    uint32
+	DesiredMinTx, RequiredMinRx, RequiredMinEchoRx                        time.Duration
 }
 
 // Errors returned by Parse. They are wrapped with the offending value.
