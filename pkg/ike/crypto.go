@@ -1,0 +1,293 @@
+package ike
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/sha512"
+	"errors"
+	"fmt"
+	"hash"
+	"math/big"
+)
+
+// Transform types (RFC 7296 section 3.3.2).
+const (
+	TransformEncr  = 1
+	TransformPRF   = 2
+	TransformInteg = 3
+	TransformDH    = 4
+	TransformESN   = 5
+)
+
+// Transform IDs cgwd supports.
+const (
+	EncrAESCBC   = 12
+	EncrAESGCM16 = 20
+
+	PRFHMACSHA1   = 2
+	PRFHMACSHA256 = 5
+	PRFHMACSHA384 = 6
+	PRFHMACSHA512 = 7
+
+	IntegNone          = 0
+	IntegHMACSHA1_96   = 2
+	IntegHMACSHA256128 = 12
+	IntegHMACSHA384192 = 13
+	IntegHMACSHA512256 = 14
+
+	ESNNone = 0
+)
+
+func prfHash(id uint16) func() hash.Hash {
+	switch id {
+	case PRFHMACSHA1:
+		return sha1.New
+	case PRFHMACSHA256:
+		return sha256.New
+	case PRFHMACSHA384:
+		return sha512.New384
+	case PRFHMACSHA512:
+		return sha512.New
+	}
+	return nil
+}
+
+// prf is an HMAC-based pseudo-random function.
+type prf struct{ h func() hash.Hash }
+
+func (p prf) size() int { return p.h().Size() }
+
+func (p prf) sum(key []byte, data ...[]byte) []byte {
+	m := hmac.New(p.h, key)
+	for _, d := range data {
+		m.Write(d)
+	}
+	return m.Sum(nil)
+}
+
+// plus is prf+ (RFC 7296 section 2.13): T1 | T2 | ... truncated to n bytes,
+// where Ti = prf(K, T(i-1) | S | i).
+func (p prf) plus(key, seed []byte, n int) []byte {
+	out := make([]byte, 0, n+p.size())
+	var t []byte
+	for i := 1; len(out) < n; i++ {
+		if i > 255 {
+			panic("ike: prf+ asked for too much key material") // callers ask for at most a few hundred bytes
+		}
+		t = p.sum(key, t, seed, []byte{byte(i)})
+		out = append(out, t...)
+	}
+	return out[:n]
+}
+
+func integParams(id uint16) (func() hash.Hash, int, int) { // hash, key length, ICV length
+	switch id {
+	case IntegHMACSHA1_96:
+		return sha1.New, 20, 12
+	case IntegHMACSHA256128:
+		return sha256.New, 32, 16
+	case IntegHMACSHA384192:
+		return sha512.New384, 48, 24
+	case IntegHMACSHA512256:
+		return sha512.New, 64, 32
+	}
+	return nil, 0, 0
+}
+
+// skCipher protects the SK payload of one direction.
+type skCipher struct {
+	gcm     cipher.AEAD
+	salt    []byte
+	block   cipher.Block
+	integ   func() hash.Hash
+	intKey  []byte
+	icvLen  int
+	counter uint64 // GCM explicit IV: never repeats under one key
+}
+
+func newSKCipher(encr uint16, encKey []byte, integ uint16, intKey []byte) (*skCipher, error) {
+	c := &skCipher{}
+	switch encr {
+	case EncrAESGCM16:
+		k := encKey[:len(encKey)-4]
+		b, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		if c.gcm, err = cipher.NewGCM(b); err != nil {
+			return nil, err
+		}
+		c.salt = encKey[len(k):]
+		c.icvLen = 16
+	case EncrAESCBC:
+		b, err := aes.NewCipher(encKey)
+		if err != nil {
+			return nil, err
+		}
+		c.block = b
+		h, _, icv := integParams(integ)
+		if h == nil {
+			return nil, fmt.Errorf("integrity transform %d not supported", integ)
+		}
+		c.integ, c.intKey, c.icvLen = h, intKey, icv
+	default:
+		return nil, fmt.Errorf("encryption transform %d not supported", encr)
+	}
+	return c, nil
+}
+
+func (c *skCipher) ivLen() int {
+	if c.gcm != nil {
+		return 8
+	}
+	return aes.BlockSize
+}
+
+// seal encrypts plain (the inner payloads) after head, which holds the IKE
+// header and the SK payload header already filled with their final lengths
+// (see sealedLen), and returns the whole message.
+func (c *skCipher) seal(head, plain []byte) []byte {
+	msg := append([]byte(nil), head...)
+	if c.gcm != nil {
+		c.counter++
+		iv := make([]byte, 8)
+		for i := range 8 {
+			iv[i] = byte(c.counter >> (56 - 8*i))
+		}
+		nonce := append(append([]byte(nil), c.salt...), iv...)
+		pt := append(append([]byte(nil), plain...), 0) // no padding, pad length 0
+		msg = append(msg, iv...)
+		return c.gcm.Seal(msg, nonce, pt, head)
+	}
+	iv := make([]byte, 16)
+	rand.Read(iv)
+	padLen := 15 - len(plain)%16
+	pt := append(append([]byte(nil), plain...), make([]byte, padLen)...)
+	pt = append(pt, byte(padLen))
+	msg = append(msg, iv...)
+	ct := make([]byte, len(pt))
+	cipher.NewCBCEncrypter(c.block, iv).CryptBlocks(ct, pt)
+	msg = append(msg, ct...)
+	m := hmac.New(c.integ, c.intKey)
+	m.Write(msg)
+	return append(msg, m.Sum(nil)[:c.icvLen]...)
+}
+
+// sealedLen is the SK payload body length for plain payload bytes.
+func (c *skCipher) sealedLen(plainLen int) int {
+	if c.gcm != nil {
+		return 8 + plainLen + 1 + 16
+	}
+	return 16 + (plainLen/16+1)*16 + c.icvLen
+}
+
+var errIntegrity = errors.New("integrity check of the encrypted payload failed")
+
+// open checks and decrypts the SK body at msg[off:], where msg is the whole
+// message, and returns the inner payloads.
+func (c *skCipher) open(msg []byte, off int) ([]byte, error) {
+	body := msg[off:]
+	if len(body) < c.ivLen()+1+c.icvLen {
+		return nil, errors.New("encrypted payload too short")
+	}
+	var pt []byte
+	if c.gcm != nil {
+		nonce := append(append([]byte(nil), c.salt...), body[:8]...)
+		var err error
+		pt, err = c.gcm.Open(nil, nonce, body[8:], msg[:off])
+		if err != nil {
+			return nil, errIntegrity
+		}
+	} else {
+		end := len(msg) - c.icvLen
+		m := hmac.New(c.integ, c.intKey)
+		m.Write(msg[:end])
+		if !hmac.Equal(m.Sum(nil)[:c.icvLen], msg[end:]) {
+			return nil, errIntegrity
+		}
+		ct := body[16 : len(body)-c.icvLen]
+		if len(ct) == 0 || len(ct)%16 != 0 {
+			return nil, errors.New("encrypted payload is not whole blocks")
+		}
+		pt = make([]byte, len(ct))
+		cipher.NewCBCDecrypter(c.block, body[:16]).CryptBlocks(pt, ct)
+	}
+	if len(pt) < 1 || int(pt[len(pt)-1])+1 > len(pt) {
+		return nil, errors.New("bad padding in encrypted payload")
+	}
+	return pt[:len(pt)-1-int(pt[len(pt)-1])], nil
+}
+
+// dhKey is one side's ephemeral Diffie-Hellman key.
+type dhKey interface {
+	public() []byte
+	shared(peer []byte) ([]byte, error)
+}
+
+// newDH makes an ephemeral key for an IKE DH group.
+func newDH(group uint16) (dhKey, error) {
+	switch group {
+	case 19:
+		return newECDH(ecdh.P256())
+	case 20:
+		return newECDH(ecdh.P384())
+	case 21:
+		return newECDH(ecdh.P521())
+	}
+	hexP, ok := modpPrimes[group]
+	if !ok {
+		return nil, fmt.Errorf("DH group %d not supported", group)
+	}
+	p, _ := new(big.Int).SetString(hexP, 16)
+	x, err := rand.Int(rand.Reader, new(big.Int).Sub(p, big.NewInt(3)))
+	if err != nil {
+		return nil, err
+	}
+	x.Add(x, big.NewInt(2))
+	return &modpKey{p: p, x: x}, nil
+}
+
+type modpKey struct{ p, x *big.Int }
+
+func (k *modpKey) size() int { return (k.p.BitLen() + 7) / 8 }
+
+func (k *modpKey) public() []byte {
+	return new(big.Int).Exp(big.NewInt(2), k.x, k.p).FillBytes(make([]byte, k.size()))
+}
+
+func (k *modpKey) shared(peer []byte) ([]byte, error) {
+	if len(peer) != k.size() {
+		return nil, fmt.Errorf("MODP public value is %d bytes, want %d", len(peer), k.size())
+	}
+	y := new(big.Int).SetBytes(peer)
+	if y.Cmp(big.NewInt(1)) <= 0 || y.Cmp(new(big.Int).Sub(k.p, big.NewInt(1))) >= 0 {
+		return nil, errors.New("MODP public value out of range")
+	}
+	return new(big.Int).Exp(y, k.x, k.p).FillBytes(make([]byte, k.size())), nil
+}
+
+type ecKey struct{ k *ecdh.PrivateKey }
+
+func newECDH(c ecdh.Curve) (dhKey, error) {
+	k, err := c.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return &ecKey{k}, nil
+}
+
+// public is x | y without the 0x04 prefix (RFC 5903 section 7).
+func (e *ecKey) public() []byte { return e.k.PublicKey().Bytes()[1:] }
+
+func (e *ecKey) shared(peer []byte) ([]byte, error) {
+	pub, err := e.k.Curve().NewPublicKey(append([]byte{4}, peer...))
+	if err != nil {
+		return nil, fmt.Errorf("bad ECP public value: %w", err)
+	}
+	return e.k.ECDH(pub) // the x coordinate, as RFC 5903 wants
+}

@@ -1,0 +1,976 @@
+package ike
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha1"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/esp"
+)
+
+// Config is one IKE peering: cgwd and one AWS tunnel endpoint.
+type Config struct {
+	Local, Remote netip.Addr
+	// LocalID and RemoteID are IPv4 address identities; they default to
+	// Local and Remote, as AWS uses them.
+	LocalID, RemoteID netip.Addr
+	// PSK is the pre-shared key. It is never logged.
+	PSK []byte
+	// IKEProposals and ESPProposals in preference order.
+	IKEProposals, ESPProposals []Proposal
+	// Initiate makes cgwd start the IKE SA; otherwise it only responds.
+	Initiate bool
+	// IKELifetime and ChildLifetime are the hard lifetimes; rekeying starts
+	// RekeyMargin (plus up to RekeyFuzz of it, randomly) earlier.
+	IKELifetime, ChildLifetime, RekeyMargin time.Duration
+	RekeyFuzz                               float64
+	// DPDDelay is the silence after which a liveness check is sent;
+	// DPDTimeout is how long requests are retransmitted before the peer is
+	// declared dead.
+	DPDDelay, DPDTimeout time.Duration
+	// RetryInterval is the first wait before re-initiating after a failure;
+	// it doubles up to 8x.
+	RetryInterval time.Duration
+	// ForceEncap fakes the NAT detection payloads so that ESP goes in UDP
+	// 4500 even without a NAT (cgwd only carries UDP-encapsulated ESP).
+	ForceEncap bool
+	// ReplayWindow of the inbound ESP SAs.
+	ReplayWindow int
+	Logger       *slog.Logger
+}
+
+// Transport sends IKE messages to the peer: natt messages from port 4500
+// to the peer's 4500 behind the non-ESP marker, others on port 500.
+type Transport interface {
+	SendIKE(msg []byte, natt bool) error
+}
+
+// ChildSA is a negotiated pair of ESP SAs for the data path. Keys must
+// never be logged.
+type ChildSA struct {
+	InSPI, OutSPI     uint32
+	Suite             esp.Suite
+	InKey, OutKey     []byte
+	LocalTS, RemoteTS []esp.Selector
+}
+
+// DataPath is the ESP side a Session installs Child SAs into.
+type DataPath interface {
+	// AddInbound starts accepting ESP for c.InSPI.
+	AddInbound(c *ChildSA) error
+	// UseOutbound sends from now on with c's outbound SA.
+	UseOutbound(c *ChildSA) error
+	// Remove forgets the inbound SA inSPI (and the outbound SA if it is c's).
+	Remove(inSPI uint32)
+	// LastInbound is when the last authenticated ESP packet arrived.
+	LastInbound() time.Time
+}
+
+// Status is a snapshot of the session; it holds no keys.
+type Status struct {
+	State          string    `json:"state"` // connecting, established
+	Role           string    `json:"role,omitempty"`
+	SPIi           string    `json:"ike_spi_i,omitempty"`
+	SPIr           string    `json:"ike_spi_r,omitempty"`
+	IKESuite       string    `json:"ike_suite,omitempty"`
+	Established    time.Time `json:"ike_established,omitzero"`
+	IKERekeyDue    time.Time `json:"ike_rekey_due,omitzero"`
+	ChildInSPI     string    `json:"child_spi_in,omitempty"`
+	ChildOutSPI    string    `json:"child_spi_out,omitempty"`
+	ChildSuite     string    `json:"child_suite,omitempty"`
+	ChildSince     time.Time `json:"child_established,omitzero"`
+	ChildRekeyDue  time.Time `json:"child_rekey_due,omitzero"`
+	ChildRekeys    uint64    `json:"child_rekeys"`
+	IKERekeys      uint64    `json:"ike_rekeys"`
+	EstablishTime  float64   `json:"establish_seconds,omitempty"`
+	LastError      string    `json:"last_error,omitempty"`
+	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
+	Establishments uint64    `json:"establishments"`
+}
+
+// Session runs IKEv2 with one peer: it establishes, keeps alive, rekeys and
+// re-establishes the IKE SA and its Child SA, and installs the Child SAs
+// into a DataPath. All protocol state belongs to the Run goroutine.
+type Session struct {
+	cfg Config
+	log *slog.Logger
+	tr  Transport
+	dp  DataPath
+	in  chan packet
+
+	mu     sync.Mutex
+	status Status
+
+	// Owned by Run.
+	sa       *ikeSA // established, or being established by us
+	half     *ikeSA // a peer-initiated SA between IKE_SA_INIT and IKE_AUTH
+	old      *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
+	child    *child
+	oldChild *child // rekeyed child, kept until its delete completes
+	retryAt  time.Time
+	failures int
+	start    time.Time // when the current attempt began
+}
+
+type packet struct {
+	b    []byte
+	natt bool
+}
+
+type child struct {
+	sa          *ChildSA
+	suite       suite
+	established time.Time
+	rekeyAt     time.Time
+	expireAt    time.Time
+	rekeying    bool
+}
+
+const (
+	stInitSent = iota + 1
+	stAuthSent
+	stRespInit
+	stEstablished
+	stDeleting
+)
+
+type ikeSA struct {
+	initiator  bool // we are the original initiator
+	spiI, spiR uint64
+	state      int
+	keys       *ikeKeys
+	natt       bool
+	group      uint16
+	dh         dhKey
+	ni, nr     []byte
+	cookie     []byte
+	initReq    []byte // the IKE_SA_INIT request as sent, for AUTH
+	initResp   []byte
+	childSPI   uint32
+	nextID     uint32 // our next request's message ID
+	req        *pending
+	peerID     uint32 // the peer's next request's message ID
+	lastResp   []byte
+	lastNatt   bool
+	lastRecv   time.Time
+	est        time.Time
+	rekeyAt    time.Time
+	expireAt   time.Time
+	rekeying   bool
+}
+
+type pending struct {
+	id       uint32
+	data     []byte
+	natt     bool
+	next     time.Time
+	wait     time.Duration
+	deadline time.Time
+	what     string
+	onResp   func(*Message)
+	onFail   func()
+}
+
+// NewSession checks cfg and returns a session that is not running yet.
+func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
+	if !cfg.Local.Is4() || !cfg.Remote.Is4() {
+		return nil, errors.New("ike: local and remote must be IPv4 addresses")
+	}
+	if len(cfg.PSK) == 0 {
+		return nil, errors.New("ike: pre-shared key is empty")
+	}
+	if len(cfg.IKEProposals) == 0 || len(cfg.ESPProposals) == 0 {
+		return nil, errors.New("ike: no proposals")
+	}
+	if !cfg.LocalID.IsValid() {
+		cfg.LocalID = cfg.Local
+	}
+	if !cfg.RemoteID.IsValid() {
+		cfg.RemoteID = cfg.Remote
+	}
+	for i := range cfg.IKEProposals {
+		cfg.IKEProposals[i].Num = uint8(i + 1)
+		cfg.IKEProposals[i].Protocol = ProtoIKE
+	}
+	for i := range cfg.ESPProposals {
+		cfg.ESPProposals[i].Num = uint8(i + 1)
+		cfg.ESPProposals[i].Protocol = ProtoESP
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.IKELifetime, 28800*time.Second)
+	def(&cfg.ChildLifetime, 3600*time.Second)
+	def(&cfg.RekeyMargin, 540*time.Second)
+	def(&cfg.DPDDelay, 10*time.Second)
+	def(&cfg.DPDTimeout, 30*time.Second)
+	def(&cfg.RetryInterval, 5*time.Second)
+	if cfg.ReplayWindow == 0 {
+		cfg.ReplayWindow = esp.DefaultWindow
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64)}
+	s.status.State = "connecting"
+	return s, nil
+}
+
+// Deliver hands the session an IKE message received from the peer (natt:
+// on port 4500, marker removed). It never blocks; when the session is
+// busy the message is dropped and the peer retransmits.
+func (s *Session) Deliver(b []byte, natt bool) {
+	select {
+	case s.in <- packet{append([]byte(nil), b...), natt}:
+	default:
+	}
+}
+
+// Status returns a snapshot of the session.
+func (s *Session) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.status
+}
+
+func (s *Session) setStatus(fn func(*Status)) {
+	s.mu.Lock()
+	fn(&s.status)
+	s.mu.Unlock()
+}
+
+// fail records and logs an error an operator should see.
+func (s *Session) fail(msg string, args ...any) {
+	s.log.Error(msg, args...)
+	text := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		text += fmt.Sprintf(" %v=%v", args[i], args[i+1])
+	}
+	s.setStatus(func(st *Status) { st.LastError, st.LastErrorAt = text, time.Now() })
+}
+
+// Run drives the session until ctx ends, then deletes the SAs (best effort).
+func (s *Session) Run(ctx context.Context) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	if s.cfg.Initiate {
+		s.retryAt = time.Now()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			s.shutdown()
+			return
+		case p := <-s.in:
+			s.handle(p)
+		case now := <-tick.C:
+			s.tick(now)
+		}
+	}
+}
+
+func (s *Session) shutdown() {
+	if sa := s.sa; sa != nil && sa.state == stEstablished {
+		msg := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true,
+			Payloads: []Payload{&Delete{Protocol: ProtoIKE}}}
+		if b, err := s.marshal(sa, msg); err == nil {
+			s.tr.SendIKE(b, sa.natt)
+		}
+	}
+	s.dropAll()
+	s.log.Info("IKE session stopped")
+}
+
+func randSPI() uint64 {
+	var b [8]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+func randChildSPI() uint32 {
+	var b [4]byte
+	for {
+		rand.Read(b[:])
+		if v := binary.BigEndian.Uint32(b[:]); v >= 256 {
+			return v
+		}
+	}
+}
+
+func nonce() []byte {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return b
+}
+
+// rekeyTime is lifetime minus the margin and a random part of the fuzz.
+func (s *Session) rekeyTime(from time.Time, life time.Duration) time.Time {
+	margin := s.cfg.RekeyMargin
+	if margin >= life {
+		margin = life / 3
+	}
+	fuzz := time.Duration(mrand.Float64() * s.cfg.RekeyFuzz * float64(margin))
+	d := life - margin - fuzz
+	if d < life/3 {
+		d = life / 3
+	}
+	return from.Add(d)
+}
+
+// --- sending --------------------------------------------------------------
+
+func (s *Session) reqHeader(sa *ikeSA, exch uint8) Header {
+	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, MsgID: sa.nextID}
+	if sa.initiator {
+		h.Flags |= FlagInitiator
+	}
+	return h
+}
+
+func (s *Session) marshal(sa *ikeSA, m *Message) ([]byte, error) {
+	if !m.Encrypted {
+		return m.marshal(nil)
+	}
+	if sa.initiator {
+		return m.marshal(sa.keys.encI)
+	}
+	return m.marshal(sa.keys.encR)
+}
+
+// request sends a request on sa and retransmits it until a response or timeout.
+func (s *Session) request(sa *ikeSA, m *Message, what string, onResp func(*Message), onFail func()) {
+	b, err := s.marshal(sa, m)
+	if err != nil {
+		s.fail("cannot encode request", "exchange", what, "err", err)
+		return
+	}
+	now := time.Now()
+	sa.req = &pending{id: m.MsgID, data: b, natt: sa.natt, wait: time.Second, next: now.Add(time.Second),
+		deadline: now.Add(s.cfg.DPDTimeout), what: what, onResp: onResp, onFail: onFail}
+	if err := s.tr.SendIKE(b, sa.natt); err != nil {
+		s.log.Debug("send failed", "exchange", what, "err", err)
+	}
+}
+
+func (s *Session) respond(sa *ikeSA, req Header, ps []Payload, encrypted, natt bool) {
+	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: req.Exchange, MsgID: req.MsgID, Flags: FlagResponse}
+	if sa.initiator {
+		h.Flags |= FlagInitiator
+	}
+	b, err := s.marshal(sa, &Message{Header: h, Encrypted: encrypted, Payloads: ps})
+	if err != nil {
+		s.log.Error("cannot encode response", "err", err)
+		return
+	}
+	sa.lastResp, sa.lastNatt = b, natt
+	sa.peerID = req.MsgID + 1
+	s.tr.SendIKE(b, natt)
+}
+
+// --- timers ---------------------------------------------------------------
+
+func (s *Session) tick(now time.Time) {
+	for _, sa := range []*ikeSA{s.sa, s.old} {
+		if sa == nil || sa.req == nil {
+			continue
+		}
+		p := sa.req
+		if now.After(p.deadline) {
+			sa.req = nil
+			if p.onFail != nil {
+				p.onFail()
+			}
+			continue
+		}
+		if now.After(p.next) {
+			p.wait *= 2
+			if p.wait > 8*time.Second {
+				p.wait = 8 * time.Second
+			}
+			p.next = now.Add(p.wait)
+			s.tr.SendIKE(p.data, p.natt)
+		}
+	}
+	if s.half != nil && now.Sub(s.half.lastRecv) > s.cfg.DPDTimeout {
+		s.log.Warn("peer abandoned its IKE_SA_INIT: no IKE_AUTH followed")
+		s.half = nil
+	}
+	sa := s.sa
+	if sa == nil {
+		if s.cfg.Initiate && !s.retryAt.IsZero() && now.After(s.retryAt) {
+			s.retryAt = time.Time{}
+			s.initiate()
+		}
+		return
+	}
+	if sa.state != stEstablished {
+		return
+	}
+	if now.After(sa.expireAt) {
+		s.log.Warn("IKE SA lifetime expired before a rekey completed")
+		s.restart("IKE SA expired")
+		return
+	}
+	if c := s.oldChild; c != nil && now.After(c.expireAt) {
+		s.removeChild(c)
+	}
+	if o := s.old; o != nil && o.state == stDeleting && o.req == nil && now.After(o.expireAt) {
+		s.old = nil
+	}
+	if c := s.child; c != nil && now.After(c.expireAt) {
+		s.log.Warn("Child SA lifetime expired before a rekey completed")
+		s.restart("Child SA expired")
+		return
+	}
+	if sa.req != nil {
+		return // message-ID window 1: one request at a time
+	}
+	switch {
+	case s.old != nil && s.old.req == nil && s.old.state == stEstablished:
+		s.deleteOld()
+	case now.After(sa.rekeyAt) && !sa.rekeying:
+		s.rekeyIKE()
+	case s.child != nil && now.After(s.child.rekeyAt) && !s.child.rekeying:
+		s.rekeyChild()
+	case s.child == nil:
+		s.restart("no Child SA")
+	default:
+		last := sa.lastRecv
+		if t := s.dp.LastInbound(); t.After(last) {
+			last = t
+		}
+		if now.Sub(last) >= s.cfg.DPDDelay {
+			s.dpd(sa)
+		}
+	}
+}
+
+func (s *Session) dpd(sa *ikeSA) {
+	m := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true}
+	s.request(sa, m, "DPD", func(*Message) {}, func() {
+		s.fail("peer is dead: no answer to liveness checks", "timeout", s.cfg.DPDTimeout)
+		s.restart("DPD")
+	})
+}
+
+// restart drops everything and, if we initiate, tries again soon.
+func (s *Session) restart(why string) {
+	s.log.Info("restarting IKE SA", "reason", why)
+	s.dropAll()
+	s.scheduleRetry(true)
+}
+
+func (s *Session) scheduleRetry(soon bool) {
+	if !s.cfg.Initiate {
+		return
+	}
+	if soon {
+		s.retryAt = time.Now().Add(200 * time.Millisecond)
+		return
+	}
+	d := s.cfg.RetryInterval << min(s.failures, 3)
+	s.failures++
+	s.retryAt = time.Now().Add(d)
+	s.log.Info("will retry", "in", d)
+}
+
+func (s *Session) dropAll() {
+	for _, c := range []*child{s.child, s.oldChild} {
+		if c != nil {
+			s.dp.Remove(c.sa.InSPI)
+		}
+	}
+	s.child, s.oldChild, s.sa, s.old, s.half = nil, nil, nil, nil, nil
+	s.setStatus(func(st *Status) {
+		*st = Status{State: "connecting", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
+			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Establishments: st.Establishments, EstablishTime: st.EstablishTime}
+	})
+}
+
+// --- receiving ------------------------------------------------------------
+
+func (s *Session) handle(p packet) {
+	h, err := ParseHeader(p.b)
+	if err != nil {
+		s.log.Debug("dropping malformed IKE message", "err", err)
+		return
+	}
+	if h.Exchange == IKESAInit && !h.IsResponse() {
+		s.handleInitRequest(h, p)
+		return
+	}
+	sa := s.findSA(h)
+	if sa == nil {
+		s.log.Debug("IKE message for an unknown SA", "spi_i", fmt.Sprintf("%016x", h.SPIi), "exchange", h.Exchange)
+		return
+	}
+	if h.IsResponse() && h.Exchange == IKESAInit {
+		s.handleInitResponse(sa, h, p)
+		return
+	}
+	var sk *skCipher
+	if sa.keys != nil {
+		if h.Flags&FlagInitiator != 0 {
+			sk = sa.keys.encI
+		} else {
+			sk = sa.keys.encR
+		}
+	}
+	if h.IsResponse() {
+		if sa.req == nil || h.MsgID != sa.req.id {
+			return
+		}
+		m, err := parse(p.b, sk)
+		if err != nil {
+			s.log.Warn("dropping bad IKE response", "err", err)
+			return
+		}
+		sa.lastRecv = time.Now()
+		req := sa.req
+		sa.req = nil
+		sa.nextID++
+		req.onResp(m)
+		return
+	}
+	// A request from the peer.
+	if h.MsgID+1 == sa.peerID && sa.lastResp != nil {
+		s.tr.SendIKE(sa.lastResp, sa.lastNatt) // a retransmission
+		return
+	}
+	if h.MsgID != sa.peerID {
+		s.log.Debug("request with unexpected message ID", "got", h.MsgID, "want", sa.peerID)
+		return
+	}
+	m, err := parse(p.b, sk)
+	if err != nil {
+		var ec errCritical
+		if errors.As(err, &ec) && sk != nil {
+			s.respond(sa, h, []Payload{&Notify{NotifyType: NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
+			return
+		}
+		s.log.Warn("dropping bad IKE request", "err", err)
+		return
+	}
+	sa.lastRecv = time.Now()
+	if p.natt {
+		sa.natt = true
+	}
+	switch h.Exchange {
+	case IKEAuth:
+		if sa == s.half && sa.state == stRespInit {
+			s.handleAuthRequest(sa, h, m, p.natt)
+		}
+	case Informational:
+		s.handleInformational(sa, h, m, p.natt)
+	case CreateChildSA:
+		s.handleCreateChild(sa, h, m, p.natt)
+	}
+}
+
+func (s *Session) findSA(h Header) *ikeSA {
+	for _, sa := range []*ikeSA{s.sa, s.half, s.old} {
+		if sa == nil || sa.spiI != h.SPIi {
+			continue
+		}
+		if sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == IKESAInit) {
+			return sa
+		}
+	}
+	return nil
+}
+
+// natHashes are the NAT detection payloads for the addresses we send from and to.
+func (s *Session) natHashes(spiI, spiR uint64) []Payload {
+	hash := func(a netip.Addr, port uint16) []byte {
+		h := sha1.New()
+		binary.Write(h, binary.BigEndian, spiI)
+		binary.Write(h, binary.BigEndian, spiR)
+		b := a.As4()
+		h.Write(b[:])
+		binary.Write(h, binary.BigEndian, port)
+		return h.Sum(nil)
+	}
+	src := hash(s.cfg.Local, 500)
+	if s.cfg.ForceEncap {
+		src = make([]byte, 20) // deliberately wrong: makes both ends use UDP encapsulation
+		rand.Read(src)
+	}
+	return []Payload{
+		&Notify{NotifyType: NNATDetectionSourceIP, Data: src},
+		&Notify{NotifyType: NNATDetectionDestinationIP, Data: hash(s.cfg.Remote, 500)},
+	}
+}
+
+// --- initiator ------------------------------------------------------------
+
+func (s *Session) initiate() {
+	s.start = time.Now()
+	sa := &ikeSA{initiator: true, spiI: randSPI(), state: stInitSent, group: firstDH(s.cfg.IKEProposals)}
+	s.sa = sa
+	s.log.Info("initiating IKE SA", "spi_i", fmt.Sprintf("%016x", sa.spiI), "proposals", proposalsString(s.cfg.IKEProposals))
+	s.sendInit(sa)
+}
+
+func firstDH(ps []Proposal) uint16 {
+	for _, p := range ps {
+		for _, t := range p.Transforms {
+			if t.Type == TransformDH {
+				return t.ID
+			}
+		}
+	}
+	return 0
+}
+
+func (s *Session) sendInit(sa *ikeSA) {
+	var err error
+	if sa.dh, err = newDH(sa.group); err != nil {
+		s.fail("cannot make DH key", "group", sa.group, "err", err)
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	sa.ni = nonce()
+	var ps []Payload
+	if sa.cookie != nil {
+		ps = append(ps, &Notify{NotifyType: NCookie, Data: sa.cookie})
+	}
+	ps = append(ps, &SA{Proposals: s.cfg.IKEProposals}, &KE{Group: sa.group, Data: sa.dh.public()}, &Nonce{Data: sa.ni})
+	ps = append(ps, s.natHashes(sa.spiI, 0)...)
+	m := &Message{Header: Header{SPIi: sa.spiI, Exchange: IKESAInit, Flags: FlagInitiator}, Payloads: ps}
+	b, _ := m.marshal(nil)
+	sa.initReq = b
+	sa.nextID = 0
+	s.request(sa, m, "IKE_SA_INIT", nil, func() {
+		s.fail("peer unreachable: no answer to IKE_SA_INIT", "timeout", s.cfg.DPDTimeout)
+		s.sa = nil
+		s.scheduleRetry(false)
+	})
+}
+
+func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
+	if sa.state != stInitSent || sa.req == nil || h.MsgID != 0 {
+		return
+	}
+	m, err := parse(p.b, nil)
+	if err != nil {
+		s.log.Warn("dropping bad IKE_SA_INIT response", "err", err)
+		return
+	}
+	sa.req = nil
+	if n := m.Notify(NCookie); n != nil {
+		sa.cookie = n.Data
+		s.log.Info("peer asked for a cookie; retrying IKE_SA_INIT with it")
+		s.sendInit(sa)
+		return
+	}
+	if n := m.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
+		g := binary.BigEndian.Uint16(n.Data)
+		if offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) && g != sa.group {
+			s.log.Info("peer wants another DH group; retrying", "group", g)
+			sa.group = g
+			s.sendInit(sa)
+			return
+		}
+	}
+	if n := m.ErrorNotify(); n != nil {
+		s.initFailed(n, "IKE_SA_INIT")
+		return
+	}
+	spa, _ := m.Get(PayloadSA).(*SA)
+	ke, _ := m.Get(PayloadKE).(*KE)
+	nr, _ := m.Get(PayloadNonce).(*Nonce)
+	if spa == nil || ke == nil || nr == nil || len(spa.Proposals) != 1 || h.SPIr == 0 {
+		s.fail("IKE_SA_INIT response lacks SA, KE or nonce")
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
+	st := suiteOf(chosen)
+	if !ok || len(chosen.Transforms) != len(spa.Proposals[0].Transforms) || st.dh != sa.group || ke.Group != sa.group {
+		s.fail("peer chose an IKE proposal we did not offer", "chosen", spa.Proposals[0].String(), "ours", proposalsString(s.cfg.IKEProposals))
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	gir, err := sa.dh.shared(ke.Data)
+	if err != nil {
+		s.fail("bad KE payload from peer", "err", err)
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	sa.spiR, sa.nr, sa.initResp = h.SPIr, nr.Data, p.b
+	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
+		s.fail("key derivation failed", "err", err)
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	sa.natt = true // cgwd always carries ESP in UDP 4500 (RFC 3948)
+	sa.nextID = 1
+	s.sendAuth(sa)
+}
+
+func offers(ps []Proposal, t Transform) bool {
+	for _, p := range ps {
+		for _, x := range p.Transforms {
+			if x == t {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (s *Session) initFailed(n *Notify, exch string) {
+	switch n.NotifyType {
+	case NNoProposalChosen:
+		s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN", "exchange", exch,
+			"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals))
+	case NAuthenticationFailed:
+		s.fail("peer rejected our authentication: AUTHENTICATION_FAILED (check the pre-shared key and the identities)",
+			"exchange", exch, "local_id", s.cfg.LocalID, "remote_id", s.cfg.RemoteID)
+	case NTSUnacceptable:
+		s.fail("peer rejected our traffic selectors: TS_UNACCEPTABLE", "exchange", exch, "tsi", "0.0.0.0/0", "tsr", "0.0.0.0/0")
+	default:
+		s.fail("peer refused the exchange", "exchange", exch, "notify", NotifyName(n.NotifyType))
+	}
+	s.sa = nil
+	s.scheduleRetry(false)
+}
+
+func idPayload(a netip.Addr, responder bool) *ID {
+	b := a.As4()
+	return &ID{Responder: responder, IDType: IDIPv4Addr, Data: b[:]}
+}
+
+func anyTS(responder bool) *TS {
+	return &TS{Responder: responder, Selectors: []Selector{{StartPort: 0, EndPort: 65535,
+		Start: netip.AddrFrom4([4]byte{}), End: netip.AddrFrom4([4]byte{255, 255, 255, 255})}}}
+}
+
+// espOffer is our ESP proposals with SPI; withDH keeps the DH transforms.
+func (s *Session) espOffer(spi uint32, withDH bool) []Proposal {
+	var out []Proposal
+	spib := binary.BigEndian.AppendUint32(nil, spi)
+	for _, p := range s.cfg.ESPProposals {
+		q := Proposal{Num: p.Num, Protocol: ProtoESP, SPI: spib}
+		for _, t := range p.Transforms {
+			if t.Type != TransformDH || withDH {
+				q.Transforms = append(q.Transforms, t)
+			}
+		}
+		out = append(out, q)
+	}
+	return out
+}
+
+func (s *Session) sendAuth(sa *ikeSA) {
+	sa.state = stAuthSent
+	sa.childSPI = randChildSPI()
+	id := idPayload(s.cfg.LocalID, false)
+	auth := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, body(id))
+	ps := []Payload{id, &Notify{NotifyType: NInitialContact}, idPayload(s.cfg.RemoteID, true),
+		&Auth{Method: AuthPSK, Data: auth}, &SA{Proposals: s.espOffer(sa.childSPI, false)}, anyTS(false), anyTS(true)}
+	m := &Message{Header: s.reqHeader(sa, IKEAuth), Encrypted: true, Payloads: ps}
+	s.request(sa, m, "IKE_AUTH", func(r *Message) { s.handleAuthResponse(sa, r) }, func() {
+		s.fail("peer unreachable: no answer to IKE_AUTH on UDP 4500", "timeout", s.cfg.DPDTimeout)
+		s.sa = nil
+		s.scheduleRetry(false)
+	})
+}
+
+func (s *Session) handleAuthResponse(sa *ikeSA, m *Message) {
+	if n := m.ErrorNotify(); n != nil && m.Get(PayloadAuth) == nil {
+		s.initFailed(n, "IKE_AUTH")
+		return
+	}
+	id, _ := m.Get(PayloadIDr).(*ID)
+	auth, _ := m.Get(PayloadAuth).(*Auth)
+	if id == nil || auth == nil {
+		s.fail("IKE_AUTH response lacks IDr or AUTH")
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, body(id))
+	if auth.Method != AuthPSK || !bytes.Equal(want, auth.Data) {
+		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	if !idMatches(id, s.cfg.RemoteID) {
+		s.fail("peer authenticated with an unexpected identity (AUTHENTICATION_FAILED)", "got", idString(id), "want", s.cfg.RemoteID)
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	s.ikeUp(sa)
+	if n := m.ErrorNotify(); n != nil {
+		s.initFailed(n, "IKE_AUTH (Child SA)")
+		return
+	}
+	c, err := s.childFromResponse(m, sa.childSPI, nil, sa.ni, sa.nr, false)
+	if err != nil {
+		s.fail("Child SA not established", "err", err)
+		s.sa = nil
+		s.scheduleRetry(false)
+		return
+	}
+	s.installChild(c, true)
+}
+
+func idString(id *ID) string {
+	if id.IDType == IDIPv4Addr && len(id.Data) == 4 {
+		return netip.AddrFrom4([4]byte(id.Data)).String()
+	}
+	return fmt.Sprintf("type%d:%q", id.IDType, id.Data)
+}
+
+func idMatches(id *ID, want netip.Addr) bool {
+	if id.IDType == IDIPv4Addr && len(id.Data) == 4 {
+		return netip.AddrFrom4([4]byte(id.Data)) == want
+	}
+	return (id.IDType == IDFQDN || id.IDType == 11) && string(id.Data) == want.String()
+}
+
+// childFromResponse checks the responder's choice for a Child SA we proposed.
+func (s *Session) childFromResponse(m *Message, inSPI uint32, dh dhKey, ni, nr []byte, withDH bool) (*child, error) {
+	spa, _ := m.Get(PayloadSA).(*SA)
+	tsi, _ := m.Get(PayloadTSi).(*TS)
+	tsr, _ := m.Get(PayloadTSr).(*TS)
+	if spa == nil || tsi == nil || tsr == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 4 {
+		return nil, errors.New("response lacks SA or traffic selectors")
+	}
+	chosen, ok := selectProposal(s.cfg.ESPProposals, spa.Proposals, withDH)
+	if !ok {
+		return nil, fmt.Errorf("peer chose an ESP proposal we did not offer: %s (ours: %s)", spa.Proposals[0], proposalsString(s.cfg.ESPProposals))
+	}
+	st := suiteOf(chosen)
+	if err := st.check(false); err != nil {
+		return nil, err
+	}
+	var gir []byte
+	if withDH && st.dh != 0 {
+		ke, _ := m.Get(PayloadKE).(*KE)
+		if ke == nil || dh == nil || ke.Group != st.dh {
+			return nil, errors.New("response lacks the KE payload for PFS")
+		}
+		var err error
+		if gir, err = dh.shared(ke.Data); err != nil {
+			return nil, err
+		}
+	}
+	// Narrowing by the responder is accepted; the result is enforced on decapsulation.
+	local, remote := toESP(tsi.Selectors), toESP(tsr.Selectors)
+	if len(local) == 0 || len(remote) == 0 {
+		return nil, errors.New("responder narrowed the traffic selectors to nothing IPv4")
+	}
+	iToR, rToI := childKeys(s.sa.keys, st, gir, ni, nr)
+	return &child{suite: st, sa: &ChildSA{
+		InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(spa.Proposals[0].SPI), Suite: st.espSuite(),
+		OutKey: iToR, InKey: rToI, LocalTS: local, RemoteTS: remote,
+	}}, nil
+}
+
+func toESP(ss []Selector) []esp.Selector {
+	var out []esp.Selector
+	for _, s := range ss {
+		out = append(out, esp.Selector{First: s.Start, Last: s.End})
+	}
+	return out
+}
+
+func fromESP(ss []esp.Selector) []Selector {
+	var out []Selector
+	for _, s := range ss {
+		out = append(out, Selector{EndPort: 65535, Start: s.First, End: s.Last})
+	}
+	return out
+}
+
+func (s *Session) ikeUp(sa *ikeSA) {
+	now := time.Now()
+	sa.state = stEstablished
+	sa.est = now
+	sa.lastRecv = now
+	sa.rekeyAt = s.rekeyTime(now, s.cfg.IKELifetime)
+	sa.expireAt = now.Add(s.cfg.IKELifetime)
+	s.failures = 0
+	role := "responder"
+	if sa.initiator {
+		role = "initiator"
+	}
+	took := now.Sub(s.start)
+	s.log.Info("IKE SA established", "role", role, "suite", sa.keys.suite.String(),
+		"spi_i", fmt.Sprintf("%016x", sa.spiI), "spi_r", fmt.Sprintf("%016x", sa.spiR), "took", took.Round(time.Millisecond))
+	s.setStatus(func(st *Status) {
+		st.State, st.Role = "established", role
+		st.SPIi, st.SPIr = fmt.Sprintf("%016x", sa.spiI), fmt.Sprintf("%016x", sa.spiR)
+		st.IKESuite, st.Established, st.IKERekeyDue = sa.keys.suite.String(), now, sa.rekeyAt
+		st.EstablishTime = took.Seconds()
+		st.Establishments++
+		st.LastError = ""
+	})
+}
+
+// installChild puts c into the data path. With switchOut the outbound
+// traffic moves to it at once.
+func (s *Session) installChild(c *child, switchOut bool) {
+	now := time.Now()
+	c.established = now
+	c.rekeyAt = s.rekeyTime(now, s.cfg.ChildLifetime)
+	c.expireAt = now.Add(s.cfg.ChildLifetime)
+	if err := s.dp.AddInbound(c.sa); err != nil {
+		s.fail("cannot install inbound ESP SA", "err", err)
+		return
+	}
+	if switchOut {
+		if err := s.dp.UseOutbound(c.sa); err != nil {
+			s.fail("cannot install outbound ESP SA", "err", err)
+			return
+		}
+	}
+	if s.child != nil {
+		s.oldChild = s.child
+		s.oldChild.expireAt = now.Add(30 * time.Second) // until the old SA's delete completes
+	}
+	s.child = c
+	s.log.Info("Child SA established", "suite", c.sa.Suite.String(),
+		"spi_in", fmt.Sprintf("%08x", c.sa.InSPI), "spi_out", fmt.Sprintf("%08x", c.sa.OutSPI),
+		"local_ts", fmtTS(c.sa.LocalTS), "remote_ts", fmtTS(c.sa.RemoteTS))
+	s.setStatus(func(st *Status) {
+		st.ChildInSPI, st.ChildOutSPI = fmt.Sprintf("%08x", c.sa.InSPI), fmt.Sprintf("%08x", c.sa.OutSPI)
+		st.ChildSuite, st.ChildSince, st.ChildRekeyDue = c.suite.String(), now, c.rekeyAt
+	})
+}
+
+func fmtTS(ss []esp.Selector) string {
+	var b bytes.Buffer
+	for i, s := range ss {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%s-%s", s.First, s.Last)
+	}
+	return b.String()
+}

@@ -1,0 +1,223 @@
+package ike
+
+import (
+	"context"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// link connects two sessions in memory; drop makes it lose everything.
+type link struct {
+	mu   sync.Mutex
+	peer *Session
+	drop bool
+}
+
+func (l *link) SendIKE(b []byte, natt bool) error {
+	l.mu.Lock()
+	p, drop := l.peer, l.drop
+	l.mu.Unlock()
+	if !drop && p != nil {
+		p.Deliver(b, natt)
+	}
+	return nil
+}
+
+type fakeDP struct {
+	mu  sync.Mutex
+	in  map[uint32]*ChildSA
+	out *ChildSA
+}
+
+func (d *fakeDP) AddInbound(c *ChildSA) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.in == nil {
+		d.in = map[uint32]*ChildSA{}
+	}
+	d.in[c.InSPI] = c
+	return nil
+}
+func (d *fakeDP) UseOutbound(c *ChildSA) error { d.mu.Lock(); d.out = c; d.mu.Unlock(); return nil }
+func (d *fakeDP) Remove(spi uint32) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.out != nil && d.out.InSPI == spi {
+		d.out = nil
+	}
+	delete(d.in, spi)
+}
+func (d *fakeDP) LastInbound() time.Time { return time.Time{} }
+
+// matched reports whether a's outbound SA is b's inbound one with the same keys.
+func matched(a, b *fakeDP) bool {
+	a.mu.Lock()
+	out := a.out
+	a.mu.Unlock()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if out == nil {
+		return false
+	}
+	in := b.in[out.OutSPI]
+	return in != nil && string(in.InKey) == string(out.OutKey) && in.Suite == out.Suite
+}
+
+type side struct {
+	s    *Session
+	dp   *fakeDP
+	link *link
+}
+
+func cfg(local, remote string, psk string, ike, esp string, initiate bool) Config {
+	ip, _ := ParseProposal(ike, true)
+	ep, _ := ParseProposal(esp, false)
+	return Config{Local: netip.MustParseAddr(local), Remote: netip.MustParseAddr(remote), PSK: []byte(psk),
+		IKEProposals: []Proposal{ip}, ESPProposals: []Proposal{ep}, Initiate: initiate, ForceEncap: true,
+		DPDDelay: 500 * time.Millisecond, DPDTimeout: 3 * time.Second, RetryInterval: 500 * time.Millisecond,
+		Logger: slog.New(slog.DiscardHandler)}
+}
+
+func pairUp(t *testing.T, ci, cr Config) (a, b side) {
+	t.Helper()
+	a.dp, b.dp = &fakeDP{}, &fakeDP{}
+	a.link, b.link = &link{}, &link{}
+	var err error
+	if a.s, err = NewSession(ci, a.link, a.dp); err != nil {
+		t.Fatal(err)
+	}
+	if b.s, err = NewSession(cr, b.link, b.dp); err != nil {
+		t.Fatal(err)
+	}
+	a.link.peer, b.link.peer = b.s, a.s
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.s.Run(ctx) }()
+	go func() { defer wg.Done(); b.s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return a, b
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func up(a, b side) bool { return matched(a.dp, b.dp) && matched(b.dp, a.dp) }
+
+func TestEstablishEverySuite(t *testing.T) {
+	for _, tc := range []struct{ ike, esp string }{
+		{DefaultIKEProposal, DefaultESPProposal},
+		{"aes128-sha1-modp2048", "aes128-sha1-modp2048"},
+		{"aes256-sha256-modp3072", "aes256-sha256"},
+		{"aes128gcm16-prfsha256-ecp256", "aes128gcm16"},
+		{"aes256-sha384-ecp521", "aes256-sha384"},
+		{"aes256-sha512-modp4096", "aes128-sha512"},
+	} {
+		t.Run(tc.ike, func(t *testing.T) {
+			a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "s3cret", tc.ike, tc.esp, true),
+				cfg("203.0.113.10", "198.51.100.2", "s3cret", tc.ike, tc.esp, false))
+			waitFor(t, 10*time.Second, "child SAs", func() bool { return up(a, b) })
+			if st := a.s.Status(); st.State != "established" || st.Role != "initiator" {
+				t.Fatalf("initiator status %+v", st)
+			}
+		})
+	}
+}
+
+func TestWrongPSK(t *testing.T) {
+	a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "Xq7-right-psk", DefaultIKEProposal, DefaultESPProposal, true),
+		cfg("203.0.113.10", "198.51.100.2", "Zk9-other-psk", DefaultIKEProposal, DefaultESPProposal, false))
+	waitFor(t, 5*time.Second, "errors", func() bool {
+		return strings.Contains(a.s.Status().LastError, "AUTHENTICATION_FAILED") &&
+			strings.Contains(b.s.Status().LastError, "AUTHENTICATION_FAILED")
+	})
+	if up(a, b) || a.s.Status().State != "connecting" {
+		t.Fatal("tunnel up with mismatched keys")
+	}
+	for _, st := range []Status{a.s.Status(), b.s.Status()} {
+		if strings.Contains(st.LastError, "Xq7") || strings.Contains(st.LastError, "Zk9") {
+			t.Fatal("PSK in error")
+		}
+	}
+}
+
+func TestNoProposalChosen(t *testing.T) {
+	a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "k", "aes128-sha1-modp2048", DefaultESPProposal, true),
+		cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false))
+	waitFor(t, 5*time.Second, "errors", func() bool {
+		return strings.Contains(a.s.Status().LastError, "NO_PROPOSAL_CHOSEN") &&
+			strings.Contains(b.s.Status().LastError, "aes128-prfsha1-sha1-modp2048") &&
+			strings.Contains(b.s.Status().LastError, "aes256gcm16-prfsha384-ecp384")
+	})
+}
+
+func TestESPNoProposalChosen(t *testing.T) {
+	a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "k", DefaultIKEProposal, "aes128-sha1", true),
+		cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false))
+	waitFor(t, 5*time.Second, "errors", func() bool {
+		return strings.Contains(a.s.Status().LastError, "NO_PROPOSAL_CHOSEN") && strings.Contains(b.s.Status().LastError, "NO_PROPOSAL_CHOSEN")
+	})
+	if up(a, b) {
+		t.Fatal("up without a common ESP proposal")
+	}
+}
+
+func TestInvalidKERetry(t *testing.T) {
+	// The initiator offers ecp384 first, the responder only modp2048.
+	ci := cfg("198.51.100.2", "203.0.113.10", "k", "aes256-sha256-ecp384-modp2048", DefaultESPProposal, true)
+	cr := cfg("203.0.113.10", "198.51.100.2", "k", "aes256-sha256-modp2048", DefaultESPProposal, false)
+	a, b := pairUp(t, ci, cr)
+	waitFor(t, 10*time.Second, "child SAs", func() bool { return up(a, b) })
+	if !strings.Contains(a.s.Status().IKESuite, "modp2048") {
+		t.Fatalf("suite %s", a.s.Status().IKESuite)
+	}
+}
+
+func TestRekeyChildAndIKE(t *testing.T) {
+	for _, initiatorRekeys := range []bool{true, false} {
+		ci := cfg("198.51.100.2", "203.0.113.10", "k", DefaultIKEProposal, DefaultESPProposal, true)
+		cr := cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false)
+		fast := &ci
+		if !initiatorRekeys {
+			fast = &cr
+		}
+		fast.ChildLifetime, fast.IKELifetime, fast.RekeyMargin = 3*time.Second, 5*time.Second, time.Second
+		a, b := pairUp(t, ci, cr)
+		waitFor(t, 10*time.Second, "child SAs", func() bool { return up(a, b) })
+		first := a.s.Status()
+		waitFor(t, 15*time.Second, "rekeys", func() bool {
+			sa, sb := a.s.Status(), b.s.Status()
+			return sa.ChildRekeys >= 2 && sb.ChildRekeys >= 2 && sa.IKERekeys >= 1 && sb.IKERekeys >= 1 && up(a, b) &&
+				sa.State == "established" && sb.State == "established"
+		})
+		if a.s.Status().Establishments != first.Establishments || a.s.Status().SPIi == first.SPIi {
+			t.Fatalf("re-established instead of rekeyed: %+v", a.s.Status())
+		}
+	}
+}
+
+func TestDPDDetectsDeadPeerAndRecovers(t *testing.T) {
+	a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "k", DefaultIKEProposal, DefaultESPProposal, true),
+		cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false))
+	waitFor(t, 10*time.Second, "child SAs", func() bool { return up(a, b) })
+	b.link.mu.Lock()
+	b.link.drop = true
+	b.link.mu.Unlock()
+	waitFor(t, 10*time.Second, "peer declared dead", func() bool { return strings.Contains(a.s.Status().LastError, "dead") })
+	b.link.mu.Lock()
+	b.link.drop = false
+	b.link.mu.Unlock()
+	waitFor(t, 15*time.Second, "re-established", func() bool { return up(a, b) && a.s.Status().State == "established" })
+}
