@@ -1,0 +1,198 @@
+package awsimport
+
+import (
+	"bytes"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// IPsecMTU is the tunnel netdev MTU AWS recommends for IPsec tunnels.
+const IPsecMTU = 1436
+
+// DefaultPSKDir is where the rendered config expects the PSK files when the
+// caller does not say.
+const DefaultPSKDir = "/etc/cgwd"
+
+// Options are the facts AWS cannot know, from the command line.
+type Options struct {
+	// Prefixes are the on-prem prefixes to advertise.
+	Prefixes []netip.Prefix
+	// LocalAddress is the gateway's own outside address, when it differs from
+	// the public address AWS knows (behind NAT), or when the input lacks it.
+	LocalAddress netip.Addr
+	// ASN is the customer gateway's ASN, overriding the input's.
+	ASN uint32
+	// PSKDir is the absolute directory of the PSK files (DefaultPSKDir if empty).
+	PSKDir string
+}
+
+// TunnelName returns the netdev name of the i-th tunnel (0-based).
+func TunnelName(i int) string { return fmt.Sprintf("cgw-t%d", i+1) }
+
+// PSKPath returns the path of the i-th tunnel's PSK file under dir.
+func PSKPath(dir string, i int) string { return filepath.Join(dir, TunnelName(i)+".psk") }
+
+// Render returns the cgwd YAML for c: one VPN with two ipsec tunnels and
+// their BGP peers. PSKs are referenced by psk_file, never written inline.
+// What AWS says and the config has no field for yet (IKE/IPsec proposals,
+// DPD, TCP MSS) is kept as comments. Facts that are missing (no prefix, no
+// ASN, no local address) are left for `cgwd check-config` to name.
+func Render(c *Connection, o Options) ([]byte, error) {
+	dir := o.PSKDir
+	if dir == "" {
+		dir = DefaultPSKDir
+	}
+	if !filepath.IsAbs(dir) {
+		return nil, fmt.Errorf("PSK directory %q is not absolute", dir)
+	}
+	asn := o.ASN
+	if asn == 0 {
+		a0, a1 := c.Tunnels[0].CGWASN, c.Tunnels[1].CGWASN
+		if a0 != a1 && a0 != 0 && a1 != 0 {
+			return nil, fmt.Errorf("the tunnels name different customer gateway ASNs (%d, %d); pass --asn", a0, a1)
+		}
+		asn = max(a0, a1)
+	}
+
+	var b bytes.Buffer
+	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
+	w("# cgwd configuration written by `cgwd import-aws`")
+	if c.ID != "" {
+		w(" from AWS VPN connection %s", safe(c.ID))
+	}
+	w(".\n")
+	if c.CustomerGatewayID != "" || c.GatewayID != "" {
+		w("# customer gateway %s, AWS gateway %s, type %s\n", orDash(c.CustomerGatewayID), orDash(c.GatewayID), orDash(c.Type))
+	}
+	w("# Tunnels are ordered by AWS outside address (AWS does not list them in a stable\n")
+	w("# order): cgw-t1 is %s, cgw-t2 is %s. This need not match the console's Tunnel 1/2.\n",
+		c.Tunnels[0].AWSOutside, c.Tunnels[1].AWSOutside)
+	if asn != 0 {
+		w("asn: %d\n", asn)
+	} else {
+		w("# asn: the customer gateway's ASN is not in the input; pass --asn\n")
+	}
+	if len(o.Prefixes) == 0 {
+		w("prefixes: [] # the on-prem prefixes to advertise: pass --prefix CIDR (repeatable)\n")
+	} else {
+		w("prefixes:\n")
+		for _, p := range o.Prefixes {
+			w("  - %s\n", p.Masked())
+		}
+	}
+	name := c.ID
+	if name == "" {
+		name = "vpn1"
+	}
+	w("vpn:\n")
+	w("  - name: %s\n", quote(name))
+	if strings.HasPrefix(c.GatewayID, "tgw-") {
+		w("    gateway: tgw\n")
+	}
+	w("    tunnels:\n")
+	for i := range c.Tunnels {
+		t := &c.Tunnels[i]
+		local := o.LocalAddress
+		if !local.IsValid() {
+			local = t.CGWOutside
+		}
+		w("      - name: %s\n", TunnelName(i))
+		w("        kind: ipsec\n")
+		if local.IsValid() {
+			w("        outside: {local: %s, remote: %s}", local, t.AWSOutside)
+			if local != t.CGWOutside && t.CGWOutside.IsValid() {
+				w(" # AWS knows the gateway as %s (NAT)", t.CGWOutside)
+			}
+			w("\n")
+		} else {
+			w("        outside: {local: \"\", remote: %s} # local: this box's outside address: pass --local-address\n", t.AWSOutside)
+		}
+		w("        inside: %s # AWS %s, cgwd %s\n", t.Inside, t.AWSInside, t.CGWInside)
+		w("        mtu: %d\n", IPsecMTU)
+		w("        ipsec:\n")
+		w("          psk_file: %s\n", quote(PSKPath(dir, i)))
+		for _, line := range proposalComments(t) {
+			w("          # %s\n", line)
+		}
+		w("        bgp:\n")
+		if t.AWSASN != 0 {
+			w("          peer_asn: %d\n", t.AWSASN)
+		} else {
+			w("          # AWS gave no BGP settings (a static-routing connection?); cgwd speaks BGP, peer_asn defaults to 64512\n")
+		}
+		if t.HoldTime != 0 {
+			w("          hold_time: %ds\n", t.HoldTime)
+			if ka := t.HoldTime / 3; ka >= 1 {
+				w("          keepalive: %ds\n", ka)
+			}
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// proposalComments describes what AWS configured that the config has no field for.
+func proposalComments(t *Tunnel) []string {
+	var out []string
+	if s := join(t.IKE.Encryption, t.IKE.Authentication, t.IKE.PFS, secs(t.IKE.LifetimeSec), t.IKE.Mode); s != "" {
+		out = append(out, "AWS IKE proposal: "+s)
+	}
+	p := t.IPsec
+	if s := join(p.Protocol, p.Encryption, p.Authentication, p.PFS, secs(p.LifetimeSec), p.Mode); s != "" {
+		out = append(out, "AWS IPsec proposal: "+s)
+	}
+	if p.DPDIntervalSec != 0 || p.DPDRetries != 0 {
+		out = append(out, fmt.Sprintf("AWS dead peer detection: every %ds, %d retries", p.DPDIntervalSec, p.DPDRetries))
+	}
+	if p.TCPMSS != 0 {
+		out = append(out, fmt.Sprintf("AWS TCP MSS adjustment: %d", p.TCPMSS))
+	}
+	return out
+}
+
+func secs(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("lifetime %ds", n)
+}
+
+func join(parts ...string) string {
+	var keep []string
+	for _, p := range parts {
+		if p = safe(p); p != "" {
+			keep = append(keep, p)
+		}
+	}
+	return strings.Join(keep, ", ")
+}
+
+// safe keeps what can go into a YAML comment from untrusted input.
+func safe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-_.:/ ", r):
+			return r
+		}
+		return -1
+	}, s)
+}
+
+func orDash(s string) string {
+	if s = safe(s); s == "" {
+		return "-"
+	}
+	return s
+}
+
+// quote returns s as a YAML scalar that reads back as s.
+func quote(s string) string {
+	out, err := yaml.Marshal(&yaml.Node{Kind: yaml.ScalarNode, Style: yaml.DoubleQuotedStyle, Value: s})
+	if err != nil {
+		return `""`
+	}
+	return strings.TrimSuffix(string(out), "\n")
+}
