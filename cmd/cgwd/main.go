@@ -44,6 +44,7 @@ commands:
   run           run the daemon in the foreground
   check-config  validate a config file and list every problem
   status        show the running daemon's tunnels
+  import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
   version       print the version
 `
 
@@ -60,6 +61,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCheckConfig(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
+	case "import-aws":
+		return cmdImportAWS(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cgwd", version.String())
 		return exitOK

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/cgwd/cgwd/pkg/awsimport"
+)
+
+const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [--out-dir DIR [--force]]
+                       [--prefix CIDR ...] [--local-address IP] [--asn N] [--psk-dir DIR]
+
+FILE (or - for stdin) is the CustomerGatewayConfiguration XML of an AWS VPN
+connection (console: Download configuration, vendor "Generic"; or the JSON of
+aws ec2 describe-vpn-connections), or with --format terraform the outputs of an
+aws_vpn_connection (terraform output -json). Tunnels are ordered by AWS outside
+address: cgw-t1 is the lower one, which need not be the console's Tunnel 1.
+
+Without --out-dir the config is printed with psk_file references and the
+pre-shared keys are not printed at all. With --out-dir, DIR/cgwd.yaml and
+DIR/cgw-t1.psk, DIR/cgw-t2.psk (mode 0600) are written; existing files are
+kept unless --force.
+
+flags:
+`
+
+func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("import-aws", stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, importUsage)
+		fs.PrintDefaults()
+	}
+	format := fs.String("format", awsimport.FormatAuto, "input format: auto, xml (also AWS CLI JSON) or terraform")
+	outDir := fs.String("out-dir", "", "write DIR/cgwd.yaml and the PSK files instead of printing the config")
+	force := fs.Bool("force", false, "overwrite existing files in --out-dir")
+	pskDir := fs.String("psk-dir", awsimport.DefaultPSKDir, "where the printed config expects the PSK files (without --out-dir)")
+	var o awsimport.Options
+	fs.Func("prefix", "on-prem prefix to advertise, e.g. 10.10.0.0/16 (repeatable)", func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("%q is not an IPv4 prefix", s)
+		}
+		if p != p.Masked() {
+			return fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		o.Prefixes = append(o.Prefixes, p)
+		return nil
+	})
+	fs.Func("local-address", "this gateway's outside IPv4 address, when it is not the public address AWS knows (NAT)", func(s string) error {
+		a, err := netip.ParseAddr(s)
+		if err != nil || !a.Is4() {
+			return fmt.Errorf("%q is not an IPv4 address", s)
+		}
+		o.LocalAddress = a
+		return nil
+	})
+	fs.Func("asn", "the customer gateway's ASN (overrides the file's)", func(s string) error {
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%q is not an ASN", s)
+		}
+		o.ASN = uint32(n)
+		return nil
+	})
+	file, err := parseInterspersed(fs, args)
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
+		}
+		return exitUsage
+	}
+	data, err := readInput(file)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
+		return exitUsage
+	}
+	conn, err := awsimport.Parse(data, *format)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd import-aws: %s: %v\n", file, err)
+		return exitUsage
+	}
+	missing, err := awsimport.Check(conn, o)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd import-aws: %s: %v\n", file, err)
+		return exitUsage
+	}
+	fmt.Fprintf(stderr, "cgwd import-aws: tunnels ordered by AWS outside address: cgw-t1 -> %s, cgw-t2 -> %s\n",
+		conn.Tunnels[0].AWSOutside, conn.Tunnels[1].AWSOutside)
+
+	if *outDir != "" {
+		written, err := awsimport.WriteDir(*outDir, conn, o, *force)
+		if err != nil {
+			fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
+			return exitFailure
+		}
+		for _, p := range written {
+			fmt.Fprintf(stdout, "wrote %s\n", p)
+		}
+	} else {
+		o.PSKDir = *pskDir
+		yml, err := awsimport.Render(conn, o)
+		if err != nil {
+			fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
+			return exitUsage
+		}
+		_, _ = stdout.Write(yml)
+		fmt.Fprintf(stderr, "cgwd import-aws: pre-shared keys are not printed; the config expects them in %s and %s (mode 0600): use --out-dir to write them\n",
+			awsimport.PSKPath(o.PSKDir, 0), awsimport.PSKPath(o.PSKDir, 1))
+	}
+	if len(missing) > 0 {
+		fmt.Fprintf(stderr, "cgwd import-aws: AWS does not know these; cgwd check-config refuses the config until they are set:\n")
+		for _, p := range missing {
+			fmt.Fprintf(stderr, "  %s\n", p)
+		}
+		fmt.Fprintf(stderr, "  (flags: --prefix CIDR, --asn N, --local-address IP)\n")
+	}
+	return exitOK
+}
+
+// parseInterspersed parses flags before and after the one positional FILE.
+func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return "", err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) != 1 {
+		return "", fmt.Errorf("want exactly one FILE, got %d (%s)", len(pos), strings.Join(pos, " "))
+	}
+	return pos[0], nil
+}
+
+// readInput reads FILE or stdin, at most one byte more than the importer accepts.
+func readInput(name string) ([]byte, error) {
+	var r io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r = f
+	}
+	data, err := io.ReadAll(io.LimitReader(r, awsimport.MaxInputSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return data, nil
+}
