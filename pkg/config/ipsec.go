@@ -1,13 +1,158 @@
 package config
 
-// IPsec holds the settings of an ipsec tunnel.
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/esp"
+	"github.com/cgwd/cgwd/pkg/ike"
+)
+
+// Defaults of an ipsec tunnel, as AWS configures its side.
+const (
+	DefaultIKELifetime   = 28800 * time.Second
+	DefaultChildLifetime = 3600 * time.Second
+	DefaultRekeyMargin   = 540 * time.Second
+	DefaultRekeyFuzz     = 100
+	DefaultDPDDelay      = 10 * time.Second
+	DefaultDPDTimeout    = 30 * time.Second
+	DefaultReplayWindow  = esp.DefaultWindow
+)
+
+// IPsec holds the settings of an ipsec tunnel. Unset fields take the
+// defaults above (see WithDefaults).
 type IPsec struct {
 	// PSKFile holds the pre-shared key (mode 0600).
 	PSKFile string `yaml:"psk_file"`
+	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
+	IKEProposals []string `yaml:"ike_proposals"`
+	// ESPProposals in strongSwan notation; a DH group means PFS on rekey.
+	ESPProposals []string `yaml:"esp_proposals"`
+	// Initiate makes cgwd start the IKE SA (default true); false only answers.
+	Initiate *bool `yaml:"initiate"`
+	// IKELifetime and ChildLifetime are the SAs' hard lifetimes.
+	IKELifetime   Duration `yaml:"ike_lifetime"`
+	ChildLifetime Duration `yaml:"child_lifetime"`
+	// RekeyMargin: rekeying starts this long (plus RekeyFuzz percent of it,
+	// at random) before the lifetime ends.
+	RekeyMargin Duration `yaml:"rekey_margin"`
+	RekeyFuzz   *int     `yaml:"rekey_fuzz_percent"`
+	// DPDDelay is the silence before a liveness check; DPDTimeout how long
+	// an unanswered request is retried before the peer counts as dead.
+	DPDDelay   Duration `yaml:"dpd_delay"`
+	DPDTimeout Duration `yaml:"dpd_timeout"`
+	// ReplayWindow is the ESP anti-replay window in packets (64..2048).
+	ReplayWindow int `yaml:"replay_window"`
+	// ForceEncap makes both ends use UDP-encapsulated ESP even without a
+	// NAT. cgwd only carries ESP in UDP, so it must stay true.
+	ForceEncap *bool `yaml:"force_encap"`
+	// LocalID and RemoteID are the IPv4 identities; they default to the
+	// outside addresses, as AWS uses them.
+	LocalID  string `yaml:"local_id"`
+	RemoteID string `yaml:"remote_id"`
 }
 
-func (v *validator) ipsec(field string, c *IPsec) {
-	if c.PSKFile == "" {
+// WithDefaults returns a copy of c with every unset field at its default.
+func (c IPsec) WithDefaults() IPsec {
+	if len(c.IKEProposals) == 0 {
+		c.IKEProposals = []string{ike.DefaultIKEProposal}
+	}
+	if len(c.ESPProposals) == 0 {
+		c.ESPProposals = []string{ike.DefaultESPProposal}
+	}
+	t := true
+	if c.Initiate == nil {
+		c.Initiate = &t
+	}
+	if c.ForceEncap == nil {
+		c.ForceEncap = &t
+	}
+	def := func(d *Duration, v time.Duration) {
+		if *d == 0 {
+			*d = Duration(v)
+		}
+	}
+	def(&c.IKELifetime, DefaultIKELifetime)
+	def(&c.ChildLifetime, DefaultChildLifetime)
+	def(&c.RekeyMargin, min(DefaultRekeyMargin, time.Duration(c.ChildLifetime)/3))
+	def(&c.DPDDelay, DefaultDPDDelay)
+	def(&c.DPDTimeout, DefaultDPDTimeout)
+	if c.RekeyFuzz == nil {
+		f := DefaultRekeyFuzz
+		c.RekeyFuzz = &f
+	}
+	if c.ReplayWindow == 0 {
+		c.ReplayWindow = DefaultReplayWindow
+	}
+	return c
+}
+
+// Proposals parses the proposal lists; c must have passed validation.
+func (c IPsec) Proposals() (ikeP, espP []ike.Proposal, err error) {
+	for _, s := range c.IKEProposals {
+		p, err := ike.ParseProposal(s, true)
+		if err != nil {
+			return nil, nil, err
+		}
+		ikeP = append(ikeP, p)
+	}
+	for _, s := range c.ESPProposals {
+		p, err := ike.ParseProposal(s, false)
+		if err != nil {
+			return nil, nil, err
+		}
+		espP = append(espP, p)
+	}
+	return ikeP, espP, nil
+}
+
+func (v *validator) ipsec(field string, raw *IPsec) {
+	if raw.PSKFile == "" {
 		v.add(field+".psk_file", "is required")
+	}
+	c := raw.WithDefaults()
+	for i, s := range c.IKEProposals {
+		if _, err := ike.ParseProposal(s, true); err != nil {
+			v.add(field+".ike_proposals["+strconv.Itoa(i)+"]", "%v", err)
+		}
+	}
+	for i, s := range c.ESPProposals {
+		if _, err := ike.ParseProposal(s, false); err != nil {
+			v.add(field+".esp_proposals["+strconv.Itoa(i)+"]", "%v", err)
+		}
+	}
+	ikeLife, childLife := time.Duration(c.IKELifetime), time.Duration(c.ChildLifetime)
+	if ikeLife < time.Minute || ikeLife > 24*time.Hour {
+		v.add(field+".ike_lifetime", "%v is not in 1m..24h", ikeLife)
+	}
+	if childLife < 30*time.Second || childLife > ikeLife {
+		v.add(field+".child_lifetime", "%v is not in 30s..ike_lifetime (%v)", childLife, ikeLife)
+	}
+	if m := time.Duration(c.RekeyMargin); m <= 0 || m >= childLife {
+		v.add(field+".rekey_margin", "%v must be positive and shorter than child_lifetime (%v)", m, childLife)
+	}
+	if f := *c.RekeyFuzz; f < 0 || f > 200 {
+		v.add(field+".rekey_fuzz_percent", "%d is not in 0..200", f)
+	}
+	if d := time.Duration(c.DPDDelay); d < time.Second {
+		v.add(field+".dpd_delay", "%v is shorter than 1s", d)
+	}
+	if d := time.Duration(c.DPDTimeout); d < time.Duration(c.DPDDelay) {
+		v.add(field+".dpd_timeout", "%v is shorter than dpd_delay (%v)", d, time.Duration(c.DPDDelay))
+	}
+	if w := c.ReplayWindow; w < esp.MinWindow || w > esp.MaxWindow || w%64 != 0 {
+		v.add(field+".replay_window", "%d is not a multiple of 64 in %d..%d", w, esp.MinWindow, esp.MaxWindow)
+	}
+	if !*c.ForceEncap {
+		v.add(field+".force_encap", "must be true: cgwd carries ESP only in UDP (RFC 3948), never as raw IP protocol 50")
+	}
+	for _, id := range []struct{ name, val string }{{"local_id", c.LocalID}, {"remote_id", c.RemoteID}} {
+		if id.val == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(id.val); err != nil || !a.Is4() {
+			v.add(field+"."+id.name, "%q is not an IPv4 address", id.val)
+		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/cgwd/cgwd/pkg/metrics"
 	"github.com/cgwd/cgwd/pkg/tunnel"
+	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
 	"github.com/cgwd/cgwd/pkg/tunnel/wireguard"
 	"github.com/cgwd/cgwd/pkg/version"
 )
@@ -66,6 +67,8 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 			PersistentKeepalive: time.Duration(tc.WireGuard.PersistentKeepalive),
 			Logger:              log,
 		})
+	case string(tunnel.KindIPsec):
+		return ipsec.FromConfig(tc, log)
 	default:
 		return nil, fmt.Errorf("tunnel %s: kind %q is not supported by this build of cgwd", tc.Name, tc.Kind)
 	}

@@ -73,7 +73,13 @@ type DataPath interface {
 	Remove(inSPI uint32)
 	// LastInbound is when the last authenticated ESP packet arrived.
 	LastInbound() time.Time
+	// OutboundSeq is the current outbound SA's last sequence number.
+	OutboundSeq() uint64
 }
+
+// seqRekey is the outbound sequence number that triggers a Child SA rekey,
+// well before the 32-bit space runs out.
+const seqRekey = 1<<32 - 1<<24
 
 // Status is a snapshot of the session; it holds no keys.
 type Status struct {
@@ -446,7 +452,7 @@ func (s *Session) tick(now time.Time) {
 		s.deleteOld()
 	case now.After(sa.rekeyAt) && !sa.rekeying:
 		s.rekeyIKE()
-	case s.child != nil && now.After(s.child.rekeyAt) && !s.child.rekeying:
+	case s.child != nil && !s.child.rekeying && (now.After(s.child.rekeyAt) || s.dp.OutboundSeq() > seqRekey):
 		s.rekeyChild()
 	case s.child == nil:
 		s.restart("no Child SA")

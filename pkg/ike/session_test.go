@@ -52,6 +52,7 @@ func (d *fakeDP) Remove(spi uint32) {
 	delete(d.in, spi)
 }
 func (d *fakeDP) LastInbound() time.Time { return time.Time{} }
+func (d *fakeDP) OutboundSeq() uint64    { return 0 }
 
 // matched reports whether a's outbound SA is b's inbound one with the same keys.
 func matched(a, b *fakeDP) bool {

@@ -1,0 +1,363 @@
+// Package ipsec is the IPsec tunnel kind: a route-based TUN netdev whose
+// packets leave as UDP-encapsulated ESP (RFC 3948), keyed by cgwd's own
+// IKEv2 (pkg/ike) against one AWS tunnel endpoint.
+//
+// Sockets: each tunnel has two UDP sockets, local:500 <-> peer:500 and
+// local:4500 <-> peer:4500, bound with SO_REUSEADDR and connected to the
+// peer. Two tunnels sharing one outside address therefore share the ports:
+// the kernel delivers each datagram to the socket connected to its source.
+package ipsec
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"golang.zx2c4.com/wireguard/tun"
+
+	"github.com/cgwd/cgwd/pkg/esp"
+	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/netdev"
+	"github.com/cgwd/cgwd/pkg/tunnel"
+)
+
+// Ports of IKE and of NAT-T (IKE behind the non-ESP marker, and ESP).
+const (
+	PortIKE  = 500
+	PortNATT = 4500
+)
+
+// Config is what an IPsec tunnel needs.
+type Config struct {
+	Name       string
+	MTU        int
+	Inside     netip.Prefix // cgwd's inside address with its /30
+	PeerInside netip.Addr   // the AWS side's inside address
+	// IKE holds the outside addresses (Local, Remote), the PSK and the
+	// negotiation settings.
+	IKE ike.Config
+	// PortIKE and PortNATT override 500 and 4500 (for tests).
+	PortIKE, PortNATT int
+	Logger            *slog.Logger
+}
+
+// Tunnel is an IPsec tunnel. Create it with New.
+type Tunnel struct {
+	cfg Config
+	log *slog.Logger
+	dp  *dataPath
+
+	mu      sync.Mutex
+	dev     tun.Device
+	ike     *net.UDPConn
+	natt    *net.UDPConn
+	sess    *ike.Session
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+var _ tunnel.Tunnel = (*Tunnel)(nil)
+
+// New checks cfg and returns a tunnel that is not started yet.
+func New(cfg Config) (*Tunnel, error) {
+	if cfg.PortIKE == 0 {
+		cfg.PortIKE = PortIKE
+	}
+	if cfg.PortNATT == 0 {
+		cfg.PortNATT = PortNATT
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.IKE.Logger = log.With("tunnel", cfg.Name, "kind", tunnel.KindIPsec)
+	if cfg.IKE.ReplayWindow == 0 {
+		cfg.IKE.ReplayWindow = esp.DefaultWindow
+	}
+	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow)}
+	sess, err := ike.NewSession(cfg.IKE, t, t.dp)
+	if err != nil {
+		return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
+	}
+	for _, p := range cfg.IKE.IKEProposals {
+		if p.WeakDH() {
+			t.log.Warn("IKE proposal offers DH group 2 (MODP-1024), which is weak", "proposal", p.String())
+		}
+	}
+	t.sess = sess
+	return t, nil
+}
+
+// Name returns the netdev name.
+func (t *Tunnel) Name() string { return t.cfg.Name }
+
+// Kind returns tunnel.KindIPsec.
+func (t *Tunnel) Kind() tunnel.Kind { return tunnel.KindIPsec }
+
+// dialUDP opens a UDP socket bound to local:lport and connected to remote:rport.
+func dialUDP(local, remote netip.Addr, lport, rport int) (*net.UDPConn, error) {
+	d := net.Dialer{
+		LocalAddr: net.UDPAddrFromAddrPort(netip.AddrPortFrom(local, uint16(lport))),
+		Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) {
+				serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			})
+			return errors.Join(err, serr)
+		},
+	}
+	c, err := d.Dial("udp4", netip.AddrPortFrom(remote, uint16(rport)).String())
+	if err != nil {
+		return nil, err
+	}
+	return c.(*net.UDPConn), nil
+}
+
+// Start creates the TUN netdev, opens the sockets and starts IKE and ESP.
+func (t *Tunnel) Start(ctx context.Context) (err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.started {
+		return fmt.Errorf("tunnel %s: already started", t.cfg.Name)
+	}
+	local, remote := t.cfg.IKE.Local, t.cfg.IKE.Remote
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	ikeConn, err := dialUDP(local, remote, t.cfg.PortIKE, t.cfg.PortIKE)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: UDP %s:%d: %w", t.cfg.Name, local, t.cfg.PortIKE, err)
+	}
+	undo = append(undo, func() { ikeConn.Close() })
+	nattConn, err := dialUDP(local, remote, t.cfg.PortNATT, t.cfg.PortNATT)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: UDP %s:%d: %w", t.cfg.Name, local, t.cfg.PortNATT, err)
+	}
+	undo = append(undo, func() { nattConn.Close() })
+	dev, err := tun.CreateTUN(t.cfg.Name, t.cfg.MTU)
+	if err != nil {
+		return fmt.Errorf("tunnel %s: create TUN: %w", t.cfg.Name, err)
+	}
+	undo = append(undo, func() { dev.Close() })
+	if err := netdev.ConfigureUp(t.cfg.Name, t.cfg.Inside, t.cfg.MTU); err != nil {
+		return fmt.Errorf("tunnel %s: %w", t.cfg.Name, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t.dev, t.ike, t.natt, t.cancel, t.started = dev, ikeConn, nattConn, cancel, true
+	t.wg.Add(4)
+	go func() { defer t.wg.Done(); t.sess.Run(ctx) }()
+	go func() { defer t.wg.Done(); t.readIKE(ikeConn) }()
+	go func() { defer t.wg.Done(); t.readNATT(nattConn, dev) }()
+	go func() { defer t.wg.Done(); t.readTUN(dev, nattConn) }()
+	go func() { <-ctx.Done(); ikeConn.Close(); nattConn.Close(); dev.Close() }()
+	t.log.Info("tunnel started", "local", local, "remote", remote, "inside", t.cfg.Inside, "initiate", t.cfg.IKE.Initiate)
+	return nil
+}
+
+// SendIKE sends an IKE message to the peer (ike.Transport).
+func (t *Tunnel) SendIKE(msg []byte, natt bool) error {
+	t.mu.Lock()
+	ikeConn, nattConn := t.ike, t.natt
+	t.mu.Unlock()
+	if ikeConn == nil {
+		return errors.New("tunnel not started")
+	}
+	if !natt {
+		_, err := ikeConn.Write(msg)
+		return err
+	}
+	b := make([]byte, 4+len(msg)) // non-ESP marker, then the message
+	copy(b[4:], msg)
+	_, err := nattConn.Write(b)
+	return err
+}
+
+// readIKE passes IKE messages from port 500 to the session.
+func (t *Tunnel) readIKE(c *net.UDPConn) {
+	buf := make([]byte, 65536)
+	for {
+		n, err := c.Read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ECONNREFUSED from an ICMP error: the peer is not there yet
+		}
+		t.sess.Deliver(buf[:n], false)
+	}
+}
+
+// tunOffset is the headroom the TUN device needs before each packet it writes.
+const tunOffset = 16
+
+// readNATT reads port 4500: IKE goes to the session, ESP is opened and
+// written to the TUN in batches.
+func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
+	const headroom = 64
+	batch := dev.BatchSize()
+	bufs := make([][]byte, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, headroom+65536)
+	}
+	out := make([][]byte, 0, batch)
+	for {
+		out = out[:0]
+		// Block for the first datagram, then take what else is queued.
+		for i := 0; i < batch; i++ {
+			if i > 0 {
+				c.SetReadDeadline(time.Now()) // non-blocking for the rest
+			}
+			n, err := c.Read(bufs[i][headroom:])
+			if err != nil {
+				if errors.Is(err, net.ErrClosed) {
+					return
+				}
+				break
+			}
+			pkt := bufs[i][headroom : headroom+n]
+			switch esp.ClassifyUDP(pkt) {
+			case esp.UDPIKE:
+				t.sess.Deliver(pkt[4:], true)
+			case esp.UDPESP:
+				if inner := t.open(pkt); inner != nil {
+					start := cap(bufs[i]) - cap(inner) // index of inner within bufs[i]
+					out = append(out, bufs[i][start-tunOffset:start+len(inner)])
+				}
+			}
+		}
+		c.SetReadDeadline(time.Time{})
+		if len(out) > 0 {
+			if _, err := dev.Write(out, tunOffset); err != nil && !errors.Is(err, net.ErrClosed) {
+				t.log.Debug("TUN write failed", "err", err)
+			}
+		}
+	}
+}
+
+// open decapsulates one ESP packet, or returns nil to drop it.
+func (t *Tunnel) open(pkt []byte) []byte {
+	spi, _ := esp.PeekSPI(pkt)
+	in := (*t.dp.in.Load())[spi]
+	if in == nil {
+		return nil
+	}
+	inner, err := in.Open(pkt)
+	if err != nil || inner == nil {
+		return nil
+	}
+	t.dp.last.Store(time.Now().UnixNano())
+	return inner
+}
+
+// readTUN reads packets routed into the netdev and sends them as ESP.
+func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
+	batch := dev.BatchSize()
+	bufs := make([][]byte, batch)
+	sizes := make([]int, batch)
+	for i := range bufs {
+		bufs[i] = make([]byte, tunOffset+65536)
+	}
+	sealBuf := make([]byte, 65536+128)
+	for {
+		n, err := dev.Read(bufs, sizes, tunOffset)
+		if err != nil {
+			if errors.Is(err, tun.ErrTooManySegments) {
+				continue
+			}
+			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+				t.log.Error("TUN read failed; the tunnel no longer sends", "err", err)
+			}
+			return
+		}
+		out := t.dp.out.Load()
+		if out == nil {
+			continue // no Child SA: drop
+		}
+		for i := 0; i < n; i++ {
+			inner := bufs[i][tunOffset : tunOffset+sizes[i]]
+			if len(inner) < 20 || inner[0]>>4 != 4 {
+				continue // IPv4 only
+			}
+			pkt, err := out.Seal(sealBuf, inner)
+			if err != nil {
+				continue // sequence numbers exhausted: the session rekeys
+			}
+			c.Write(pkt)
+		}
+	}
+}
+
+// Close stops IKE (deleting the SAs) and removes the netdev and sockets.
+func (t *Tunnel) Close() error {
+	t.mu.Lock()
+	if !t.started {
+		t.mu.Unlock()
+		return nil
+	}
+	cancel := t.cancel
+	t.mu.Unlock()
+	cancel()
+	t.wg.Wait()
+	t.mu.Lock()
+	t.started, t.dev, t.ike, t.natt = false, nil, nil, nil
+	t.mu.Unlock()
+	t.log.Info("tunnel stopped")
+	return nil
+}
+
+// Status reports the tunnel up while a Child SA carries traffic.
+func (t *Tunnel) Status() tunnel.Status {
+	st := tunnel.Status{
+		Name: t.cfg.Name, Kind: tunnel.KindIPsec, State: tunnel.StateDown,
+		LocalOutside: t.cfg.IKE.Local, RemoteOutside: t.cfg.IKE.Remote,
+		Inside: t.cfg.Inside, PeerInside: t.cfg.PeerInside,
+	}
+	t.mu.Lock()
+	started := t.started
+	t.mu.Unlock()
+	if !started {
+		return st
+	}
+	st.State = tunnel.StateConnecting
+	is := t.sess.Status()
+	if is.State == "established" && t.dp.out.Load() != nil {
+		st.State = tunnel.StateUp
+	}
+	st.LastHandshake = is.Established
+	c := t.dp.totals()
+	st.RxBytes, st.TxBytes = c.rxBytes, c.txBytes
+	return st
+}
+
+// Details is the IPsec-specific status: IKE and Child SAs and ESP counters.
+// It holds no keys.
+type Details struct {
+	ike.Status
+	RxPackets uint64            `json:"rx_packets"`
+	TxPackets uint64            `json:"tx_packets"`
+	Dropped   map[string]uint64 `json:"esp_dropped"`
+}
+
+// Details returns the IKE session's status and the ESP counters.
+func (t *Tunnel) Details() Details {
+	c := t.dp.totals()
+	d := Details{Status: t.sess.Status(), RxPackets: c.rxPackets, TxPackets: c.txPackets, Dropped: map[string]uint64{}}
+	for i, r := range esp.DropReasons {
+		d.Dropped[r.String()] = c.drops[i]
+	}
+	return d
+}
