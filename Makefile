@@ -5,6 +5,8 @@ BIN := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
 LDFLAGS := -X github.com/cgwd/cgwd/pkg/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# promtool (Debian package prometheus) checks deploy/prometheus in make lint.
+DEB_PACKAGES_OPS := prometheus
 LAB := flock /run/cgwd-lab.lock test/netns/lab.sh
 DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make bc
 
@@ -18,7 +20,7 @@ build:
 
 # deps installs what a fresh Debian machine lacks (as root).
 deps:
-	@missing=""; for p in $(DEB_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(DEB_PACKAGES) $(DEB_PACKAGES_OPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -47,6 +49,9 @@ lint:
 	if [ -n "$$bad" ]; then echo "gofmt needed: $$bad"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	@if command -v promtool >/dev/null; then \
+		cd deploy/prometheus && promtool check config prometheus.yml && promtool check rules cgwd-rules.yml && promtool test rules cgwd-rules.test.yml; \
+	else echo "promtool not installed (Debian package prometheus): skipping deploy/prometheus checks"; fi
 
 unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/netns)
