@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/ike"
 )
 
 // The made-up PSKs of the test corpus: no output or error may contain them.
@@ -223,8 +224,52 @@ func TestRenderRoundTrip(t *testing.T) {
 	if !strings.Contains(string(yml), "cgw-t1 is 203.0.113.10, cgw-t2 is 203.0.113.200") {
 		t.Errorf("the config does not say how tunnels are ordered:\n%s", yml)
 	}
-	if !strings.Contains(string(yml), "AWS dead peer detection: every 10s, 3 retries") || !strings.Contains(string(yml), "AWS IKE proposal: aes-128-cbc, sha1, group2, lifetime 28800s, main") {
-		t.Errorf("AWS proposal not recorded:\n%s", yml)
+	ip := cfg.VPN[0].Tunnels[0].IPsec
+	if time.Duration(ip.IKELifetime) != 8*time.Hour || time.Duration(ip.ChildLifetime) != time.Hour ||
+		time.Duration(ip.DPDDelay) != 10*time.Second || time.Duration(ip.DPDTimeout) != 30*time.Second {
+		t.Errorf("AWS lifetimes/DPD not mapped: %+v", ip)
+	}
+	if len(ip.IKEProposals) != 0 || len(ip.ESPProposals) != 0 {
+		t.Errorf("AWS's listed proposals were copied: %v %v", ip.IKEProposals, ip.ESPProposals)
+	}
+	// The commented-out proposals are valid cgwd proposals for AWS's algorithms.
+	for _, tc := range []struct {
+		key  string
+		ike  bool
+		want string
+	}{{"ike_proposals", true, "aes128-sha1-modp1024"}, {"esp_proposals", false, "aes128-sha1-modp1024"}} {
+		line := "# " + tc.key + ": [" + tc.want + "]"
+		if !strings.Contains(string(yml), line) {
+			t.Errorf("no %q in\n%s", line, yml)
+		}
+		if _, err := ike.ParseProposal(tc.want, tc.ike); err != nil {
+			t.Errorf("suggested %s: %v", tc.key, err)
+		}
+	}
+}
+
+func TestStrongSwanNames(t *testing.T) {
+	for _, tc := range []struct {
+		enc, integ, group string
+		isIKE             bool
+		want              string
+	}{
+		{"aes-256-gcm-16", "sha2-384", "group20", true, "aes256gcm16-prfsha384-ecp384"},
+		{"aes-256-gcm-16", "", "group20", false, "aes256gcm16-ecp384"},
+		{"aes-128-cbc", "hmac-sha256-128", "group14", false, "aes128-sha256-modp2048"},
+		{"aes-256-cbc", "sha2-512", "group21", true, "aes256-sha512-ecp521"},
+	} {
+		got, ok := strongSwan(tc.enc, tc.integ, tc.group, tc.isIKE)
+		if !ok || got != tc.want {
+			t.Errorf("%s/%s/%s: %q %v, want %q", tc.enc, tc.integ, tc.group, got, ok, tc.want)
+			continue
+		}
+		if _, err := ike.ParseProposal(got, tc.isIKE); err != nil {
+			t.Errorf("%s: %v", got, err)
+		}
+	}
+	if _, ok := strongSwan("3des", "md5", "group1", true); ok {
+		t.Error("translated unknown algorithms")
 	}
 }
 

@@ -38,8 +38,8 @@ func PSKPath(dir string, i int) string { return filepath.Join(dir, TunnelName(i)
 
 // Render returns the cgwd YAML for c: one VPN with two ipsec tunnels and
 // their BGP peers. PSKs are referenced by psk_file, never written inline.
-// What AWS says and the config has no field for yet (IKE/IPsec proposals,
-// DPD, TCP MSS) is kept as comments. Facts that are missing (no prefix, no
+// AWS's lifetimes and DPD timers are mapped; the proposals AWS lists and the
+// TCP MSS are kept as comments (see proposalComments). Facts that are missing (no prefix, no
 // ASN, no local address) are left for `cgwd check-config` to name.
 func Render(c *Connection, o Options) ([]byte, error) {
 	dir := o.PSKDir
@@ -115,6 +115,18 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		w("        mtu: %d\n", IPsecMTU)
 		w("        ipsec:\n")
 		w("          psk_file: %s\n", quote(PSKPath(dir, i)))
+		if t.IKE.LifetimeSec != 0 {
+			w("          ike_lifetime: %ds\n", t.IKE.LifetimeSec)
+		}
+		if t.IPsec.LifetimeSec != 0 {
+			w("          child_lifetime: %ds\n", t.IPsec.LifetimeSec)
+		}
+		if d := t.IPsec.DPDIntervalSec; d != 0 {
+			w("          dpd_delay: %ds\n", d)
+			if r := t.IPsec.DPDRetries; r != 0 {
+				w("          dpd_timeout: %ds # AWS: %d retries every %ds\n", d*r, r, d)
+			}
+		}
 		for _, line := range proposalComments(t) {
 			w("          # %s\n", line)
 		}
@@ -134,30 +146,67 @@ func Render(c *Connection, o Options) ([]byte, error) {
 	return b.Bytes(), nil
 }
 
-// proposalComments describes what AWS configured that the config has no field for.
+// proposalComments records the proposals AWS lists, which cgwd does not
+// copy: AWS picks the weakest proposal a peer offers, the listed one is
+// usually AWS's weakest default, and cgwd's own default is one AWS accepts
+// unless the tunnel options were narrowed.
 func proposalComments(t *Tunnel) []string {
 	var out []string
-	if s := join(t.IKE.Encryption, t.IKE.Authentication, t.IKE.PFS, secs(t.IKE.LifetimeSec), t.IKE.Mode); s != "" {
-		out = append(out, "AWS IKE proposal: "+s)
+	if s := join(t.IKE.Encryption, t.IKE.Authentication, t.IKE.PFS, t.IKE.Mode); s != "" {
+		out = append(out, "AWS lists IKE "+s+"; IPsec "+join(t.IPsec.Protocol, t.IPsec.Encryption, t.IPsec.Authentication, t.IPsec.PFS, t.IPsec.Mode)+".")
+		out = append(out, "cgwd offers its own default proposals instead (AWS accepts them unless the tunnel")
+		out = append(out, "options were narrowed, and AWS picks the weakest proposal it is offered).")
+		ikeP, ok1 := strongSwan(t.IKE.Encryption, t.IKE.Authentication, t.IKE.PFS, true)
+		espP, ok2 := strongSwan(t.IPsec.Encryption, t.IPsec.Authentication, t.IPsec.PFS, false)
+		if ok1 && ok2 {
+			out = append(out, "If the tunnel options allow only the listed proposal:")
+			out = append(out, "ike_proposals: ["+ikeP+"]")
+			out = append(out, "esp_proposals: ["+espP+"]")
+		}
 	}
 	p := t.IPsec
-	if s := join(p.Protocol, p.Encryption, p.Authentication, p.PFS, secs(p.LifetimeSec), p.Mode); s != "" {
-		out = append(out, "AWS IPsec proposal: "+s)
-	}
-	if p.DPDIntervalSec != 0 || p.DPDRetries != 0 {
-		out = append(out, fmt.Sprintf("AWS dead peer detection: every %ds, %d retries", p.DPDIntervalSec, p.DPDRetries))
-	}
 	if p.TCPMSS != 0 {
-		out = append(out, fmt.Sprintf("AWS TCP MSS adjustment: %d", p.TCPMSS))
+		out = append(out, fmt.Sprintf("AWS TCP MSS adjustment: %d (clear DF bit: %s, fragment before encryption: %s)", p.TCPMSS, orDash(p.ClearDFBit), orDash(p.FragBeforeEnc)))
 	}
 	return out
 }
 
-func secs(n int) string {
-	if n == 0 {
-		return ""
+// strongSwan translates AWS's algorithm names into cgwd's (strongSwan's)
+// proposal notation; ok is false for a name it does not know.
+func strongSwan(enc, integ, group string, ike bool) (string, bool) {
+	encs := map[string]string{"aes-128-cbc": "aes128", "aes-256-cbc": "aes256", "aes-128-gcm-16": "aes128gcm16", "aes-256-gcm-16": "aes256gcm16"}
+	integs := map[string]string{"sha1": "sha1", "hmac-sha1-96": "sha1", "sha": "sha1", "sha2-256": "sha256", "hmac-sha256-128": "sha256",
+		"sha2-384": "sha384", "hmac-sha384-192": "sha384", "sha2-512": "sha512", "hmac-sha512-256": "sha512"}
+	groups := map[string]string{"group2": "modp1024", "group5": "modp1536", "group14": "modp2048", "group15": "modp3072", "group16": "modp4096",
+		"group17": "modp6144", "group18": "modp8192", "group19": "ecp256", "group20": "ecp384", "group21": "ecp521"}
+	e, ok := encs[strings.ToLower(enc)]
+	if !ok {
+		return "", false
 	}
-	return fmt.Sprintf("lifetime %ds", n)
+	parts := []string{e}
+	if strings.Contains(e, "gcm") {
+		if ike { // AEAD IKE SAs still need a PRF
+			i, ok := integs[strings.ToLower(integ)]
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, "prf"+i)
+		}
+	} else {
+		i, ok := integs[strings.ToLower(integ)]
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, i)
+	}
+	if group != "" {
+		g, ok := groups[strings.ToLower(group)]
+		if !ok {
+			return "", false
+		}
+		parts = append(parts, g)
+	}
+	return strings.Join(parts, "-"), true
 }
 
 func join(parts ...string) string {
