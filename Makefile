@@ -7,7 +7,7 @@ LDFLAGS := -X github.com/cgwd/cgwd/pkg/version.Version=$(VERSION)
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # promtool (Debian package prometheus) checks deploy/prometheus in make lint.
 DEB_PACKAGES_OPS := prometheus
-LAB := flock /run/cgwd-lab.lock test/netns/lab.sh
+LAB := flock -o /run/cgwd-lab.lock test/netns/lab.sh
 DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make bc
 
 .PHONY: all build deps lab lab-down test lint unit integration bench clean
@@ -17,6 +17,7 @@ all: build
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cgwd ./cmd/cgwd
 	$(GO) build -trimpath -o $(BIN)/wireguard-go golang.zx2c4.com/wireguard
+	@[ -x $(BIN)/gobgp ] || GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/osrg/gobgp/v3/cmd/gobgp@v3.37.0
 
 # deps installs what a fresh Debian machine lacks (as root).
 deps:
@@ -33,9 +34,12 @@ lab: deps build
 	$(LAB) up
 	$(LAB) start-cgwd
 	$(LAB) wait-tunnels
-	$(LAB) routes
+	$(LAB) wait-bgp
 	@echo; echo '== cgwd status'; $(BIN)/cgwd status -s /run/cgwd-lab/cgwd.sock
 	@echo; echo '== wg show cgw-t1 (stock wg against cgwd)'; ip netns exec lab-cgw wg show cgw-t1
+	@echo; echo '== gobgp neighbor (stock gobgp CLI against cgwd)'; ip netns exec lab-cgw $(BIN)/gobgp -u 127.0.0.1 -p 50051 neighbor
+	@echo; echo '== birdc show protocols (BIRD, the AWS side)'; birdc -s /run/cgwd-lab/bird-aws.ctl show protocols
+	@echo; echo '== routes cgwd programmed in lab-cgw (proto 200)'; ip netns exec lab-cgw ip route show proto 200
 	@echo; echo '== ping lab-onprem -> lab-vpc'; ip netns exec lab-onprem ping -c 3 -i 0.2 10.200.0.10
 	@echo; echo 'lab is up; cgwd log: /run/cgwd-lab/logs/cgwd.log; remove it with: make lab-down'
 
@@ -57,11 +61,11 @@ unit:
 	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/netns)
 
 integration: build
-	$(GO) test -count=1 -v ./test/netns/
+	$(GO) test -count=1 -timeout 30m -v ./test/netns/
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
-	flock /run/cgwd-lab.lock test/netns/bench.sh
+	flock -o /run/cgwd-lab.lock test/netns/bench.sh
 
 clean:
 	rm -rf $(BIN)

@@ -199,6 +199,22 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 			t.Inside, t.PeerInside, hs, bytesIEC(t.RxBytes), bytesIEC(t.TxBytes))
 	}
 	tw.Flush()
+	if len(st.BGP) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "BGP PEER\tADDRESS\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tADVERTISED\tIN KERNEL")
+	for _, p := range st.BGP {
+		up := "-"
+		if p.Up && !p.Since.IsZero() {
+			up = now.Sub(p.Since).Round(time.Second).String()
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n",
+			p.Name, p.Address, p.PeerASN, p.State, up, p.Received, p.Accepted, p.Advertised, p.Installed)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d\n", st.RoutesProgrammed, st.RouteErrors)
 }
 
 func bytesIEC(n uint64) string {

@@ -46,6 +46,8 @@ type Config struct {
 	VPN []VPN `yaml:"vpn"`
 	// DirectConnect lists the Direct Connect links.
 	DirectConnect []DirectConnect `yaml:"direct_connect"`
+	// BGP holds the speaker's global settings.
+	BGP BGP `yaml:"bgp"`
 }
 
 // Log configures the slog handler.
@@ -66,6 +68,8 @@ type Metrics struct {
 type VPN struct {
 	// Name labels the connection in metrics and status.
 	Name string `yaml:"name"`
+	// Gateway is the AWS side: vgw (virtual private gateway) or tgw (transit gateway).
+	Gateway string `yaml:"gateway"`
 	// Tunnels are the connection's two tunnels.
 	Tunnels []Tunnel `yaml:"tunnels"`
 }
@@ -112,12 +116,6 @@ type WireGuard struct {
 	PersistentKeepalive Duration `yaml:"persistent_keepalive"`
 }
 
-// PeerBGP holds per-peer BGP settings.
-type PeerBGP struct {
-	// PeerASN is the AWS side's ASN (default 64512).
-	PeerASN uint32 `yaml:"peer_asn"`
-}
-
 // DirectConnect is one Direct Connect link.
 type DirectConnect struct {
 	// Name labels the link in metrics and status.
@@ -128,6 +126,8 @@ type DirectConnect struct {
 	Local string `yaml:"local"`
 	// Peer is the AWS router's address.
 	Peer string `yaml:"peer"`
+	// Gateway is the AWS side: vgw or tgw.
+	Gateway string `yaml:"gateway"`
 	// BGP overrides the link's BGP peer settings.
 	BGP PeerBGP `yaml:"bgp"`
 }
@@ -186,14 +186,15 @@ func (c *Config) applyDefaults() {
 		if v.Name == "" {
 			v.Name = fmt.Sprintf("vpn%d", i+1)
 		}
+		if v.Gateway == "" {
+			v.Gateway = GatewayVGW
+		}
 		for j := range v.Tunnels {
 			t := &v.Tunnels[j]
 			if t.MTU == 0 {
 				t.MTU = DefaultTunnelMTU
 			}
-			if t.BGP.PeerASN == 0 {
-				t.BGP.PeerASN = DefaultAWSASN
-			}
+			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1)
 			if w := t.WireGuard; w != nil {
 				if w.ListenPort == 0 {
 					w.ListenPort = DefaultWireGuardPort + j
@@ -204,14 +205,16 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
+	c.BGP.applyDefaults()
 	for i := range c.DirectConnect {
 		d := &c.DirectConnect[i]
 		if d.Name == "" {
 			d.Name = fmt.Sprintf("dx%d", i+1)
 		}
-		if d.BGP.PeerASN == 0 {
-			d.BGP.PeerASN = DefaultAWSASN
+		if d.Gateway == "" {
+			d.Gateway = GatewayVGW
 		}
+		d.BGP.applyDefaults(dxTimers, d.Gateway, 0)
 	}
 }
 

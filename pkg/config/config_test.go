@@ -52,6 +52,12 @@ func TestParseValidGetsDefaults(t *testing.T) {
 	if aws.String() != "169.254.10.1/30" || local.String() != "169.254.10.2/30" {
 		t.Errorf("InsideAddrs = %v %v", aws, local)
 	}
+	if *t1.BGP.Prepend != 1 || *c.VPN[0].Tunnels[1].BGP.Prepend != 2 || t1.BGP.HoldTime != Duration(30e9) || t1.BGP.MaxPrefixes != 100 {
+		t.Errorf("tunnel BGP defaults: %+v", t1.BGP)
+	}
+	if dx := c.DirectConnect[0].BGP; dx.HoldTime != Duration(90e9) || dx.Keepalive != Duration(30e9) || *dx.Prepend != 0 {
+		t.Errorf("DX BGP defaults: %+v", dx)
+	}
 	if c.DirectConnect[0].Name != "dx1" || c.ControlSocket != DefaultControlSocket || c.Metrics.Listen != DefaultMetricsListen {
 		t.Errorf("defaults not applied: %+v", c)
 	}
@@ -80,6 +86,11 @@ func TestValidateBadConfigs(t *testing.T) {
 		{"dx peer outside", "peer: 169.254.255.1", "peer: 169.254.254.1", "direct_connect[0].peer: 169.254.254.1 is not another address in 169.254.255.0/30"},
 		{"log level", "asn: 65000", "asn: 65000\nlog: {level: loud}", `log.level: "loud" is not one of debug, info, warn, error`},
 		{"metrics", "asn: 65000", "asn: 65000\nmetrics: {listen: 9477}", `metrics.listen: "9477" is not host:port or off`},
+		{"bad community", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {communities: [7224-7100]}\n", `direct_connect[0].bgp.communities[0]: "7224-7100" is not a community (e.g. 7224:7100)`},
+		{"keepalive >= hold", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {keepalive: 30s, hold_time: 9s}\n", "direct_connect[0].bgp.keepalive: 30s must be positive and shorter than hold_time 9s"},
+		{"bad allow", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {allow: [10.200.0.0/8]}\n", "direct_connect[0].bgp.allow[0]: 10.200.0.0/8 has host bits set (did you mean 10.0.0.0/8?)"},
+		{"route protocol", "asn: 65000", "asn: 65000\nbgp: {route_protocol: 2}", "bgp.route_protocol: 2 is outside 5-255 (0-4 belong to the kernel)"},
+		{"gateway", "  - name: vpn1\n", "  - name: vpn1\n    gateway: cgw\n", `vpn[0].gateway: "cgw" is not one of vgw, tgw`},
 		{"one tunnel", "      - name: cgw-t2\n        kind: ipsec\n        outside: {local: 198.51.100.2, remote: 203.0.113.20}\n        inside: 169.254.11.0/30\n        ipsec:\n          psk_file: KEYFILE\n", "", "vpn[0].tunnels: an AWS VPN connection has exactly 2 tunnels, got 1"},
 	}
 	for _, tc := range cases {

@@ -88,6 +88,7 @@ func (c *Config) Validate() Problems {
 	if len(c.VPN) == 0 && len(c.DirectConnect) == 0 {
 		v.add("vpn", "no VPN connection and no Direct Connect link: nothing to do")
 	}
+	v.bgpGlobal(&c.BGP)
 	names := map[string]string{}
 	insides := map[netip.Prefix]string{}
 	for i := range c.VPN {
@@ -150,6 +151,7 @@ func (v *validator) ifname(field, name string, names map[string]string) {
 }
 
 func (v *validator) vpn(field string, c *VPN, names map[string]string, insides map[netip.Prefix]string) {
+	v.gateway(field+".gateway", c.Gateway)
 	if len(c.Tunnels) != 2 {
 		v.add(field+".tunnels", "an AWS VPN connection has exactly 2 tunnels, got %d", len(c.Tunnels))
 	}
@@ -165,7 +167,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 	if t.MTU < 576 || t.MTU > 9000 {
 		v.add(field+".mtu", "%d is outside 576-9000", t.MTU)
 	}
-	v.asn(field+".bgp.peer_asn", t.BGP.PeerASN)
+	v.peerBGP(field+".bgp", &t.BGP)
 	v.inside(field+".inside", t.Inside, insides)
 	switch t.Kind {
 	case "wireguard":
@@ -248,7 +250,8 @@ func (v *validator) directConnect(field string, d *DirectConnect, names map[stri
 	if d.Interface == "" {
 		v.add(field+".interface", "is required")
 	}
-	v.asn(field+".bgp.peer_asn", d.BGP.PeerASN)
+	v.gateway(field+".gateway", d.Gateway)
+	v.peerBGP(field+".bgp", &d.BGP)
 	local, err := netip.ParsePrefix(d.Local)
 	if err != nil || !local.Addr().Is4() {
 		v.add(field+".local", "%q is not an IPv4 address with prefix length (e.g. 169.254.255.2/30)", d.Local)
@@ -273,9 +276,17 @@ func (c *Config) checkSecretFiles() Problems {
 			if t.WireGuard != nil && t.WireGuard.PrivateKeyFile != "" {
 				v.secretFile(field+".wireguard.private_key_file", t.WireGuard.PrivateKeyFile)
 			}
+			if t.BGP.PasswordFile != "" {
+				v.secretFile(field+".bgp.password_file", t.BGP.PasswordFile)
+			}
 			if t.IPsec != nil && t.IPsec.PSKFile != "" {
 				v.secretFile(field+".ipsec.psk_file", t.IPsec.PSKFile)
 			}
+		}
+	}
+	for i, d := range c.DirectConnect {
+		if d.BGP.PasswordFile != "" {
+			v.secretFile(fmt.Sprintf("direct_connect[%d].bgp.password_file", i), d.BGP.PasswordFile)
 		}
 	}
 	return v.probs

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -24,6 +25,16 @@ type Status struct {
 	Started time.Time       `json:"started"`
 	VPN     []VPNStatus     `json:"vpn"`
 	Tunnels []tunnel.Status `json:"tunnels"`
+	BGP     []PeerStatus    `json:"bgp"`
+	// RoutesProgrammed and RouteErrors count kernel route operations.
+	RoutesProgrammed uint64 `json:"routes_programmed"`
+	RouteErrors      uint64 `json:"route_errors"`
+}
+
+// PeerStatus is a BGP session and how many of its routes are in the kernel.
+type PeerStatus struct {
+	bgp.PeerStatus
+	Installed int `json:"installed"`
 }
 
 // VPNStatus names the tunnels of one VPN connection.

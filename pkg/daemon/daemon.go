@@ -11,8 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/metrics"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
@@ -22,9 +24,17 @@ import (
 
 // Daemon is a configured cgwd instance.
 type Daemon struct {
+	// OnReady, if set, is called once Run has started everything, before it
+	// waits for its context to end (cgwd run tells systemd READY=1 there).
+	OnReady func()
+
 	cfg     *config.Config
 	log     *slog.Logger
 	tunnels []tunnel.Tunnel
+	bgpCfg  bgp.Config
+	fibCfg  fib.Config
+	speaker *bgp.Speaker
+	fib     *fib.FIB
 	started time.Time
 }
 
@@ -41,6 +51,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 			d.tunnels = append(d.tunnels, t)
 		}
 	}
+	var err error
+	if d.bgpCfg, d.fibCfg, err = routingConfig(cfg); err != nil {
+		return nil, err
+	}
+	d.bgpCfg.Logger, d.fibCfg.Logger = log, log
 	return d, nil
 }
 
@@ -86,6 +101,16 @@ func (d *Daemon) Status() control.Status {
 	}
 	for _, t := range d.tunnels {
 		st.Tunnels = append(st.Tunnels, t.Status())
+	}
+	if d.speaker != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		installed := d.fib.Installed()
+		for _, p := range d.speaker.Peers(ctx) {
+			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name]})
+		}
+		st.RoutesProgrammed = d.fib.Counters.Programmed.Load()
+		st.RouteErrors = d.fib.Counters.Errors.Load()
 	}
 	return st
 }
@@ -149,8 +174,52 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			})
 		}()
 	}
+	if err := d.startRouting(ctx, srvCtx, &wg, &stack); err != nil {
+		return err
+	}
 	d.log.Info("cgwd running", "version", version.String(), "tunnels", len(d.tunnels), "control_socket", d.cfg.ControlSocket)
+	if d.OnReady != nil {
+		d.OnReady()
+	}
 	<-ctx.Done()
 	d.log.Info("cgwd stopping", "cause", context.Cause(ctx))
+	return nil
+}
+
+// startRouting starts the FIB, then the BGP speaker feeding it. Their undo
+// actions go on stack: BGP stops first, then the FIB removes its routes.
+func (d *Daemon) startRouting(ctx, srvCtx context.Context, wg *sync.WaitGroup, stack *[]func()) error {
+	f, err := fib.New(d.fibCfg)
+	if err != nil {
+		return err
+	}
+	fibCtx, stopFIB := context.WithCancel(context.Background())
+	fibDone := make(chan error, 1)
+	go func() { fibDone <- f.Run(fibCtx) }()
+	*stack = append(*stack, func() {
+		stopFIB()
+		if err := <-fibDone; err != nil {
+			d.log.Error("fib stopped with error", "err", err)
+		}
+	})
+	d.fib = f
+	sp := bgp.New(d.bgpCfg)
+	onRoute := func(ev bgp.RouteEvent) {
+		if ev.Withdraw {
+			f.Remove(ev.Prefix, ev.Peer)
+		} else {
+			f.Add(ev.Prefix, ev.Peer, ev.Nexthop)
+		}
+	}
+	onPeer := func(name string, up bool) {
+		if !up {
+			f.RemovePath(name)
+		}
+	}
+	if err := sp.Start(ctx, onRoute, onPeer); err != nil {
+		return err
+	}
+	d.speaker = sp
+	*stack = append(*stack, sp.Stop)
 	return nil
 }

@@ -30,6 +30,15 @@ var (
 		"Bytes sent to the AWS endpoint on the tunnel's outside socket.", tunnelLabels, nil)
 	descTunnelHandshake = prometheus.NewDesc("cgwd_tunnel_last_handshake_timestamp_seconds",
 		"Unix time of the tunnel's last completed handshake; 0 if none.", tunnelLabels, nil)
+	peerLabels        = []string{"peer", "address"}
+	descBGPSessionUp  = prometheus.NewDesc("cgwd_bgp_session_up", "Whether the BGP session is Established (1) or not (0).", peerLabels, nil)
+	descBGPReceived   = prometheus.NewDesc("cgwd_bgp_prefixes_received", "Prefixes the peer sent, before cgwd's import policy.", peerLabels, nil)
+	descBGPAccepted   = prometheus.NewDesc("cgwd_bgp_prefixes_accepted", "Prefixes from the peer that passed cgwd's import policy.", peerLabels, nil)
+	descBGPAdvertised = prometheus.NewDesc("cgwd_bgp_prefixes_advertised", "Prefixes cgwd advertises to the peer.", peerLabels, nil)
+	descBGPInstalled  = prometheus.NewDesc("cgwd_bgp_prefixes_installed", "Kernel routes cgwd installed over this peer's path.", peerLabels, nil)
+	descRoutesProg    = prometheus.NewDesc("cgwd_routes_programmed_total", "Kernel route operations (add, replace, delete) that succeeded.", nil, nil)
+	descRouteErrors   = prometheus.NewDesc("cgwd_route_programming_errors_total", "Kernel route operations that failed.", nil, nil)
+
 	descBuildInfo = prometheus.NewDesc("cgwd_build_info",
 		"Always 1; labels say which cgwd build is running.", []string{"version", "goversion"}, nil)
 )
@@ -40,7 +49,8 @@ type collector struct {
 }
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo} {
+	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
+		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descRoutesProg, descRouteErrors} {
 		ch <- d
 	}
 }
@@ -56,10 +66,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, t := range st.Tunnels {
 		labels := []string{vpnOf[t.Name], t.Name, string(t.Kind)}
-		up := 0.0
-		if t.State == tunnel.StateUp {
-			up = 1
-		}
+		up := b2f(t.State == tunnel.StateUp)
 		hs := 0.0
 		if !t.LastHandshake.IsZero() {
 			hs = float64(t.LastHandshake.UnixNano()) / 1e9
@@ -69,6 +76,23 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTunnelTx, prometheus.CounterValue, float64(t.TxBytes), labels...)
 		ch <- prometheus.MustNewConstMetric(descTunnelHandshake, prometheus.GaugeValue, hs, labels...)
 	}
+	for _, p := range st.BGP {
+		labels := []string{p.Name, p.Address}
+		ch <- prometheus.MustNewConstMetric(descBGPSessionUp, prometheus.GaugeValue, b2f(p.Up), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPReceived, prometheus.GaugeValue, float64(p.Received), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPAccepted, prometheus.GaugeValue, float64(p.Accepted), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPAdvertised, prometheus.GaugeValue, float64(p.Advertised), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPInstalled, prometheus.GaugeValue, float64(p.Installed), labels...)
+	}
+	ch <- prometheus.MustNewConstMetric(descRoutesProg, prometheus.CounterValue, float64(st.RoutesProgrammed))
+	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // NewRegistry returns a registry with cgwd's collector, the Go runtime

@@ -5,7 +5,7 @@
 #   lab.sh up           namespaces, links, addresses, the AWS side's WireGuard peers
 #   lab.sh start-cgwd   start cgwd in lab-cgw with the lab config, wait for its socket
 #   lab.sh wait-tunnels wait until both tunnels have handshaken (bounded)
-#   lab.sh routes       static routes over the tunnels (until BGP programs them)
+#   lab.sh wait-bgp     wait until BIRD has all three sessions Established (bounded)
 #   lab.sh stop-cgwd    SIGTERM cgwd and wait for it to exit
 #   lab.sh down         kill what the lab started (by PID) and delete its namespaces
 #
@@ -39,7 +39,9 @@ wait_for() {
 start_bg() {
 	local name=$1 ns=$2; shift 2
 	mkdir -p "$LAB_STATE/pids" "$LAB_STATE/logs"
-	ip netns exec "$ns" "$@" >"$LAB_STATE/logs/$name.log" 2>&1 &
+	# Close inherited descriptors 3-9 (e.g. a caller's `flock` lock), so that a
+	# long-running daemon never holds the caller's lock.
+	ip netns exec "$ns" "$@" >"$LAB_STATE/logs/$name.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	echo $! >"$LAB_STATE/pids/$name.pid"
 }
 
@@ -131,7 +133,33 @@ cmd_up() {
 		-e "s|@AWS_T1_PUB@|$(pub aws-t1)|" -e "s|@AWS_T2_PUB@|$(pub aws-t2)|" \
 		"$HERE/cgwd.lab.yaml" >"$LAB_STATE/cgwd.yaml"
 	chmod 600 "$LAB_STATE/cgwd.yaml"
+	start_bird
 	log "up: ${NAMESPACES[*]}"
+}
+
+# prefix_list N FIRST_OCTET: N /24s counting up from FIRST_OCTET.0.0.0, as BIRD static routes.
+prefix_list() {
+	awk -v n="$1" -v o="$2" 'BEGIN { for (i = 0; i < n; i++)
+		printf "route %d.%d.%d.0/24 blackhole;\n", o + int(i / 65536), int(i / 256) % 256, i % 256 }'
+}
+
+# start_bird runs BIRD 2 in lab-aws as the AWS side of all three BGP sessions.
+start_bird() {
+	prefix_list "${LAB_PREFIXES:-0}" 20 >"$LAB_STATE/bird-scale.conf"
+	prefix_list 150 100 >"$LAB_STATE/bird-flood.conf"
+	sed -e "s|@LAB_STATE@|$LAB_STATE|g" "$HERE/bird-aws.conf" >"$LAB_STATE/bird-aws.conf"
+	start_bg bird-aws lab-aws bird -f -c "$LAB_STATE/bird-aws.conf" -s "$LAB_STATE/bird-aws.ctl" -P "$LAB_STATE/bird-aws.pidfile"
+	wait_for "BIRD to answer" 10 birdc -s "$LAB_STATE/bird-aws.ctl" show status ||
+		{ cat "$LAB_STATE/logs/bird-aws.log" >&2; return 1; }
+}
+
+bgp_up() {
+	[[ $(birdc -s "$LAB_STATE/bird-aws.ctl" show protocols | grep -c 'Established') == 3 ]]
+}
+
+cmd_wait_bgp() {
+	wait_for "three BGP sessions Established in BIRD" 30 bgp_up
+	log "BGP: aws_t1, aws_t2, aws_dx Established"
 }
 
 cmd_start_cgwd() {
@@ -149,13 +177,6 @@ tunnels_up() {
 cmd_wait_tunnels() {
 	wait_for "both tunnels up" 20 tunnels_up
 	log "both tunnels up"
-}
-
-cmd_routes() {
-	in_ns lab-cgw ip route replace 10.200.0.0/16 dev cgw-t1 metric 100
-	in_ns lab-cgw ip route replace 10.200.0.0/16 dev cgw-t2 metric 200
-	in_ns lab-aws ip route replace 10.10.0.0/16 dev aws-t1 metric 100
-	in_ns lab-aws ip route replace 10.10.0.0/16 dev aws-t2 metric 200
 }
 
 cmd_stop_cgwd() {
@@ -182,8 +203,8 @@ case ${1:-} in
 up) cmd_up ;;
 start-cgwd) cmd_start_cgwd ;;
 wait-tunnels) cmd_wait_tunnels ;;
-routes) cmd_routes ;;
+wait-bgp) cmd_wait_bgp ;;
 stop-cgwd) cmd_stop_cgwd ;;
 down) cmd_down; log "down" ;;
-*) echo "usage: $0 up|start-cgwd|wait-tunnels|routes|stop-cgwd|down" >&2; exit 2 ;;
+*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|down" >&2; exit 2 ;;
 esac

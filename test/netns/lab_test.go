@@ -201,12 +201,7 @@ func TestWireGuardLab(t *testing.T) {
 		}
 	})
 
-	t.Run("OnpremReachesVPCOverTunnel", func(t *testing.T) {
-		lab(t, "routes")
-		if out, err := inNS("lab-onprem", "ping", "-c", "3", "-i", "0.2", "-W", "2", "10.200.0.10"); err != nil {
-			t.Fatalf("ping lab-onprem -> lab-vpc: %v\n%s", err, out)
-		}
-	})
+	testBGP(t)
 
 	t.Run("MetricsShowTunnelsUpWithTraffic", func(t *testing.T) {
 		body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
@@ -223,6 +218,18 @@ func TestWireGuardLab(t *testing.T) {
 					t.Errorf("%s%s = %v (found %v), want > 0", m, labels, v, ok)
 				}
 			}
+		}
+		for peer, addr := range map[string]string{"dx1": "169.254.255.1", "cgw-t1": "169.254.10.1", "cgw-t2": "169.254.11.1"} {
+			labels := fmt.Sprintf(`{address="%s",peer="%s"}`, addr, peer)
+			if v, ok := metricValue(body, "cgwd_bgp_session_up"+labels); !ok || v != 1 {
+				t.Errorf("cgwd_bgp_session_up%s = %v (found %v)", labels, v, ok)
+			}
+		}
+		if v, ok := metricValue(body, `cgwd_bgp_prefixes_installed{address="169.254.255.1",peer="dx1"}`); !ok || v < 2 {
+			t.Errorf("cgwd_bgp_prefixes_installed for dx1 = %v (found %v), want >= 2", v, ok)
+		}
+		if v, ok := metricValue(body, "cgwd_routes_programmed_total"); !ok || v < 2 {
+			t.Errorf("cgwd_routes_programmed_total = %v (found %v)", v, ok)
 		}
 		if _, ok := metricValue(body, "cgwd_build_info{"); !ok {
 			t.Error("cgwd_build_info missing")
@@ -298,6 +305,9 @@ func TestWireGuardLab(t *testing.T) {
 		}
 		if _, err := os.Stat(labState + "/cgwd.sock"); err == nil {
 			t.Error("control socket left behind")
+		}
+		if rs, _ := inNS("lab-cgw", "ip", "route", "show", "proto", "200"); strings.TrimSpace(rs) != "" {
+			t.Errorf("cgwd's routes left behind:\n%s", rs)
 		}
 		logs, _ := os.ReadFile(labState + "/logs/cgwd.log")
 		if !strings.Contains(string(logs), "cgwd stopped") {

@@ -1,0 +1,369 @@
+// Package bgp is cgwd's BGP speaker: an embedded gobgp server with one eBGP
+// session per tunnel and per Direct Connect link. It advertises the on-prem
+// prefixes, filters what it learns, and reports every accepted or withdrawn
+// route to a callback. It installs nothing in the kernel itself: that is the
+// job of the route programmer (pkg/fib).
+package bgp
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	apb "google.golang.org/protobuf/types/known/anypb"
+)
+
+// PeerConfig is one eBGP session toward AWS.
+type PeerConfig struct {
+	// Name is the path the session runs over (tunnel netdev or DX name).
+	Name         string
+	Address      netip.Addr // the AWS side
+	LocalAddress netip.Addr
+	PeerASN      uint32
+	Keepalive    time.Duration
+	HoldTime     time.Duration
+	// Prepend is how often the local ASN is prepended to our advertisements.
+	Prepend     int
+	Communities []uint32
+	// Allow, when non-empty, accepts only prefixes inside these.
+	Allow       []netip.Prefix
+	MaxPrefixes int
+	// MaxPrefixRestart re-enables a session this long after the max-prefix
+	// limit tore it down; 0 leaves it down until cgwd restarts.
+	MaxPrefixRestart time.Duration
+	// Password is the TCP MD5 password; empty for none. Never logged.
+	Password string
+}
+
+// Config is the speaker's configuration.
+type Config struct {
+	ASN      uint32
+	RouterID netip.Addr
+	// ListenPort for incoming sessions; -1 disables listening.
+	ListenPort int32
+	// GRPCListen is gobgp's gRPC API address; empty disables it.
+	GRPCListen string
+	// Prefixes are advertised to every peer.
+	Prefixes []netip.Prefix
+	// Deny is never accepted from any peer (the on-prem prefixes, 169.254.0.0/16),
+	// including more specifics.
+	Deny   []netip.Prefix
+	Peers  []PeerConfig
+	Logger *slog.Logger
+}
+
+// RouteEvent is a route accepted from, or withdrawn by, a peer.
+type RouteEvent struct {
+	Peer     string
+	Prefix   netip.Prefix
+	Nexthop  netip.Addr
+	Withdraw bool
+}
+
+// PeerStatus is a snapshot of one session.
+type PeerStatus struct {
+	Name       string    `json:"name"`
+	Address    string    `json:"address"`
+	PeerASN    uint32    `json:"peer_asn"`
+	State      string    `json:"state"`
+	Up         bool      `json:"up"`
+	Since      time.Time `json:"since"`
+	Received   uint64    `json:"received"`
+	Accepted   uint64    `json:"accepted"`
+	Advertised uint64    `json:"advertised"`
+}
+
+// Speaker is the embedded BGP server.
+type Speaker struct {
+	cfg    Config
+	log    *slog.Logger
+	srv    *server.BgpServer
+	byAddr map[string]string // neighbor address -> peer name
+	peers  map[string]PeerConfig
+
+	mu     sync.Mutex
+	cancel context.CancelFunc
+}
+
+// New returns a speaker that is not started.
+func New(cfg Config) *Speaker {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Speaker{cfg: cfg, log: log.With("component", "bgp"), byAddr: map[string]string{}, peers: map[string]PeerConfig{}}
+	for _, p := range cfg.Peers {
+		s.byAddr[p.Address.String()] = p.Name
+		s.peers[p.Name] = p
+	}
+	return s
+}
+
+// Start starts the server, its policies, peers and advertisements, and
+// calls onRoute (from one goroutine) for every accepted or withdrawn route
+// and onPeer for every session state change, until ctx ends or Stop is called.
+func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer func(name string, up bool)) (err error) {
+	opts := []server.ServerOption{server.LoggerOption(&logAdapter{log: s.log})}
+	if s.cfg.GRPCListen != "" {
+		opts = append(opts, server.GrpcListenAddress(s.cfg.GRPCListen))
+	}
+	s.srv = server.NewBgpServer(opts...)
+	ctx, cancel := context.WithCancel(ctx)
+	// gobgp's Serve loop has no exit: after StopBgp it idles with no peers,
+	// listeners or API server. It is the one goroutine cgwd cannot end.
+	go s.srv.Serve()
+	defer func() {
+		if err != nil {
+			cancel()
+			s.stopServer()
+		}
+	}()
+	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn:        s.cfg.ASN,
+		RouterId:   s.cfg.RouterID.String(),
+		ListenPort: s.cfg.ListenPort,
+	}}); err != nil {
+		return fmt.Errorf("bgp: start: %w", err)
+	}
+	if err := s.installPolicies(ctx); err != nil {
+		return fmt.Errorf("bgp: policies: %w", err)
+	}
+	if err := s.watch(ctx, onRoute, onPeer); err != nil {
+		return fmt.Errorf("bgp: watch: %w", err)
+	}
+	for _, p := range s.cfg.Prefixes {
+		if err := s.advertise(ctx, p); err != nil {
+			return fmt.Errorf("bgp: advertise %s: %w", p, err)
+		}
+	}
+	for _, p := range s.cfg.Peers {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
+		}
+	}
+	s.mu.Lock()
+	s.cancel = cancel
+	s.mu.Unlock()
+	s.log.Info("bgp started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "peers", len(s.cfg.Peers), "grpc", s.cfg.GRPCListen)
+	return nil
+}
+
+func apiPeer(p PeerConfig) *api.Peer {
+	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	return &api.Peer{
+		Conf: &api.PeerConf{
+			NeighborAddress: p.Address.String(),
+			PeerAsn:         p.PeerASN,
+			AuthPassword:    p.Password,
+			Description:     p.Name,
+		},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			ConnectRetry:           5,
+			HoldTime:               uint64(p.HoldTime / time.Second),
+			KeepaliveInterval:      uint64(p.Keepalive / time.Second),
+			IdleHoldTimeAfterReset: 5,
+		}},
+		Transport: &api.Transport{LocalAddress: p.LocalAddress.String()},
+		AfiSafis: []*api.AfiSafi{{
+			Config:       &api.AfiSafiConfig{Family: family, Enabled: true},
+			PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: uint32(p.MaxPrefixes)},
+		}},
+	}
+}
+
+// advertise originates p with origin IGP; gobgp sets next-hop self on eBGP.
+func (s *Speaker) advertise(ctx context.Context, p netip.Prefix) error {
+	nlri, _ := apb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
+	origin, _ := apb.New(&api.OriginAttribute{Origin: 0})
+	nh, _ := apb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
+	_, err := s.srv.AddPath(ctx, &api.AddPathRequest{Path: &api.Path{
+		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Nlri:   nlri,
+		Pattrs: []*apb.Any{origin, nh},
+	}})
+	return err
+}
+
+// watch subscribes to post-import-policy updates and peer state changes.
+func (s *Speaker) watch(ctx context.Context, onRoute func(RouteEvent), onPeer func(string, bool)) error {
+	return s.srv.WatchEvent(ctx, &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_POST_POLICY},
+		}},
+	}, func(r *api.WatchEventResponse) {
+		if pe := r.GetPeer(); pe != nil && pe.Type == api.WatchEventResponse_PeerEvent_STATE {
+			st := pe.Peer.GetState()
+			name := s.byAddr[st.GetNeighborAddress()]
+			up := st.GetSessionState() == api.PeerState_ESTABLISHED
+			s.log.Info("bgp session state", "peer", name, "address", st.GetNeighborAddress(), "state", sessionState(st.GetSessionState()))
+			if st.GetAdminState() == api.PeerState_PFX_CT {
+				s.maxPrefixExceeded(ctx, name)
+			}
+			if onPeer != nil && name != "" {
+				onPeer(name, up)
+			}
+			return
+		}
+		for _, p := range r.GetTable().GetPaths() {
+			ev, ok, err := s.routeEvent(p)
+			if err != nil {
+				s.log.Warn("bgp: ignoring undecodable path", "peer", s.byAddr[p.GetNeighborIp()], "err", err)
+				continue
+			}
+			if ok {
+				onRoute(ev)
+			}
+		}
+	})
+}
+
+// routeEvent converts a gobgp path from a known peer; ok is false for paths
+// that are not IPv4 unicast from a peer (our own advertisements, EoR).
+func (s *Speaker) routeEvent(p *api.Path) (ev RouteEvent, ok bool, err error) {
+	name, known := s.byAddr[p.GetNeighborIp()]
+	if !known || p.GetFamily().GetAfi() != api.Family_AFI_IP || p.GetFamily().GetSafi() != api.Family_SAFI_UNICAST {
+		return ev, false, nil
+	}
+	nlri, err := apiutil.GetNativeNlri(p)
+	if err != nil {
+		return ev, false, err
+	}
+	ipp, isIP := nlri.(*bgp.IPAddrPrefix)
+	if !isIP {
+		return ev, false, nil
+	}
+	addr, okAddr := netip.AddrFromSlice(ipp.Prefix.To4())
+	if !okAddr {
+		return ev, false, fmt.Errorf("bad prefix %s", nlri)
+	}
+	ev = RouteEvent{Peer: name, Prefix: netip.PrefixFrom(addr, int(ipp.Length)), Withdraw: p.GetIsWithdraw()}
+	if !ev.Withdraw {
+		attrs, err := apiutil.GetNativePathAttributes(p)
+		if err != nil {
+			return ev, false, err
+		}
+		for _, a := range attrs {
+			if nh, isNH := a.(*bgp.PathAttributeNextHop); isNH {
+				ev.Nexthop, _ = netip.AddrFromSlice(nh.Value.To4())
+			}
+		}
+		if !ev.Nexthop.IsValid() {
+			return ev, false, fmt.Errorf("path for %s has no IPv4 next hop", ev.Prefix)
+		}
+	}
+	return ev, true, nil
+}
+
+// maxPrefixExceeded logs a session torn down by its prefix limit and, if
+// configured, re-enables it after the restart interval, as routers do.
+func (s *Speaker) maxPrefixExceeded(ctx context.Context, name string) {
+	p, ok := s.peers[name]
+	if !ok {
+		return
+	}
+	s.log.Error("bgp: peer sent more prefixes than max_prefixes: session torn down",
+		"peer", name, "address", p.Address, "max_prefixes", p.MaxPrefixes, "restart_in", p.MaxPrefixRestart)
+	if p.MaxPrefixRestart <= 0 {
+		return
+	}
+	go func() {
+		t := time.NewTimer(p.MaxPrefixRestart)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+			if err := s.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: p.Address.String()}); err != nil {
+				s.log.Error("bgp: re-enable peer after max-prefix", "peer", name, "err", err)
+				return
+			}
+			s.log.Info("bgp: peer re-enabled after max-prefix hold-down", "peer", name)
+		}
+	}()
+}
+
+// Peers returns a snapshot of every session.
+func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
+	if s.srv == nil {
+		return nil
+	}
+	var out []PeerStatus
+	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		st := p.GetState()
+		ps := PeerStatus{
+			Name:    s.byAddr[p.GetConf().GetNeighborAddress()],
+			Address: p.GetConf().GetNeighborAddress(),
+			PeerASN: p.GetConf().GetPeerAsn(),
+			State:   sessionState(st.GetSessionState()),
+			Up:      st.GetSessionState() == api.PeerState_ESTABLISHED,
+		}
+		if ps.Up {
+			if u := p.GetTimers().GetState().GetUptime(); u != nil {
+				ps.Since = u.AsTime()
+			}
+		}
+		for _, af := range p.GetAfiSafis() {
+			ps.Received += af.GetState().GetReceived()
+			ps.Accepted += af.GetState().GetAccepted()
+			ps.Advertised += af.GetState().GetAdvertised()
+		}
+		out = append(out, ps)
+	})
+	return out
+}
+
+// ShutdownPeer tears the named session down with a Cease notification, as a
+// router does when BFD declares the neighbor down. The session comes back
+// through the normal connect cycle.
+func (s *Speaker) ShutdownPeer(ctx context.Context, name, reason string) error {
+	for _, p := range s.cfg.Peers {
+		if p.Name == name {
+			return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Communication: reason})
+		}
+	}
+	return fmt.Errorf("bgp: no peer %q", name)
+}
+
+// Stop closes every session and stops the server.
+func (s *Speaker) Stop() {
+	s.mu.Lock()
+	cancel := s.cancel
+	s.cancel = nil
+	s.mu.Unlock()
+	if cancel == nil {
+		return
+	}
+	cancel()
+	s.stopServer()
+	s.log.Info("bgp stopped")
+}
+
+// stopServer closes every session, the listeners and the gRPC API.
+func (s *Speaker) stopServer() {
+	s.srv.Stop()
+}
+
+func sessionState(st api.PeerState_SessionState) string {
+	switch st {
+	case api.PeerState_IDLE:
+		return "idle"
+	case api.PeerState_CONNECT:
+		return "connect"
+	case api.PeerState_ACTIVE:
+		return "active"
+	case api.PeerState_OPENSENT:
+		return "opensent"
+	case api.PeerState_OPENCONFIRM:
+		return "openconfirm"
+	case api.PeerState_ESTABLISHED:
+		return "established"
+	}
+	return "unknown"
+}
