@@ -368,29 +368,106 @@ func BenchmarkInstallRoutes(b *testing.B) {
 	}
 }
 
+// BenchmarkGroupReplace times one group replace (netlink request to ack)
+// with n routes on the group, with net.ipv4.nexthop_compat_mode on (the
+// default: the kernel then notifies every route of the group before it
+// acks) and off.
 func BenchmarkGroupReplace(b *testing.B) {
-	for _, n := range []int{100, 10000, 100000} {
-		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
-			h := testNamespace(b)
-			if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
-				b.Fatal(err)
-			}
-			if err := h.Add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(b, h, "nh1")}); err != nil {
-				b.Fatal(err)
-			}
-			if err := h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
-				b.Fatal(err)
-			}
-			if err := h.ReplaceRoutes(routesVia(prefixes(n), 10, 0)); err != nil {
-				b.Fatal(err)
-			}
-			member := uint32(1)
-			for b.Loop() {
-				member = 3 - member
-				if err := h.Replace(Nexthop{ID: 10, Group: []Member{{ID: member}}}); err != nil {
+	for _, compat := range []int{1, 0} {
+		for _, n := range []int{100, 10000, 100000} {
+			b.Run(fmt.Sprintf("compat=%d/routes=%d", compat, n), func(b *testing.B) {
+				h := testNamespace(b)
+				sh(b, "ip", "netns", "exec", testNS, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.nexthop_compat_mode=%d", compat))
+				if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
 					b.Fatal(err)
 				}
-			}
-		})
+				if err := h.Add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(b, h, "nh1")}); err != nil {
+					b.Fatal(err)
+				}
+				if err := h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
+					b.Fatal(err)
+				}
+				if err := h.ReplaceRoutes(routesVia(prefixes(n), 10, 0)); err != nil {
+					b.Fatal(err)
+				}
+				member := uint32(1)
+				for b.Loop() {
+					member = 3 - member
+					if err := h.Replace(Nexthop{ID: 10, Group: []Member{{ID: member}}}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// inNS runs f on a thread switched into the test namespace.
+func inNS(tb testing.TB, f func() error) {
+	tb.Helper()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		target, err := netns.GetFromName(testNS)
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := netns.Set(target); err != nil {
+			errc <- err
+			return
+		}
+		errc <- f()
+	}()
+	if err := <-errc; err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func TestCompatMode(t *testing.T) {
+	h := testNamespace(t)
+	rootBefore, err := CompatMode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	inNS(t, func() error {
+		if err := SetCompatMode(false); err != nil {
+			return err
+		}
+		if on, err := CompatMode(); err != nil || on {
+			return fmt.Errorf("CompatMode() = %v, %v after SetCompatMode(false)", on, err)
+		}
+		return nil
+	})
+	if got := strings.TrimSpace(sh(t, "ip", "netns", "exec", testNS, "sysctl", "-n", "net.ipv4.nexthop_compat_mode")); got != "0" {
+		t.Fatalf("sysctl in %s = %s, want 0", testNS, got)
+	}
+	if rootAfter, _ := CompatMode(); rootAfter != rootBefore {
+		t.Fatal("SetCompatMode in the namespace changed the root namespace")
+	}
+	// Without compat mode the replace still moves the forwarding of every route.
+	for _, n := range []Nexthop{
+		{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(t, h, "nh0")},
+		{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(t, h, "nh1")},
+		{ID: 10, Group: []Member{{ID: 1}}},
+	} {
+		if err := h.Add(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := h.ReplaceRoutes(routesVia(prefixes(100), 10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if out := ipn(t, "route", "get", "10.0.99.1"); !strings.Contains(out, "via 192.0.2.2 dev nh0") {
+		t.Fatalf("before replace: %s", out)
+	}
+	if err := h.Replace(Nexthop{ID: 10, Group: []Member{{ID: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{"10.0.0.1", "10.0.99.1"} {
+		if out := ipn(t, "route", "get", dst); !strings.Contains(out, "via 198.51.100.2 dev nh1") {
+			t.Fatalf("after replace, %s: %s", dst, out)
+		}
 	}
 }
