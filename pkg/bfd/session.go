@@ -115,8 +115,9 @@ func New(cfg Config) (*Session, error) {
 }
 
 // Start opens the session's sockets in the network namespace of the calling
-// thread and runs the session until ctx ends. It returns an error if the
-// sockets cannot be opened. Start may be called once.
+// thread and runs the session until ctx ends. The interface must exist; the
+// local address need not be configured yet (IP_FREEBIND). It returns an
+// error if the sockets cannot be opened. Start may be called once.
 func (s *Session) Start(ctx context.Context) error {
 	rx, err := s.listenRX(ctx)
 	if err != nil {
@@ -209,6 +210,11 @@ func (s *Session) control(opts func(fd int) error) func(network, address string,
 		err := c.Control(func(fd uintptr) {
 			if serr = unix.SetsockoptString(int(fd), unix.SOL_SOCKET, unix.SO_BINDTODEVICE, s.cfg.Interface); serr != nil {
 				serr = fmt.Errorf("bind to device %s: %w", s.cfg.Interface, serr)
+				return
+			}
+			// Let the session start before its address is configured.
+			if serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1); serr != nil {
+				serr = fmt.Errorf("IP_FREEBIND: %w", serr)
 				return
 			}
 			serr = opts(int(fd))

@@ -102,6 +102,53 @@ func TestSessionsOnLoopback(t *testing.T) {
 	}
 }
 
+func TestSessionAdminDown(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	changes := make(chan Change, 64)
+	a := startSession(t, ctx, loA, loB, nil)
+	b := startSession(t, ctx, loB, loA, changes)
+	waitState(t, a, StateUp)
+	waitState(t, b, StateUp)
+	if err := a.SetAdminDown(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, StateAdminDown)
+	waitState(t, b, StateDown)
+	var last Change
+	for len(changes) > 0 {
+		last = <-changes
+	}
+	if last.To != StateDown || last.Diag != DiagNeighborDown {
+		t.Fatalf("peer's change %+v, want Down with %q", last, DiagNeighborDown)
+	}
+	if st := b.Status(); st.RemoteState != StateAdminDown || st.RemoteDiag != DiagAdminDown {
+		t.Fatalf("peer sees remote state %s diag %q", st.RemoteState, st.RemoteDiag)
+	}
+	if err := a.SetAdminDown(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a, StateUp)
+	waitState(t, b, StateUp)
+	// Slower timers are negotiated by a poll sequence while Up.
+	if err := a.SetTimers(ctx, Timers{DesiredMinTx: 200 * ms, RequiredMinRx: 100 * ms, DetectMult: 4}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "new timers in force", func() error {
+		sa, sb := a.Status(), b.Status()
+		if sa.Polling || sa.TxInterval != 200*ms || sa.DetectionTime != 300*ms || sb.DetectionTime != 800*ms || sb.TxInterval != 100*ms {
+			return fmt.Errorf("a: tx %v detect %v polling %v; b: tx %v detect %v", sa.TxInterval, sa.DetectionTime, sa.Polling, sb.TxInterval, sb.DetectionTime)
+		}
+		return nil
+	})
+	if err := a.SetTimers(ctx, Timers{DesiredMinTx: time.Millisecond, RequiredMinRx: 100 * ms, DetectMult: 4}); err == nil {
+		t.Fatal("1 ms accepted")
+	}
+	if a.Status().State != StateUp || b.Status().Downs != 1 {
+		t.Fatalf("timer change disturbed the session: %s, downs %d", a.Status().State, b.Status().Downs)
+	}
+}
+
 func TestSessionChecksTTLAndSource(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
