@@ -115,19 +115,30 @@ protocol bfd {
 	return ctl, stop
 }
 
-// birdBFDState returns BIRD's state of its session to 169.254.255.2.
-func birdBFDState(ctl string) (string, error) {
+// birdBFDSession returns the fields of BIRD's line for its session to
+// 169.254.255.2: address, interface, state, since (one or two fields),
+// interval, timeout.
+func birdBFDSession(ctl string) ([]string, error) {
 	out, err := exec.Command("birdc", "-s", ctl, "show", "bfd", "sessions").CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("birdc: %v: %s", err, out)
+		return nil, fmt.Errorf("birdc: %v: %s", err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		f := strings.Fields(line)
-		if len(f) >= 3 && f[0] == "169.254.255.2" {
-			return f[2], nil
+		if len(f) >= 5 && f[0] == "169.254.255.2" {
+			return f, nil
 		}
 	}
-	return "", fmt.Errorf("no session to 169.254.255.2 in:\n%s", out)
+	return nil, fmt.Errorf("no session to 169.254.255.2 in:\n%s", out)
+}
+
+// birdBFDState returns BIRD's state of its session to 169.254.255.2.
+func birdBFDState(ctl string) (string, error) {
+	f, err := birdBFDSession(ctl)
+	if err != nil {
+		return "", err
+	}
+	return f[2], nil
 }
 
 // startInNS starts s with its sockets created inside namespace ns.
@@ -216,6 +227,18 @@ func TestBFDInteropWithBird(t *testing.T) {
 			st := s.Status()
 			if st.TxInterval != 50*time.Millisecond || st.DetectionTime != 150*time.Millisecond || st.Polling {
 				return fmt.Errorf("tx %v detection %v polling %v", st.TxInterval, st.DetectionTime, st.Polling)
+			}
+			return nil
+		})
+		// BIRD's side negotiated 50 ms x 3 with us too: interval and timeout
+		// are the last two columns.
+		eventually(t, 5*time.Second, "BIRD on 50 ms x 3", func() error {
+			f, err := birdBFDSession(ctl)
+			if err != nil {
+				return err
+			}
+			if iv, to := f[len(f)-2], f[len(f)-1]; iv != "0.050" || to != "0.150" {
+				return fmt.Errorf("BIRD interval %s timeout %s: %v", iv, to, f)
 			}
 			return nil
 		})
