@@ -100,6 +100,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	defer notifySystemd(ctx, d, log)()
 	if err := d.Run(ctx); err != nil {
 		log.Error("cgwd failed", "err", err)
 		return exitFailure

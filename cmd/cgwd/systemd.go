@@ -1,0 +1,56 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+
+	"github.com/cgwd/cgwd/pkg/daemon"
+	"github.com/cgwd/cgwd/pkg/sdnotify"
+)
+
+// notifySystemd wires the daemon to systemd's notification socket, when
+// there is one: READY=1 once the daemon has started everything, WATCHDOG=1
+// at half the interval systemd asks for while the daemon still answers a
+// status query, and STOPPING=1 as soon as ctx ends. The returned function
+// stops the watchdog and must be called after d.Run returns.
+func notifySystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) (stop func()) {
+	n := sdnotify.FromEnv()
+	if !n.Enabled() {
+		return func() {}
+	}
+	interval, err := sdnotify.WatchdogInterval()
+	if err != nil {
+		log.Warn("systemd watchdog disabled", "err", err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	d.OnReady = func() {
+		if err := n.Notify(sdnotify.Ready, "STATUS=running"); err != nil {
+			log.Warn("cannot notify systemd", "err", err)
+		}
+		if interval <= 0 {
+			return
+		}
+		log.Debug("systemd watchdog on", "interval", interval)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			alive := func() bool { _ = d.Status(); return true } // blocks if the daemon is wedged
+			if err := n.RunWatchdog(wctx, interval, alive); err != nil && !errors.Is(err, context.Canceled) {
+				log.Warn("systemd watchdog stopped", "err", err)
+			}
+		}()
+	}
+	stopNotify := context.AfterFunc(ctx, func() {
+		if err := n.Notify(sdnotify.Stopping, "STATUS=stopping"); err != nil {
+			log.Warn("cannot notify systemd", "err", err)
+		}
+	})
+	return func() {
+		stopNotify()
+		cancel()
+		wg.Wait()
+	}
+}

@@ -1,0 +1,127 @@
+package netns
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestSystemdNotify runs cgwd in the lab the way systemd runs a Type=notify
+// service with WatchdogSec=2: NOTIFY_SOCKET and WATCHDOG_USEC set. It asserts
+// READY=1 arrives only once the control socket answers with both tunnels,
+// WATCHDOG=1 follows while it runs, and STOPPING=1 comes on SIGTERM, followed
+// by a clean exit.
+func TestSystemdNotify(t *testing.T) {
+	requireLab(t)
+	lab(t, "up")
+	t.Cleanup(func() { lab(t, "down") })
+
+	sock := filepath.Join(t.TempDir(), "notify")
+	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	var logs syncBuffer
+	recv := func(timeout time.Duration) string {
+		t.Helper()
+		_ = srv.SetReadDeadline(time.Now().Add(timeout))
+		buf := make([]byte, 4096)
+		n, err := srv.Read(buf)
+		if err != nil {
+			t.Fatalf("no notification within %v: %v\ncgwd log:\n%s", timeout, err, logs.String())
+		}
+		return string(buf[:n])
+	}
+
+	cmd := exec.Command("ip", "netns", "exec", "lab-cgw", cgwBin, "run", "-c", labState+"/cgwd.yaml")
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=2000000")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{}) // closed when cgwd has exited; then waitErr is set
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-exited:
+			return
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				t.Errorf("cgwd (pid %d) survived SIGKILL for 5s", cmd.Process.Pid)
+			}
+		}
+	})
+
+	if got := recv(20 * time.Second); got != "READY=1\nSTATUS=running" {
+		t.Fatalf("first notification %q, want READY=1\nlog:\n%s", got, logs.String())
+	}
+	// READY means started: the control socket answers with both tunnels.
+	if st := status(t); len(st.Tunnels) != 2 {
+		t.Fatalf("READY=1 sent but status shows %d tunnels", len(st.Tunnels))
+	}
+	for i := 0; i < 2; i++ {
+		if got := recv(5 * time.Second); got != "WATCHDOG=1" {
+			t.Fatalf("notification %q, want WATCHDOG=1", got)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	// A watchdog ping may already be on its way; STOPPING must follow at once.
+	for {
+		got := recv(5 * time.Second)
+		if got == "WATCHDOG=1" {
+			continue
+		}
+		if got != "STOPPING=1\nSTATUS=stopping" {
+			t.Fatalf("notification %q after SIGTERM, want STOPPING=1", got)
+		}
+		break
+	}
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("cgwd exited with %v\n%s", waitErr, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("cgwd did not exit within 15s of SIGTERM")
+	}
+	if strings.Contains(logs.String(), "cannot notify systemd") {
+		t.Errorf("cgwd logged a notification failure:\n%s", logs.String())
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
