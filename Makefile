@@ -8,7 +8,10 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # promtool (Debian package prometheus) checks deploy/prometheus in make lint.
 DEB_PACKAGES_OPS := prometheus
 LAB := flock -o /run/cgwd-lab.lock test/netns/lab.sh
-DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make bc
+DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq curl ca-certificates git make bc strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+# TUNNEL=ipsec makes `make lab` use IPsec tunnels with strongSwan as the AWS side.
+TUNNEL ?= wireguard
+export TUNNEL
 
 .PHONY: all build deps lab lab-down test lint unit integration bench clean
 
@@ -36,7 +39,8 @@ lab: deps build
 	$(LAB) wait-tunnels
 	$(LAB) wait-bgp
 	@echo; echo '== cgwd status'; $(BIN)/cgwd status -s /run/cgwd-lab/cgwd.sock
-	@echo; echo '== wg show cgw-t1 (stock wg against cgwd)'; ip netns exec lab-cgw wg show cgw-t1
+	@echo; if [ "$(TUNNEL)" = ipsec ]; then echo '== swanctl --list-sas (strongSwan, the AWS side of tunnel 1)'; test/netns/ipsec.sh swanctl 1 --list-sas; \
+	else echo '== wg show cgw-t1 (stock wg against cgwd)'; ip netns exec lab-cgw wg show cgw-t1; fi
 	@echo; echo '== gobgp neighbor (stock gobgp CLI against cgwd)'; ip netns exec lab-cgw $(BIN)/gobgp -u 127.0.0.1 -p 50051 neighbor
 	@echo; echo '== birdc show protocols (BIRD, the AWS side)'; birdc -s /run/cgwd-lab/bird-aws.ctl show protocols
 	@echo; echo '== routes cgwd programmed in lab-cgw (proto 200)'; ip netns exec lab-cgw ip route show proto 200

@@ -272,7 +272,7 @@ func (s *Session) Run(ctx context.Context) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	if s.cfg.Initiate {
-		s.retryAt = time.Now()
+		s.initiate()
 	}
 	for {
 		select {

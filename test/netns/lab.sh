@@ -125,6 +125,12 @@ cmd_up() {
 		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
 	done
 
+	if [[ ${TUNNEL:-wireguard} == ipsec ]]; then # strongSwan AWS endpoints instead of wireguard-go; see ipsec.sh
+		LAB_STATE=$LAB_STATE "$HERE/ipsec.sh" up
+		if declare -F start_bird >/dev/null; then start_bird; fi
+		log "up (TUNNEL=ipsec): ${NAMESPACES[*]} lab-aws-t1 lab-aws-t2"
+		return
+	fi
 	genkeys
 	aws_wg aws-t1 169.254.10.1/30 51820 cgw-t1
 	aws_wg aws-t2 169.254.11.1/30 51821 cgw-t2
@@ -190,6 +196,7 @@ cmd_down() {
 			[[ -e $f ]] && kill_pidfile "$f"
 		done
 	fi
+	LAB_STATE=$LAB_STATE "$HERE/ipsec.sh" down
 	for ns in "${NAMESPACES[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done

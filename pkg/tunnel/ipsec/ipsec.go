@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -159,11 +160,16 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	t.dev, t.ike, t.natt, t.cancel, t.started = dev, ikeConn, nattConn, cancel, true
 	t.wg.Add(4)
-	go func() { defer t.wg.Done(); t.sess.Run(ctx) }()
+	go func() {
+		defer t.wg.Done()
+		t.sess.Run(ctx) // returns after sending the peer a Delete
+		ikeConn.Close()
+		nattConn.Close()
+		dev.Close()
+	}()
 	go func() { defer t.wg.Done(); t.readIKE(ikeConn) }()
 	go func() { defer t.wg.Done(); t.readNATT(nattConn, dev) }()
 	go func() { defer t.wg.Done(); t.readTUN(dev, nattConn) }()
-	go func() { <-ctx.Done(); ikeConn.Close(); nattConn.Close(); dev.Close() }()
 	t.log.Info("tunnel started", "local", local, "remote", remote, "inside", t.cfg.Inside, "initiate", t.cfg.IKE.Initiate)
 	return nil
 }
@@ -204,31 +210,31 @@ func (t *Tunnel) readIKE(c *net.UDPConn) {
 // tunOffset is the headroom the TUN device needs before each packet it writes.
 const tunOffset = 16
 
-// readNATT reads port 4500: IKE goes to the session, ESP is opened and
-// written to the TUN in batches.
+// readNATT reads port 4500 in batches (recvmmsg): IKE goes to the session,
+// ESP is opened in place and the inner packets are written to the TUN in
+// one batch, straight from the receive buffers.
 func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
 	const headroom = 64
 	batch := dev.BatchSize()
+	pc := ipv4.NewPacketConn(c)
+	msgs := make([]ipv4.Message, batch)
 	bufs := make([][]byte, batch)
-	for i := range bufs {
+	for i := range msgs {
 		bufs[i] = make([]byte, headroom+65536)
+		msgs[i].Buffers = [][]byte{bufs[i][headroom:]}
 	}
 	out := make([][]byte, 0, batch)
 	for {
+		n, err := pc.ReadBatch(msgs, 0)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue // e.g. ECONNREFUSED from an ICMP error
+		}
 		out = out[:0]
-		// Block for the first datagram, then take what else is queued.
-		for i := 0; i < batch; i++ {
-			if i > 0 {
-				c.SetReadDeadline(time.Now()) // non-blocking for the rest
-			}
-			n, err := c.Read(bufs[i][headroom:])
-			if err != nil {
-				if errors.Is(err, net.ErrClosed) {
-					return
-				}
-				break
-			}
-			pkt := bufs[i][headroom : headroom+n]
+		for i := 0; i < n; i++ {
+			pkt := bufs[i][headroom : headroom+msgs[i].N]
 			switch esp.ClassifyUDP(pkt) {
 			case esp.UDPIKE:
 				t.sess.Deliver(pkt[4:], true)
@@ -239,9 +245,8 @@ func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
 				}
 			}
 		}
-		c.SetReadDeadline(time.Time{})
 		if len(out) > 0 {
-			if _, err := dev.Write(out, tunOffset); err != nil && !errors.Is(err, net.ErrClosed) {
+			if _, err := dev.Write(out, tunOffset); err != nil && !errors.Is(err, os.ErrClosed) {
 				t.log.Debug("TUN write failed", "err", err)
 			}
 		}
@@ -263,15 +268,22 @@ func (t *Tunnel) open(pkt []byte) []byte {
 	return inner
 }
 
-// readTUN reads packets routed into the netdev and sends them as ESP.
+// readTUN reads packets routed into the netdev in batches and sends them as
+// ESP with one sendmmsg per batch.
 func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
 	batch := dev.BatchSize()
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
+	sealed := make([][]byte, batch)
 	for i := range bufs {
 		bufs[i] = make([]byte, tunOffset+65536)
+		sealed[i] = make([]byte, t.cfg.MTU+256)
 	}
-	sealBuf := make([]byte, 65536+128)
+	pc := ipv4.NewPacketConn(c)
+	msgs := make([]ipv4.Message, batch)
+	for i := range msgs {
+		msgs[i].Buffers = make([][]byte, 1)
+	}
 	for {
 		n, err := dev.Read(bufs, sizes, tunOffset)
 		if err != nil {
@@ -287,16 +299,25 @@ func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
 		if out == nil {
 			continue // no Child SA: drop
 		}
+		m := 0
 		for i := 0; i < n; i++ {
 			inner := bufs[i][tunOffset : tunOffset+sizes[i]]
 			if len(inner) < 20 || inner[0]>>4 != 4 {
 				continue // IPv4 only
 			}
-			pkt, err := out.Seal(sealBuf, inner)
+			pkt, err := out.Seal(sealed[m], inner)
 			if err != nil {
-				continue // sequence numbers exhausted: the session rekeys
+				continue // too big, or sequence numbers exhausted (the session rekeys)
 			}
-			c.Write(pkt)
+			msgs[m].Buffers[0] = pkt
+			m++
+		}
+		for sent := 0; sent < m; {
+			k, err := pc.WriteBatch(msgs[sent:m], 0)
+			if err != nil {
+				break // ECONNREFUSED, ENOBUFS: dropped like any lost packet
+			}
+			sent += k
 		}
 	}
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench-ipsec.sh: iperf3 over one IPsec tunnel with cgwd on both ends
+# (AES-GCM-256), with strongSwan kernel-libipsec on both ends (AES-GCM-256),
+# and over the bare veth; and IKE establishment time cgwd vs strongSwan.
+# Private namespaces (ipc-a/ipc-b for cgwd, ips-a/ips-b for strongSwan), not
+# the lab's. Run as root WITHOUT holding /run/cgwd-lab.lock: the cgwd part runs
+# through `go test ./test/netns`, whose TestMain takes that lock itself.
+set -euo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+WORK=$(mktemp -d /tmp/cgwd-bench-ipsec.XXXXXX)
+PIDS=()
+
+cleanup() {
+	local p
+	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+	for ns in ips-a ips-b ipc-a ipc-b; do ip netns del "$ns" 2>/dev/null || true; done
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+iperf() { # iperf NS_SERVER NS_CLIENT DST: prints receiver Mbit/s
+	ip netns exec "$1" iperf3 -s -1 >/dev/null 2>&1 &
+	local srv=$! out=""
+	for _ in $(seq 50); do
+		out=$(ip netns exec "$2" iperf3 -c "$3" -t 5 -f m 2>/dev/null) && break
+		sleep 0.1
+	done
+	wait "$srv" 2>/dev/null || true
+	awk '/receiver/ { print $7, $8 }' <<<"$out"
+}
+
+pair() { # pair A B: two namespaces joined by veth v0, 10.96.0.1 and 10.96.0.2
+	ip netns add "$1"; ip netns add "$2"
+	ip link add v0 netns "$1" type veth peer name v0 netns "$2"
+	ip -n "$1" addr add 10.96.0.1/24 dev v0; ip -n "$2" addr add 10.96.0.2/24 dev v0
+	for ns in "$1" "$2"; do ip -n "$ns" link set v0 up; ip -n "$ns" link set lo up; done
+}
+
+echo "== bare veth"
+pair ips-a ips-b
+echo "bare-veth: $(iperf ips-b ips-a 10.96.0.2)"
+
+echo "== strongSwan kernel-libipsec on both ends (aes256gcm16)"
+for side in a b; do
+	d=$WORK/$side
+	mkdir -p "$d/run"
+	cp "$HERE/strongswan/strongswan.conf" "$d/run/strongswan.conf"
+	if [[ $side == a ]]; then l=10.96.0.1 r=10.96.0.2; else l=10.96.0.2 r=10.96.0.1; fi
+	sed -e "s|@AWS_OUTSIDE@|$l|g" -e "s|@CGW_OUTSIDE@|$r|g" -e "s|@IKE_PROPOSALS@|aes256gcm16-prfsha384-ecp384|" \
+		-e "s|@ESP_PROPOSALS@|aes256gcm16-ecp384|" -e "s|@START_ACTION@|none|" -e "s|@IKE_LIFETIME@|28800s|" \
+		-e "s|@CHILD_LIFETIME@|3600s|" -e "s|@PSK@|bench-psk|" "$HERE/strongswan/swanctl.conf" >"$d/swanctl.conf"
+	ip netns exec "ips-$side" sh -c 'mount --bind "$1" /run && exec env STRONGSWAN_CONF=/run/strongswan.conf /usr/lib/ipsec/charon' \
+		sh "$d/run" >"$d/charon.out" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	PIDS+=($!)
+done
+for side in a b; do
+	for _ in $(seq 100); do [[ -S $WORK/$side/run/charon.vici ]] && ip -n "ips-$side" link show ipsec0 >/dev/null 2>&1 && break; sleep 0.1; done
+	ip -n "ips-$side" link set ipsec0 up
+	swanctl --load-all --noprompt --file "$WORK/$side/swanctl.conf" --uri "unix://$WORK/$side/run/charon.vici" >/dev/null 2>&1
+done
+ip -n ips-a addr add 169.254.78.1/32 dev ipsec0; ip -n ips-b addr add 169.254.78.2/32 dev ipsec0
+start=$(date +%s%N)
+swanctl --initiate --child aws --uri "unix://$WORK/a/run/charon.vici" >/dev/null
+echo "strongswan-ike-establish: $(( ($(date +%s%N) - start) / 1000 ))us (swanctl --initiate, including the CLI)"
+echo "strongswan-libipsec-both-ends: $(iperf ips-b ips-a 169.254.78.2)"
+
+echo "== cgwd IPsec on both ends (aes256gcm16; in-process tunnels, see TestIPsecCgwdToCgwd)"
+cd "$ROOT"
+CGWD_IPSEC_BENCH=1 go test -count=1 -v -run 'TestIPsecCgwdToCgwd/aInitiates=true' ./test/netns/ 2>&1 |
+	grep -o 'BENCH .*' | sed -e 's/^BENCH //'

@@ -1,0 +1,198 @@
+#!/usr/bin/env bash
+# ipsec.sh: the IPsec variant of the lab (lab.sh up with TUNNEL=ipsec calls
+# `ipsec.sh up` after the common namespaces exist). Each AWS tunnel endpoint
+# is strongSwan (charon with kernel-libipsec) in its own namespace:
+#
+#   lab-aws-t1: wan0 203.0.113.10/24 (to lab-inet), ipsec0 (libipsec), inner0 (to lab-aws aws-t1)
+#   lab-aws-t2: wan0 203.0.113.20/24 (to lab-inet), ipsec0 (libipsec), inner0 (to lab-aws aws-t2)
+#   lab-aws:    aws-t1 169.254.10.1/30, aws-t2 169.254.11.1/30 (veths to the endpoints)
+#
+# Commands (as root, holding /run/cgwd-lab.lock like every lab user):
+#   ipsec.sh up                 endpoints, PSKs, strongSwan configs, charons, cgwd.yaml
+#   ipsec.sh configure N        rewrite and reload tunnel N's swanctl.conf from the env below
+#   ipsec.sh start-charon N     start charon for tunnel N (1 or 2) and load its config
+#   ipsec.sh stop-charon N      stop it (by PID)
+#   ipsec.sh swanctl N ARGS...  run swanctl against tunnel N's charon
+#   ipsec.sh down               stop the charons, delete lab-aws-t1 and lab-aws-t2
+#
+# Environment (defaults are AWS's): AWS_IKE_PROPOSALS, AWS_ESP_PROPOSALS,
+# AWS_START_ACTION (none|start), AWS_IKE_LIFETIME, AWS_CHILD_LIFETIME,
+# AWS_PSK_OVERRIDE (give strongSwan another PSK than cgwd's), CGWD_IPSEC_OPTS
+# (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated).
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+LAB_STATE=${LAB_STATE:-/run/cgwd-lab}
+SS=$HERE/strongswan
+ENDPOINT_NS=(lab-aws-t1 lab-aws-t2)
+AWS_OUT=(203.0.113.10 203.0.113.20)
+INSIDE_NET=(169.254.10.0/30 169.254.11.0/30)
+AWS_INSIDE=(169.254.10.1 169.254.11.1)
+CGW_OUTSIDE=198.51.100.2
+
+# AWS's proposal lists (AEAD and non-AEAD must be separate proposals in strongSwan).
+DH=modp2048-modp3072-modp4096-ecp256-ecp384-ecp521
+: "${AWS_IKE_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-$DH}"
+: "${AWS_ESP_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-$DH}"
+: "${AWS_START_ACTION:=none}"
+: "${AWS_IKE_LIFETIME:=28800s}"
+: "${AWS_CHILD_LIFETIME:=3600s}"
+
+log() { printf 'ipsec: %s\n' "$*" >&2; }
+in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+wait_for() {
+	local what=$1 timeout=$2; shift 2
+	local deadline=$((SECONDS + timeout))
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS >= deadline)); then
+			log "timed out after ${timeout}s waiting for $what"
+			return 1
+		fi
+		sleep 0.1
+	done
+}
+
+kill_pidfile() {
+	local f=$1 pid
+	pid=$(cat "$f" 2>/dev/null) || return 0
+	if kill -0 "$pid" 2>/dev/null; then
+		kill -TERM "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	rm -f "$f"
+}
+
+dir() { echo "$LAB_STATE/aws-t$1"; }
+uri() { echo "unix://$(dir "$1")/run/charon.vici"; }
+
+# render N: write tunnel N's strongswan.conf and swanctl.conf.
+render() {
+	local n=$1 i=$(($1 - 1)) d psk
+	d=$(dir "$n")
+	mkdir -p "$d/run"
+	chmod 700 "$d"
+	psk=${AWS_PSK_OVERRIDE:-$(cat "$LAB_STATE/keys/ipsec-t$n.psk")}
+	# Inside charon's mount namespace $d/run is /run, which hides $LAB_STATE
+	# (under /run): its strongswan.conf lives in there too.
+	cp "$SS/strongswan.conf" "$d/run/strongswan.conf"
+	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|$CGW_OUTSIDE|g" \
+		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
+		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \
+		-e "s|@CHILD_LIFETIME@|$AWS_CHILD_LIFETIME|" -e "s|@PSK@|$psk|" \
+		"$SS/swanctl.conf" >"$d/swanctl.conf")
+}
+
+cmd_swanctl() {
+	local n=$1; shift
+	swanctl "$@" --uri "$(uri "$n")"
+}
+
+cmd_configure() {
+	render "$1"
+	cmd_swanctl "$1" --load-all --clear --noprompt --file "$(dir "$1")/swanctl.conf" >/dev/null
+}
+
+cmd_start_charon() {
+	local n=$1 i=$(($1 - 1)) d ns
+	d=$(dir "$n")
+	ns=${ENDPOINT_NS[$i]}
+	render "$n"
+	rm -f "$d/run/charon.vici" "$d/run/charon.pid"
+	mkdir -p "$LAB_STATE/pids" "$LAB_STATE/logs"
+	# A private /run (charon's pid file and vici socket) in the namespace's
+	# own mount namespace; the lock descriptors are not inherited.
+	ip netns exec "$ns" sh -c 'mount --bind "$1" /run && exec env STRONGSWAN_CONF=/run/strongswan.conf /usr/lib/ipsec/charon' \
+		sh "$d/run" >"$LAB_STATE/logs/charon-aws-t$n.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+	echo $! >"$LAB_STATE/pids/charon-aws-t$n.pid"
+	wait_for "charon aws-t$n vici socket" 10 test -S "$d/run/charon.vici" ||
+		{ cat "$LAB_STATE/logs/charon-aws-t$n.log" "$d/run/charon.log" >&2 || true; return 1; }
+	wait_for "ipsec0 in $ns" 10 ip -n "$ns" link show ipsec0
+	ip -n "$ns" link set ipsec0 up
+	# Everything that is not the internet or the VPC side goes into the tunnel.
+	ip -n "$ns" route replace default dev ipsec0
+	cmd_swanctl "$n" --load-all --noprompt --file "$d/swanctl.conf" >/dev/null
+}
+
+cmd_stop_charon() {
+	kill_pidfile "$LAB_STATE/pids/charon-aws-t$1.pid"
+}
+
+cmd_up() {
+	mkdir -p "$LAB_STATE/keys"
+	chmod 700 "$LAB_STATE/keys"
+	local n i ns
+	for n in 1 2; do
+		i=$((n - 1))
+		ns=${ENDPOINT_NS[$i]}
+		(umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$LAB_STATE/keys/ipsec-t$n.psk")
+		ip netns add "$ns"
+		in_ns "$ns" ip link set lo up
+		# Outside: a /32 route in lab-inet steers the endpoint's address here.
+		ip link add "to-aws-t$n" netns lab-inet type veth peer name wan0 netns "$ns"
+		ip -n lab-inet link set "to-aws-t$n" up
+		ip -n lab-inet addr add 203.0.113.1/32 dev "to-aws-t$n"
+		ip -n lab-inet route replace "${AWS_OUT[$i]}/32" dev "to-aws-t$n"
+		ip -n "$ns" link set wan0 up
+		ip -n "$ns" addr add "${AWS_OUT[$i]}/24" dev wan0
+		ip -n "$ns" route add 198.51.100.0/24 via 203.0.113.1 dev wan0
+		# Inside: lab-aws keeps the AWS inside address (BGP peers there).
+		ip link add "aws-t$n" netns lab-aws type veth peer name inner0 netns "$ns"
+		ip -n lab-aws link set "aws-t$n" up
+		ip -n lab-aws addr add "${AWS_INSIDE[$i]}/30" dev "aws-t$n"
+		ip -n "$ns" link set inner0 up
+		# An address of its own on inner0, so that ARP for the inside address
+		# does not come from 203.0.113.x, which lab-aws also holds (and so ignores).
+		ip -n "$ns" addr add "192.0.2.$n/32" dev inner0
+		ip -n "$ns" route add "${AWS_INSIDE[$i]}/32" dev inner0
+		ip -n "$ns" route add 10.200.0.0/16 via "${AWS_INSIDE[$i]}" dev inner0
+		# kernel-libipsec puts 0/0 into ipsec0 through table 220 whatever
+		# install_routes says; the VPC side is looked up in main first.
+		ip -n "$ns" rule add priority 100 to "${AWS_INSIDE[$i]}/32" lookup main
+		ip -n "$ns" rule add priority 100 to 10.200.0.0/16 lookup main
+		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.inner0.proxy_arp=1
+		cmd_start_charon "$n"
+	done
+	cgwd_yaml
+	log "up: ${ENDPOINT_NS[*]} (strongSwan $(charon_version))"
+}
+
+charon_version() { /usr/lib/ipsec/charon --version 2>/dev/null | head -1 || echo unknown; }
+
+# cgwd_yaml writes cgwd.yaml from the lab template with IPsec tunnels in place
+# of WireGuard ones: each `kind: wireguard` becomes `kind: ipsec` and the
+# tunnel's wireguard: block becomes an ipsec: block.
+cgwd_yaml() {
+	awk -v state="$LAB_STATE" -v opts="${CGWD_IPSEC_OPTS:-}" '
+		function ipsec_block(name,   n, i, parts) {
+			print "        ipsec:"
+			print "          psk_file: " state "/keys/ipsec-" substr(name, 5) ".psk"
+			n = split(opts, parts, ";")
+			for (i = 1; i <= n; i++) if (parts[i] != "") print "          " parts[i]
+		}
+		/^      - name: / { name = $3 }
+		/^        kind: wireguard/ { print "        kind: ipsec"; next }
+		/^        wireguard:/ { skip = 1; ipsec_block(name); next }
+		skip && /^          / { next }
+		{ skip = 0; print }
+	' "$HERE/cgwd.lab.yaml" | sed -e "s|@LAB_STATE@|$LAB_STATE|g" >"$LAB_STATE/cgwd.yaml"
+	chmod 600 "$LAB_STATE/cgwd.yaml"
+}
+
+cmd_down() {
+	local n
+	for n in 1 2; do cmd_stop_charon "$n"; done
+	for ns in "${ENDPOINT_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
+}
+
+case ${1:-} in
+up) cmd_up ;;
+configure) cmd_configure "$2" ;;
+start-charon) cmd_start_charon "$2" ;;
+stop-charon) cmd_stop_charon "$2" ;;
+swanctl) shift; cmd_swanctl "$@" ;;
+cgwd-yaml) cgwd_yaml ;;
+down) cmd_down ;;
+*) echo "usage: $0 up|configure N|start-charon N|stop-charon N|swanctl N ARGS...|cgwd-yaml|down" >&2; exit 2 ;;
+esac
