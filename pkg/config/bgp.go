@@ -14,6 +14,12 @@ const (
 	GatewayTGW = "tgw"
 )
 
+// Tunnel modes of a VPN connection.
+const (
+	ModeActiveStandby = "active-standby"
+	ModeECMP          = "ecmp"
+)
+
 // BGP defaults.
 const (
 	DefaultGRPCListen        = "127.0.0.1:50051"
@@ -118,6 +124,12 @@ func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int) {
 		if gateway == GatewayTGW {
 			p.MaxPrefixes = DefaultMaxPrefixesTGW
 		}
+	}
+}
+
+func (v *validator) mode(field, m string) {
+	if m != ModeActiveStandby && m != ModeECMP {
+		v.add(field, "%q is not one of active-standby, ecmp", m)
 	}
 }
 

@@ -70,6 +70,9 @@ type VPN struct {
 	Name string `yaml:"name"`
 	// Gateway is the AWS side: vgw (virtual private gateway) or tgw (transit gateway).
 	Gateway string `yaml:"gateway"`
+	// Mode is how traffic uses the tunnels: active-standby (tunnel 1, then
+	// tunnel 2) or ecmp (every healthy tunnel; for a transit gateway).
+	Mode string `yaml:"mode"`
 	// Tunnels are the connection's two tunnels.
 	Tunnels []Tunnel `yaml:"tunnels"`
 }
@@ -188,6 +191,9 @@ func (c *Config) applyDefaults() {
 		}
 		if v.Gateway == "" {
 			v.Gateway = GatewayVGW
+		}
+		if v.Mode == "" {
+			v.Mode = ModeActiveStandby
 		}
 		for j := range v.Tunnels {
 			t := &v.Tunnels[j]

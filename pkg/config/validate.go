@@ -152,6 +152,7 @@ func (v *validator) ifname(field, name string, names map[string]string) {
 
 func (v *validator) vpn(field string, c *VPN, names map[string]string, insides map[netip.Prefix]string) {
 	v.gateway(field+".gateway", c.Gateway)
+	v.mode(field+".mode", c.Mode)
 	if len(c.Tunnels) != 2 {
 		v.add(field+".tunnels", "an AWS VPN connection has exactly 2 tunnels, got %d", len(c.Tunnels))
 	}

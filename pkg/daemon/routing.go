@@ -39,7 +39,7 @@ func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
 			return bc, fc, err
 		}
 		bc.Peers = append(bc.Peers, pc)
-		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Rank: 0})
+		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Gateway: pc.Address, Rank: 0})
 	}
 	for _, v := range cfg.VPN {
 		for i := range v.Tunnels {
@@ -50,7 +50,11 @@ func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
 				return bc, fc, err
 			}
 			bc.Peers = append(bc.Peers, pc)
-			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Rank: i + 1})
+			rank := i + 1 // active/standby: tunnel 1, then tunnel 2
+			if v.Mode == config.ModeECMP {
+				rank = 1
+			}
+			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Gateway: pc.Address, Rank: rank})
 		}
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)

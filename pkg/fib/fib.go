@@ -4,12 +4,20 @@
 // the kernel in line: it marks its routes with its own protocol number, never
 // touches another, repairs drift on a timer, adopts its routes after a
 // restart and removes them on a clean stop.
+//
+// Failover is prefix-independent where the kernel has nexthop objects: every
+// path is one nexthop object, and every prefix points at the nexthop group of
+// the set of paths that offer it (in practice a handful of groups). A path
+// going unusable is one atomic group replace per affected group, whatever the
+// number of prefixes. Without nexthop objects each route carries its gateway
+// and a path change rewrites every affected route.
 package fib
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/bits"
 	"net/netip"
 	"sort"
 	"sync"
@@ -23,7 +31,11 @@ type Path struct {
 	Name string
 	// Link is the netdev routes over this path use.
 	Link string
-	// Rank orders paths: lower is preferred (DX 0, tunnel 1, tunnel 2, ...).
+	// Gateway is the AWS side's address on the link (the BGP peer).
+	Gateway netip.Addr
+	// Rank orders paths: the usable paths of lowest rank carry the traffic,
+	// several of equal rank share it (ECMP). DX 0; tunnels 1 and 2 for
+	// active/standby, 1 and 1 for ECMP.
 	Rank int
 }
 
@@ -41,51 +53,84 @@ type Config struct {
 	Kernel Kernel
 }
 
-// Route is a kernel route as the FIB sees it.
+// Route is a kernel route as the FIB sees it: via a nexthop group
+// (NexthopID), or directly via Gateway on Link.
 type Route struct {
-	Prefix  netip.Prefix
-	Link    string
-	Gateway netip.Addr
+	Prefix    netip.Prefix
+	NexthopID uint32
+	Link      string
+	Gateway   netip.Addr
 }
 
-// Kernel is the FIB's view of the kernel routing table: only the routes of
-// the FIB's protocol in its table.
+// Kernel is the FIB's view of the kernel: the routes of the FIB's protocol in
+// its table, and its nexthop objects.
 type Kernel interface {
 	List() ([]Route, error)
-	Replace(Route) error
-	Delete(Route) error
+	Replace([]Route) error
+	Delete([]Route) error
+	// NexthopObjects reports whether the kernel has nexthop objects.
+	NexthopObjects() bool
+	// ReplaceNexthop creates or replaces a single nexthop object; with no
+	// link and no gateway it is a blackhole.
+	ReplaceNexthop(id uint32, link string, gw netip.Addr) error
+	// ReplaceGroup creates or replaces a group of nexthop objects.
+	ReplaceGroup(id uint32, members []uint32) error
+	// DeleteNexthops removes nexthop objects (groups first).
+	DeleteNexthops(ids []uint32) error
 }
+
+// Nexthop object IDs cgwd uses: one per path, one per group, one blackhole.
+const (
+	nhBase      = 0x63770000 // "cw"
+	nhBlackhole = nhBase
+	nhPathBase  = nhBase + 0x100
+	nhGroupBase = nhBase + 0x1000
+)
 
 // Counters are the FIB's running totals.
 type Counters struct {
-	Programmed atomic.Uint64 // routes added, replaced or deleted in the kernel
-	Errors     atomic.Uint64 // failed kernel operations
+	Programmed    atomic.Uint64 // routes added, replaced or deleted in the kernel
+	Errors        atomic.Uint64 // failed kernel operations
+	GroupReplaces atomic.Uint64 // nexthop group replaces (failovers without route rewrites)
 }
 
 // FIB decides and installs routes.
 type FIB struct {
-	cfg    Config
-	log    *slog.Logger
-	kernel Kernel
-	paths  map[string]Path
-	kick   chan struct{}
+	cfg     Config
+	log     *slog.Logger
+	kernel  Kernel
+	groups  bool // nexthop objects in use
+	paths   []Path
+	pathIdx map[string]int
+	kick    chan struct{}
 
 	// Counters are exported through metrics.
 	Counters Counters
 
-	mu        sync.Mutex
-	cands     map[netip.Prefix]map[string]netip.Addr // prefix -> path -> BGP next hop
-	usable    map[string]bool
-	dirty     map[netip.Prefix]struct{}
-	installed map[netip.Prefix]Route
-	stale     map[netip.Prefix]time.Time // adopted at start-up, until
+	kmu sync.Mutex // serialises kernel writes
+
+	mu           sync.Mutex
+	cands        map[netip.Prefix]uint64 // prefix -> set of paths offering it
+	nexthop      map[netip.Prefix][]netip.Addr
+	usable       uint64
+	dirty        map[netip.Prefix]struct{}
+	installed    map[netip.Prefix]Route
+	stale        map[netip.Prefix]time.Time // adopted at start-up, until
+	groupID      map[uint64]uint32          // path set -> group object
+	groupIn      map[uint32][]uint32        // group -> members in the kernel
+	nextGroup    uint32
+	dirtyGroups  bool
+	nexthopsLost bool
 }
 
-// New returns a FIB; call Run to make it act.
+// New returns a FIB and adopts the routes of its protocol already in the kernel.
 func New(cfg Config) (*FIB, error) {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	if len(cfg.Paths) > 64 {
+		return nil, fmt.Errorf("fib: %d paths, at most 64", len(cfg.Paths))
 	}
 	k := cfg.Kernel
 	if k == nil {
@@ -95,14 +140,20 @@ func New(cfg Config) (*FIB, error) {
 		}
 	}
 	f := &FIB{
-		cfg: cfg, log: log.With("component", "fib"), kernel: k,
-		paths: map[string]Path{}, kick: make(chan struct{}, 1),
-		cands: map[netip.Prefix]map[string]netip.Addr{}, usable: map[string]bool{},
+		cfg: cfg, log: log.With("component", "fib"), kernel: k, groups: k.NexthopObjects(),
+		paths: cfg.Paths, pathIdx: map[string]int{}, kick: make(chan struct{}, 1),
+		cands: map[netip.Prefix]uint64{}, nexthop: map[netip.Prefix][]netip.Addr{},
 		dirty: map[netip.Prefix]struct{}{}, installed: map[netip.Prefix]Route{}, stale: map[netip.Prefix]time.Time{},
+		groupID: map[uint64]uint32{}, groupIn: map[uint32][]uint32{},
 	}
-	for _, p := range cfg.Paths {
-		f.paths[p.Name] = p
-		f.usable[p.Name] = true
+	for i, p := range cfg.Paths {
+		f.pathIdx[p.Name] = i
+		f.usable |= 1 << i
+	}
+	if f.groups {
+		f.log.Info("kernel has nexthop objects: failover is one group replace, whatever the number of prefixes")
+	} else {
+		f.log.Warn("kernel lacks nexthop objects: falling back to per-route replace on failover")
 	}
 	if err := f.adopt(); err != nil {
 		return nil, err
@@ -130,15 +181,23 @@ func (f *FIB) adopt() error {
 	return nil
 }
 
-// Add records that path offers prefix via nexthop.
+// GroupMode reports whether failover uses nexthop groups.
+func (f *FIB) GroupMode() bool { return f.groups }
+
+// Add records that path offers prefix via nexthop (the BGP next hop).
 func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
-	f.mu.Lock()
-	c := f.cands[prefix]
-	if c == nil {
-		c = map[string]netip.Addr{}
-		f.cands[prefix] = c
+	i, ok := f.pathIdx[path]
+	if !ok {
+		return
 	}
-	c[path] = nexthop
+	f.mu.Lock()
+	f.cands[prefix] |= 1 << i
+	nh := f.nexthop[prefix]
+	if nh == nil {
+		nh = make([]netip.Addr, len(f.paths))
+		f.nexthop[prefix] = nh
+	}
+	nh[i] = nexthop
 	f.dirty[prefix] = struct{}{}
 	f.mu.Unlock()
 	f.poke()
@@ -146,47 +205,83 @@ func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 
 // Remove records that path no longer offers prefix.
 func (f *FIB) Remove(prefix netip.Prefix, path string) {
-	f.mu.Lock()
-	if c := f.cands[prefix]; c != nil {
-		delete(c, path)
-		if len(c) == 0 {
-			delete(f.cands, prefix)
-		}
-		f.dirty[prefix] = struct{}{}
+	i, ok := f.pathIdx[path]
+	if !ok {
+		return
 	}
+	f.mu.Lock()
+	f.removeLocked(prefix, i)
 	f.mu.Unlock()
 	f.poke()
+}
+
+func (f *FIB) removeLocked(prefix netip.Prefix, i int) {
+	set, ok := f.cands[prefix]
+	if !ok || set&(1<<i) == 0 {
+		return
+	}
+	set &^= 1 << i
+	if set == 0 {
+		delete(f.cands, prefix)
+		delete(f.nexthop, prefix)
+	} else {
+		f.cands[prefix] = set
+	}
+	f.dirty[prefix] = struct{}{}
 }
 
 // RemovePath forgets every prefix path offers (its session went down).
 func (f *FIB) RemovePath(path string) {
+	i, ok := f.pathIdx[path]
+	if !ok {
+		return
+	}
 	f.mu.Lock()
-	for prefix, c := range f.cands {
-		if _, ok := c[path]; ok {
-			delete(c, path)
-			if len(c) == 0 {
-				delete(f.cands, prefix)
-			}
-			f.dirty[prefix] = struct{}{}
-		}
+	for prefix := range f.cands {
+		f.removeLocked(prefix, i)
 	}
 	f.mu.Unlock()
 	f.poke()
 }
 
-// SetUsable marks a path usable or not (its health check).
+// SetUsable marks a path usable or not (its health and BGP state) and
+// returns once the kernel follows: with nexthop groups, after the affected
+// group replaces; otherwise after every affected route is rewritten.
 func (f *FIB) SetUsable(path string, ok bool) {
+	i, known := f.pathIdx[path]
+	if !known {
+		return
+	}
 	f.mu.Lock()
-	if f.usable[path] != ok {
-		f.usable[path] = ok
-		for prefix, c := range f.cands {
-			if _, has := c[path]; has {
+	was := f.usable&(1<<i) != 0
+	if was == ok {
+		f.mu.Unlock()
+		return
+	}
+	if ok {
+		f.usable |= 1 << i
+	} else {
+		f.usable &^= 1 << i
+	}
+	if f.groups {
+		f.dirtyGroups = true
+	} else {
+		for prefix, set := range f.cands {
+			if set&(1<<i) != 0 {
 				f.dirty[prefix] = struct{}{}
 			}
 		}
 	}
 	f.mu.Unlock()
-	f.poke()
+	f.flush()
+}
+
+// Usable reports whether path is usable.
+func (f *FIB) Usable(path string) bool {
+	i, ok := f.pathIdx[path]
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return ok && f.usable&(1<<i) != 0
 }
 
 func (f *FIB) poke() {
@@ -196,30 +291,73 @@ func (f *FIB) poke() {
 	}
 }
 
-// desired computes prefix's route; ok is false when no usable path offers it.
-// Called with f.mu held.
-func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
-	best := ""
-	for name := range f.cands[prefix] {
-		p, known := f.paths[name]
-		if !known || !f.usable[name] {
-			continue
-		}
-		if best == "" || p.Rank < f.paths[best].Rank || (p.Rank == f.paths[best].Rank && name < best) {
-			best = name
+// selection is the set of paths that carry traffic for prefixes offered by
+// set: the usable ones of lowest rank. Called with f.mu held.
+func (f *FIB) selection(set uint64) uint64 {
+	avail := set & f.usable
+	best, sel := 0, uint64(0)
+	for avail != 0 {
+		i := bits.TrailingZeros64(avail)
+		avail &^= 1 << i
+		switch r := f.paths[i].Rank; {
+		case sel == 0 || r < best:
+			best, sel = r, 1<<i
+		case r == best:
+			sel |= 1 << i
 		}
 	}
-	if best == "" {
+	return sel
+}
+
+// members lists the nexthop objects of a selection.
+func members(sel uint64) []uint32 {
+	var out []uint32
+	for sel != 0 {
+		i := bits.TrailingZeros64(sel)
+		sel &^= 1 << i
+		out = append(out, nhPathBase+uint32(i))
+	}
+	return out
+}
+
+// desired computes prefix's route; ok is false when no path offers it (or,
+// without nexthop groups, none is usable). Called with f.mu held.
+func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
+	set, has := f.cands[prefix]
+	if !has {
 		return r, false
 	}
-	return Route{Prefix: prefix, Link: f.paths[best].Link, Gateway: f.cands[prefix][best]}, true
+	if f.groups {
+		id, known := f.groupID[set]
+		if !known {
+			id = nhGroupBase + f.nextGroup
+			f.nextGroup = (f.nextGroup + 1) % 0xE000
+			f.groupID[set] = id
+			f.dirtyGroups = true
+		}
+		return Route{Prefix: prefix, NexthopID: id}, true
+	}
+	sel := f.selection(set)
+	if sel == 0 {
+		return r, false
+	}
+	i := bits.TrailingZeros64(sel)
+	gw := f.nexthop[prefix][i]
+	if !gw.IsValid() {
+		gw = f.paths[i].Gateway
+	}
+	return Route{Prefix: prefix, Link: f.paths[i].Link, Gateway: gw}, true
 }
 
 // Run programs changes as they come and reconciles every ReconcileInterval
-// until ctx ends; then it removes every route of its protocol from its table.
+// until ctx ends; then it removes its routes and nexthop objects.
 func (f *FIB) Run(ctx context.Context) error {
 	tick := time.NewTicker(f.cfg.ReconcileInterval)
 	defer tick.Stop()
+	if f.groups {
+		f.ensureNexthops()
+		f.flush()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -233,17 +371,16 @@ func (f *FIB) Run(ctx context.Context) error {
 	}
 }
 
-// flush programs every dirty prefix.
+// flush programs dirty groups, then dirty prefixes.
 func (f *FIB) flush() {
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+
 	f.mu.Lock()
 	dirty := f.dirty
-	f.dirty = make(map[netip.Prefix]struct{}, len(dirty))
+	f.dirty = make(map[netip.Prefix]struct{})
 	now := time.Now()
-	type op struct {
-		r   Route
-		del bool
-	}
-	ops := make([]op, 0, len(dirty))
+	var replace, del []Route
 	for prefix := range dirty {
 		want, ok := f.desired(prefix)
 		have, installed := f.installed[prefix]
@@ -252,47 +389,99 @@ func (f *FIB) flush() {
 		}
 		switch {
 		case ok && (!installed || have != want):
-			ops = append(ops, op{r: want})
+			replace = append(replace, want)
 			f.installed[prefix] = want
 		case !ok && installed:
 			if until, isStale := f.stale[prefix]; isStale && now.Before(until) {
 				continue // adopted route: keep until its stale time
 			}
-			ops = append(ops, op{r: have, del: true})
+			del = append(del, have)
 			delete(f.installed, prefix)
 			delete(f.stale, prefix)
 		}
 	}
-	f.mu.Unlock()
-	for _, o := range ops {
-		var err error
-		if o.del {
-			err = f.kernel.Delete(o.r)
-		} else {
-			err = f.kernel.Replace(o.r)
-		}
-		f.count(o.r, err, o.del)
+	type groupOp struct {
+		id      uint32
+		members []uint32
 	}
+	var gops []groupOp
+	if f.groups && f.dirtyGroups {
+		f.dirtyGroups = false
+		for set, id := range f.groupID {
+			m := members(f.selection(set))
+			if len(m) == 0 {
+				m = []uint32{nhBlackhole} // offered, but no usable path: drop, do not leak elsewhere
+			}
+			if !equal(f.groupIn[id], m) || f.groupIn[id] == nil {
+				gops = append(gops, groupOp{id, m})
+				f.groupIn[id] = m
+			}
+		}
+	}
+	f.mu.Unlock()
+
+	for _, g := range gops {
+		if err := f.kernel.ReplaceGroup(g.id, g.members); err != nil {
+			f.Counters.Errors.Add(1)
+			f.log.Error("nexthop group replace failed", "group", g.id, "err", err)
+			f.mu.Lock()
+			delete(f.groupIn, g.id)
+			f.dirtyGroups = true
+			f.nexthopsLost = true // the next reconcile rewrites the nexthop objects
+			f.mu.Unlock()
+			continue
+		}
+		f.Counters.GroupReplaces.Add(1)
+	}
+	f.apply(replace, false)
+	f.apply(del, true)
 }
 
-func (f *FIB) count(r Route, err error, del bool) {
-	if err != nil {
-		f.Counters.Errors.Add(1)
-		f.log.Error("route programming failed", "prefix", r.Prefix, "dev", r.Link, "via", r.Gateway, "delete", del, "err", err)
-		f.mu.Lock()
-		f.dirty[r.Prefix] = struct{}{} // the reconcile tick retries
+func equal(a, b []uint32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// apply writes a batch of routes; on failure the batch is retried by the
+// next reconcile.
+func (f *FIB) apply(rs []Route, del bool) {
+	if len(rs) == 0 {
+		return
+	}
+	var err error
+	if del {
+		err = f.kernel.Delete(rs)
+	} else {
+		err = f.kernel.Replace(rs)
+	}
+	if err == nil {
+		f.Counters.Programmed.Add(uint64(len(rs)))
+		return
+	}
+	f.Counters.Errors.Add(1)
+	f.log.Error("route programming failed", "routes", len(rs), "delete", del, "err", err)
+	f.mu.Lock()
+	for _, r := range rs {
+		f.dirty[r.Prefix] = struct{}{}
 		if !del {
 			delete(f.installed, r.Prefix)
 		}
-		f.mu.Unlock()
-		return
 	}
-	f.Counters.Programmed.Add(1)
+	f.mu.Unlock()
 }
 
 // reconcile compares the kernel with what the FIB believes it installed and
 // repairs any difference: a route deleted or changed by hand comes back, a
-// route of our protocol nobody wants goes (once its stale time is over).
+// route of our protocol nobody wants goes (once its stale time is over), and
+// the nexthop objects are rewritten (a re-created netdev takes its nexthops
+// and their routes with it).
 func (f *FIB) reconcile() {
 	inKernel, err := f.kernel.List()
 	if err != nil {
@@ -337,21 +526,98 @@ func (f *FIB) reconcile() {
 	if repaired > 0 || len(extra) > 0 {
 		f.log.Warn("reconcile: kernel drifted, repairing", "missing_or_changed", repaired, "unwanted", len(extra))
 	}
-	for _, r := range extra {
-		f.count(r, f.kernel.Delete(r), true)
+	f.kmu.Lock()
+	f.apply(extra, true)
+	f.kmu.Unlock()
+	f.mu.Lock()
+	lost := f.nexthopsLost
+	f.nexthopsLost = false
+	f.mu.Unlock()
+	if f.groups && (repaired > 0 || lost) {
+		// Routes vanish with their nexthop objects (a netdev re-created):
+		// rewrite the objects before the routes that use them.
+		f.ensureNexthops()
 	}
 	f.flush()
+	if f.groups {
+		f.collectGroups()
+	}
 }
 
-// removeAll deletes every route of the FIB's protocol in its table.
+// collectGroups deletes the nexthop groups no installed route uses any more
+// (left behind as sessions came up one by one).
+func (f *FIB) collectGroups() {
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	f.mu.Lock()
+	used := map[uint32]bool{}
+	for _, r := range f.installed {
+		used[r.NexthopID] = true
+	}
+	var unused []uint32
+	for set, id := range f.groupID {
+		if !used[id] {
+			unused = append(unused, id)
+			delete(f.groupID, set)
+			delete(f.groupIn, id)
+		}
+	}
+	f.mu.Unlock()
+	if len(unused) == 0 {
+		return
+	}
+	if err := f.kernel.DeleteNexthops(unused); err != nil {
+		f.Counters.Errors.Add(1)
+		f.log.Error("delete unused nexthop groups", "err", err)
+	}
+}
+
+// ensureNexthops (re)writes the blackhole and per-path nexthop objects and
+// marks every group for rewriting.
+func (f *FIB) ensureNexthops() {
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
+	if err := f.kernel.ReplaceNexthop(nhBlackhole, "", netip.Addr{}); err != nil {
+		f.Counters.Errors.Add(1)
+		f.log.Error("nexthop blackhole", "err", err)
+	}
+	for i, p := range f.paths {
+		if err := f.kernel.ReplaceNexthop(nhPathBase+uint32(i), p.Link, p.Gateway); err != nil {
+			f.Counters.Errors.Add(1)
+			f.log.Error("nexthop for path", "path", p.Name, "err", err)
+		}
+	}
+	f.mu.Lock()
+	f.groupIn = map[uint32][]uint32{}
+	f.dirtyGroups = true
+	f.mu.Unlock()
+}
+
+// removeAll deletes every route of the FIB's protocol in its table, then
+// its nexthop objects.
 func (f *FIB) removeAll() {
+	f.kmu.Lock()
+	defer f.kmu.Unlock()
 	routes, err := f.kernel.List()
 	if err != nil {
 		f.log.Error("shutdown: list kernel routes", "err", err)
-		return
+	} else {
+		f.apply(routes, true)
 	}
-	for _, r := range routes {
-		f.count(r, f.kernel.Delete(r), true)
+	if f.groups {
+		f.mu.Lock()
+		ids := make([]uint32, 0, len(f.groupID)+len(f.paths)+1)
+		for _, id := range f.groupID {
+			ids = append(ids, id)
+		}
+		f.mu.Unlock()
+		for i := range f.paths {
+			ids = append(ids, nhPathBase+uint32(i))
+		}
+		ids = append(ids, nhBlackhole)
+		if err := f.kernel.DeleteNexthops(ids); err != nil {
+			f.log.Error("shutdown: delete nexthop objects", "err", err)
+		}
 	}
 	f.mu.Lock()
 	f.installed = map[netip.Prefix]Route{}
@@ -359,17 +625,61 @@ func (f *FIB) removeAll() {
 	f.log.Info("removed cgwd's routes", "routes", len(routes))
 }
 
-// Installed returns how many installed routes use each path's link.
+// Active returns, for each path, whether it carries traffic for at least one
+// prefix right now.
+func (f *FIB) Active() map[string]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var on uint64
+	for _, set := range f.groupSets() {
+		on |= f.selection(set)
+	}
+	out := map[string]bool{}
+	for i, p := range f.paths {
+		out[p.Name] = on&(1<<i) != 0
+	}
+	return out
+}
+
+// groupSets lists the distinct path sets of the known prefixes. Called with f.mu held.
+func (f *FIB) groupSets() []uint64 {
+	if f.groups {
+		out := make([]uint64, 0, len(f.groupID))
+		for set := range f.groupID {
+			out = append(out, set)
+		}
+		return out
+	}
+	seen := map[uint64]bool{}
+	var out []uint64
+	for _, set := range f.cands {
+		if !seen[set] {
+			seen[set] = true
+			out = append(out, set)
+		}
+	}
+	return out
+}
+
+// Installed returns how many prefixes each path carries traffic for.
 func (f *FIB) Installed() map[string]int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	byLink := map[string]int{}
-	for _, r := range f.installed {
-		byLink[r.Link]++
+	count := map[uint64]int{}
+	for prefix := range f.installed {
+		if set, ok := f.cands[prefix]; ok {
+			count[f.selection(set)]++
+		}
 	}
 	out := map[string]int{}
-	for name, p := range f.paths {
-		out[name] = byLink[p.Link]
+	for i, p := range f.paths {
+		n := 0
+		for sel, c := range count {
+			if sel&(1<<i) != 0 {
+				n += c
+			}
+		}
+		out[p.Name] = n
 	}
 	return out
 }

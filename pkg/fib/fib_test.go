@@ -11,13 +11,17 @@ import (
 
 // fakeKernel is an in-memory routing table of one protocol.
 type fakeKernel struct {
-	mu     sync.Mutex
-	routes map[netip.Prefix]Route
-	fail   bool
+	mu       sync.Mutex
+	routes   map[netip.Prefix]Route
+	fail     bool
+	groups   bool
+	nexthops map[uint32]Route // single nexthops: Link and Gateway
+	members  map[uint32][]uint32
+	replaces int // group replaces
 }
 
 func newFakeKernel(rs ...Route) *fakeKernel {
-	k := &fakeKernel{routes: map[netip.Prefix]Route{}}
+	k := &fakeKernel{routes: map[netip.Prefix]Route{}, nexthops: map[uint32]Route{}, members: map[uint32][]uint32{}}
 	for _, r := range rs {
 		k.routes[r.Prefix] = r
 	}
@@ -34,27 +38,73 @@ func (k *fakeKernel) List() ([]Route, error) {
 	return out, nil
 }
 
-func (k *fakeKernel) Replace(r Route) error {
+func (k *fakeKernel) Replace(rs []Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.fail {
 		return errors.New("injected failure")
 	}
-	k.routes[r.Prefix] = r
+	for _, r := range rs {
+		if r.NexthopID != 0 && len(k.members[r.NexthopID]) == 0 {
+			return errors.New("no such nexthop group")
+		}
+		k.routes[r.Prefix] = r
+	}
 	return nil
 }
 
-func (k *fakeKernel) Delete(r Route) error {
+func (k *fakeKernel) Delete(rs []Route) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	delete(k.routes, r.Prefix)
+	for _, r := range rs {
+		delete(k.routes, r.Prefix)
+	}
 	return nil
 }
 
+func (k *fakeKernel) NexthopObjects() bool { return k.groups }
+
+func (k *fakeKernel) ReplaceNexthop(id uint32, link string, gw netip.Addr) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.nexthops[id] = Route{Link: link, Gateway: gw}
+	return nil
+}
+
+func (k *fakeKernel) ReplaceGroup(id uint32, members []uint32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, m := range members {
+		if _, ok := k.nexthops[m]; !ok {
+			return errors.New("no such nexthop")
+		}
+	}
+	k.members[id] = members
+	k.replaces++
+	return nil
+}
+
+func (k *fakeKernel) DeleteNexthops(ids []uint32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, id := range ids {
+		delete(k.nexthops, id)
+		delete(k.members, id)
+	}
+	return nil
+}
+
+// get returns prefix's route resolved to where packets go: a route via a
+// group is reported via its first member (Link ""+Gateway invalid: blackhole).
 func (k *fakeKernel) get(p netip.Prefix) (Route, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	r, ok := k.routes[p]
+	if ok && r.NexthopID != 0 {
+		m := k.members[r.NexthopID]
+		nh := k.nexthops[m[0]]
+		r = Route{Prefix: p, Link: nh.Link, Gateway: nh.Gateway}
+	}
 	return r, ok
 }
 
@@ -64,7 +114,7 @@ var (
 	t1Gw = netip.MustParseAddr("169.254.10.1")
 	t2Gw = netip.MustParseAddr("169.254.11.1")
 
-	paths = []Path{{Name: "dx1", Link: "dx0", Rank: 0}, {Name: "cgw-t1", Link: "cgw-t1", Rank: 1}, {Name: "cgw-t2", Link: "cgw-t2", Rank: 2}}
+	paths = []Path{{Name: "dx1", Link: "dx0", Gateway: dxGw, Rank: 0}, {Name: "cgw-t1", Link: "cgw-t1", Gateway: t1Gw, Rank: 1}, {Name: "cgw-t2", Link: "cgw-t2", Gateway: t2Gw, Rank: 2}}
 )
 
 // start runs a FIB over k with a long reconcile interval, so that only what a
@@ -103,16 +153,16 @@ func TestPrefersDXThenTunnelOrder(t *testing.T) {
 	defer func() { cancel(); <-done }()
 
 	f.Add(vpc, "cgw-t2", t2Gw)
-	waitRoute(t, k, vpc, Route{vpc, "cgw-t2", t2Gw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t2", Gateway: t2Gw}, true)
 	f.Add(vpc, "cgw-t1", t1Gw)
-	waitRoute(t, k, vpc, Route{vpc, "cgw-t1", t1Gw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t1", Gateway: t1Gw}, true)
 	f.Add(vpc, "dx1", dxGw)
-	waitRoute(t, k, vpc, Route{vpc, "dx0", dxGw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
 
 	f.Remove(vpc, "dx1") // DX withdraws: back to tunnel 1
-	waitRoute(t, k, vpc, Route{vpc, "cgw-t1", t1Gw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t1", Gateway: t1Gw}, true)
 	f.SetUsable("cgw-t1", false) // tunnel 1 unhealthy: tunnel 2
-	waitRoute(t, k, vpc, Route{vpc, "cgw-t2", t2Gw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t2", Gateway: t2Gw}, true)
 	f.RemovePath("cgw-t2") // last session lost: no route
 	waitRoute(t, k, vpc, Route{}, false)
 	if got := f.Counters.Errors.Load(); got != 0 {
@@ -125,19 +175,19 @@ func TestReconcileRepairsDriftAndKeepsOthers(t *testing.T) {
 	f, cancel, done := start(t, k, 0)
 	defer func() { cancel(); <-done }()
 	f.Add(vpc, "dx1", dxGw)
-	waitRoute(t, k, vpc, Route{vpc, "dx0", dxGw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
 
-	_ = k.Delete(Route{Prefix: vpc}) // deleted by hand
-	unwanted := Route{netip.MustParsePrefix("10.99.0.0/16"), "dx0", dxGw}
-	_ = k.Replace(unwanted) // a route of our protocol nobody asked for
+	_ = k.Delete([]Route{{Prefix: vpc}}) // deleted by hand
+	unwanted := Route{Prefix: netip.MustParsePrefix("10.99.0.0/16"), Link: "dx0", Gateway: dxGw}
+	_ = k.Replace([]Route{unwanted}) // a route of our protocol nobody asked for
 	f.reconcile()
-	waitRoute(t, k, vpc, Route{vpc, "dx0", dxGw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
 	waitRoute(t, k, unwanted.Prefix, Route{}, false)
 }
 
 func TestAdoptsRoutesOnRestartWithoutFlap(t *testing.T) {
-	old := Route{vpc, "dx0", dxGw}
-	gone := Route{netip.MustParsePrefix("10.98.0.0/16"), "dx0", dxGw}
+	old := Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}
+	gone := Route{Prefix: netip.MustParsePrefix("10.98.0.0/16"), Link: "dx0", Gateway: dxGw}
 	k := newFakeKernel(old, gone)
 	f, cancel, done := start(t, k, 50*time.Millisecond)
 	defer func() { cancel(); <-done }()
@@ -169,7 +219,7 @@ func TestStopRemovesAllOwnRoutes(t *testing.T) {
 	k := newFakeKernel()
 	f, cancel, done := start(t, k, 0)
 	f.Add(vpc, "cgw-t1", t1Gw)
-	waitRoute(t, k, vpc, Route{vpc, "cgw-t1", t1Gw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t1", Gateway: t1Gw}, true)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -196,5 +246,96 @@ func TestFailedReplaceIsCountedAndRetried(t *testing.T) {
 	k.fail = false
 	k.mu.Unlock()
 	f.reconcile()
-	waitRoute(t, k, vpc, Route{vpc, "dx0", dxGw}, true)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
+}
+
+func TestGroupModeFailoverIsOneGroupReplace(t *testing.T) {
+	k := newFakeKernel()
+	k.groups = true
+	f, cancel, done := start(t, k, 0)
+	defer func() { cancel(); <-done }()
+	const n = 1000
+	var prefixes []netip.Prefix
+	for i := 0; i < n; i++ {
+		p := netip.PrefixFrom(netip.AddrFrom4([4]byte{20, byte(i >> 8), byte(i), 0}), 24)
+		prefixes = append(prefixes, p)
+		for _, path := range []string{"dx1", "cgw-t1", "cgw-t2"} {
+			f.Add(p, path, netip.Addr{})
+		}
+	}
+	for _, p := range prefixes {
+		waitRoute(t, k, p, Route{Prefix: p, Link: "dx0", Gateway: dxGw}, true)
+	}
+	f.reconcile() // collects the groups of the sets seen while paths were added one by one
+	k.mu.Lock()
+	before := k.replaces
+	groupsLeft := 0
+	for id := range k.members {
+		if id >= nhGroupBase {
+			groupsLeft++
+		}
+	}
+	k.mu.Unlock()
+	if groupsLeft != 1 {
+		t.Errorf("%d groups in the kernel, want 1 (one path set)", groupsLeft)
+	}
+	ops := f.Counters.Programmed.Load()
+
+	f.SetUsable("dx1", false) // returns once the kernel follows
+	for _, p := range prefixes {
+		if r, _ := k.get(p); r.Link != "cgw-t1" {
+			t.Fatalf("%s still via %s after DX went unusable", p, r.Link)
+		}
+	}
+	k.mu.Lock()
+	replaces := k.replaces - before
+	k.mu.Unlock()
+	if replaces != 1 {
+		t.Errorf("group replaces = %d, want 1", replaces)
+	}
+	if got := f.Counters.Programmed.Load() - ops; got != 0 {
+		t.Errorf("%d route rewrites on failover, want 0", got)
+	}
+	if !f.Active()["cgw-t1"] || f.Active()["dx1"] {
+		t.Errorf("active = %v", f.Active())
+	}
+	f.SetUsable("cgw-t1", false)
+	f.SetUsable("cgw-t2", false)
+	r, ok := k.get(prefixes[0])
+	if !ok || r.Link != "" || r.Gateway.IsValid() {
+		t.Errorf("no usable path: route %v (present %v), want blackhole", r, ok)
+	}
+	f.SetUsable("dx1", true)
+	if r, _ := k.get(prefixes[0]); r.Link != "dx0" {
+		t.Errorf("DX back: via %s", r.Link)
+	}
+}
+
+func TestECMPSelectsEveryUsableTunnelOfEqualRank(t *testing.T) {
+	k := newFakeKernel()
+	k.groups = true
+	ecmp := []Path{{Name: "cgw-t1", Link: "cgw-t1", Gateway: t1Gw, Rank: 1}, {Name: "cgw-t2", Link: "cgw-t2", Gateway: t2Gw, Rank: 1}}
+	f, err := New(Config{Table: 254, Protocol: 200, ReconcileInterval: time.Hour, Paths: ecmp, Kernel: k})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	f.Add(vpc, "cgw-t1", t1Gw)
+	f.Add(vpc, "cgw-t2", t2Gw)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t1", Gateway: t1Gw}, true)
+	k.mu.Lock()
+	id := k.routes[vpc].NexthopID
+	if len(k.members[id]) != 2 {
+		t.Errorf("ECMP group has %d members, want 2", len(k.members[id]))
+	}
+	k.mu.Unlock()
+	f.SetUsable("cgw-t1", false)
+	k.mu.Lock()
+	if m := k.members[id]; len(m) != 1 || k.nexthops[m[0]].Link != "cgw-t2" {
+		t.Errorf("after tunnel 1 failed, group = %v", m)
+	}
+	k.mu.Unlock()
 }

@@ -1,135 +1,135 @@
 package fib
 
 import (
+	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+	"github.com/cgwd/cgwd/pkg/nexthop"
 )
 
-// netlinkKernel programs IPv4 routes of one protocol in one table.
+// netlinkKernel is the Linux kernel over rtnetlink (pkg/nexthop): routes of
+// one protocol in one table, and nexthop objects where the kernel has them.
 type netlinkKernel struct {
-	h        *netlink.Handle
-	table    int
-	protocol netlink.RouteProtocol
-
-	mu     sync.Mutex
-	ifidx  map[string]int
-	ifname map[int]string
+	mu       sync.Mutex // a nexthop.Handle is not safe for concurrent use
+	h        *nexthop.Handle
+	table    uint32
+	protocol uint8
+	groups   bool
+	ifname   map[int]string
 }
 
-// NewNetlinkKernel returns the Linux kernel as a Kernel: routes of protocol
-// in table, over a netlink socket of the caller's network namespace.
+// NewNetlinkKernel returns the Linux kernel of the caller's network
+// namespace as a Kernel for routes of protocol in table.
 func NewNetlinkKernel(table, protocol int) (Kernel, error) {
-	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+	h, err := nexthop.Open()
 	if err != nil {
 		return nil, fmt.Errorf("fib: netlink: %w", err)
 	}
-	return &netlinkKernel{h: h, table: table, protocol: netlink.RouteProtocol(protocol), ifidx: map[string]int{}, ifname: map[int]string{}}, nil
+	groups, err := h.Supported()
+	if err != nil {
+		groups = false
+	}
+	return &netlinkKernel{h: h, table: uint32(table), protocol: uint8(protocol), groups: groups, ifname: map[int]string{}}, nil
 }
 
-func (k *netlinkKernel) linkIndex(name string, refresh bool) (int, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if i, ok := k.ifidx[name]; ok && !refresh {
-		return i, nil
-	}
-	l, err := k.h.LinkByName(name)
-	if err != nil {
-		return 0, fmt.Errorf("link %s: %w", name, err)
-	}
-	i := l.Attrs().Index
-	k.ifidx[name], k.ifname[i] = i, name
-	return i, nil
-}
+func (k *netlinkKernel) NexthopObjects() bool { return k.groups }
 
 func (k *netlinkKernel) linkName(idx int) string {
-	k.mu.Lock()
-	n, ok := k.ifname[idx]
-	k.mu.Unlock()
-	if ok {
+	if n, ok := k.ifname[idx]; ok {
 		return n
 	}
-	if l, err := k.h.LinkByIndex(idx); err == nil {
-		n = l.Attrs().Name
-		k.mu.Lock()
-		k.ifname[idx], k.ifidx[n] = n, idx
-		k.mu.Unlock()
-	}
-	return n
+	return fmt.Sprintf("if%d", idx)
 }
 
-func (k *netlinkKernel) route(r Route, refresh bool) (*netlink.Route, error) {
-	idx, err := k.linkIndex(r.Link, refresh)
-	if err != nil {
-		return nil, err
-	}
-	nr := &netlink.Route{
-		LinkIndex: idx,
-		Dst:       &net.IPNet{IP: r.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(r.Prefix.Bits(), 32)},
-		Table:     k.table,
-		Protocol:  k.protocol,
-		Family:    netlink.FAMILY_V4,
-	}
-	if r.Gateway.IsValid() {
-		nr.Gw = r.Gateway.AsSlice()
-	}
-	return nr, nil
-}
-
-// List returns the routes of our protocol in our table.
 func (k *netlinkKernel) List() ([]Route, error) {
-	filter := &netlink.Route{Table: k.table, Protocol: k.protocol}
-	rs, err := k.h.RouteListFiltered(netlink.FAMILY_V4, filter, netlink.RT_FILTER_TABLE|netlink.RT_FILTER_PROTOCOL)
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rs, err := k.h.ListRoutes(k.table, k.protocol)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]Route, 0, len(rs))
 	for _, r := range rs {
-		if r.Dst == nil {
-			continue
-		}
-		a, _ := netip.AddrFromSlice(r.Dst.IP.To4())
-		ones, _ := r.Dst.Mask.Size()
-		rt := Route{Prefix: netip.PrefixFrom(a, ones), Link: k.linkName(r.LinkIndex)}
-		if gw, ok := netip.AddrFromSlice(r.Gw.To4()); ok {
-			rt.Gateway = gw
+		rt := Route{Prefix: r.Dst, NexthopID: r.NexthopID}
+		if r.NexthopID == 0 { // the gateway of a nexthop route is only the kernel's resolution
+			rt.Gateway = r.Gateway
+			rt.Link = k.linkName(r.LinkIndex)
 		}
 		out = append(out, rt)
 	}
 	return out, nil
 }
 
-// Replace installs or replaces r. A stale interface index (a tunnel netdev
-// re-created) is looked up again once.
-func (k *netlinkKernel) Replace(r Route) error {
-	nr, err := k.route(r, false)
-	if err == nil {
-		if err = k.h.RouteReplace(nr); err != nil {
-			if nr, err = k.route(r, true); err == nil {
-				err = k.h.RouteReplace(nr)
-			}
+func (k *netlinkKernel) route(r Route) (nexthop.Route, error) {
+	nr := nexthop.Route{Dst: r.Prefix, NexthopID: r.NexthopID, Gateway: r.Gateway, Table: k.table, Protocol: k.protocol}
+	if r.Link != "" {
+		idx, err := k.h.LinkIndex(r.Link)
+		if err != nil {
+			return nr, fmt.Errorf("route %s: link %s: %w", r.Prefix, r.Link, err)
 		}
+		nr.LinkIndex = idx
+		k.ifname[idx] = r.Link
 	}
-	if err != nil {
-		return fmt.Errorf("replace %s via %s dev %s: %w", r.Prefix, r.Gateway, r.Link, err)
-	}
-	return nil
+	return nr, nil
 }
 
-// Delete removes r (matched by prefix, table and protocol).
-func (k *netlinkKernel) Delete(r Route) error {
-	nr := &netlink.Route{
-		Dst:      &net.IPNet{IP: r.Prefix.Addr().AsSlice(), Mask: net.CIDRMask(r.Prefix.Bits(), 32)},
-		Table:    k.table,
-		Protocol: k.protocol,
-		Family:   netlink.FAMILY_V4,
+func (k *netlinkKernel) batch(rs []Route, del bool) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	nrs := make([]nexthop.Route, 0, len(rs))
+	for _, r := range rs {
+		nr, err := k.route(r)
+		if err != nil {
+			return err
+		}
+		nrs = append(nrs, nr)
 	}
-	if err := k.h.RouteDel(nr); err != nil && err != unix.ESRCH {
-		return fmt.Errorf("delete %s: %w", r.Prefix, err)
+	if del {
+		return k.h.DeleteRoutes(nrs)
 	}
-	return nil
+	return k.h.ReplaceRoutes(nrs)
+}
+
+func (k *netlinkKernel) Replace(rs []Route) error { return k.batch(rs, false) }
+func (k *netlinkKernel) Delete(rs []Route) error  { return k.batch(rs, true) }
+
+func (k *netlinkKernel) ReplaceNexthop(id uint32, link string, gw netip.Addr) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	nh := nexthop.Nexthop{ID: id, Gateway: gw, Protocol: k.protocol}
+	if link == "" && !gw.IsValid() {
+		nh.Blackhole = true
+	} else {
+		idx, err := k.h.LinkIndex(link)
+		if err != nil {
+			return fmt.Errorf("nexthop %d: link %s: %w", id, link, err)
+		}
+		nh.LinkIndex = idx
+		k.ifname[idx] = link
+	}
+	return k.h.Replace(nh)
+}
+
+func (k *netlinkKernel) ReplaceGroup(id uint32, members []uint32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	g := nexthop.Nexthop{ID: id, Protocol: k.protocol}
+	for _, m := range members {
+		g.Group = append(g.Group, nexthop.Member{ID: m})
+	}
+	return k.h.Replace(g)
+}
+
+func (k *netlinkKernel) DeleteNexthops(ids []uint32) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var first error
+	for _, id := range ids {
+		if err := k.h.Delete(id); err != nil && first == nil && !errors.Is(err, nexthop.ErrNotFound) {
+			first = fmt.Errorf("nexthop %d: %w", id, err)
+		}
+	}
+	return first
 }
