@@ -6,6 +6,7 @@ package prometheus
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -100,3 +101,35 @@ func promtool(t *testing.T, args ...string) {
 func TestPromtoolCheckRules(t *testing.T)  { promtool(t, "check", "rules", "cgwd-rules.yml") }
 func TestPromtoolCheckConfig(t *testing.T) { promtool(t, "check", "config", "prometheus.yml") }
 func TestPromtoolTestRules(t *testing.T)   { promtool(t, "test", "rules", "cgwd-rules.test.yml") }
+
+// Metrics the docs call exported must be defined under that name by some
+// package under pkg/.
+func TestExportedMetricsExist(t *testing.T) {
+	b, err := os.ReadFile("../../docs/operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var src strings.Builder
+	files, _ := filepath.Glob("../../pkg/*/*.go")
+	deeper, _ := filepath.Glob("../../pkg/*/*/*.go")
+	for _, f := range append(files, deeper...) {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		c, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		src.Write(c)
+	}
+	n := 0
+	for _, m := range regexp.MustCompile("(?m)^\\| `(cgwd_[a-z0-9_]+)` \\|.*\\| exported \\|$").FindAllStringSubmatch(string(b), -1) {
+		n++
+		if !strings.Contains(src.String(), `"`+m[1]+`"`) {
+			t.Errorf("docs/operations.md says %s is exported, but no package under pkg/ defines it", m[1])
+		}
+	}
+	if n < 5 {
+		t.Fatalf("only %d metrics marked exported in docs/operations.md", n)
+	}
+}
