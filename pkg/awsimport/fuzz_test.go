@@ -73,3 +73,15 @@ func FuzzParseTerraform(f *testing.F) {
 		checkConnection(t, c)
 	})
 }
+
+// FuzzParse covers format detection and the AWS CLI JSON wrapper.
+func FuzzParse(f *testing.F) {
+	addSeeds(f, "*.json", "*.xml")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := Parse(data, FormatAuto)
+		if err != nil {
+			return
+		}
+		checkConnection(t, c)
+	})
+}
