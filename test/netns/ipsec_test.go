@@ -119,6 +119,17 @@ func TestIPsecLab(t *testing.T) {
 		}
 	})
 
+	t.Run("BGPWithBIRDOverBothTunnels", func(t *testing.T) {
+		eventually(t, 40*time.Second, "BIRD sees aws_t1 and aws_t2 Established over IPsec", func() error {
+			for _, p := range []string{"aws_t1", "aws_t2"} {
+				if !birdEstablished(t, p) {
+					return fmt.Errorf("%s not Established", p)
+				}
+			}
+			return nil
+		})
+	})
+
 	t.Run("OnPremReachesVPCOverIPsec", func(t *testing.T) {
 		// Host routes pin this one flow to tunnel 1 whatever BGP chose, so
 		// the test asserts on the IPsec data path itself.
