@@ -215,6 +215,23 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 			p.Name, p.Address, p.PeerASN, p.State, up, p.Received, p.Accepted, p.Advertised, p.Installed)
 	}
 	tw.Flush()
+	if len(st.Paths) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "PATH\tKIND\tHEALTH\tBGP\tUSABLE\tACTIVE\tSINCE")
+		for _, p := range st.Paths {
+			usable := fmt.Sprint(p.Usable)
+			if !p.Usable && !p.HoldUntil.IsZero() {
+				usable = "hold-down " + p.HoldUntil.Sub(now).Round(time.Second).String()
+			}
+			since := "-"
+			if !p.Since.IsZero() {
+				since = now.Sub(p.Since).Round(time.Second).String() + " ago"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%v\t%s\n", p.Name, p.Kind, p.Health, p.BGPUp, usable, p.Active, since)
+		}
+		tw.Flush()
+	}
 	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d\n", st.RoutesProgrammed, st.RouteErrors)
 }
 

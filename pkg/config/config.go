@@ -48,6 +48,8 @@ type Config struct {
 	DirectConnect []DirectConnect `yaml:"direct_connect"`
 	// BGP holds the speaker's global settings.
 	BGP BGP `yaml:"bgp"`
+	// Failover configures path selection.
+	Failover Failover `yaml:"failover"`
 }
 
 // Log configures the slog handler.
@@ -95,6 +97,8 @@ type Tunnel struct {
 	IPsec *IPsec `yaml:"ipsec"`
 	// BGP overrides the tunnel's BGP peer settings.
 	BGP PeerBGP `yaml:"bgp"`
+	// BFD checks the tunnel toward the AWS inside address (off by default).
+	BFD BFD `yaml:"bfd"`
 }
 
 // Outside holds a tunnel's outside (underlay) addresses.
@@ -133,6 +137,8 @@ type DirectConnect struct {
 	Gateway string `yaml:"gateway"`
 	// BGP overrides the link's BGP peer settings.
 	BGP PeerBGP `yaml:"bgp"`
+	// BFD checks the link (on by default, 300ms x 3).
+	BFD BFD `yaml:"bfd"`
 }
 
 // Duration is a time.Duration that YAML writes as "25s".
@@ -201,6 +207,7 @@ func (c *Config) applyDefaults() {
 				t.MTU = DefaultTunnelMTU
 			}
 			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1)
+			t.BFD.applyDefaults(false)
 			if w := t.WireGuard; w != nil {
 				if w.ListenPort == 0 {
 					w.ListenPort = DefaultWireGuardPort + j
@@ -212,6 +219,7 @@ func (c *Config) applyDefaults() {
 		}
 	}
 	c.BGP.applyDefaults()
+	c.Failover.applyDefaults()
 	for i := range c.DirectConnect {
 		d := &c.DirectConnect[i]
 		if d.Name == "" {
@@ -221,6 +229,7 @@ func (c *Config) applyDefaults() {
 			d.Gateway = GatewayVGW
 		}
 		d.BGP.applyDefaults(dxTimers, d.Gateway, 0)
+		d.BFD.applyDefaults(true)
 	}
 }
 

@@ -89,6 +89,7 @@ func (c *Config) Validate() Problems {
 		v.add("vpn", "no VPN connection and no Direct Connect link: nothing to do")
 	}
 	v.bgpGlobal(&c.BGP)
+	v.failover(&c.Failover)
 	names := map[string]string{}
 	insides := map[netip.Prefix]string{}
 	for i := range c.VPN {
@@ -169,6 +170,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 		v.add(field+".mtu", "%d is outside 576-9000", t.MTU)
 	}
 	v.peerBGP(field+".bgp", &t.BGP)
+	v.bfd(field+".bfd", &t.BFD)
 	v.inside(field+".inside", t.Inside, insides)
 	switch t.Kind {
 	case "wireguard":
@@ -253,6 +255,7 @@ func (v *validator) directConnect(field string, d *DirectConnect, names map[stri
 	}
 	v.gateway(field+".gateway", d.Gateway)
 	v.peerBGP(field+".bgp", &d.BGP)
+	v.bfd(field+".bfd", &d.BFD)
 	local, err := netip.ParsePrefix(d.Local)
 	if err != nil || !local.Addr().Is4() {
 		v.add(field+".local", "%q is not an IPv4 address with prefix length (e.g. 169.254.255.2/30)", d.Local)

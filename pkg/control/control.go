@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/bgp"
+	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -26,6 +27,8 @@ type Status struct {
 	VPN     []VPNStatus     `json:"vpn"`
 	Tunnels []tunnel.Status `json:"tunnels"`
 	BGP     []PeerStatus    `json:"bgp"`
+	// Paths are the DX links and tunnels as failover sees them.
+	Paths []failover.PathStatus `json:"paths"`
 	// RoutesProgrammed and RouteErrors count kernel route operations.
 	RoutesProgrammed uint64 `json:"routes_programmed"`
 	RouteErrors      uint64 `json:"route_errors"`

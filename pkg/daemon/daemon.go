@@ -14,6 +14,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/metrics"
 	"github.com/cgwd/cgwd/pkg/tunnel"
@@ -33,6 +34,7 @@ type Daemon struct {
 	tunnels []tunnel.Tunnel
 	bgpCfg  bgp.Config
 	fibCfg  fib.Config
+	paths   *failover.Manager
 	speaker *bgp.Speaker
 	fib     *fib.FIB
 	started time.Time
@@ -52,10 +54,12 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		}
 	}
 	var err error
-	if d.bgpCfg, d.fibCfg, err = routingConfig(cfg); err != nil {
+	var foCfg failover.Config
+	if d.bgpCfg, d.fibCfg, foCfg, err = routingConfig(cfg, log); err != nil {
 		return nil, err
 	}
-	d.bgpCfg.Logger, d.fibCfg.Logger = log, log
+	d.bgpCfg.Logger, d.fibCfg.Logger, foCfg.Logger = log, log, log
+	d.paths = failover.New(foCfg)
 	return d, nil
 }
 
@@ -109,6 +113,7 @@ func (d *Daemon) Status() control.Status {
 		for _, p := range d.speaker.Peers(ctx) {
 			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name]})
 		}
+		st.Paths = d.paths.Status()
 		st.RoutesProgrammed = d.fib.Counters.Programmed.Load()
 		st.RouteErrors = d.fib.Counters.Errors.Load()
 	}
@@ -133,7 +138,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	var ms *metrics.Server
 	if d.cfg.Metrics.Listen != "off" {
-		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status))
+		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
 		if err != nil {
 			return err
 		}
@@ -204,6 +209,13 @@ func (d *Daemon) startRouting(ctx, srvCtx context.Context, wg *sync.WaitGroup, s
 	})
 	d.fib = f
 	sp := bgp.New(d.bgpCfg)
+	foCtx, stopFailover := context.WithCancel(context.Background())
+	foDone, err := d.paths.Start(foCtx, f, sp)
+	if err != nil {
+		stopFailover()
+		return err
+	}
+	*stack = append(*stack, func() { stopFailover(); <-foDone })
 	onRoute := func(ev bgp.RouteEvent) {
 		if ev.Withdraw {
 			f.Remove(ev.Prefix, ev.Peer)
@@ -212,6 +224,7 @@ func (d *Daemon) startRouting(ctx, srvCtx context.Context, wg *sync.WaitGroup, s
 		}
 	}
 	onPeer := func(name string, up bool) {
+		d.paths.BGPState(name, up)
 		if !up {
 			f.RemovePath(name)
 		}

@@ -1,11 +1,14 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/netip"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/bfd"
 	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
 )
 
@@ -15,7 +18,8 @@ var linkLocal = netip.MustParsePrefix("169.254.0.0/16")
 // routingConfig derives the BGP speaker's and the FIB's configuration from
 // cgwd's config: one session and one path per tunnel and per DX link. DX is
 // preferred (rank 0), then each connection's tunnels in order.
-func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
+func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
+	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown)}
 	bc := bgp.Config{ASN: cfg.ASN, ListenPort: int32(cfg.BGP.ListenPort)}
 	if cfg.BGP.GRPCListen != "off" {
 		bc.GRPCListen = cfg.BGP.GRPCListen
@@ -36,9 +40,10 @@ func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
 		local := netip.MustParsePrefix(d.Local)
 		pc, err := peerConfig(d.Name, netip.MustParseAddr(d.Peer), local.Addr(), &d.BGP)
 		if err != nil {
-			return bc, fc, err
+			return bc, fc, fo, err
 		}
 		bc.Peers = append(bc.Peers, pc)
+		fo.Paths = append(fo.Paths, pathHealth(d.Name, "dx", "", d.Interface, pc, &d.BFD, log))
 		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Gateway: pc.Address, Rank: 0})
 	}
 	for _, v := range cfg.VPN {
@@ -47,9 +52,10 @@ func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
 			aws, local := t.InsideAddrs()
 			pc, err := peerConfig(t.Name, aws.Addr(), local.Addr(), &t.BGP)
 			if err != nil {
-				return bc, fc, err
+				return bc, fc, fo, err
 			}
 			bc.Peers = append(bc.Peers, pc)
+			fo.Paths = append(fo.Paths, pathHealth(t.Name, "tunnel", v.Name, t.Name, pc, &t.BFD, log))
 			rank := i + 1 // active/standby: tunnel 1, then tunnel 2
 			if v.Mode == config.ModeECMP {
 				rank = 1
@@ -58,7 +64,23 @@ func routingConfig(cfg *config.Config) (bgp.Config, fib.Config, error) {
 		}
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)
-	return bc, fc, nil
+	return bc, fc, fo, nil
+}
+
+// pathHealth is a path's health check: BFD to the BGP peer when enabled,
+// tearing the session down when BFD says the neighbor is gone.
+func pathHealth(name, kind, vpn, link string, pc bgp.PeerConfig, c *config.BFD, log *slog.Logger) failover.PathConfig {
+	p := failover.PathConfig{Name: name, Kind: kind, VPN: vpn}
+	if c.On() {
+		iv := time.Duration(c.Interval)
+		p.BFD = &bfd.Config{
+			Interface: link, Local: pc.LocalAddress, Peer: pc.Address,
+			Timers: bfd.Timers{DesiredMinTx: iv, RequiredMinRx: iv, DetectMult: uint8(c.Multiplier)},
+			Logger: log.With("component", "bfd", "path", name),
+		}
+		p.ResetBGPOnDown = true
+	}
+	return p
 }
 
 func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.PeerConfig, error) {

@@ -1,0 +1,64 @@
+package config
+
+import "time"
+
+// Failover defaults.
+const (
+	DefaultHoldDown      = 10 * time.Second
+	DefaultBFDIntervalDX = 300 * time.Millisecond // AWS's DX BFD: 300 ms x 3
+	DefaultBFDMultiplier = 3
+)
+
+// Failover configures path selection.
+type Failover struct {
+	// HoldDown is how long a recovered path waits before carrying traffic again.
+	HoldDown *Duration `yaml:"hold_down"`
+}
+
+// BFD configures a BFD session (RFC 5880/5881) on a path: on by default on
+// Direct Connect (AWS runs async BFD there), off on tunnels (AWS VPN has no BFD;
+// turn it on where the peer speaks BFD).
+type BFD struct {
+	Enabled *bool `yaml:"enabled"`
+	// Interval is the desired transmit and required receive interval (50ms-10s).
+	Interval Duration `yaml:"interval"`
+	// Multiplier is the detection multiplier (1-255).
+	Multiplier int `yaml:"multiplier"`
+}
+
+// On reports whether the session is enabled.
+func (b *BFD) On() bool { return b.Enabled != nil && *b.Enabled }
+
+func (b *BFD) applyDefaults(enabled bool) {
+	if b.Enabled == nil {
+		b.Enabled = &enabled
+	}
+	if b.Interval == 0 {
+		b.Interval = Duration(DefaultBFDIntervalDX)
+	}
+	if b.Multiplier == 0 {
+		b.Multiplier = DefaultBFDMultiplier
+	}
+}
+
+func (f *Failover) applyDefaults() {
+	if f.HoldDown == nil {
+		d := Duration(DefaultHoldDown)
+		f.HoldDown = &d
+	}
+}
+
+func (v *validator) bfd(field string, b *BFD) {
+	if b.Interval < Duration(50*time.Millisecond) || b.Interval > Duration(10*time.Second) {
+		v.add(field+".interval", "%v is outside 50ms-10s", time.Duration(b.Interval))
+	}
+	if b.Multiplier < 1 || b.Multiplier > 255 {
+		v.add(field+".multiplier", "%d is outside 1-255", b.Multiplier)
+	}
+}
+
+func (v *validator) failover(f *Failover) {
+	if f.HoldDown != nil && *f.HoldDown < 0 {
+		v.add("failover.hold_down", "must not be negative")
+	}
+}

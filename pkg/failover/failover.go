@@ -1,0 +1,364 @@
+// Package failover decides which paths are usable and tells the route
+// programmer. A path (a DX link or a tunnel) is usable only when its health
+// check is up and its BGP session is Established; a path that recovers
+// becomes usable again only after a hold-down, so a flapping link cannot flap
+// the routes. When BFD declares a DX neighbor down, the DX BGP session is torn
+// down at once, as a router does.
+package failover
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/cgwd/cgwd/pkg/bfd"
+)
+
+// Programmer is the route programmer (pkg/fib) as failover sees it.
+type Programmer interface {
+	// SetUsable marks a path usable or not and returns once the kernel follows.
+	SetUsable(path string, ok bool)
+	// Active tells which paths carry traffic now.
+	Active() map[string]bool
+}
+
+// SessionResetter tears a BGP session down (pkg/bgp).
+type SessionResetter interface {
+	ShutdownPeer(ctx context.Context, name, reason string) error
+}
+
+// PathConfig is one path and its health check.
+type PathConfig struct {
+	// Name is the path's name, as the FIB and BGP know it.
+	Name string
+	// Kind is "dx" or "tunnel" (metrics label).
+	Kind string
+	// VPN is the connection the path belongs to ("" for DX).
+	VPN string
+	// BFD, when set, checks the path; without it the path's health is its
+	// BGP session alone.
+	BFD *bfd.Config
+	// ResetBGPOnDown tears the path's BGP session down when BFD goes down.
+	ResetBGPOnDown bool
+}
+
+// Config configures a Manager.
+type Config struct {
+	Paths []PathConfig
+	// HoldDown is how long a recovered path waits before it carries traffic.
+	HoldDown time.Duration
+	Logger   *slog.Logger
+}
+
+type pathState struct {
+	cfg       PathConfig
+	session   *bfd.Session
+	healthy   bool // BFD up (or no BFD)
+	bgpUp     bool
+	usable    bool
+	wasUsable bool
+	holdUntil time.Time
+	hold      *time.Timer
+	since     time.Time
+}
+
+type event struct {
+	path   string
+	health *bool
+	bgp    *bool
+	hold   bool // hold-down expired
+	at     time.Time
+	reason string
+}
+
+// Manager runs the health checks and drives the route programmer.
+type Manager struct {
+	cfg   Config
+	log   *slog.Logger
+	fib   Programmer
+	bgp   SessionResetter
+	paths map[string]*pathState
+	order []string
+	ev    chan event
+
+	mu sync.Mutex // guards the pathState fields read by Status
+
+	failovers *prometheus.CounterVec
+	duration  prometheus.Histogram
+	active    *prometheus.GaugeVec
+	bfdUp     *prometheus.GaugeVec
+}
+
+// New returns a manager; call Start.
+func New(cfg Config) *Manager {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := &Manager{
+		cfg: cfg, log: log.With("component", "failover"),
+		paths: map[string]*pathState{}, ev: make(chan event, 64),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cgwd_failovers_total", Help: "Changes of the active path, by previous and new active path and cause.",
+		}, []string{"from", "to", "reason"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "cgwd_failover_duration_seconds",
+			Help:    "Time from detecting a path change to the kernel being programmed.",
+			Buckets: []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1},
+		}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cgwd_path_active", Help: "Whether the path carries traffic (1) or not (0).",
+		}, []string{"vpn", "path", "kind"}),
+		bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cgwd_bfd_session_up", Help: "Whether the path's BFD session is Up (1) or not (0).",
+		}, []string{"path", "peer"}),
+	}
+	for _, p := range cfg.Paths {
+		m.paths[p.Name] = &pathState{cfg: p, healthy: p.BFD == nil}
+		m.order = append(m.order, p.Name)
+	}
+	return m
+}
+
+// Collectors are the manager's metrics, for registration.
+func (m *Manager) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp}
+}
+
+// BGPState reports a path's BGP session state; call it from BGP's peer events.
+func (m *Manager) BGPState(path string, up bool) {
+	m.send(event{path: path, bgp: &up, at: time.Now(), reason: reason("bgp", up)})
+}
+
+func reason(src string, up bool) string {
+	if up {
+		return src + "-up"
+	}
+	return src + "-down"
+}
+
+func (m *Manager) send(e event) {
+	if _, ok := m.paths[e.path]; !ok {
+		return
+	}
+	m.ev <- e
+}
+
+// Start marks every path unusable until its checks pass, starts the BFD
+// sessions and then applies path changes to fib until ctx ends; done is
+// closed when it has stopped.
+func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter) (done <-chan struct{}, err error) {
+	m.fib, m.bgp = fib, bgp
+	for _, name := range m.order {
+		p := m.paths[name]
+		m.fib.SetUsable(name, false)
+		if p.cfg.BFD == nil {
+			continue
+		}
+		bc := *p.cfg.BFD
+		bc.OnChange = func(c bfd.Change) {
+			up := c.To == bfd.StateUp
+			m.send(event{path: name, health: &up, at: c.At, reason: fmt.Sprintf("bfd-%s", c.To)})
+		}
+		s, err := bfd.New(bc)
+		if err != nil {
+			return nil, fmt.Errorf("failover: path %s: %w", name, err)
+		}
+		if err := s.Start(ctx); err != nil {
+			return nil, fmt.Errorf("failover: path %s: %w", name, err)
+		}
+		p.session = s
+		m.bfdUp.WithLabelValues(name, bc.Peer.String()).Set(0)
+	}
+	m.updateActive()
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		m.run(ctx)
+	}()
+	return ch, nil
+}
+
+func (m *Manager) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			m.mu.Lock()
+			for _, p := range m.paths {
+				m.stopHold(p)
+			}
+			m.mu.Unlock()
+			return
+		case e := <-m.ev:
+			m.handle(ctx, e)
+		}
+	}
+}
+
+func (m *Manager) handle(ctx context.Context, e event) {
+	p := m.paths[e.path]
+	m.mu.Lock()
+	if e.health != nil {
+		if p.cfg.BFD != nil {
+			m.bfdUp.WithLabelValues(e.path, p.cfg.BFD.Peer.String()).Set(b2f(*e.health))
+		}
+		p.healthy = *e.health
+	}
+	if e.bgp != nil {
+		p.bgpUp = *e.bgp
+	}
+	want := p.healthy && p.bgpUp
+	now := time.Now()
+	change := false
+	switch {
+	case !want:
+		m.stopHold(p)
+		change = p.usable
+	case p.usable:
+	case e.hold:
+		change = !p.holdUntil.IsZero() && !now.Before(p.holdUntil)
+	case m.cfg.HoldDown > 0 && p.wasUsable:
+		if p.holdUntil.IsZero() {
+			m.startHold(ctx, p, e.path)
+			m.log.Info("path recovered, holding down", "path", e.path, "hold_down", m.cfg.HoldDown, "cause", e.reason)
+		}
+	default:
+		change = true // first use, or no hold-down
+	}
+	if change {
+		p.usable = want
+		p.since = now
+		p.holdUntil = time.Time{}
+		p.wasUsable = p.wasUsable || want
+	}
+	m.mu.Unlock()
+	if change {
+		m.program(ctx, e, want)
+	}
+	m.resetOnBFDDown(ctx, p, e)
+}
+
+// startHold arms the hold-down timer of a recovered path. Called with m.mu held.
+func (m *Manager) startHold(ctx context.Context, p *pathState, name string) {
+	p.holdUntil = time.Now().Add(m.cfg.HoldDown)
+	p.hold = time.AfterFunc(m.cfg.HoldDown, func() {
+		select {
+		case m.ev <- event{path: name, hold: true, at: time.Now(), reason: "recovered"}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+// stopHold cancels a pending hold-down. Called with m.mu held.
+func (m *Manager) stopHold(p *pathState) {
+	if p.hold != nil {
+		p.hold.Stop()
+		p.hold = nil
+	}
+	p.holdUntil = time.Time{}
+}
+
+// program applies a path change to the kernel and records it.
+func (m *Manager) program(ctx context.Context, e event, usable bool) {
+	before := m.activeName()
+	m.fib.SetUsable(e.path, usable)
+	took := time.Since(e.at)
+	after := m.activeName()
+	m.duration.Observe(took.Seconds())
+	level := slog.LevelInfo
+	if !usable {
+		level = slog.LevelWarn
+	}
+	m.log.Log(ctx, level, "path usable changed", "path", e.path, "usable", usable, "cause", e.reason,
+		"active_before", before, "active_after", after, "detection_to_kernel", took)
+	if before != after {
+		m.failovers.WithLabelValues(before, after, e.reason).Inc()
+	}
+	m.updateActive()
+}
+
+// resetOnBFDDown tears the BGP session down when BFD says the neighbor is gone.
+func (m *Manager) resetOnBFDDown(ctx context.Context, p *pathState, e event) {
+	if e.health == nil || *e.health || !p.cfg.ResetBGPOnDown || m.bgp == nil || !p.bgpUp {
+		return
+	}
+	if err := m.bgp.ShutdownPeer(ctx, e.path, "BFD down"); err != nil {
+		m.log.Error("tear down BGP after BFD down", "path", e.path, "err", err)
+	}
+}
+
+// activeName names the paths carrying traffic, in configured order.
+func (m *Manager) activeName() string {
+	act := m.fib.Active()
+	var names []string
+	for _, n := range m.order {
+		if act[n] {
+			names = append(names, n)
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	s := names[0]
+	for _, n := range names[1:] {
+		s += "+" + n
+	}
+	return s
+}
+
+func (m *Manager) updateActive() {
+	act := m.fib.Active()
+	for _, n := range m.order {
+		p := m.paths[n]
+		m.active.WithLabelValues(p.cfg.VPN, n, p.cfg.Kind).Set(b2f(act[n]))
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// PathStatus is a path's health as `cgwd status` shows it.
+type PathStatus struct {
+	Name      string    `json:"name"`
+	Kind      string    `json:"kind"`
+	Health    string    `json:"health"` // bfd state, or "bgp-only"
+	BGPUp     bool      `json:"bgp_up"`
+	Usable    bool      `json:"usable"`
+	Active    bool      `json:"active"`
+	HoldUntil time.Time `json:"hold_until,omitempty"`
+	Since     time.Time `json:"since"`
+	Peer      string    `json:"bfd_peer,omitempty"`
+}
+
+// Status returns every path's state in configured order.
+func (m *Manager) Status() []PathStatus {
+	if m.fib == nil {
+		return nil
+	}
+	act := m.fib.Active()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]PathStatus, 0, len(m.order))
+	for _, n := range m.order {
+		p := m.paths[n]
+		ps := PathStatus{Name: n, Kind: p.cfg.Kind, Health: "bgp-only", BGPUp: p.bgpUp, Usable: p.usable, Active: act[n], Since: p.since}
+		if !p.usable {
+			ps.HoldUntil = p.holdUntil
+		}
+		if p.session != nil {
+			st := p.session.Status()
+			ps.Health = "bfd " + st.State.String()
+			ps.Peer = st.Peer.String()
+		}
+		out = append(out, ps)
+	}
+	return out
+}
