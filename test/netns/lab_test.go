@@ -12,14 +12,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/cgwd/cgwd/pkg/tunnel"
@@ -129,25 +126,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() er
 // httpGetInNS fetches url from inside namespace ns: the socket is created
 // on a thread switched into ns, so the request never leaves the lab.
 func httpGetInNS(ns, url string) (string, error) {
-	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			return nil, err
-		}
-		defer orig.Close()
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			return nil, err
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			return nil, err
-		}
-		defer netns.Set(orig)
-		var d net.Dialer
-		return d.DialContext(ctx, network, addr)
+	dial := func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = inNetns(ns, func() error {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
 	}
 	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DialContext: dial}}
 	resp, err := client.Get(url)

@@ -1,0 +1,150 @@
+package netns
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// nft runs an nft command in a namespace.
+func nft(t *testing.T, ns string, args ...string) {
+	t.Helper()
+	if out, err := inNS(ns, append([]string{"nft"}, args...)...); err != nil {
+		t.Fatalf("nft %s in %s: %v\n%s", strings.Join(args, " "), ns, err, out)
+	}
+}
+
+// dropAll silently drops every packet arriving on dev in ns (netdev ingress
+// hook, before the IP stack), until the returned function removes the rule.
+func dropAll(t *testing.T, ns, dev string) func() {
+	t.Helper()
+	table := "cgwdtest_" + strings.ReplaceAll(dev, "-", "_")
+	nft(t, ns, "add", "table", "netdev", table)
+	nft(t, ns, "add", "chain", "netdev", table, "ing", fmt.Sprintf("{ type filter hook ingress device %q priority 0; }", dev))
+	nft(t, ns, "add", "rule", "netdev", table, "ing", "drop")
+	return func() { nft(t, ns, "delete", "table", "netdev", table) }
+}
+
+// routeDev is the device lab-cgw's kernel uses for 10.200.0.10 now.
+func routeDev(t *testing.T) string {
+	out, err := inNS("lab-cgw", "ip", "route", "get", "10.200.0.10")
+	if err != nil {
+		t.Fatalf("ip route get: %v\n%s", err, out)
+	}
+	f := strings.Fields(out)
+	for i := range f[:len(f)-1] {
+		if f[i] == "dev" {
+			return f[i+1]
+		}
+	}
+	return ""
+}
+
+func waitDev(t *testing.T, timeout time.Duration, dev string) {
+	t.Helper()
+	eventually(t, timeout, "10.200.0.10 routed via "+dev, func() error {
+		if got := routeDev(t); got != dev {
+			return fmt.Errorf("via %s", got)
+		}
+		return nil
+	})
+}
+
+// detection is the lab's BFD detection time (300 ms x 3, cgwd.lab.yaml).
+const detection = 900 * time.Millisecond
+
+func TestFailoverLab(t *testing.T) {
+	requireLab(t)
+	lab(t, "up")
+	t.Cleanup(func() { lab(t, "down") })
+	lab(t, "start-cgwd")
+	lab(t, "wait-bgp")
+	waitDev(t, 30*time.Second, "dx0")
+
+	t.Run("DXSilentDropFailsOverToTunnel1", func(t *testing.T) {
+		var restore []func()
+		rep := stream(t, func() {
+			restore = append(restore, dropAll(t, "lab-cgw", "dx0"), dropAll(t, "lab-aws", "dx0"))
+		})
+		t.Logf("DX silent drop: %s", rep)
+		if rep.LongestGap > detection+100*time.Millisecond {
+			t.Errorf("longest gap %v, want under detection %v + 100ms", rep.LongestGap, detection)
+		}
+		if rep.Received == 0 || rep.Sent < 7000 {
+			t.Errorf("stream too small: %s", rep)
+		}
+		if dev := routeDev(t); dev != "cgw-t1" {
+			t.Errorf("after the cut, traffic goes via %s, want cgw-t1", dev)
+		}
+		for _, p := range status(t).Paths {
+			if p.Name == "dx1" && (p.Usable || p.Active) {
+				t.Errorf("dx1 still usable=%v active=%v", p.Usable, p.Active)
+			}
+		}
+		for _, r := range restore {
+			r()
+		}
+		// BFD comes back, BIRD re-opens the session, then the hold-down (2 s) passes.
+		waitDev(t, 40*time.Second, "dx0")
+	})
+
+	t.Run("DXLinkDownFailsOverAndBack", func(t *testing.T) {
+		rep := stream(t, func() {
+			if out, err := inNS("lab-aws", "ip", "link", "set", "dx0", "down"); err != nil {
+				t.Fatalf("%v: %s", err, out)
+			}
+		})
+		t.Logf("DX link down: %s", rep)
+		if rep.LongestGap > detection+100*time.Millisecond {
+			t.Errorf("longest gap %v, want under %v", rep.LongestGap, detection+100*time.Millisecond)
+		}
+		waitDev(t, 5*time.Second, "cgw-t1")
+		if out, err := inNS("lab-aws", "ip", "link", "set", "dx0", "up"); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		waitDev(t, 40*time.Second, "dx0")
+	})
+
+	t.Run("Tunnel1SilentDropMovesToTunnel2", func(t *testing.T) {
+		restoreDX := dropAll(t, "lab-cgw", "dx0")
+		restoreDX2 := dropAll(t, "lab-aws", "dx0")
+		waitDev(t, 10*time.Second, "cgw-t1")
+		// Drop tunnel 1's outside packets at the AWS end: the tunnel goes silent.
+		nft(t, "lab-aws", "add", "table", "inet", "cgwdtest_t1")
+		nft(t, "lab-aws", "add", "chain", "inet", "cgwdtest_t1", "in", "{ type filter hook input priority -10; }")
+		rep := stream(t, func() {
+			nft(t, "lab-aws", "add", "rule", "inet", "cgwdtest_t1", "in", "udp", "dport", "51820", "drop")
+		})
+		t.Logf("tunnel 1 silent drop: %s", rep)
+		if rep.LongestGap > detection+100*time.Millisecond {
+			t.Errorf("longest gap %v, want under %v", rep.LongestGap, detection+100*time.Millisecond)
+		}
+		if dev := routeDev(t); dev != "cgw-t2" {
+			t.Errorf("traffic via %s, want cgw-t2", dev)
+		}
+		nft(t, "lab-aws", "delete", "table", "inet", "cgwdtest_t1")
+		restoreDX()
+		restoreDX2()
+		waitDev(t, 40*time.Second, "dx0")
+	})
+
+	t.Run("FailoversAreCountedWithCause", func(t *testing.T) {
+		body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := metricValue(body, `cgwd_failovers_total{from="dx1",reason="bfd-Down",to="cgw-t1"}`); !ok || v < 2 {
+			t.Errorf("failovers dx1 -> cgw-t1 by BFD = %v (found %v), want >= 2", v, ok)
+		}
+		if v, ok := metricValue(body, `cgwd_failovers_total{from="cgw-t1",reason="bfd-Down",to="cgw-t2"}`); !ok || v < 1 {
+			t.Errorf("failovers cgw-t1 -> cgw-t2 by BFD = %v (found %v)", v, ok)
+		}
+		if v, ok := metricValue(body, `cgwd_path_active{kind="dx",path="dx1",vpn=""}`); !ok || v != 1 {
+			t.Errorf("cgwd_path_active dx1 = %v (found %v), want 1 after recovery", v, ok)
+		}
+		if v, ok := metricValue(body, "cgwd_failover_duration_seconds_count"); !ok || v < 1 {
+			t.Errorf("cgwd_failover_duration_seconds_count = %v (found %v)", v, ok)
+		}
+	})
+}
