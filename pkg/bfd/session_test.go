@@ -59,6 +59,23 @@ func waitState(t *testing.T, s *Session, want State) {
 	})
 }
 
+// waitChange reads changes until one goes to state to; the callback runs
+// just after Status is updated, so it may arrive a little later.
+func waitChange(t *testing.T, changes <-chan Change, to State) Change {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case c := <-changes:
+			if c.To == to {
+				return c
+			}
+		case <-deadline:
+			t.Fatalf("no change to %s", to)
+		}
+	}
+}
+
 func TestSessionsOnLoopback(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -84,10 +101,7 @@ func TestSessionsOnLoopback(t *testing.T) {
 	cancelB()
 	<-b.Done()
 	waitState(t, a, StateDown)
-	var last Change
-	for len(changes) > 0 {
-		last = <-changes
-	}
+	last := waitChange(t, changes, StateDown)
 	if last.From != StateUp || last.To != StateDown || last.Diag != DiagControlDetectExpired || last.Peer != loB {
 		t.Fatalf("last change %+v, want Up -> Down (control detection time expired)", last)
 	}
@@ -115,10 +129,7 @@ func TestSessionAdminDown(t *testing.T) {
 	}
 	waitState(t, a, StateAdminDown)
 	waitState(t, b, StateDown)
-	var last Change
-	for len(changes) > 0 {
-		last = <-changes
-	}
+	last := waitChange(t, changes, StateDown)
 	if last.To != StateDown || last.Diag != DiagNeighborDown {
 		t.Fatalf("peer's change %+v, want Down with %q", last, DiagNeighborDown)
 	}
