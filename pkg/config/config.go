@@ -50,6 +50,8 @@ type Config struct {
 	BGP BGP `yaml:"bgp"`
 	// Failover configures path selection.
 	Failover Failover `yaml:"failover"`
+	// Firewall configures the optional nftables lock-down.
+	Firewall Firewall `yaml:"firewall"`
 }
 
 // Log configures the slog handler.
@@ -220,6 +222,7 @@ func (c *Config) applyDefaults() {
 	}
 	c.BGP.applyDefaults()
 	c.Failover.applyDefaults()
+	c.Firewall.applyDefaults()
 	for i := range c.DirectConnect {
 		d := &c.DirectConnect[i]
 		if d.Name == "" {

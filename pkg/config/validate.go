@@ -98,6 +98,7 @@ func (c *Config) Validate() Problems {
 	for i := range c.DirectConnect {
 		v.directConnect(fmt.Sprintf("direct_connect[%d]", i), &c.DirectConnect[i], names)
 	}
+	v.firewall(c)
 	return v.probs
 }
 

@@ -1,0 +1,80 @@
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// DefaultICMPRate is the firewall's ICMP rate limit when none is given.
+const DefaultICMPRate = "10/second"
+
+// Firewall configures the nftables table cgwd installs to lock the gateway
+// down (off by default): inbound traffic on the WAN interface is dropped
+// unless it is IKE/NAT-T or WireGuard from a configured AWS endpoint, return
+// traffic, rate-limited ICMP or SSH from AllowSSHFrom; BGP and BFD are
+// accepted only from the configured peers on their interfaces.
+type Firewall struct {
+	// Enabled turns the firewall on.
+	Enabled bool `yaml:"enabled"`
+	// WANInterface is the netdev facing the internet (the tunnels' underlay).
+	WANInterface string `yaml:"wan_interface"`
+	// AllowSSHFrom lists the IPv4 prefixes allowed to reach TCP 22 over the
+	// WAN interface (none by default).
+	AllowSSHFrom []string `yaml:"allow_ssh_from"`
+	// ICMPRate limits ICMP arriving on the WAN interface, e.g. 10/second.
+	ICMPRate string `yaml:"icmp_rate"`
+}
+
+func (f *Firewall) applyDefaults() {
+	if f.ICMPRate == "" {
+		f.ICMPRate = DefaultICMPRate
+	}
+}
+
+// ParseRate parses a packet rate "N/second", "N/minute" or "N/hour" (N from
+// 1 to 1000000) into a count and its period.
+func ParseRate(s string) (n uint64, per time.Duration, err error) {
+	num, unit, ok := strings.Cut(s, "/")
+	n, perr := strconv.ParseUint(num, 10, 64)
+	units := map[string]time.Duration{"second": time.Second, "minute": time.Minute, "hour": time.Hour}
+	per, uok := units[unit]
+	if !ok || perr != nil || !uok || n < 1 || n > 1_000_000 {
+		return 0, 0, fmt.Errorf("%q is not a rate like 10/second (1-1000000 per second, minute or hour)", s)
+	}
+	return n, per, nil
+}
+
+func (v *validator) firewall(c *Config) {
+	f := &c.Firewall
+	for i, s := range f.AllowSSHFrom {
+		v.prefix(fmt.Sprintf("firewall.allow_ssh_from[%d]", i), s)
+	}
+	if _, _, err := ParseRate(f.ICMPRate); err != nil {
+		v.add("firewall.icmp_rate", "%v", err)
+	}
+	if !f.Enabled {
+		return
+	}
+	const field = "firewall.wan_interface"
+	switch name := f.WANInterface; {
+	case name == "":
+		v.add(field, "is required when the firewall is enabled (the netdev facing the internet, e.g. eth0)")
+	case len(name) > 15 || strings.ContainsAny(name, "/ \t\n:"):
+		v.add(field, "%q is not a valid interface name", name)
+	default:
+		for i, vpn := range c.VPN {
+			for j, t := range vpn.Tunnels {
+				if t.Name == name {
+					v.add(field, "%q is tunnel vpn[%d].tunnels[%d]; the WAN interface carries the tunnels", name, i, j)
+				}
+			}
+		}
+		for i, d := range c.DirectConnect {
+			if d.Interface == name {
+				v.add(field, "%q is Direct Connect link direct_connect[%d]'s interface", name, i)
+			}
+		}
+	}
+}
