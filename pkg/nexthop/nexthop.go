@@ -147,13 +147,16 @@ func (h *Handle) newNexthop(n Nexthop, flags uint16, op string) error {
 func (h *Handle) Delete(id uint32) error {
 	hdr := unix.Nhmsg{}
 	m := newMessage(unix.RTM_DELNEXTHOP, 0, structBytes(&hdr, unix.SizeofNhmsg)).u32(unix.NHA_ID, id)
-	if _, err := h.do(m); err != nil {
+	if _, err := h.do(m); errors.Is(err, syscall.ENOENT) {
+		return fmt.Errorf("nexthop %d: delete: %w (%w)", id, ErrNotFound, err)
+	} else if err != nil {
 		return fmt.Errorf("nexthop %d: delete: %w", id, err)
 	}
 	return nil
 }
 
-// ErrNotFound is returned (wrapped) by Get for an unknown ID.
+// ErrNotFound is returned (wrapped) by Get and Delete for an unknown ID;
+// the error of Delete also matches syscall.ENOENT.
 var ErrNotFound = errors.New("no such nexthop")
 
 // Get returns the nexthop with the given ID.

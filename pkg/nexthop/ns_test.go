@@ -298,7 +298,7 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 	if _, err := h.Get(10); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(10) after delete: %v", err)
 	}
-	if err := h.Delete(10); !errors.Is(err, syscall.ENOENT) {
+	if err := h.Delete(10); !errors.Is(err, syscall.ENOENT) || !errors.Is(err, ErrNotFound) {
 		t.Fatalf("deleting a missing nexthop: %v", err)
 	}
 }
