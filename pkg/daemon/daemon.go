@@ -16,6 +16,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
+	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/metrics"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
@@ -178,6 +179,18 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 				d.log.Info("tunnel state", "tunnel", e.Tunnel, "from", e.From, "to", e.To)
 			})
 		}()
+	}
+	if d.cfg.Firewall.Enabled {
+		fw, err := firewall.InstallConfig(d.cfg)
+		if err != nil {
+			return err
+		}
+		d.log.Info("firewall installed", "table", "inet "+fw.Table(), "wan", d.cfg.Firewall.WANInterface)
+		stack = append(stack, func() {
+			if err := fw.Remove(); err != nil {
+				d.log.Error("firewall removal failed", "err", err)
+			}
+		})
 	}
 	if err := d.startRouting(ctx, srvCtx, &wg, &stack); err != nil {
 		return err
