@@ -70,6 +70,7 @@ integration: build
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	flock -o /run/cgwd-lab.lock test/netns/bench.sh
+	flock -o /run/cgwd-lab.lock test/netns/bench-failover.sh
 
 clean:
 	rm -rf $(BIN)
