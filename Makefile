@@ -71,6 +71,7 @@ bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./pkg/...
 	flock -o /run/cgwd-lab.lock test/netns/bench.sh
 	flock -o /run/cgwd-lab.lock test/netns/bench-failover.sh
+	flock -o /run/cgwd-lab.lock test/netns/bench-routes.sh
 
 clean:
 	rm -rf $(BIN)
