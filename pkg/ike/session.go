@@ -33,7 +33,8 @@ type Config struct {
 	// RekeyMargin (plus up to RekeyFuzz of it, randomly) earlier.
 	IKELifetime, ChildLifetime, RekeyMargin time.Duration
 	RekeyFuzz                               float64
-	// DPDDelay is the silence after which a liveness check is sent;
+	// DPDDelay is the time without an IKE message from the peer after
+	// which a liveness check is sent (so at most one exchange per DPDDelay);
 	// DPDTimeout is how long requests are retransmitted before the peer is
 	// declared dead.
 	DPDDelay, DPDTimeout time.Duration
@@ -457,17 +458,16 @@ func (s *Session) tick(now time.Time) {
 	case s.child == nil:
 		s.restart("no Child SA")
 	default:
-		last := sa.lastRecv
-		if t := s.dp.LastInbound(); t.After(last) {
-			last = t
-		}
-		if now.Sub(last) >= s.cfg.DPDDelay {
+		// Only IKE proves the peer hears us: inbound ESP alone (BFD, BGP
+		// keepalives) would hide a path that is broken one way.
+		if now.Sub(sa.lastRecv) >= s.cfg.DPDDelay {
 			s.dpd(sa)
 		}
 	}
 }
 
 func (s *Session) dpd(sa *ikeSA) {
+	s.log.Debug("sending liveness check", "msg_id", sa.nextID)
 	m := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true}
 	s.request(sa, m, "DPD", func(*Message) {}, func() {
 		s.fail("peer is dead: no answer to liveness checks", "timeout", s.cfg.DPDTimeout)

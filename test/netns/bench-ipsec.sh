@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-ipsec.sh: iperf3 over one IPsec tunnel with cgwd on both ends
 # (AES-GCM-256), with strongSwan kernel-libipsec on both ends (AES-GCM-256),
-# and over the bare veth; and IKE establishment time cgwd vs strongSwan.
+# over upstream wireguard-go on both ends and over the bare veth; and IKE
+# establishment time cgwd vs strongSwan.
 # Private namespaces (ipc-a/ipc-b for cgwd, ips-a/ips-b for strongSwan), not
 # the lab's. Run as root WITHOUT holding /run/cgwd-lab.lock: the cgwd part runs
 # through `go test ./test/netns`, whose TestMain takes that lock itself.
@@ -15,7 +16,7 @@ cleanup() {
 	local p
 	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	for ns in ips-a ips-b ipc-a ipc-b; do ip netns del "$ns" 2>/dev/null || true; done
+	for ns in ips-a ips-b ipw-a ipw-b ipc-a ipc-b; do ip netns del "$ns" 2>/dev/null || true; done
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -65,6 +66,28 @@ start=$(date +%s%N)
 swanctl --initiate --child aws --uri "unix://$WORK/a/run/charon.vici" >/dev/null
 echo "strongswan-ike-establish: $(( ($(date +%s%N) - start) / 1000 ))us (swanctl --initiate, including the CLI)"
 echo "strongswan-libipsec-both-ends: $(iperf ips-b ips-a 169.254.78.2)"
+
+echo "== upstream wireguard-go on both ends (bin/wireguard-go, the version cgwd embeds)"
+if [[ -x $ROOT/bin/wireguard-go ]] && command -v wg >/dev/null; then
+	pair ipw-a ipw-b
+	for side in a b; do
+		wg genkey >"$WORK/wg-$side.key"
+		wg pubkey <"$WORK/wg-$side.key" >"$WORK/wg-$side.pub"
+		ip netns exec "ipw-$side" env LOG_LEVEL=error "$ROOT/bin/wireguard-go" -f "ipbw-$side" >/dev/null 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
+		PIDS+=($!)
+	done
+	for side in a b; do
+		for _ in $(seq 100); do [[ -S /var/run/wireguard/ipbw-$side.sock ]] && break; sleep 0.1; done
+	done
+	ip netns exec ipw-a wg set ipbw-a private-key "$WORK/wg-a.key" listen-port 51900 peer "$(cat "$WORK/wg-b.pub")" allowed-ips 0.0.0.0/0 endpoint 10.96.0.2:51900
+	ip netns exec ipw-b wg set ipbw-b private-key "$WORK/wg-b.key" listen-port 51900 peer "$(cat "$WORK/wg-a.pub")" allowed-ips 0.0.0.0/0 endpoint 10.96.0.1:51900
+	ip -n ipw-a addr add 169.254.79.1/30 dev ipbw-a; ip -n ipw-b addr add 169.254.79.2/30 dev ipbw-b
+	ip -n ipw-a link set ipbw-a up; ip -n ipw-b link set ipbw-b up
+	echo "wireguard-go-both-ends: $(iperf ipw-b ipw-a 169.254.79.2)"
+	rm -f /var/run/wireguard/ipbw-a.sock /var/run/wireguard/ipbw-b.sock
+else
+	echo "wireguard-go-both-ends: skipped (make build and wireguard-tools needed)"
+fi
 
 echo "== cgwd IPsec on both ends (aes256gcm16; in-process tunnels, see TestIPsecCgwdToCgwd)"
 cd "$ROOT"

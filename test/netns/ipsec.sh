@@ -152,12 +152,15 @@ cmd_up() {
 		# install_routes says; the VPC side is looked up in main first.
 		ip -n "$ns" rule add priority 100 to "${AWS_INSIDE[$i]}/32" lookup main
 		ip -n "$ns" rule add priority 100 to 10.200.0.0/16 lookup main
-		# On AWS the endpoint that terminates IPsec also speaks BGP: no hop in
-		# between. Here the endpoint namespace routes, so it lets TTL-1
-		# packets (eBGP) through instead of expiring them.
+		# On AWS the endpoint that terminates IPsec also speaks BGP and BFD:
+		# no hop in between. Here the endpoint namespace routes, so it hides
+		# its hop from the TTL checks: TTL 1 (eBGP) is not expired, and 255
+		# (single-hop BFD) still arrives as 255.
 		in_ns "$ns" nft add table ip cgwdlab
 		in_ns "$ns" nft add chain ip cgwdlab pre '{ type filter hook prerouting priority -150; }'
 		in_ns "$ns" nft add rule ip cgwdlab pre ip ttl 1 ip ttl set 2
+		in_ns "$ns" nft add chain ip cgwdlab post '{ type filter hook postrouting priority -150; }'
+		in_ns "$ns" nft add rule ip cgwdlab post ip ttl 254 ip ttl set 255
 		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.inner0.proxy_arp=1
 		cmd_start_charon "$n"
 	done

@@ -140,7 +140,7 @@ func c2cIperf(t *testing.T, dst string) {
 	}
 	for _, l := range strings.Split(string(out), "\n") {
 		if strings.Contains(l, "receiver") {
-			t.Logf("BENCH cgwd-ipsec-both-ends aes256gcm16: %s", strings.Join(strings.Fields(l)[4:7], " "))
+			t.Logf("BENCH cgwd-ipsec-both-ends aes256gcm16: %s", strings.Join(strings.Fields(l)[6:8], " "))
 		}
 	}
 }

@@ -10,6 +10,7 @@ package ipsec
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
@@ -210,20 +212,35 @@ func (t *Tunnel) readIKE(c *net.UDPConn) {
 // tunOffset is the headroom the TUN device needs before each packet it writes.
 const tunOffset = 16
 
-// readNATT reads port 4500 in batches (recvmmsg): IKE goes to the session,
-// ESP is opened in place and the inner packets are written to the TUN in
-// one batch, straight from the receive buffers.
+// readNATT reads port 4500 in batches (recvmmsg, with UDP GRO when the
+// kernel has it): IKE goes to the session, ESP is opened in place and the
+// inner packets are copied to the TUN's write buffers, which take them in
+// one batch (coalescing TCP segments again).
 func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
-	const headroom = 64
 	batch := dev.BatchSize()
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) })
+	}
 	pc := ipv4.NewPacketConn(c)
 	msgs := make([]ipv4.Message, batch)
-	bufs := make([][]byte, batch)
 	for i := range msgs {
-		bufs[i] = make([]byte, headroom+65536)
-		msgs[i].Buffers = [][]byte{bufs[i][headroom:]}
+		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
-	out := make([][]byte, 0, batch)
+	outBufs := make([][]byte, batch)
+	for i := range outBufs {
+		outBufs[i] = make([]byte, tunOffset+65536)
+	}
+	outs := make([][]byte, 0, batch)
+	flush := func() {
+		if len(outs) == 0 {
+			return
+		}
+		if _, err := dev.Write(outs, tunOffset); err != nil && !errors.Is(err, os.ErrClosed) {
+			t.log.Debug("TUN write failed", "err", err)
+		}
+		outs = outs[:0]
+	}
 	for {
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
@@ -232,25 +249,54 @@ func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
 			}
 			continue // e.g. ECONNREFUSED from an ICMP error
 		}
-		out = out[:0]
 		for i := 0; i < n; i++ {
-			pkt := bufs[i][headroom : headroom+msgs[i].N]
-			switch esp.ClassifyUDP(pkt) {
-			case esp.UDPIKE:
-				t.sess.Deliver(pkt[4:], true)
-			case esp.UDPESP:
-				if inner := t.open(pkt); inner != nil {
-					start := cap(bufs[i]) - cap(inner) // index of inner within bufs[i]
-					out = append(out, bufs[i][start-tunOffset:start+len(inner)])
+			data := msgs[i].Buffers[0][:msgs[i].N]
+			seg := groSize(msgs[i].OOB[:msgs[i].NN])
+			if seg <= 0 {
+				seg = len(data)
+			}
+			for off := 0; off < len(data); off += seg {
+				pkt := data[off:min(off+seg, len(data))]
+				switch esp.ClassifyUDP(pkt) {
+				case esp.UDPIKE:
+					t.sess.Deliver(pkt[4:], true)
+				case esp.UDPESP:
+					if inner := t.open(pkt); inner != nil {
+						if len(outs) == len(outBufs) {
+							flush()
+						}
+						b := outBufs[len(outs)]
+						outs = append(outs, b[:tunOffset+copy(b[tunOffset:], inner)])
+					}
 				}
 			}
 		}
-		if len(out) > 0 {
-			if _, err := dev.Write(out, tunOffset); err != nil && !errors.Is(err, os.ErrClosed) {
-				t.log.Debug("TUN write failed", "err", err)
-			}
-		}
+		flush()
 	}
+}
+
+// groSize returns the segment size of a UDP GRO datagram from its control
+// messages, or 0.
+func groSize(oob []byte) int {
+	for len(oob) >= unix.CmsgLen(0) {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&oob[0]))
+		l := int(h.Len)
+		if l < unix.CmsgLen(0) || l > len(oob) {
+			return 0
+		}
+		if h.Level == unix.SOL_UDP && h.Type == unix.UDP_GRO {
+			d := oob[unix.CmsgLen(0):l]
+			switch {
+			case len(d) >= 4:
+				return int(binary.NativeEndian.Uint32(d))
+			case len(d) >= 2:
+				return int(binary.NativeEndian.Uint16(d))
+			}
+			return 0
+		}
+		oob = oob[min(unix.CmsgSpace(l-unix.CmsgLen(0)), len(oob)):]
+	}
+	return 0
 }
 
 // open decapsulates one ESP packet, or returns nil to drop it.
@@ -268,21 +314,25 @@ func (t *Tunnel) open(pkt []byte) []byte {
 	return inner
 }
 
+// maxGSOSegments is the most segments the kernel takes in one UDP GSO send.
+const maxGSOSegments = 64
+
 // readTUN reads packets routed into the netdev in batches and sends them as
-// ESP with one sendmmsg per batch.
+// ESP. Runs of equal-sized ESP packets (the segments of one TSO packet) go
+// out with one sendmsg and UDP GSO (UDP_SEGMENT); without kernel support it
+// falls back to one sendmmsg per batch.
 func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
 	batch := dev.BatchSize()
 	bufs := make([][]byte, batch)
 	sizes := make([]int, batch)
-	sealed := make([][]byte, batch)
 	for i := range bufs {
 		bufs[i] = make([]byte, tunOffset+65536)
-		sealed[i] = make([]byte, t.cfg.MTU+256)
 	}
-	pc := ipv4.NewPacketConn(c)
-	msgs := make([]ipv4.Message, batch)
-	for i := range msgs {
-		msgs[i].Buffers = make([][]byte, 1)
+	slot := t.cfg.MTU + 256 // room for one sealed packet
+	sealed := make([]byte, batch*slot)
+	s := &sender{conn: c, pc: ipv4.NewPacketConn(c), gso: true, msgs: make([]ipv4.Message, batch), oob: make([]byte, unix.CmsgSpace(2))}
+	for i := range s.msgs {
+		s.msgs[i].Buffers = make([][]byte, 1)
 	}
 	for {
 		n, err := dev.Read(bufs, sizes, tunOffset)
@@ -299,26 +349,79 @@ func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
 		if out == nil {
 			continue // no Child SA: drop
 		}
-		m := 0
+		// Seal back to back into sealed; a run is [runStart, off) of
+		// runLen-byte packets.
+		off, runStart, runLen, runN := 0, 0, 0, 0
 		for i := 0; i < n; i++ {
 			inner := bufs[i][tunOffset : tunOffset+sizes[i]]
 			if len(inner) < 20 || inner[0]>>4 != 4 {
 				continue // IPv4 only
 			}
-			pkt, err := out.Seal(sealed[m], inner)
+			pkt, err := out.Seal(sealed[off:off:off+slot], inner)
 			if err != nil {
 				continue // too big, or sequence numbers exhausted (the session rekeys)
 			}
-			msgs[m].Buffers[0] = pkt
-			m++
-		}
-		for sent := 0; sent < m; {
-			k, err := pc.WriteBatch(msgs[sent:m], 0)
-			if err != nil {
-				break // ECONNREFUSED, ENOBUFS: dropped like any lost packet
+			if runN > 0 && (len(pkt) > runLen || runN == maxGSOSegments || off-runStart+len(pkt) > 65000) {
+				s.send(sealed[runStart:off], runLen)
+				runStart, runN = off, 0
 			}
-			sent += k
+			if runN == 0 {
+				runLen = len(pkt)
+			}
+			off += len(pkt)
+			runN++
+			if len(pkt) < runLen { // a shorter packet ends the run (GSO allows that once)
+				s.send(sealed[runStart:off], runLen)
+				runStart, runN = off, 0
+			}
 		}
+		if runN > 0 {
+			s.send(sealed[runStart:off], runLen)
+		}
+	}
+}
+
+// sender sends runs of ESP packets on the 4500 socket.
+type sender struct {
+	conn *net.UDPConn
+	pc   *ipv4.PacketConn
+	gso  bool
+	msgs []ipv4.Message
+	oob  []byte
+}
+
+// send sends run, packets of seg bytes (the last may be shorter).
+func (s *sender) send(run []byte, seg int) {
+	if len(run) <= seg {
+		s.conn.Write(run)
+		return
+	}
+	if s.gso {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&s.oob[0]))
+		h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+		h.SetLen(unix.CmsgLen(2))
+		binary.NativeEndian.PutUint16(s.oob[unix.CmsgLen(0):], uint16(seg))
+		_, _, err := s.conn.WriteMsgUDP(run, s.oob, nil)
+		if err == nil {
+			return
+		}
+		var errno syscall.Errno
+		if !errors.As(err, &errno) || (errno != unix.EIO && errno != unix.EINVAL && errno != unix.EOPNOTSUPP) {
+			return // e.g. ECONNREFUSED, ENOBUFS: lost like any packet
+		}
+		s.gso = false // no UDP GSO here: one datagram per packet from now on
+	}
+	m := 0
+	for off := 0; off < len(run); off += seg {
+		s.msgs[m].Buffers[0] = run[off:min(off+seg, len(run))]
+		m++
+	}
+	for sent := 0; sent < m; {
+		k, err := s.pc.WriteBatch(s.msgs[sent:m], 0)
+		if err != nil {
+			return
+		}
+		sent += k
 	}
 }
 
