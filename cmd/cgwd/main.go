@@ -101,12 +101,48 @@ func cmdRun(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer notifySystemd(ctx, d, log)()
+	go reloadOnHUP(ctx, *path, d, log)
 	if err := d.Run(ctx); err != nil {
 		log.Error("cgwd failed", "err", err)
 		return exitFailure
 	}
 	log.Info("cgwd stopped")
 	return exitOK
+}
+
+// reloadOnHUP reloads the config file on every SIGHUP until ctx ends. An
+// invalid file is rejected with every problem logged; the running state stays.
+func reloadOnHUP(ctx context.Context, path string, d *daemon.Daemon, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("SIGHUP: reloading", "config", path)
+		cfg, err := config.Load(path)
+		if err == nil {
+			err = d.Reload(cfg)
+		}
+		if err == nil {
+			continue
+		}
+		var probs config.Problems
+		if errors.As(err, &probs) {
+			for _, p := range probs {
+				log.Error("reload rejected: invalid config, keeping the running state", "field", p.Field, "problem", p.Msg)
+			}
+			continue
+		}
+		if errors.Is(err, daemon.ErrRestartNeeded) {
+			log.Error("reload rejected, keeping the running state", "err", err)
+			continue
+		}
+		log.Error("reload: not every change could be applied", "err", err)
+	}
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {

@@ -13,6 +13,10 @@ const (
 type Failover struct {
 	// HoldDown is how long a recovered path waits before carrying traffic again.
 	HoldDown *Duration `yaml:"hold_down"`
+	// NexthopCompatMode keeps net.ipv4.nexthop_compat_mode on. By default cgwd
+	// turns it off in its namespace, so that a failover costs the same whatever
+	// the number of routes; `ip route` then shows "nhid N" without the gateway.
+	NexthopCompatMode bool `yaml:"nexthop_compat_mode"`
 }
 
 // BFD configures a BFD session (RFC 5880/5881) on a path: on by default on

@@ -32,7 +32,11 @@ type Daemon struct {
 
 	cfg     *config.Config
 	log     *slog.Logger
-	tunnels []tunnel.Tunnel
+	tunnels []tunnel.Tunnel // as built by New; Run starts them
+
+	mu      sync.Mutex // guards running and cfg after Run started
+	running []*runningTunnel
+	runCtx  context.Context
 	bgpCfg  bgp.Config
 	fibCfg  fib.Config
 	paths   *failover.Manager
@@ -97,15 +101,18 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 // Status is a snapshot of the daemon's state.
 func (d *Daemon) Status() control.Status {
 	st := control.Status{Version: version.String(), Started: d.started}
-	for _, v := range d.cfg.VPN {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.mu.Unlock()
+	for _, v := range cfg.VPN {
 		vs := control.VPNStatus{Name: v.Name}
 		for _, t := range v.Tunnels {
 			vs.Tunnels = append(vs.Tunnels, t.Name)
 		}
 		st.VPN = append(st.VPN, vs)
 	}
-	for _, t := range d.tunnels {
-		st.Tunnels = append(st.Tunnels, t.Status())
+	for _, rt := range d.runningTunnels() {
+		st.Tunnels = append(st.Tunnels, rt.t.Status())
 	}
 	if d.speaker != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -163,22 +170,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	stack = append(stack, func() { stopServers(); wg.Wait() })
 
+	d.mu.Lock()
+	d.runCtx = ctx
+	d.mu.Unlock()
+	stack = append(stack, d.stopAllTunnels)
 	for _, t := range d.tunnels {
-		if err := t.Start(ctx); err != nil {
+		if err := d.startTunnel(t); err != nil {
 			return err
 		}
-		stack = append(stack, func() {
-			if err := t.Close(); err != nil {
-				d.log.Error("tunnel close failed", "tunnel", t.Name(), "err", err)
-			}
-		})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			tunnel.Watch(srvCtx, t, time.Second, func(e tunnel.Event) {
-				d.log.Info("tunnel state", "tunnel", e.Tunnel, "from", e.From, "to", e.To)
-			})
-		}()
 	}
 	if d.cfg.Firewall.Enabled {
 		fw, err := firewall.InstallConfig(d.cfg)

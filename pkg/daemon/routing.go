@@ -35,6 +35,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		Protocol:          cfg.BGP.RouteProtocol,
 		ReconcileInterval: time.Duration(cfg.BGP.ReconcileInterval),
 		StaleTime:         time.Duration(cfg.BGP.StaleTime),
+		KeepNexthopCompat: cfg.Failover.NexthopCompatMode,
 	}
 	for _, d := range cfg.DirectConnect {
 		local := netip.MustParsePrefix(d.Local)

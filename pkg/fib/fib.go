@@ -51,6 +51,9 @@ type Config struct {
 	Logger    *slog.Logger
 	// Kernel is where routes go; nil means the Linux kernel over netlink.
 	Kernel Kernel
+	// KeepNexthopCompat leaves net.ipv4.nexthop_compat_mode as it is
+	// (see NewNetlinkKernel).
+	KeepNexthopCompat bool
 }
 
 // Route is a kernel route as the FIB sees it: via a nexthop group
@@ -135,7 +138,7 @@ func New(cfg Config) (*FIB, error) {
 	k := cfg.Kernel
 	if k == nil {
 		var err error
-		if k, err = NewNetlinkKernel(cfg.Table, cfg.Protocol); err != nil {
+		if k, err = NewNetlinkKernel(cfg.Table, cfg.Protocol, cfg.KeepNexthopCompat); err != nil {
 			return nil, err
 		}
 	}

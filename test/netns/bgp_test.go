@@ -3,6 +3,7 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -47,10 +48,13 @@ func cgwRoutes(t *testing.T) map[string]kernelRoute {
 	return m
 }
 
-// routeVia waits until prefix is in lab-cgw's kernel via gw on dev
-// (gw == "" means: absent).
+// routeVia waits until prefix is in lab-cgw's kernel (a route of cgwd's
+// protocol) and packets to its first address leave via gw on dev; gw == ""
+// means: no route of cgwd's for prefix. It asks `ip route get`, because cgwd's
+// routes point at nexthop groups, which `ip route` shows as "nhid N".
 func routeVia(t *testing.T, timeout time.Duration, prefix, gw, dev string) {
 	t.Helper()
+	addr := netip.MustParsePrefix(prefix).Addr().Next().String()
 	eventually(t, timeout, fmt.Sprintf("%s via %q dev %q", prefix, gw, dev), func() error {
 		r, ok := cgwRoutes(t)[prefix]
 		switch {
@@ -60,8 +64,13 @@ func routeVia(t *testing.T, timeout time.Duration, prefix, gw, dev string) {
 			return nil
 		case !ok:
 			return fmt.Errorf("absent")
-		case r.Gateway != gw || r.Dev != dev:
-			return fmt.Errorf("via %s dev %s", r.Gateway, r.Dev)
+		}
+		out, err := inNS("lab-cgw", "ip", "route", "get", addr)
+		if err != nil {
+			return fmt.Errorf("ip route get %s: %v: %s", addr, err, out)
+		}
+		if !strings.Contains(out, "via "+gw+" dev "+dev+" ") {
+			return fmt.Errorf("ip route get %s: %s", addr, strings.TrimSpace(out))
 		}
 		return nil
 	})

@@ -264,6 +264,8 @@ func TestWireGuardLab(t *testing.T) {
 		}
 	})
 
+	testReload(t)
+
 	t.Run("SIGTERMLeavesNothingBehind", func(t *testing.T) {
 		pidb, err := os.ReadFile(labState + "/pids/cgwd.pid")
 		if err != nil {
