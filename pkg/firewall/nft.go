@@ -70,7 +70,7 @@ func (r Rule) Exprs() []expr.Any {
 		cmp(expr.CmpOpEq, []byte{0x02})
 	}
 	if r.Limit != 0 {
-		e = append(e, &expr.Limit{Type: expr.LimitTypePkts, Rate: r.Limit, Unit: expr.LimitTime(r.LimitPer / time.Second), Burst: ICMPBurst})
+		e = append(e, &expr.Limit{Type: expr.LimitTypePkts, Rate: r.Limit, Over: r.LimitOver, Unit: expr.LimitTime(r.LimitPer / time.Second), Burst: ICMPBurst})
 	}
 	if r.Counter {
 		e = append(e, &expr.Counter{})

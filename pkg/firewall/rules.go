@@ -153,36 +153,43 @@ const (
 // Rule is one nftables rule in a protocol-level form. Zero fields match
 // anything.
 type Rule struct {
-	Chain    string
-	IIf, OIf string
-	CtState  uint32       // any of these states
-	SAddr    netip.Prefix // IPv4 source
-	Proto    uint8        // layer 4 protocol
-	DPort    uint16       // TCP or UDP destination port
-	ICMPType *uint8       // ICMP/ICMPv6 type (with Proto)
-	SYN      bool         // TCP SYN set, RST clear
-	Limit    uint64       // packets per LimitPer, with ICMPBurst
-	LimitPer time.Duration
-	Counter  bool
-	Verdict  Verdict
-	MSS      uint16 // for ClampMSS
-	Comment  string
+	Chain     string
+	IIf, OIf  string
+	CtState   uint32       // any of these states
+	SAddr     netip.Prefix // IPv4 source
+	Proto     uint8        // layer 4 protocol
+	DPort     uint16       // TCP or UDP destination port
+	ICMPType  *uint8       // ICMP/ICMPv6 type (with Proto)
+	SYN       bool         // TCP SYN set, RST clear
+	Limit     uint64       // packets per LimitPer, with ICMPBurst
+	LimitPer  time.Duration
+	LimitOver bool // match above the rate instead of below
+	Counter   bool
+	Verdict   Verdict
+	MSS       uint16 // for ClampMSS
+	Comment   string
 }
 
 // Rules returns the table's rules for s, chain by chain, in order.
 func Rules(s Spec) []Rule {
 	var rs []Rule
 	in := func(r Rule) { r.Chain = ChainInput; rs = append(rs, r) }
+	// Echo requests are limited before conntrack would call a ping's later
+	// requests established.
+	for _, p := range []struct{ proto, typ uint8 }{{ProtoICMP, 8}, {ProtoICMPv6, 128}} {
+		in(Rule{IIf: s.WAN, Proto: p.proto, ICMPType: &p.typ, Limit: s.ICMPRate, LimitPer: s.ICMPPer, LimitOver: true,
+			Counter: true, Verdict: Drop, Comment: "ICMP echo over the rate limit"})
+	}
 	in(Rule{CtState: CtEstablished | CtRelated, Verdict: Accept, Comment: "return traffic"})
 	in(Rule{IIf: "lo", Verdict: Accept})
 	peer := func(iface string, p netip.Addr, bfd bool, what string) {
 		src := netip.PrefixFrom(p, 32)
 		if s.BGPPort != 0 {
-			in(Rule{IIf: iface, SAddr: src, Proto: ProtoTCP, DPort: s.BGPPort, Verdict: Accept, Comment: "BGP from " + what})
+			in(Rule{IIf: iface, SAddr: src, Proto: ProtoTCP, DPort: s.BGPPort, Counter: true, Verdict: Accept, Comment: "BGP from " + what})
 		}
 		if bfd {
 			for _, port := range []uint16{PortBFD, PortBFDEcho} {
-				in(Rule{IIf: iface, SAddr: src, Proto: ProtoUDP, DPort: port, Verdict: Accept, Comment: "BFD from " + what})
+				in(Rule{IIf: iface, SAddr: src, Proto: ProtoUDP, DPort: port, Counter: true, Verdict: Accept, Comment: "BFD from " + what})
 			}
 		}
 	}
@@ -201,11 +208,11 @@ func Rules(s Spec) []Rule {
 	in(Rule{Proto: ProtoUDP, DPort: PortBFDEcho, Counter: true, Verdict: Drop, Comment: "BFD from anyone else"})
 	for _, t := range s.Tunnels {
 		for _, port := range t.UDPPorts {
-			in(Rule{IIf: s.WAN, SAddr: netip.PrefixFrom(t.Remote, 32), Proto: ProtoUDP, DPort: port, Verdict: Accept, Comment: "underlay of tunnel " + t.Netdev})
+			in(Rule{IIf: s.WAN, SAddr: netip.PrefixFrom(t.Remote, 32), Proto: ProtoUDP, DPort: port, Counter: true, Verdict: Accept, Comment: "underlay of tunnel " + t.Netdev})
 		}
 	}
 	for _, p := range s.AllowSSHFrom {
-		in(Rule{IIf: s.WAN, SAddr: p, Proto: ProtoTCP, DPort: PortSSH, Verdict: Accept, Comment: "SSH"})
+		in(Rule{IIf: s.WAN, SAddr: p, Proto: ProtoTCP, DPort: PortSSH, Counter: true, Verdict: Accept, Comment: "SSH"})
 	}
 	// IPv6 neighbour discovery must not be rate-limited away.
 	for _, typ := range []uint8{133, 134, 135, 136} {
@@ -230,7 +237,11 @@ func Rules(s Spec) []Rule {
 	return rs
 }
 
-var icmpTypes = map[uint8]string{133: "nd-router-solicit", 134: "nd-router-advert", 135: "nd-neighbor-solicit", 136: "nd-neighbor-advert"}
+var icmpTypes = map[[2]uint8]string{
+	{ProtoICMP, 8}: "echo-request", {ProtoICMPv6, 128}: "echo-request",
+	{ProtoICMPv6, 133}: "nd-router-solicit", {ProtoICMPv6, 134}: "nd-router-advert",
+	{ProtoICMPv6, 135}: "nd-neighbor-solicit", {ProtoICMPv6, 136}: "nd-neighbor-advert",
+}
 
 // String renders r the way `nft list table` prints it (without counters' values).
 func (r Rule) String() string {
@@ -263,15 +274,19 @@ func (r Rule) String() string {
 	switch {
 	case r.DPort != 0:
 		add("%s dport %d", proto, r.DPort)
-	case r.ICMPType != nil && r.Proto == ProtoICMPv6:
-		add("icmpv6 type %s", icmpTypes[*r.ICMPType])
+	case r.ICMPType != nil:
+		add("%s type %s", map[uint8]string{ProtoICMP: "icmp", ProtoICMPv6: "icmpv6"}[r.Proto], icmpTypes[[2]uint8{r.Proto, *r.ICMPType}])
 	case r.SYN:
 		add("tcp flags syn / syn,rst")
 	case r.Proto != 0:
 		add("meta l4proto %s", proto)
 	}
 	if r.Limit != 0 {
-		add("limit rate %d/%s", r.Limit, map[time.Duration]string{time.Second: "second", time.Minute: "minute", time.Hour: "hour"}[r.LimitPer])
+		over := ""
+		if r.LimitOver {
+			over = "over "
+		}
+		add("limit rate %s%d/%s", over, r.Limit, map[time.Duration]string{time.Second: "second", time.Minute: "minute", time.Hour: "hour"}[r.LimitPer])
 	}
 	if r.Counter {
 		add("counter")
