@@ -8,7 +8,8 @@
 # Measured: the time from the DX session going Established (lab-aws BIRD's
 # log line "aws_dx: State changed to up", ms resolution, the same observer for
 # both) until all N+2 routes (N + 10.200.0.0/16 + 10.201.0.0/16) are in the
-# kernel, polled every $POLL s; and the daemon's VmRSS at that moment.
+# kernel, polled every $POLL s; and the daemon's VmRSS at that moment (and
+# its peak so far, VmHWM).
 # Prints one table. Run as root holding the lab lock:
 #   flock -o /run/cgwd-lab.lock test/netns/bench-routes.sh
 #   SIZES="1000 10000" flock -o /run/cgwd-lab.lock test/netns/bench-routes.sh
@@ -32,7 +33,8 @@ now_ms() { date +%s%3N; }
 # count_routes PROTO: IPv4 routes of PROTO in lab-cgw's main table.
 count_routes() { ip netns exec lab-cgw ip -4 -o route show table main proto "$1" | wc -l; }
 
-rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+# rss_kib PID: "VmRSS VmHWM" (now and peak resident set) in KiB.
+rss_kib() { awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {print r, h}' "/proc/$1/status"; }
 
 # wait_until DESCRIPTION COMMAND...: poll COMMAND every 0.1 s, at most $TIMEOUT s.
 wait_until() {
@@ -61,7 +63,7 @@ established_ms() {
 }
 
 # wait_routes PROTO WANT PID: poll until WANT routes of PROTO are in the
-# kernel; print "DONE_MS RSS_KIB" (PID's RSS right then).
+# kernel; print "DONE_MS RSS_KIB PEAK_KIB" (PID's RSS right then, and its peak).
 wait_routes() {
 	local proto=$1 want=$2 pid=$3 n=0 i max t
 	max=$(awk -v t="$TIMEOUT" -v p="$POLL" 'BEGIN { print int(t / p) + 1 }')
@@ -85,7 +87,7 @@ lab_up() {
 	wait_until "lab-aws BIRD to load $1 scale routes" scale_loaded "$1"
 }
 
-# run_cgwd N: prints "SECONDS RSS_MIB".
+# run_cgwd N: prints "SECONDS RSS_MIB PEAK_MIB".
 run_cgwd() {
 	local n=$1 pid est done_rss
 	lab_up "$n"
@@ -98,7 +100,7 @@ run_cgwd() {
 	report "$est" $done_rss
 }
 
-# run_bird N: prints "SECONDS RSS_MIB".
+# run_bird N: prints "SECONDS RSS_MIB PEAK_MIB".
 run_bird() {
 	local n=$1 pid est done_rss
 	lab_up "$n"
@@ -111,9 +113,9 @@ run_bird() {
 	report "$est" $done_rss
 }
 
-# report EST_MS DONE_MS RSS_KIB: prints "SECONDS RSS_MIB".
+# report EST_MS DONE_MS RSS_KIB PEAK_KIB: prints "SECONDS RSS_MIB PEAK_MIB".
 report() {
-	awk -v e="$1" -v d="$2" -v r="$3" 'BEGIN { printf "%.3f %.1f\n", (d - e) / 1000, r / 1024 }'
+	awk -v e="$1" -v d="$2" -v r="$3" -v h="$4" 'BEGIN { printf "%.3f %.1f %.1f\n", (d - e) / 1000, r / 1024, h / 1024 }'
 }
 
 for b in cgwd wireguard-go; do
@@ -124,20 +126,20 @@ declare -A CGWD BIRD
 for n in $SIZES; do
 	[[ $n =~ ^[0-9]+$ ]] || { log "SIZES: $n is not a number"; exit 2; }
 	CGWD[$n]=$(run_cgwd "$n")
-	log "cgwd N=$n: seconds, RSS MiB: ${CGWD[$n]}"
+	log "cgwd N=$n: seconds, RSS MiB, peak RSS MiB: ${CGWD[$n]}"
 	BIRD[$n]=$(run_bird "$n")
-	log "BIRD N=$n: seconds, RSS MiB: ${BIRD[$n]}"
+	log "BIRD N=$n: seconds, RSS MiB, peak RSS MiB: ${BIRD[$n]}"
 done
 "$LAB" down >&2
 
 echo
 echo "== route scale: DX Established -> all N+2 routes in lab-cgw's kernel (poll ${POLL}s), one run, $(date -u '+%F %H:%M UTC')"
-printf '%8s %10s %10s %10s %14s %14s\n' N "cgwd s" "BIRD s" cgwd/BIRD "cgwd RSS MiB" "BIRD RSS MiB"
+printf '%8s %10s %10s %10s %14s %14s %16s\n' N "cgwd s" "BIRD s" cgwd/BIRD "cgwd RSS MiB" "BIRD RSS MiB" "cgwd peak MiB"
 for n in $SIZES; do
-	read -r cs cr <<<"${CGWD[$n]}"
-	read -r bs br <<<"${BIRD[$n]}"
-	awk -v n="$n" -v cs="$cs" -v bs="$bs" -v cr="$cr" -v br="$br" 'BEGIN {
+	read -r cs cr ch <<<"${CGWD[$n]}"
+	read -r bs br _ <<<"${BIRD[$n]}"
+	awk -v n="$n" -v cs="$cs" -v bs="$bs" -v cr="$cr" -v br="$br" -v ch="$ch" 'BEGIN {
 		ratio = bs > 0 ? sprintf("%.2fx", cs / bs) : "-"
-		printf "%8d %10.3f %10.3f %10s %14.1f %14.1f\n", n, cs, bs, ratio, cr, br }'
+		printf "%8d %10.3f %10.3f %10s %14.1f %14.1f %16.1f\n", n, cs, bs, ratio, cr, br, ch }'
 done
 echo "targets (issue 3): 100k in under 3 s, under 2x BIRD, cgwd RSS under 300 MiB"
