@@ -77,3 +77,21 @@ func TestParseRate(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseRate(f *testing.F) {
+	for _, s := range []string{"10/second", "1/minute", "1000000/hour", "0/second", "10/fortnight", "/", "", "99999999999999999999/second"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, per, err := ParseRate(s)
+		if err != nil {
+			if !strings.Contains(err.Error(), "is not a rate") {
+				t.Fatalf("error %q does not say what is wrong", err)
+			}
+			return
+		}
+		if n < 1 || n > 1_000_000 || (per != time.Second && per != time.Minute && per != time.Hour) {
+			t.Fatalf("ParseRate(%q) = %d, %v", s, n, per)
+		}
+	})
+}
