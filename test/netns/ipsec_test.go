@@ -224,22 +224,40 @@ func TestIPsecLab(t *testing.T) {
 	})
 
 	t.Run("RekeyUnderLoadLosesNothing", func(t *testing.T) {
+		// Tunnel 1: cgwd rekeys (Child SA at ~15 s and ~30 s, IKE SA at ~45 s).
+		// Tunnel 2: strongSwan rekeys first (Child SA every ~12 s, IKE SA at ~25 s).
+		ipsecRun(t, ipsecSh, []string{"AWS_CHILD_LIFETIME=12s", "AWS_IKE_LIFETIME=25s"}, "configure", "2")
+		defer ipsecRun(t, ipsecSh, nil, "configure", "2")
 		restartCgwd(t, "child_lifetime: 30s;ike_lifetime: 60s;rekey_margin: 15s;rekey_fuzz_percent: 0")
 		tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
-		// 100 packets/s (as fast as ping goes) for 48 s: Child SA rekeys at ~15 s and ~30 s, the IKE SA at ~45 s.
-		out, err := inNS("lab-cgw", "ping", "-q", "-i", "0.01", "-w", "48", "-W", "1", "169.254.10.1")
-		if err != nil || !strings.Contains(out, " 0% packet loss") {
-			t.Errorf("loss during rekeys: %v\n%s", err, out)
+		// 100 packets/s (as fast as ping goes) on each tunnel for 48 s.
+		type result struct {
+			out string
+			err error
+		}
+		res := make(chan result, 2)
+		for _, dst := range []string{"169.254.10.1", "169.254.11.1"} {
+			go func() {
+				out, err := inNS("lab-cgw", "ping", "-q", "-i", "0.01", "-w", "48", "-W", "1", dst)
+				res <- result{out, err}
+			}()
+		}
+		for range 2 {
+			if r := <-res; r.err != nil || !strings.Contains(r.out, " 0% packet loss") {
+				t.Errorf("loss during rekeys: %v\n%s", r.err, r.out)
+			}
 		}
 		log := cgwdLog()
-		if n := len(regexp.MustCompile(`msg="Child SA established".*tunnel=cgw-t1 `).FindAllString(log, -1)); n < 3 {
-			t.Errorf("Child SA of cgw-t1 established %d times, want >= 3 (two rekeys)", n)
-		}
-		if !regexp.MustCompile(`msg="IKE SA rekeyed".*tunnel=cgw-t1 `).MatchString(log) {
-			t.Error("IKE SA of cgw-t1 not rekeyed")
-		}
-		if n := len(regexp.MustCompile(`msg="IKE SA established".*tunnel=cgw-t1 `).FindAllString(log, -1)); n != 1 {
-			t.Errorf("cgw-t1 established %d times: re-established instead of rekeying", n)
+		for _, tn := range []string{"cgw-t1", "cgw-t2"} {
+			if n := len(regexp.MustCompile(`msg="Child SA established".*tunnel=`+tn+` `).FindAllString(log, -1)); n < 3 {
+				t.Errorf("Child SA of %s established %d times, want >= 3 (two rekeys)", tn, n)
+			}
+			if !regexp.MustCompile(`msg="IKE SA rekeyed".*tunnel=` + tn + ` `).MatchString(log) {
+				t.Errorf("IKE SA of %s not rekeyed", tn)
+			}
+			if n := len(regexp.MustCompile(`msg="IKE SA established".*tunnel=`+tn+` `).FindAllString(log, -1)); n != 1 {
+				t.Errorf("%s established %d times: re-established instead of rekeying", tn, n)
+			}
 		}
 	})
 
