@@ -222,3 +222,21 @@ func TestDPDDetectsDeadPeerAndRecovers(t *testing.T) {
 	b.link.mu.Unlock()
 	waitFor(t, 15*time.Second, "re-established", func() bool { return up(a, b) && a.s.Status().State == "established" })
 }
+
+func TestPeerUnreachable(t *testing.T) {
+	a, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "k", DefaultIKEProposal, DefaultESPProposal, true),
+		cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false))
+	a.link.mu.Lock()
+	a.link.drop = true // nothing reaches the responder
+	a.link.mu.Unlock()
+	waitFor(t, 10*time.Second, "unreachable error", func() bool {
+		return strings.Contains(a.s.Status().LastError, "peer unreachable: no answer to IKE_SA_INIT")
+	})
+	if up(a, b) {
+		t.Fatal("up without a peer")
+	}
+	a.link.mu.Lock()
+	a.link.drop = false
+	a.link.mu.Unlock()
+	waitFor(t, 15*time.Second, "established after the peer appears", func() bool { return up(a, b) })
+}
