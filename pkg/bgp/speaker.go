@@ -14,8 +14,6 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	apb "google.golang.org/protobuf/types/known/anypb"
 )
@@ -191,12 +189,16 @@ func (s *Speaker) advertise(ctx context.Context, p netip.Prefix) error {
 	return err
 }
 
-// watch subscribes to post-import-policy updates and peer state changes.
+// watch subscribes to received updates and peer state changes. It watches
+// updates as received (ADJIN), one event per UPDATE message, rather than
+// after gobgp's import policy, which costs a copy of the peer's whole config
+// per prefix; the import policy is applied again here (accepted), from the
+// same lists, so what reaches the FIB is what `gobgp global rib` shows.
 func (s *Speaker) watch(ctx context.Context, onRoute func(RouteEvent), onPeer func(string, bool)) error {
 	return s.srv.WatchEvent(ctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
-			{Type: api.WatchEventRequest_Table_Filter_POST_POLICY},
+			{Type: api.WatchEventRequest_Table_Filter_ADJIN},
 		}},
 	}, func(r *api.WatchEventResponse) {
 		if pe := r.GetPeer(); pe != nil && pe.Type == api.WatchEventResponse_PeerEvent_STATE {
@@ -232,34 +234,57 @@ func (s *Speaker) routeEvent(p *api.Path) (ev RouteEvent, ok bool, err error) {
 	if !known || p.GetFamily().GetAfi() != api.Family_AFI_IP || p.GetFamily().GetSafi() != api.Family_SAFI_UNICAST {
 		return ev, false, nil
 	}
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
-		return ev, false, err
+	// Decode only what the FIB needs, straight from the protobuf messages:
+	// the prefix and the next hop (the hot path with 100,000 prefixes).
+	var nlri api.IPAddressPrefix
+	if err := p.GetNlri().UnmarshalTo(&nlri); err != nil {
+		return ev, false, nil // not an IPv4 unicast prefix
 	}
-	ipp, isIP := nlri.(*bgp.IPAddrPrefix)
-	if !isIP {
+	addr, err := netip.ParseAddr(nlri.Prefix)
+	if err != nil || !addr.Is4() || nlri.PrefixLen > 32 {
+		return ev, false, fmt.Errorf("bad prefix %s/%d", nlri.Prefix, nlri.PrefixLen)
+	}
+	ev = RouteEvent{Peer: name, Prefix: netip.PrefixFrom(addr, int(nlri.PrefixLen)), Withdraw: p.GetIsWithdraw()}
+	if !ev.Withdraw && !s.accepted(name, ev.Prefix) {
 		return ev, false, nil
 	}
-	addr, okAddr := netip.AddrFromSlice(ipp.Prefix.To4())
-	if !okAddr {
-		return ev, false, fmt.Errorf("bad prefix %s", nlri)
-	}
-	ev = RouteEvent{Peer: name, Prefix: netip.PrefixFrom(addr, int(ipp.Length)), Withdraw: p.GetIsWithdraw()}
 	if !ev.Withdraw {
-		attrs, err := apiutil.GetNativePathAttributes(p)
-		if err != nil {
-			return ev, false, err
-		}
-		for _, a := range attrs {
-			if nh, isNH := a.(*bgp.PathAttributeNextHop); isNH {
-				ev.Nexthop, _ = netip.AddrFromSlice(nh.Value.To4())
+		var nh api.NextHopAttribute
+		for _, a := range p.GetPattrs() {
+			if a.MessageIs(&nh) {
+				if err := a.UnmarshalTo(&nh); err != nil {
+					return ev, false, err
+				}
+				ev.Nexthop, _ = netip.ParseAddr(nh.NextHop)
+				break
 			}
 		}
-		if !ev.Nexthop.IsValid() {
+		if !ev.Nexthop.Is4() {
 			return ev, false, fmt.Errorf("path for %s has no IPv4 next hop", ev.Prefix)
 		}
 	}
 	return ev, true, nil
+}
+
+// accepted applies cgwd's import policy (the same lists installPolicies
+// gives gobgp): never the deny list or more specifics of it; only inside the
+// peer's allow list when it has one.
+func (s *Speaker) accepted(peer string, p netip.Prefix) bool {
+	for _, d := range s.cfg.Deny {
+		if d.Bits() <= p.Bits() && d.Contains(p.Addr()) {
+			return false
+		}
+	}
+	allow := s.peers[peer].Allow
+	if len(allow) == 0 {
+		return true
+	}
+	for _, a := range allow {
+		if a.Bits() <= p.Bits() && a.Contains(p.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 // maxPrefixExceeded logs a session torn down by its prefix limit and, if

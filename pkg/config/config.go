@@ -66,6 +66,8 @@ type Log struct {
 type Metrics struct {
 	// Listen is the host:port to serve /metrics on; "off" disables it.
 	Listen string `yaml:"listen"`
+	// Pprof also serves Go's /debug/pprof/ profiles on the same listener.
+	Pprof bool `yaml:"pprof"`
 }
 
 // VPN is one AWS VPN connection: exactly two tunnels.

@@ -146,7 +146,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	var ms *metrics.Server
 	if d.cfg.Metrics.Listen != "off" {
-		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
+		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...), d.cfg.Metrics.Pprof)
 		if err != nil {
 			return err
 		}

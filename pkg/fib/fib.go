@@ -195,12 +195,19 @@ func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 	}
 	f.mu.Lock()
 	f.cands[prefix] |= 1 << i
-	nh := f.nexthop[prefix]
-	if nh == nil {
-		nh = make([]netip.Addr, len(f.paths))
-		f.nexthop[prefix] = nh
+	// Per-prefix next hops matter only without groups (a group's member is
+	// the path's own nexthop object); with 100,000 prefixes they cost ~10 MB.
+	if nh := f.nexthop[prefix]; nh != nil {
+		nh[i] = netip.Addr{}
 	}
-	nh[i] = nexthop
+	if !f.groups && nexthop.IsValid() && nexthop != f.paths[i].Gateway {
+		nh := f.nexthop[prefix]
+		if nh == nil {
+			nh = make([]netip.Addr, len(f.paths))
+			f.nexthop[prefix] = nh
+		}
+		nh[i] = nexthop
+	}
 	f.dirty[prefix] = struct{}{}
 	f.mu.Unlock()
 	f.poke()
@@ -345,9 +352,9 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 		return r, false
 	}
 	i := bits.TrailingZeros64(sel)
-	gw := f.nexthop[prefix][i]
-	if !gw.IsValid() {
-		gw = f.paths[i].Gateway
+	gw := f.paths[i].Gateway
+	if nh := f.nexthop[prefix]; nh != nil && nh[i].IsValid() {
+		gw = nh[i] // a next hop other than the peer (third-party next hop)
 	}
 	return Route{Prefix: prefix, Link: f.paths[i].Link, Gateway: gw}, true
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	httppprof "net/http/pprof"
 	"runtime"
 	"time"
 
@@ -112,14 +113,21 @@ type Server struct {
 	srv *http.Server
 }
 
-// Listen binds addr for the metrics endpoint.
-func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
+// Listen binds addr for the metrics endpoint; with pprof it also serves
+// Go's /debug/pprof/ profiles there.
+func Listen(addr string, reg *prometheus.Registry, pprof bool) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if pprof {
+		mux.HandleFunc("/debug/pprof/", httppprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	}
 	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
