@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/tunnel"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // labFirewall is the firewall section the test adds to the lab's cgwd.yaml.
@@ -82,6 +84,66 @@ func nftCounter(t *testing.T, match string) int {
 	return 0
 }
 
+// flushConntrack empties lab-cgw's connection tracking table.
+func flushConntrack(t *testing.T) {
+	t.Helper()
+	ns, err := netns.GetFromName("lab-cgw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if err := h.ConntrackTableFlush(netlink.ConntrackTable); err != nil {
+		t.Fatalf("flush conntrack in lab-cgw: %v", err)
+	}
+}
+
+// underlayAccepted checks that each rule (matched by its text) accepts
+// underlay packets that conntrack does not already know: it flushes the
+// table until a packet from AWS arrives before one of cgwd's own, so that
+// it is new and only its accept rule can let it in.
+func underlayAccepted(t *testing.T, rules ...string) {
+	t.Helper()
+	for _, rule := range rules {
+		before := nftCounter(t, rule)
+		eventually(t, 15*time.Second, "a new underlay flow accepted by "+rule, func() error {
+			if n := nftCounter(t, rule); n > before {
+				return nil
+			}
+			flushConntrack(t)
+			for _, dst := range []string{"169.254.10.2", "169.254.11.2"} {
+				inNS("lab-aws", "ping", "-c", "1", "-W", "1", dst)
+			}
+			return fmt.Errorf("counter still %d", before)
+		})
+	}
+	for _, tn := range status(t).Tunnels {
+		if tn.State != tunnel.StateUp {
+			t.Errorf("%s is %s after the conntrack flushes", tn.Name, tn.State)
+		}
+	}
+}
+
+// enableFirewall adds the firewall section to the lab's cgwd.yaml unless
+// the lab config already has one.
+func enableFirewall(t *testing.T) {
+	t.Helper()
+	cfgPath := labState + "/cgwd.yaml"
+	cfg, err := os.ReadFile(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg), "\nfirewall:") {
+		if err := os.WriteFile(cfgPath, append(cfg, labFirewall...), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestFirewallLab runs cgwd in the WireGuard lab with firewall.enabled and
 // checks from lab-inet (the internet side) that BGP, the metrics port and SSH
 // on the WAN address are dropped by cgwd's table, while the tunnels, BGP,
@@ -93,16 +155,7 @@ func TestFirewallLab(t *testing.T) {
 	}
 	lab(t, "up")
 	t.Cleanup(func() { lab(t, "down") })
-	cfgPath := labState + "/cgwd.yaml"
-	cfg, err := os.ReadFile(cfgPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(cfg), "\nfirewall:") {
-		if err := os.WriteFile(cfgPath, append(cfg, labFirewall...), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
+	enableFirewall(t)
 	// Throwaway listeners on every address of lab-cgw, so that a failed
 	// connection can only be the firewall, not a bind address.
 	ssh := listenInNS(t, "lab-cgw", "0.0.0.0:22")
@@ -176,6 +229,13 @@ func TestFirewallLab(t *testing.T) {
 		})
 	})
 
+	t.Run("UnderlayFromAWSAcceptedByItsRule", func(t *testing.T) {
+		// Tunnel 1 only: lab-aws's wireguard-go for tunnel 2 sends from its
+		// primary address 203.0.113.10, not 203.0.113.20, and cgwd's peer
+		// roams to it, so tunnel 2 runs on flows cgwd opened (return traffic).
+		underlayAccepted(t, "ip saddr 203.0.113.10 udp dport 51820")
+	})
+
 	t.Run("InternetCannotReachBGPMetricsOrSSH", func(t *testing.T) {
 		before := nftCounter(t, "default deny inbound on WAN")
 		bgpBefore := nftCounter(t, "BGP from anyone else")
@@ -218,7 +278,7 @@ func TestFirewallLab(t *testing.T) {
 			t.Fatalf("no ping summary:\n%s", out)
 		}
 		got, _ := strconv.Atoi(m[1])
-		limit := 5 + int(10*elapsed.Seconds()) + 1
+		limit := 5 + int(10*elapsed.Seconds()) + 5 // slack for the bucket's start
 		if got == 0 || got > limit {
 			t.Errorf("%d of 200 echo requests answered in %v, want 1 to %d:\n%s", got, elapsed, limit, out)
 		}
@@ -252,4 +312,37 @@ func TestFirewallLab(t *testing.T) {
 			t.Errorf("log lacks the firewall's install or shows a failed removal:\n%s", logs)
 		}
 	})
+}
+
+// TestFirewallIPsecLab checks the IPsec rules (UDP 500 and 4500 from the AWS
+// endpoints) in the strongSwan lab: tunnels and BGP come up through the
+// table, and a new NAT-T flow from AWS passes its accept rule.
+func TestFirewallIPsecLab(t *testing.T) {
+	requireStrongSwan(t)
+	ipsecRun(t, labSh, nil, "up")
+	t.Cleanup(func() { lab(t, "down") })
+	enableFirewall(t)
+	ipsecRun(t, labSh, nil, "start-cgwd")
+	tunnelsUp(t, 30*time.Second, "cgw-t1", "cgw-t2")
+	for _, want := range []string{
+		`iifname "wan0" ip saddr 203.0.113.10 udp dport 500 counter`,
+		`iifname "wan0" ip saddr 203.0.113.10 udp dport 4500 counter`,
+		`iifname "wan0" ip saddr 203.0.113.20 udp dport 500 counter`,
+		`iifname "wan0" ip saddr 203.0.113.20 udp dport 4500 counter`,
+	} {
+		nftCounter(t, want) // fails the test when the rule is missing
+	}
+	pingBoth(t)
+	eventually(t, 30*time.Second, "three BGP sessions Established", func() error {
+		for _, p := range status(t).BGP {
+			if !p.Up {
+				return fmt.Errorf("%s is %s", p.Name, p.State)
+			}
+		}
+		return nil
+	})
+	underlayAccepted(t, "ip saddr 203.0.113.10 udp dport 4500")
+	if err := dialFromNS("lab-inet", "198.51.100.2:179", 2*time.Second); err == nil {
+		t.Error("BGP on the WAN address reachable from lab-inet")
+	}
 }
