@@ -62,7 +62,7 @@ lint:
 	else echo "promtool not installed (Debian package prometheus): skipping deploy/prometheus checks"; fi
 
 unit:
-	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v /test/netns)
+	$(GO) test -count=1 -race $$($(GO) list ./... | grep -v '/test/netns$$')
 
 integration: build
 	$(GO) test -count=1 -timeout 30m -v ./test/netns/

@@ -236,6 +236,7 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 			t.Inside, t.PeerInside, hs, bytesIEC(t.RxBytes), bytesIEC(t.TxBytes))
 	}
 	tw.Flush()
+	printIPsec(w, st, now)
 	if len(st.BGP) == 0 {
 		return
 	}
@@ -269,6 +270,40 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 		tw.Flush()
 	}
 	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d\n", st.RoutesProgrammed, st.RouteErrors)
+}
+
+// printIPsec shows the SAs of ipsec tunnels: SPIs, suites, age, rekey due.
+func printIPsec(w io.Writer, st *control.Status, now time.Time) {
+	ago := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return now.Sub(t).Round(time.Second).String()
+	}
+	in := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.Sub(now).Round(time.Second).String()
+	}
+	header := false
+	for _, t := range st.Tunnels {
+		ip := t.IPsec
+		if ip == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w)
+			header = true
+		}
+		fmt.Fprintf(w, "%s  IKE %s  spi %s  %s  age %s  rekey in %s  (rekeys %d)\n",
+			t.Name, ip.IKEState, ip.IKESPIs, ip.IKESuite, ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
+		fmt.Fprintf(w, "%s  Child spi %s  %s  age %s  rekey in %s  (rekeys %d)  esp drops %v\n",
+			t.Name, ip.ChildSPIs, ip.ChildSuite, ago(ip.ChildEstablished), in(ip.ChildRekeyDue), ip.ChildRekeys, ip.ESPDropped)
+		if ip.LastError != "" {
+			fmt.Fprintf(w, "%s  last error: %s\n", t.Name, ip.LastError)
+		}
+	}
 }
 
 func bytesIEC(n uint64) string {

@@ -40,6 +40,15 @@ var (
 	descRoutesProg    = prometheus.NewDesc("cgwd_routes_programmed_total", "Kernel route operations (add, replace, delete) that succeeded.", nil, nil)
 	descRouteErrors   = prometheus.NewDesc("cgwd_route_programming_errors_total", "Kernel route operations that failed.", nil, nil)
 
+	descIKEUp = prometheus.NewDesc("cgwd_ipsec_ike_sa_up",
+		"Whether the ipsec tunnel's IKE SA is established (1) or not (0).", []string{"vpn", "tunnel"}, nil)
+	descChildRekeys = prometheus.NewDesc("cgwd_ipsec_child_sa_rekeys_total",
+		"Child SA rekeys of the ipsec tunnel.", []string{"vpn", "tunnel"}, nil)
+	descESPDropped = prometheus.NewDesc("cgwd_ipsec_esp_dropped_packets_total",
+		"ESP packets dropped on receive, by reason (replay, auth, ts, malformed, ...).", []string{"vpn", "tunnel", "reason"}, nil)
+	descIKEEstablish = prometheus.NewDesc("cgwd_ipsec_ike_establish_seconds",
+		"Time the last IKE SA establishment took (IKE_SA_INIT to the first Child SA).", []string{"vpn", "tunnel"}, nil)
+
 	descBuildInfo = prometheus.NewDesc("cgwd_build_info",
 		"Always 1; labels say which cgwd build is running.", []string{"version", "goversion"}, nil)
 )
@@ -51,6 +60,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
+		descIKEUp, descChildRekeys, descESPDropped, descIKEEstablish,
 		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descRoutesProg, descRouteErrors} {
 		ch <- d
 	}
@@ -76,6 +86,15 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descTunnelRx, prometheus.CounterValue, float64(t.RxBytes), labels...)
 		ch <- prometheus.MustNewConstMetric(descTunnelTx, prometheus.CounterValue, float64(t.TxBytes), labels...)
 		ch <- prometheus.MustNewConstMetric(descTunnelHandshake, prometheus.GaugeValue, hs, labels...)
+		if ip := t.IPsec; ip != nil {
+			vt := labels[:2]
+			ch <- prometheus.MustNewConstMetric(descIKEUp, prometheus.GaugeValue, b2f(ip.IKEState == "established"), vt...)
+			ch <- prometheus.MustNewConstMetric(descChildRekeys, prometheus.CounterValue, float64(ip.ChildRekeys), vt...)
+			ch <- prometheus.MustNewConstMetric(descIKEEstablish, prometheus.GaugeValue, ip.EstablishSeconds, vt...)
+			for reason, n := range ip.ESPDropped {
+				ch <- prometheus.MustNewConstMetric(descESPDropped, prometheus.CounterValue, float64(n), vt[0], vt[1], reason)
+			}
+		}
 	}
 	for _, p := range st.BGP {
 		labels := []string{p.Name, p.Address}

@@ -62,6 +62,26 @@ type Status struct {
 	LastHandshake time.Time `json:"last_handshake"`
 	RxBytes       uint64    `json:"rx_bytes"`
 	TxBytes       uint64    `json:"tx_bytes"`
+	// IPsec holds the IKE and Child SAs of an ipsec tunnel; nil for other kinds.
+	IPsec *IPsecStatus `json:"ipsec,omitempty"`
+}
+
+// IPsecStatus is an ipsec tunnel's SAs and ESP drop counters; never keys.
+type IPsecStatus struct {
+	IKEState         string            `json:"ike_state"` // connecting, established
+	IKESPIs          string            `json:"ike_spis,omitempty"`
+	IKESuite         string            `json:"ike_suite,omitempty"`
+	IKEEstablished   time.Time         `json:"ike_established,omitzero"`
+	IKERekeyDue      time.Time         `json:"ike_rekey_due,omitzero"`
+	ChildSPIs        string            `json:"child_spis,omitempty"` // in/out
+	ChildSuite       string            `json:"child_suite,omitempty"`
+	ChildEstablished time.Time         `json:"child_established,omitzero"`
+	ChildRekeyDue    time.Time         `json:"child_rekey_due,omitzero"`
+	ChildRekeys      uint64            `json:"child_rekeys"`
+	IKERekeys        uint64            `json:"ike_rekeys"`
+	EstablishSeconds float64           `json:"establish_seconds,omitempty"`
+	ESPDropped       map[string]uint64 `json:"esp_dropped,omitempty"` // by reason
+	LastError        string            `json:"last_error,omitempty"`
 }
 
 // Event reports a tunnel's change of state.

@@ -119,6 +119,28 @@ func TestIPsecLab(t *testing.T) {
 		}
 	})
 
+	t.Run("StatusAndMetricsShowTheSAs", func(t *testing.T) {
+		for _, tn := range status(t).Tunnels {
+			ip := tn.IPsec
+			if ip == nil || ip.IKEState != "established" || ip.IKESPIs == "" || ip.ChildSPIs == "" || ip.ChildSuite == "" || ip.ChildRekeyDue.IsZero() {
+				t.Errorf("%s: ipsec status %+v", tn.Name, ip)
+			}
+		}
+		body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tn := range []string{"cgw-t1", "cgw-t2"} {
+			labels := fmt.Sprintf(`{tunnel="%s",vpn="vpn1"}`, tn)
+			if v, ok := metricValue(body, "cgwd_ipsec_ike_sa_up"+labels); !ok || v != 1 {
+				t.Errorf("cgwd_ipsec_ike_sa_up%s = %v (found %v)", labels, v, ok)
+			}
+			if v, ok := metricValue(body, "cgwd_ipsec_ike_establish_seconds"+labels); !ok || v <= 0 {
+				t.Errorf("cgwd_ipsec_ike_establish_seconds%s = %v (found %v)", labels, v, ok)
+			}
+		}
+	})
+
 	t.Run("BGPWithBIRDOverBothTunnels", func(t *testing.T) {
 		eventually(t, 40*time.Second, "BIRD sees aws_t1 and aws_t2 Established over IPsec", func() error {
 			for _, p := range []string{"aws_t1", "aws_t2"} {

@@ -464,6 +464,19 @@ func (t *Tunnel) Status() tunnel.Status {
 	st.LastHandshake = is.Established
 	c := t.dp.totals()
 	st.RxBytes, st.TxBytes = c.rxBytes, c.txBytes
+	d := t.Details()
+	st.IPsec = &tunnel.IPsecStatus{
+		IKEState: is.State, IKESuite: is.IKESuite, IKEEstablished: is.Established, IKERekeyDue: is.IKERekeyDue,
+		ChildSuite: is.ChildSuite, ChildEstablished: is.ChildSince, ChildRekeyDue: is.ChildRekeyDue,
+		ChildRekeys: is.ChildRekeys, IKERekeys: is.IKERekeys, EstablishSeconds: is.EstablishTime,
+		ESPDropped: d.Dropped, LastError: is.LastError,
+	}
+	if is.SPIi != "" {
+		st.IPsec.IKESPIs = is.SPIi + "/" + is.SPIr
+	}
+	if is.ChildInSPI != "" {
+		st.IPsec.ChildSPIs = is.ChildInSPI + "/" + is.ChildOutSPI
+	}
 	return st
 }
 
