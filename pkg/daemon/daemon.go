@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -96,6 +97,16 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 	default:
 		return nil, fmt.Errorf("tunnel %s: kind %q is not supported by this build of cgwd", tc.Name, tc.Kind)
 	}
+}
+
+// ecmp reports whether any VPN connection spreads traffic over its tunnels.
+func (d *Daemon) ecmp() bool {
+	for _, v := range d.cfg.VPN {
+		if v.Mode == config.ModeECMP {
+			return true
+		}
+	}
+	return false
 }
 
 // Status is a snapshot of the daemon's state.
@@ -206,6 +217,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 // startRouting starts the FIB, then the BGP speaker feeding it. Their undo
 // actions go on stack: BGP stops first, then the FIB removes its routes.
 func (d *Daemon) startRouting(ctx, srvCtx context.Context, wg *sync.WaitGroup, stack *[]func()) error {
+	if d.ecmp() {
+		// Linux hashes multipath routes on addresses only by default, which puts
+		// every flow between two hosts on one tunnel; hash on ports too (L4).
+		if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
+			return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
+		}
+		d.log.Info("ecmp: net.ipv4.fib_multipath_hash_policy set to 1 (layer 4 hash)")
+	}
 	f, err := fib.New(d.fibCfg)
 	if err != nil {
 		return err

@@ -288,14 +288,15 @@ func TestFailoverMoreLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := string(b)
-	// Hash on ports too, so that flows from one host spread over the tunnels.
-	if out, err := inNS("lab-cgw", "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=1"); err != nil {
-		t.Fatalf("%v: %s", err, out)
-	}
 
 	t.Run("ECMPSpreadsThenTunnel1DropsToTunnel2", func(t *testing.T) {
 		fmConfig(t, base, [2]string{"  - name: vpn1\n", "  - name: vpn1\n    mode: ecmp\n"})
 		lab(t, "start-cgwd")
+		// With mode ecmp, cgwd hashes multipath on ports too, so that flows
+		// from one host spread over the tunnels.
+		if out, _ := inNS("lab-cgw", "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); strings.TrimSpace(out) != "1" {
+			t.Errorf("fib_multipath_hash_policy = %q, want 1 (set by cgwd for mode ecmp)", strings.TrimSpace(out))
+		}
 		lab(t, "wait-bgp")
 		waitDev(t, 30*time.Second, "dx0")
 		fmAllVia(t, 5*time.Second, "dx0")
