@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -124,6 +125,13 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 	d.mu.Lock()
 	d.cfg = newCfg
 	d.mu.Unlock()
+	if len(changes) > 0 && newCfg.Firewall.Enabled {
+		// Endpoints, ports or MTUs may have changed: rebuild the table (one
+		// atomic batch replacing the old one).
+		if _, err := firewall.InstallConfig(newCfg); err != nil {
+			errs = append(errs, fmt.Errorf("reload: firewall: %w", err))
+		}
+	}
 	d.log.Info("reload: applied", "tunnels_changed", len(changes))
 	return errors.Join(errs...)
 }
@@ -145,6 +153,7 @@ func restartFields(a, b *config.Config) []string {
 	check("log", a.Log, b.Log)
 	check("bgp", a.BGP, b.BGP)
 	check("failover", a.Failover, b.Failover)
+	check("firewall", a.Firewall, b.Firewall)
 	check("direct_connect", a.DirectConnect, b.DirectConnect)
 	if len(a.VPN) != len(b.VPN) {
 		return append(diff, "vpn (number of connections)")

@@ -131,6 +131,9 @@ func testReload(t *testing.T) {
 		if n := strings.Count(string(logs), `msg="tunnel started" vpn=vpn1 tunnel=cgw-t1`); n != t1Starts {
 			t.Errorf("cgw-t1 was restarted by a change to cgw-t2 only")
 		}
+		if out, err := inNS("lab-cgw", "nft", "list", "table", "inet", "cgwd"); err != nil || !strings.Contains(out, "cgw-t2") {
+			t.Errorf("firewall table after the reload: %v\n%s", err, out)
+		}
 		out, _ := inNS("lab-cgw", "wg", "show", "cgw-t2", "persistent-keepalive")
 		if !strings.Contains(out, "\t7") {
 			t.Errorf("cgw-t2 keepalive after reload: %q, want 7", out)
