@@ -134,6 +134,11 @@ cmd_up() {
 	genkeys
 	aws_wg aws-t1 169.254.10.1/30 51820 cgw-t1
 	aws_wg aws-t2 169.254.11.1/30 51821 cgw-t2
+	# Both wireguard-go peers share lab-aws and would answer from its primary
+	# address; route tunnel 2's endpoint (source port 51821) with 203.0.113.20
+	# as its source, as AWS's second endpoint does.
+	in_ns lab-aws ip route add 198.51.100.0/24 via 203.0.113.1 src 203.0.113.20 table 102
+	in_ns lab-aws ip rule add ipproto udp sport 51821 lookup 102 priority 100
 
 	sed -e "s|@LAB_STATE@|$LAB_STATE|g" \
 		-e "s|@AWS_T1_PUB@|$(pub aws-t1)|" -e "s|@AWS_T2_PUB@|$(pub aws-t2)|" \

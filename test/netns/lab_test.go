@@ -238,6 +238,11 @@ func TestWireGuardLab(t *testing.T) {
 				t.Errorf("wg show cgw-t1 lacks %q:\n%s", want, out)
 			}
 		}
+		// Tunnel 2's AWS endpoint answers from its own address, so cgwd's peer
+		// endpoint does not roam to tunnel 1's.
+		if out2, _ := inNS("lab-cgw", "wg", "show", "cgw-t2", "endpoints"); !strings.Contains(out2, "203.0.113.20:51821") {
+			t.Errorf("cgw-t2 endpoint %q, want 203.0.113.20:51821", strings.TrimSpace(out2))
+		}
 		if strings.Contains(out, "private key: ") && !strings.Contains(out, "private key: (hidden)") {
 			t.Error("wg show printed the private key")
 		}
