@@ -103,6 +103,8 @@ type Tunnel struct {
 	BGP PeerBGP `yaml:"bgp"`
 	// BFD checks the tunnel toward the AWS inside address (off by default).
 	BFD BFD `yaml:"bfd"`
+	// Probe checks the tunnel with ICMP echo (on by default unless BFD is).
+	Probe Probe `yaml:"probe"`
 }
 
 // Outside holds a tunnel's outside (underlay) addresses.
@@ -212,6 +214,7 @@ func (c *Config) applyDefaults() {
 			}
 			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1)
 			t.BFD.applyDefaults(false)
+			t.Probe.applyDefaults(!t.BFD.On())
 			if w := t.WireGuard; w != nil {
 				if w.ListenPort == 0 {
 					w.ListenPort = DefaultWireGuardPort + j

@@ -66,3 +66,46 @@ func (v *validator) failover(f *Failover) {
 		v.add("failover.hold_down", "must not be negative")
 	}
 }
+
+// Probe configures ICMP echo probes across a tunnel to the AWS inside
+// address, the health check of tunnels without BFD (AWS VPN has none).
+type Probe struct {
+	// Enabled defaults to true on tunnels without BFD.
+	Enabled *bool `yaml:"enabled"`
+	// Interval between probes (default 1s).
+	Interval Duration `yaml:"interval"`
+	// LossThreshold lost probes in a row take the tunnel down (default 3).
+	LossThreshold int `yaml:"loss_threshold"`
+	// Recovery answered probes in a row bring it back (default 3).
+	Recovery int `yaml:"recovery"`
+}
+
+// On reports whether probes run.
+func (p *Probe) On() bool { return p.Enabled != nil && *p.Enabled }
+
+func (p *Probe) applyDefaults(enabled bool) {
+	if p.Enabled == nil {
+		p.Enabled = &enabled
+	}
+	if p.Interval == 0 {
+		p.Interval = Duration(time.Second)
+	}
+	if p.LossThreshold == 0 {
+		p.LossThreshold = 3
+	}
+	if p.Recovery == 0 {
+		p.Recovery = 3
+	}
+}
+
+func (v *validator) probe(field string, p *Probe) {
+	if p.Interval < Duration(10*time.Millisecond) || p.Interval > Duration(60*time.Second) {
+		v.add(field+".interval", "%v is outside 10ms-60s", time.Duration(p.Interval))
+	}
+	if p.LossThreshold < 1 || p.LossThreshold > 100 {
+		v.add(field+".loss_threshold", "%d is outside 1-100", p.LossThreshold)
+	}
+	if p.Recovery < 1 || p.Recovery > 100 {
+		v.add(field+".recovery", "%d is outside 1-100", p.Recovery)
+	}
+}

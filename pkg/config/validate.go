@@ -172,6 +172,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 	}
 	v.peerBGP(field+".bgp", &t.BGP)
 	v.bfd(field+".bfd", &t.BFD)
+	v.probe(field+".probe", &t.Probe)
 	v.inside(field+".inside", t.Inside, insides)
 	switch t.Kind {
 	case "wireguard":

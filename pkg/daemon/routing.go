@@ -10,6 +10,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
+	"github.com/cgwd/cgwd/pkg/probe"
 )
 
 // linkLocal is never accepted from AWS: it holds the tunnels' inside addresses.
@@ -56,7 +57,15 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 				return bc, fc, fo, err
 			}
 			bc.Peers = append(bc.Peers, pc)
-			fo.Paths = append(fo.Paths, pathHealth(t.Name, "tunnel", v.Name, t.Name, pc, &t.BFD, log))
+			ph := pathHealth(t.Name, "tunnel", v.Name, t.Name, pc, &t.BFD, log)
+			if ph.BFD == nil && t.Probe.On() {
+				ph.Probe = &probe.Config{
+					Local: pc.LocalAddress, Peer: pc.Address, ID: uint16(0xC600 + len(fo.Paths)),
+					Interval: time.Duration(t.Probe.Interval), LossThreshold: t.Probe.LossThreshold,
+					Recovery: t.Probe.Recovery, Logger: log.With("component", "probe", "path", t.Name),
+				}
+			}
+			fo.Paths = append(fo.Paths, ph)
 			rank := i + 1 // active/standby: tunnel 1, then tunnel 2
 			if v.Mode == config.ModeECMP {
 				rank = 1

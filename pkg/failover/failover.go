@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cgwd/cgwd/pkg/bfd"
+	"github.com/cgwd/cgwd/pkg/probe"
 )
 
 // Programmer is the route programmer (pkg/fib) as failover sees it.
@@ -42,6 +43,8 @@ type PathConfig struct {
 	// BFD, when set, checks the path; without it the path's health is its
 	// BGP session alone.
 	BFD *bfd.Config
+	// Probe, when set (and BFD is not), checks the path with ICMP echo.
+	Probe *probe.Config
 	// ResetBGPOnDown tears the path's BGP session down when BFD goes down.
 	ResetBGPOnDown bool
 }
@@ -57,6 +60,7 @@ type Config struct {
 type pathState struct {
 	cfg       PathConfig
 	session   *bfd.Session
+	prober    *probe.Prober
 	healthy   bool // BFD up (or no BFD)
 	bgpUp     bool
 	usable    bool
@@ -91,6 +95,9 @@ type Manager struct {
 	duration  prometheus.Histogram
 	active    *prometheus.GaugeVec
 	bfdUp     *prometheus.GaugeVec
+	probeRTT  *prometheus.HistogramVec
+	probeLoss *prometheus.GaugeVec
+	probeJit  *prometheus.GaugeVec
 }
 
 // New returns a manager; call Start.
@@ -116,9 +123,19 @@ func New(cfg Config) *Manager {
 		bfdUp: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cgwd_bfd_session_up", Help: "Whether the path's BFD session is Up (1) or not (0).",
 		}, []string{"path", "peer"}),
+		probeRTT: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cgwd_probe_rtt_seconds", Help: "Round-trip time of ICMP probes across the tunnel.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}, []string{"vpn", "path"}),
+		probeLoss: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cgwd_probe_loss_ratio", Help: "Share of the recent probes (the prober's window) that were lost.",
+		}, []string{"vpn", "path"}),
+		probeJit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "cgwd_probe_jitter_seconds", Help: "Smoothed difference of consecutive probe RTTs.",
+		}, []string{"vpn", "path"}),
 	}
 	for _, p := range cfg.Paths {
-		m.paths[p.Name] = &pathState{cfg: p, healthy: p.BFD == nil}
+		m.paths[p.Name] = &pathState{cfg: p, healthy: p.BFD == nil && p.Probe == nil}
 		m.order = append(m.order, p.Name)
 	}
 	return m
@@ -126,7 +143,7 @@ func New(cfg Config) *Manager {
 
 // Collectors are the manager's metrics, for registration.
 func (m *Manager) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp}
+	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp, m.probeRTT, m.probeLoss, m.probeJit}
 }
 
 // BGPState reports a path's BGP session state; call it from BGP's peer events.
@@ -156,6 +173,12 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 	for _, name := range m.order {
 		p := m.paths[name]
 		m.fib.SetUsable(name, false)
+		if p.cfg.BFD == nil && p.cfg.Probe != nil {
+			if err := m.startProbe(ctx, name, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if p.cfg.BFD == nil {
 			continue
 		}
@@ -181,6 +204,31 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 		m.run(ctx)
 	}()
 	return ch, nil
+}
+
+// startProbe starts ICMP probes on a path; their verdicts are health events.
+func (m *Manager) startProbe(ctx context.Context, name string, p *pathState) error {
+	pc := *p.cfg.Probe
+	vpn := p.cfg.VPN
+	pc.OnChange = func(up bool, at time.Time) {
+		m.send(event{path: name, health: &up, at: at, reason: reason("probe", up)})
+	}
+	pc.OnResult = func(rtt time.Duration, lost bool, st probe.Stats) {
+		if !lost {
+			m.probeRTT.WithLabelValues(vpn, name).Observe(rtt.Seconds())
+		}
+		m.probeLoss.WithLabelValues(vpn, name).Set(st.LossRatio)
+		m.probeJit.WithLabelValues(vpn, name).Set(st.Jitter.Seconds())
+	}
+	pr, err := probe.New(pc)
+	if err != nil {
+		return fmt.Errorf("failover: path %s: %w", name, err)
+	}
+	if err := pr.Start(ctx); err != nil {
+		return fmt.Errorf("failover: path %s: %w", name, err)
+	}
+	p.prober = pr
+	return nil
 }
 
 func (m *Manager) run(ctx context.Context) {
@@ -357,6 +405,14 @@ func (m *Manager) Status() []PathStatus {
 			st := p.session.Status()
 			ps.Health = "bfd " + st.State.String()
 			ps.Peer = st.Peer.String()
+		}
+		if p.prober != nil {
+			st := p.prober.Stats()
+			verdict := "down"
+			if st.Up {
+				verdict = "up"
+			}
+			ps.Health = fmt.Sprintf("probe %s rtt %v loss %.0f%%", verdict, st.LastRTT.Round(time.Microsecond), st.LossRatio*100)
 		}
 		out = append(out, ps)
 	}
