@@ -80,6 +80,8 @@ type Kernel interface {
 	ReplaceGroup(id uint32, members []uint32) error
 	// DeleteNexthops removes nexthop objects (groups first).
 	DeleteNexthops(ids []uint32) error
+	// Groups lists the IDs of the nexthop groups of the FIB's protocol.
+	Groups() ([]uint32, error)
 }
 
 // Nexthop object IDs cgwd uses: one per path, one per group, one blackhole.
@@ -122,6 +124,7 @@ type FIB struct {
 	groupID      map[uint64]uint32          // path set -> group object
 	groupIn      map[uint32][]uint32        // group -> members in the kernel
 	nextGroup    uint32
+	orphans      map[uint32]bool // groups left by a previous run
 	dirtyGroups  bool
 	nexthopsLost bool
 }
@@ -170,6 +173,16 @@ func (f *FIB) adopt() error {
 	existing, err := f.kernel.List()
 	if err != nil {
 		return fmt.Errorf("fib: list kernel routes: %w", err)
+	}
+	if f.groups {
+		ids, err := f.kernel.Groups()
+		if err != nil {
+			return fmt.Errorf("fib: list nexthop groups: %w", err)
+		}
+		f.orphans = map[uint32]bool{}
+		for _, id := range ids {
+			f.orphans[id] = true // adopted routes may use them until re-learned
+		}
 	}
 	until := time.Now().Add(f.cfg.StaleTime)
 	for _, r := range existing {
@@ -340,8 +353,13 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 	if f.groups {
 		id, known := f.groupID[set]
 		if !known {
-			id = nhGroupBase + f.nextGroup
-			f.nextGroup = (f.nextGroup + 1) % 0xE000
+			for {
+				id = nhGroupBase + f.nextGroup
+				f.nextGroup = (f.nextGroup + 1) % 0xE000
+				if !f.orphans[id] {
+					break
+				}
+			}
 			f.groupID[set] = id
 			f.dirtyGroups = true
 		}
@@ -572,6 +590,12 @@ func (f *FIB) collectGroups() {
 			delete(f.groupIn, id)
 		}
 	}
+	for id := range f.orphans {
+		if !used[id] {
+			unused = append(unused, id)
+			delete(f.orphans, id)
+		}
+	}
 	f.mu.Unlock()
 	if len(unused) == 0 {
 		return
@@ -618,6 +642,9 @@ func (f *FIB) removeAll() {
 		f.mu.Lock()
 		ids := make([]uint32, 0, len(f.groupID)+len(f.paths)+1)
 		for _, id := range f.groupID {
+			ids = append(ids, id)
+		}
+		for id := range f.orphans {
 			ids = append(ids, id)
 		}
 		f.mu.Unlock()

@@ -84,6 +84,18 @@ func (k *fakeKernel) ReplaceGroup(id uint32, members []uint32) error {
 	return nil
 }
 
+func (k *fakeKernel) Groups() ([]uint32, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var ids []uint32
+	for id, m := range k.members {
+		if len(m) > 0 {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
 func (k *fakeKernel) DeleteNexthops(ids []uint32) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -338,4 +350,44 @@ func TestECMPSelectsEveryUsableTunnelOfEqualRank(t *testing.T) {
 		t.Errorf("after tunnel 1 failed, group = %v", m)
 	}
 	k.mu.Unlock()
+}
+
+func TestRestartAdoptsGroupsAndCollectsThemOnceUnused(t *testing.T) {
+	k := newFakeKernel()
+	k.groups = true
+	// A previous run left a route on its group 0x63771005 (DX).
+	k.nexthops[nhPathBase] = Route{Link: "dx0", Gateway: dxGw}
+	old := uint32(nhGroupBase + 5)
+	k.members[old] = []uint32{nhPathBase}
+	k.routes[vpc] = Route{Prefix: vpc, NexthopID: old}
+
+	f, cancel, done := start(t, k, time.Hour)
+	defer func() { cancel(); <-done }()
+	if r, ok := k.get(vpc); !ok || r.Link != "dx0" {
+		t.Fatalf("adopted route lost at start: %v %v", r, ok)
+	}
+	f.Add(vpc, "dx1", dxGw) // re-learned: moves to a group of this run
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		k.mu.Lock()
+		id := k.routes[vpc].NexthopID
+		k.mu.Unlock()
+		if id != old && id != 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("route never moved to a group of this run")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.reconcile()
+	k.mu.Lock()
+	_, left := k.members[old]
+	k.mu.Unlock()
+	if left {
+		t.Error("the previous run's group was not collected once unused")
+	}
+	if r, _ := k.get(vpc); r.Link != "dx0" {
+		t.Errorf("route via %s, want dx0", r.Link)
+	}
 }

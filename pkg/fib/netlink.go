@@ -142,3 +142,19 @@ func (k *netlinkKernel) DeleteNexthops(ids []uint32) error {
 	}
 	return first
 }
+
+func (k *netlinkKernel) Groups() ([]uint32, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	all, err := k.h.List()
+	if err != nil {
+		return nil, err
+	}
+	var ids []uint32
+	for _, n := range all {
+		if len(n.Group) > 0 && n.Protocol == k.protocol {
+			ids = append(ids, n.ID)
+		}
+	}
+	return ids, nil
+}

@@ -175,7 +175,7 @@ cmd_wait_bgp() {
 
 cmd_start_cgwd() {
 	start_bg cgwd lab-cgw "$BIN/cgwd" run -c "$LAB_STATE/cgwd.yaml"
-	wait_for "cgwd control socket" 10 test -S "$LAB_STATE/cgwd.sock" || { cat "$LAB_STATE/logs/cgwd.log" >&2; return 1; }
+	wait_for "cgwd to answer on its control socket" 10 "$BIN/cgwd" status -s "$LAB_STATE/cgwd.sock" || { cat "$LAB_STATE/logs/cgwd.log" >&2; return 1; }
 	log "cgwd running, pid $(cat "$LAB_STATE/pids/cgwd.pid")"
 }
 
