@@ -43,7 +43,8 @@ lab: deps build
 	else echo '== wg show cgw-t1 (stock wg against cgwd)'; ip netns exec lab-cgw wg show cgw-t1; fi
 	@echo; echo '== gobgp neighbor (stock gobgp CLI against cgwd)'; ip netns exec lab-cgw $(BIN)/gobgp -u 127.0.0.1 -p 50051 neighbor
 	@echo; echo '== birdc show protocols (BIRD, the AWS side)'; birdc -s /run/cgwd-lab/bird-aws.ctl show protocols
-	@echo; echo '== routes cgwd programmed in lab-cgw (proto 200)'; ip netns exec lab-cgw ip route show proto 200
+	@echo; echo '== routes cgwd programmed in lab-cgw (proto 200), their nexthop groups, and where packets go'
+	@ip netns exec lab-cgw ip route show proto 200; ip netns exec lab-cgw ip nexthop show; ip netns exec lab-cgw ip route get 10.200.0.10
 	@echo; echo '== ping lab-onprem -> lab-vpc'; ip netns exec lab-onprem ping -c 3 -i 0.2 10.200.0.10
 	@echo; echo 'lab is up; cgwd log: /run/cgwd-lab/logs/cgwd.log; remove it with: make lab-down'
 
