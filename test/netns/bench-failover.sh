@@ -34,32 +34,10 @@ PY=/usr/bin/python3
 DETECT_MS=$((BFD_MS * 3))
 
 log() { printf 'bench-failover: %s\n' "$*" >&2; }
+. "$HERE/lib.sh"
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 WORK=$(mktemp -d)
 trap cleanup EXIT
-
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll every 0.2 s, bounded.
-wait_for() {
-	local what=$1 timeout=$2; shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ((SECONDS >= deadline)); then
-			log "timed out after ${timeout}s waiting for $what"
-			return 1
-		fi
-		sleep 0.2
-	done
-}
-
-# start_bg NAME NS COMMAND...: like lab.sh, so that `lab.sh down` kills it by PID.
-start_bg() {
-	local name=$1 ns=$2; shift 2
-	mkdir -p "$LAB_STATE/pids" "$LAB_STATE/logs"
-	ip netns exec "$ns" "$@" >"$LAB_STATE/logs/$name.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-	echo $! >"$LAB_STATE/pids/$name.pid"
-}
 
 # The stream: `udpgap.py rx PORT SECONDS NDEST` in lab-vpc, `udpgap.py tx
 # DST,DST.. PORT PPS SECONDS` in lab-onprem. Payload: destination index, sequence.

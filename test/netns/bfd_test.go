@@ -7,14 +7,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/cgwd/cgwd/pkg/bfd"
 )
@@ -143,23 +140,7 @@ func birdBFDState(ctl string) (string, error) {
 
 // startInNS starts s with its sockets created inside namespace ns.
 func startInNS(ctx context.Context, s *bfd.Session, ns string) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return s.Start(ctx)
+	return inNetns(ns, func() error { return s.Start(ctx) })
 }
 
 func TestBFDInteropWithBird(t *testing.T) {

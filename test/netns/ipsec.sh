@@ -39,30 +39,7 @@ DH=modp2048-modp3072-modp4096-ecp256-ecp384-ecp521
 : "${AWS_CHILD_LIFETIME:=3600s}"
 
 log() { printf 'ipsec: %s\n' "$*" >&2; }
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-wait_for() {
-	local what=$1 timeout=$2; shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ((SECONDS >= deadline)); then
-			log "timed out after ${timeout}s waiting for $what"
-			return 1
-		fi
-		sleep 0.1
-	done
-}
-
-kill_pidfile() {
-	local f=$1 pid
-	pid=$(cat "$f" 2>/dev/null) || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$f"
-}
+. "$HERE/lib.sh"
 
 dir() { echo "$LAB_STATE/aws-t$1"; }
 uri() { echo "unix://$(dir "$1")/run/charon.vici"; }

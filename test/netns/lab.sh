@@ -20,41 +20,7 @@ NAMESPACES=(lab-onprem lab-cgw lab-inet lab-aws lab-vpc)
 WG_SOCKETS=(cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
-in_ns() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
-
-# wait_for DESCRIPTION TIMEOUT_S COMMAND...: poll every 0.1 s until COMMAND succeeds.
-wait_for() {
-	local what=$1 timeout=$2; shift 2
-	local deadline=$((SECONDS + timeout))
-	until "$@" >/dev/null 2>&1; do
-		if ((SECONDS >= deadline)); then
-			log "timed out after ${timeout}s waiting for $what"
-			return 1
-		fi
-		sleep 0.1
-	done
-}
-
-# start_bg NAME NS COMMAND...: start COMMAND in NS in the background, record its PID.
-start_bg() {
-	local name=$1 ns=$2; shift 2
-	mkdir -p "$LAB_STATE/pids" "$LAB_STATE/logs"
-	# Close inherited descriptors 3-9 (e.g. a caller's `flock` lock), so that a
-	# long-running daemon never holds the caller's lock.
-	ip netns exec "$ns" "$@" >"$LAB_STATE/logs/$name.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-	echo $! >"$LAB_STATE/pids/$name.pid"
-}
-
-kill_pidfile() {
-	local f=$1 pid
-	pid=$(cat "$f" 2>/dev/null) || return 0
-	if kill -0 "$pid" 2>/dev/null; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
-	fi
-	rm -f "$f"
-}
+. "$HERE/lib.sh"
 
 veth() { # veth NS1 IF1 NS2 IF2
 	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
