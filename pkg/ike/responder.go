@@ -2,10 +2,35 @@ package ike
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"time"
 )
+
+// underLoad records an IKE_SA_INIT request and reports whether more than
+// CookieThreshold arrived within the last second.
+func (s *Session) underLoad(now time.Time) bool {
+	keep := s.initArrivals[:0]
+	for _, t := range s.initArrivals {
+		if now.Sub(t) < time.Second {
+			keep = append(keep, t)
+		}
+	}
+	s.initArrivals = append(keep, now)
+	return s.cfg.CookieThreshold < 0 || len(s.initArrivals) > s.cfg.CookieThreshold
+}
+
+// cookie is RFC 7296 2.6's stateless cookie: a version byte and
+// HMAC-SHA256(secret, Ni | IPi | SPIi), truncated to 16 bytes.
+func (s *Session) cookie(ni []byte, spiI uint64) []byte {
+	mac := hmac.New(sha256.New, s.cookieSecret[:])
+	mac.Write(ni)
+	mac.Write(s.cfg.Remote.AsSlice())
+	mac.Write(binary.BigEndian.AppendUint64(nil, spiI))
+	return append([]byte{1}, mac.Sum(nil)[:16]...)
+}
 
 // handleInitRequest answers a peer's IKE_SA_INIT.
 func (s *Session) handleInitRequest(h Header, p packet) {
@@ -31,6 +56,14 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 	if spa == nil || ke == nil || ni == nil {
 		refuse(&Notify{NotifyType: NInvalidSyntax})
 		return
+	}
+	if s.underLoad(time.Now()) {
+		want := s.cookie(ni.Data, h.SPIi)
+		if got := m.Notify(NCookie); got == nil || !hmac.Equal(got.Data, want) {
+			s.log.Info("IKE_SA_INIT requests above the cookie threshold: asking the peer for a COOKIE")
+			refuse(&Notify{NotifyType: NCookie, Data: want})
+			return
+		}
 	}
 	chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
 	if !ok {

@@ -46,7 +46,11 @@ type Config struct {
 	ForceEncap bool
 	// ReplayWindow of the inbound ESP SAs.
 	ReplayWindow int
-	Logger       *slog.Logger
+	// CookieThreshold is how many IKE_SA_INIT requests in one second make
+	// the responder ask for a COOKIE first (RFC 7296 2.6), so that a flood
+	// costs no Diffie-Hellman; 0 means 10, a negative value always asks.
+	CookieThreshold int
+	Logger          *slog.Logger
 }
 
 // Transport sends IKE messages to the peer: natt messages from port 4500
@@ -126,6 +130,9 @@ type Session struct {
 	retryAt  time.Time
 	failures int
 	start    time.Time // when the current attempt began
+
+	cookieSecret [32]byte
+	initArrivals []time.Time // IKE_SA_INIT requests of the last second
 }
 
 type packet struct {
@@ -230,7 +237,13 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	if log == nil {
 		log = slog.Default()
 	}
+	if cfg.CookieThreshold == 0 {
+		cfg.CookieThreshold = 10
+	}
 	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64)}
+	if _, err := rand.Read(s.cookieSecret[:]); err != nil {
+		return nil, fmt.Errorf("ike: cookie secret: %w", err)
+	}
 	s.status.State = "connecting"
 	return s, nil
 }
@@ -645,14 +658,18 @@ func firstDH(ps []Proposal) uint16 {
 }
 
 func (s *Session) sendInit(sa *ikeSA) {
-	var err error
-	if sa.dh, err = newDH(sa.group); err != nil {
-		s.fail("cannot make DH key", "group", sa.group, "err", err)
-		s.sa = nil
-		s.scheduleRetry(false)
-		return
+	// A retry with a COOKIE resends the request unchanged (RFC 7296 2.6):
+	// the responder's cookie is bound to our nonce and SPI.
+	if sa.cookie == nil || sa.dh == nil {
+		var err error
+		if sa.dh, err = newDH(sa.group); err != nil {
+			s.fail("cannot make DH key", "group", sa.group, "err", err)
+			s.sa = nil
+			s.scheduleRetry(false)
+			return
+		}
+		sa.ni = nonce()
 	}
-	sa.ni = nonce()
 	var ps []Payload
 	if sa.cookie != nil {
 		ps = append(ps, &Notify{NotifyType: NCookie, Data: sa.cookie})
@@ -691,6 +708,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 		if offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) && g != sa.group {
 			s.log.Info("peer wants another DH group; retrying", "group", g)
 			sa.group = g
+			sa.dh = nil // a new key for the new group
 			s.sendInit(sa)
 			return
 		}

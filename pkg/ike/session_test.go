@@ -1,6 +1,7 @@
 package ike
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/netip"
@@ -134,6 +135,44 @@ func TestEstablishEverySuite(t *testing.T) {
 				t.Fatalf("initiator status %+v", st)
 			}
 		})
+	}
+}
+
+func TestResponderAsksForCookieUnderLoad(t *testing.T) {
+	ci := cfg("198.51.100.2", "203.0.113.10", "k", DefaultIKEProposal, DefaultESPProposal, true)
+	cr := cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false)
+	cr.CookieThreshold = -1 // as if flooded: every IKE_SA_INIT must bring a cookie
+	a, b := pairUp(t, ci, cr)
+	waitFor(t, 10*time.Second, "child SAs after the cookie round trip", func() bool { return up(a, b) })
+	if st := a.s.Status(); st.State != "established" {
+		t.Fatalf("initiator status %+v", st)
+	}
+}
+
+func TestCookieBindsNonceAndSPI(t *testing.T) {
+	s, err := NewSession(cfg("203.0.113.10", "198.51.100.2", "k", DefaultIKEProposal, DefaultESPProposal, false), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.cookie([]byte("nonce-1"), 1)
+	if !bytes.Equal(c, s.cookie([]byte("nonce-1"), 1)) {
+		t.Fatal("cookie not deterministic for the same request")
+	}
+	if bytes.Equal(c, s.cookie([]byte("nonce-2"), 1)) || bytes.Equal(c, s.cookie([]byte("nonce-1"), 2)) {
+		t.Fatal("cookie does not depend on the nonce and the SPI")
+	}
+	base := time.Unix(1000, 0)
+	s.cfg.CookieThreshold = 3
+	for i := 0; i < 3; i++ {
+		if s.underLoad(base.Add(time.Duration(i) * 100 * time.Millisecond)) {
+			t.Fatalf("under load after %d requests, threshold 3", i+1)
+		}
+	}
+	if !s.underLoad(base.Add(300 * time.Millisecond)) {
+		t.Fatal("not under load after 4 requests in a second")
+	}
+	if s.underLoad(base.Add(5 * time.Second)) {
+		t.Fatal("still under load after a quiet second")
 	}
 }
 
