@@ -678,12 +678,20 @@ func (f *FIB) Active() map[string]bool {
 	return out
 }
 
-// groupSets lists the distinct path sets of the known prefixes. Called with f.mu held.
+// groupSets lists the distinct path sets of the known prefixes (with groups:
+// of the groups installed routes use, not those awaiting collection).
+// Called with f.mu held.
 func (f *FIB) groupSets() []uint64 {
 	if f.groups {
+		used := map[uint32]bool{}
+		for _, r := range f.installed {
+			used[r.NexthopID] = true
+		}
 		out := make([]uint64, 0, len(f.groupID))
-		for set := range f.groupID {
-			out = append(out, set)
+		for set, id := range f.groupID {
+			if used[id] {
+				out = append(out, set)
+			}
 		}
 		return out
 	}

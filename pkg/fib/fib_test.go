@@ -278,6 +278,9 @@ func TestGroupModeFailoverIsOneGroupReplace(t *testing.T) {
 	for _, p := range prefixes {
 		waitRoute(t, k, p, Route{Prefix: p, Link: "dx0", Gateway: dxGw}, true)
 	}
+	if act := f.Active(); !act["dx1"] || act["cgw-t1"] || act["cgw-t2"] {
+		t.Errorf("active = %v, want only dx1 (sets seen while paths came up are not in use)", act)
+	}
 	f.reconcile() // collects the groups of the sets seen while paths were added one by one
 	k.mu.Lock()
 	before := k.replaces
@@ -308,8 +311,8 @@ func TestGroupModeFailoverIsOneGroupReplace(t *testing.T) {
 	if got := f.Counters.Programmed.Load() - ops; got != 0 {
 		t.Errorf("%d route rewrites on failover, want 0", got)
 	}
-	if !f.Active()["cgw-t1"] || f.Active()["dx1"] {
-		t.Errorf("active = %v", f.Active())
+	if act := f.Active(); !act["cgw-t1"] || act["dx1"] || act["cgw-t2"] {
+		t.Errorf("active = %v, want only cgw-t1", act)
 	}
 	f.SetUsable("cgw-t1", false)
 	f.SetUsable("cgw-t2", false)

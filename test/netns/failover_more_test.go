@@ -1,11 +1,9 @@
 package netns
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"regexp"
 	"sort"
@@ -129,112 +127,6 @@ func fmAllVia(t *testing.T, timeout time.Duration, devs ...string) {
 	})
 }
 
-// flowReport is what the receiver of a many-flow stream saw.
-type flowReport struct {
-	Sent, Received int
-	// WorstFlowGap is the longest gap between consecutive arrivals of any one flow.
-	WorstFlowGap time.Duration
-}
-
-func (r flowReport) String() string {
-	return fmt.Sprintf("sent %d, received %d, worst per-flow gap %v", r.Sent, r.Received, r.WorstFlowGap)
-}
-
-// fmStreamFlows sends pps UDP packets/s from lab-onprem to 10.200.0.10,
-// round-robin over flows sockets (each its own source port, so ECMP hashing
-// spreads them), for d; it runs during() at the given offset and reports the
-// longest gap any single flow saw at the receiver.
-func fmStreamFlows(t *testing.T, flows, pps int, d, at time.Duration, during func()) flowReport {
-	t.Helper()
-	const dst = "10.200.0.10:9001"
-	var rx *net.UDPConn
-	if err := inNetns("lab-vpc", func() (err error) {
-		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.200.0.10"), Port: 9001})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer rx.Close()
-	_ = rx.SetReadBuffer(4 << 20)
-	txs := make([]net.Conn, flows)
-	for i := range txs {
-		if err := inNetns("lab-onprem", func() (err error) {
-			txs[i], err = net.Dial("udp4", dst)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer txs[i].Close()
-	}
-
-	type result struct {
-		rep flowReport
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var rep flowReport
-		last := make([]time.Time, flows)
-		buf := make([]byte, 64)
-		deadline := time.Now().Add(d + 2*time.Second)
-		for {
-			_ = rx.SetReadDeadline(deadline)
-			n, err := rx.Read(buf)
-			now := time.Now()
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				done <- result{rep: rep}
-				return
-			}
-			if err != nil {
-				done <- result{err: err}
-				return
-			}
-			if n < 8 {
-				continue
-			}
-			f := int(binary.BigEndian.Uint32(buf))
-			if f >= flows {
-				continue
-			}
-			if !last[f].IsZero() && now.Sub(last[f]) > rep.WorstFlowGap {
-				rep.WorstFlowGap = now.Sub(last[f])
-			}
-			last[f] = now
-			rep.Received++
-		}
-	}()
-
-	sent := make(chan int, 1)
-	go func() {
-		start := time.Now()
-		buf := make([]byte, 64)
-		seq, total := 0, int(d/time.Millisecond)*pps/1000
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for now := range tick.C {
-			due := min(total, int(now.Sub(start)*time.Duration(pps)/time.Second))
-			for ; seq < due; seq++ {
-				binary.BigEndian.PutUint32(buf, uint32(seq%flows))
-				binary.BigEndian.PutUint32(buf[4:], uint32(seq))
-				_, _ = txs[seq%flows].Write(buf) // a send error is a lost packet
-			}
-			if seq >= total {
-				break
-			}
-		}
-		sent <- seq
-	}()
-	time.Sleep(at) // the stream's schedule
-	during()
-	n := <-sent
-	res := <-done
-	if res.err != nil {
-		t.Fatalf("receiver: %v", res.err)
-	}
-	res.rep.Sent = n
-	return res.rep
-}
-
 // fmFailovers sums cgwd_failovers_total over all labels.
 func fmFailovers(t *testing.T) float64 {
 	t.Helper()
@@ -317,7 +209,7 @@ func TestFailoverMoreLab(t *testing.T) {
 		_, before[1] = fmLinkPackets(t, "lab-cgw", "cgw-t2")
 		before[2], _ = fmLinkPackets(t, "lab-aws", "aws-t1")
 		before[3], _ = fmLinkPackets(t, "lab-aws", "aws-t2")
-		rep := fmStreamFlows(t, 16, 1000, 3*time.Second, 0, func() {})
+		rep := streamFlows(t, 16, 1000, 3*time.Second, 0, func() {})
 		t.Logf("ECMP stream, 16 flows: %s", rep)
 		var after [4]uint64
 		_, after[0] = fmLinkPackets(t, "lab-cgw", "cgw-t1")
@@ -341,12 +233,12 @@ func TestFailoverMoreLab(t *testing.T) {
 		nft(t, "lab-aws", "add", "table", "inet", "cgwdtest_t1")
 		restore = append(restore, func() { nft(t, "lab-aws", "delete", "table", "inet", "cgwdtest_t1") })
 		nft(t, "lab-aws", "add", "chain", "inet", "cgwdtest_t1", "in", "{ type filter hook input priority -10; }")
-		rep = fmStreamFlows(t, 16, 1000, 6*time.Second, 2*time.Second, func() {
+		rep = streamFlows(t, 16, 1000, 6*time.Second, 2*time.Second, func() {
 			nft(t, "lab-aws", "add", "rule", "inet", "cgwdtest_t1", "in", "udp", "dport", "51820", "drop")
 		})
 		t.Logf("ECMP, tunnel 1 silent drop: %s", rep)
-		if rep.WorstFlowGap > detection+100*time.Millisecond {
-			t.Errorf("worst per-flow gap %v, want under detection %v + 100ms", rep.WorstFlowGap, detection)
+		if rep.LongestGap > detection+100*time.Millisecond {
+			t.Errorf("worst per-flow gap %v, want under detection %v + 100ms", rep.LongestGap, detection)
 		}
 		if rep.Received < rep.Sent*3/4 {
 			t.Errorf("stream mostly lost: %s", rep)

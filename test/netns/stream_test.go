@@ -38,39 +38,48 @@ func inNetns(ns string, fn func() error) error {
 // gapReport is what the receiver of a stream saw.
 type gapReport struct {
 	Sent, Received, Lost int
-	LongestGap           time.Duration
+	// LongestGap is the longest gap between consecutive arrivals of any one flow.
+	LongestGap time.Duration
 }
 
 func (r gapReport) String() string {
 	return fmt.Sprintf("sent %d, received %d, lost %d, longest gap %v", r.Sent, r.Received, r.Lost, r.LongestGap)
 }
 
-// stream sends UDP packets with sequence numbers from lab-onprem to lab-vpc
-// at 1,000 packets/s for 8 s, runs during() 2 s in, and reports the longest
-// gap between consecutive arrivals at the receiver.
+// stream sends one UDP flow from lab-onprem to lab-vpc at 1,000 packets/s
+// for 8 s, runs during() 2 s in, and reports the longest gap between
+// consecutive arrivals at the receiver.
 func stream(t *testing.T, during func()) gapReport {
 	t.Helper()
-	const (
-		pps      = 1000
-		duration = 8 * time.Second
-		dst      = "10.200.0.10:9000"
-	)
+	return streamFlows(t, 1, 1000, 8*time.Second, 2*time.Second, during)
+}
+
+// streamFlows sends pps UDP packets/s from lab-onprem to 10.200.0.10,
+// round-robin over flows sockets (each its own source port, so ECMP hashing
+// spreads them), for d; it runs during() at the given offset and reports the
+// longest gap any single flow saw at the receiver.
+func streamFlows(t *testing.T, flows, pps int, d, at time.Duration, during func()) gapReport {
+	t.Helper()
+	const dst = "10.200.0.10:9001"
 	var rx *net.UDPConn
 	if err := inNetns("lab-vpc", func() (err error) {
-		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.200.0.10"), Port: 9000})
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.200.0.10"), Port: 9001})
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
 	defer rx.Close()
-	var tx net.Conn
-	if err := inNetns("lab-onprem", func() (err error) {
-		tx, err = net.Dial("udp4", dst)
-		return err
-	}); err != nil {
-		t.Fatal(err)
+	_ = rx.SetReadBuffer(4 << 20)
+	txs := make([]net.Conn, flows)
+	for i := range txs {
+		if err := inNetns("lab-onprem", func() (err error) {
+			txs[i], err = net.Dial("udp4", dst)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		defer txs[i].Close()
 	}
-	defer tx.Close()
 
 	type result struct {
 		rep gapReport
@@ -79,9 +88,9 @@ func stream(t *testing.T, during func()) gapReport {
 	done := make(chan result, 1)
 	go func() {
 		var rep gapReport
-		var last time.Time
+		last := make([]time.Time, flows)
 		buf := make([]byte, 64)
-		deadline := time.Now().Add(duration + 2*time.Second)
+		deadline := time.Now().Add(d + 2*time.Second)
 		for {
 			_ = rx.SetReadDeadline(deadline)
 			n, err := rx.Read(buf)
@@ -97,44 +106,46 @@ func stream(t *testing.T, during func()) gapReport {
 			if n < 8 {
 				continue
 			}
-			if !last.IsZero() && now.Sub(last) > rep.LongestGap {
-				rep.LongestGap = now.Sub(last)
+			f := int(binary.BigEndian.Uint32(buf))
+			if f >= flows {
+				continue
 			}
-			last = now
+			if !last[f].IsZero() && now.Sub(last[f]) > rep.LongestGap {
+				rep.LongestGap = now.Sub(last[f])
+			}
+			last[f] = now
 			rep.Received++
-			if seq := int(binary.BigEndian.Uint64(buf)); seq+1 > rep.Sent {
-				rep.Sent = seq + 1
-			}
 		}
 	}()
 
-	sendDone := make(chan int, 1)
+	sent := make(chan int, 1)
 	go func() {
 		start := time.Now()
 		buf := make([]byte, 64)
-		seq := 0
-		tick := time.NewTicker(time.Second / pps)
+		seq, total := 0, int(d/time.Millisecond)*pps/1000
+		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
 		for now := range tick.C {
-			due := int(now.Sub(start) * pps / time.Second) // catch up after a late tick
-			for ; seq < due && seq < int(duration/time.Second)*pps; seq++ {
-				binary.BigEndian.PutUint64(buf, uint64(seq))
-				_, _ = tx.Write(buf) // a send error during the cut is a lost packet
+			due := min(total, int(now.Sub(start)*time.Duration(pps)/time.Second))
+			for ; seq < due; seq++ {
+				binary.BigEndian.PutUint32(buf, uint32(seq%flows))
+				binary.BigEndian.PutUint32(buf[4:], uint32(seq))
+				_, _ = txs[seq%flows].Write(buf) // a send error is a lost packet
 			}
-			if now.Sub(start) >= duration {
+			if seq >= total {
 				break
 			}
 		}
-		sendDone <- seq
+		sent <- seq
 	}()
-	time.Sleep(2 * time.Second)
+	time.Sleep(at) // the stream's schedule
 	during()
-	sent := <-sendDone
+	n := <-sent
 	res := <-done
 	if res.err != nil {
 		t.Fatalf("receiver: %v", res.err)
 	}
-	res.rep.Sent = sent
-	res.rep.Lost = sent - res.rep.Received
+	res.rep.Sent = n
+	res.rep.Lost = n - res.rep.Received
 	return res.rep
 }
