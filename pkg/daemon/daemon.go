@@ -202,7 +202,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			}
 		})
 	}
-	if err := d.startRouting(ctx, srvCtx, &wg, &stack); err != nil {
+	if err := d.startRouting(ctx, &stack); err != nil {
 		return err
 	}
 	d.log.Info("cgwd running", "version", version.String(), "tunnels", len(d.tunnels), "control_socket", d.cfg.ControlSocket)
@@ -214,9 +214,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	return nil
 }
 
-// startRouting starts the FIB, then the BGP speaker feeding it. Their undo
-// actions go on stack: BGP stops first, then the FIB removes its routes.
-func (d *Daemon) startRouting(ctx, srvCtx context.Context, wg *sync.WaitGroup, stack *[]func()) error {
+// startRouting starts the FIB, the failover manager driving it and the BGP
+// speaker feeding both. Their undo actions go on stack, so they stop in
+// reverse: BGP, failover, then the FIB, which removes its routes.
+func (d *Daemon) startRouting(ctx context.Context, stack *[]func()) error {
 	if d.ecmp() {
 		// Linux hashes multipath routes on addresses only by default, which puts
 		// every flow between two hosts on one tunnel; hash on ports too (L4).
