@@ -200,9 +200,14 @@ func testBGP(t *testing.T) {
 			t.Error("flood prefixes were installed")
 		}
 		birdc(t, "disable", "flood")
-		eventually(t, 40*time.Second, "cgw-t1 re-established", func() error {
+		eventually(t, 40*time.Second, "cgw-t1 re-established on both sides", func() error {
 			if !birdEstablished(t, "aws_t1") {
-				return fmt.Errorf("aws_t1 not Established")
+				return fmt.Errorf("aws_t1 not Established in BIRD")
+			}
+			for _, p := range status(t).BGP {
+				if p.Name == "cgw-t1" && !p.Up {
+					return fmt.Errorf("cgw-t1 %s in cgwd", p.State)
+				}
 			}
 			return nil
 		})
