@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -286,20 +285,7 @@ func TestFirewallLab(t *testing.T) {
 	})
 
 	t.Run("SIGTERMRemovesTable", func(t *testing.T) {
-		pidb, err := os.ReadFile(labState + "/pids/cgwd.pid")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 10*time.Second, "cgwd exits", func() error {
-			if err := syscall.Kill(pid, 0); err == nil {
-				return fmt.Errorf("pid %d still running", pid)
-			}
-			return nil
-		})
+		stopCgwd(t)
 		if out, _ := inNS("lab-cgw", "nft", "list", "tables"); strings.Contains(out, "cgwd") {
 			t.Errorf("table left after SIGTERM:\n%s", out)
 		}

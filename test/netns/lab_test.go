@@ -272,20 +272,7 @@ func TestWireGuardLab(t *testing.T) {
 	testReload(t)
 
 	t.Run("SIGTERMLeavesNothingBehind", func(t *testing.T) {
-		pidb, err := os.ReadFile(labState + "/pids/cgwd.pid")
-		if err != nil {
-			t.Fatal(err)
-		}
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(pidb)))
-		if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		eventually(t, 10*time.Second, "cgwd exits", func() error {
-			if err := syscall.Kill(pid, 0); err == nil {
-				return fmt.Errorf("pid %d still running", pid)
-			}
-			return nil
-		})
+		stopCgwd(t)
 		links, _ := inNS("lab-cgw", "ip", "-o", "link")
 		for _, name := range []string{"cgw-t1", "cgw-t2"} {
 			if strings.Contains(links, name) {

@@ -25,6 +25,21 @@ func cgwdPID(t *testing.T) int {
 	return pid
 }
 
+// stopCgwd sends the lab's cgwd SIGTERM and waits until it has exited.
+func stopCgwd(t *testing.T) {
+	t.Helper()
+	pid := cgwdPID(t)
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "cgwd exits", func() error {
+		if err := syscall.Kill(pid, 0); err == nil {
+			return fmt.Errorf("pid %d still running", pid)
+		}
+		return nil
+	})
+}
+
 // hupAndWait sends SIGHUP and waits until the log has one more line containing want.
 func hupAndWait(t *testing.T, want string) {
 	t.Helper()
