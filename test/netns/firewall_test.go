@@ -162,10 +162,15 @@ func TestFirewallLab(t *testing.T) {
 	lab(t, "start-cgwd")
 
 	t.Run("TableInstalled", func(t *testing.T) {
-		out, err := inNS("lab-cgw", "nft", "list", "tables")
-		if err != nil || !strings.Contains(out, "table inet cgwd") {
-			t.Fatalf("nft list tables: %v\n%s", err, out)
-		}
+		// start-cgwd returns once cgwd answers on its control socket, which it
+		// opens first; the table follows once the tunnels are up.
+		eventually(t, 10*time.Second, "table inet cgwd installed", func() error {
+			out, err := inNS("lab-cgw", "nft", "list", "tables")
+			if err != nil || !strings.Contains(out, "table inet cgwd") {
+				return fmt.Errorf("nft list tables: %v: %s", err, out)
+			}
+			return nil
+		})
 		mss, err := inNS("lab-cgw", "nft", "list", "chain", "inet", "cgwd", "mss")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, mss)
