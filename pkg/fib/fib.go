@@ -147,7 +147,7 @@ func New(cfg Config) (*FIB, error) {
 	}
 	f := &FIB{
 		cfg: cfg, log: log.With("component", "fib"), kernel: k, groups: k.NexthopObjects(),
-		paths: cfg.Paths, pathIdx: map[string]int{}, kick: make(chan struct{}, 1),
+		paths: append([]Path(nil), cfg.Paths...), pathIdx: map[string]int{}, kick: make(chan struct{}, 1),
 		cands: map[netip.Prefix]uint64{}, nexthop: map[netip.Prefix][]netip.Addr{},
 		dirty: map[netip.Prefix]struct{}{}, installed: map[netip.Prefix]Route{}, stale: map[netip.Prefix]time.Time{},
 		groupID: map[uint64]uint32{}, groupIn: map[uint32][]uint32{},
@@ -202,21 +202,22 @@ func (f *FIB) GroupMode() bool { return f.groups }
 
 // Add records that path offers prefix via nexthop (the BGP next hop).
 func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
+	f.mu.Lock()
 	i, ok := f.pathIdx[path]
 	if !ok {
+		f.mu.Unlock()
 		return
 	}
-	f.mu.Lock()
 	f.cands[prefix] |= 1 << i
 	// Per-prefix next hops matter only without groups (a group's member is
 	// the path's own nexthop object); with 100,000 prefixes they cost ~10 MB.
-	if nh := f.nexthop[prefix]; nh != nil {
+	if nh := f.nexthop[prefix]; i < len(nh) {
 		nh[i] = netip.Addr{}
 	}
 	if !f.groups && nexthop.IsValid() && nexthop != f.paths[i].Gateway {
 		nh := f.nexthop[prefix]
-		if nh == nil {
-			nh = make([]netip.Addr, len(f.paths))
+		if len(nh) <= i { // none yet, or a path added by SetPaths since
+			nh = append(nh, make([]netip.Addr, len(f.paths)-len(nh))...)
 			f.nexthop[prefix] = nh
 		}
 		nh[i] = nexthop
@@ -228,12 +229,10 @@ func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 
 // Remove records that path no longer offers prefix.
 func (f *FIB) Remove(prefix netip.Prefix, path string) {
-	i, ok := f.pathIdx[path]
-	if !ok {
-		return
-	}
 	f.mu.Lock()
-	f.removeLocked(prefix, i)
+	if i, ok := f.pathIdx[path]; ok {
+		f.removeLocked(prefix, i)
+	}
 	f.mu.Unlock()
 	f.poke()
 }
@@ -244,6 +243,9 @@ func (f *FIB) removeLocked(prefix netip.Prefix, i int) {
 		return
 	}
 	set &^= 1 << i
+	if nh := f.nexthop[prefix]; i < len(nh) {
+		nh[i] = netip.Addr{}
+	}
 	if set == 0 {
 		delete(f.cands, prefix)
 		delete(f.nexthop, prefix)
@@ -255,27 +257,32 @@ func (f *FIB) removeLocked(prefix netip.Prefix, i int) {
 
 // RemovePath forgets every prefix path offers (its session went down).
 func (f *FIB) RemovePath(path string) {
-	i, ok := f.pathIdx[path]
-	if !ok {
-		return
-	}
 	f.mu.Lock()
-	for prefix := range f.cands {
-		f.removeLocked(prefix, i)
+	if i, ok := f.pathIdx[path]; ok {
+		f.forgetLocked(i)
 	}
 	f.mu.Unlock()
 	f.poke()
+}
+
+// forgetLocked drops every prefix the path in slot i offers. Called with
+// f.mu held.
+func (f *FIB) forgetLocked(i int) {
+	for prefix := range f.cands {
+		f.removeLocked(prefix, i)
+	}
 }
 
 // SetUsable marks a path usable or not (its health and BGP state) and
 // returns once the kernel follows: with nexthop groups, after the affected
 // group replaces; otherwise after every affected route is rewritten.
 func (f *FIB) SetUsable(path string, ok bool) {
+	f.mu.Lock()
 	i, known := f.pathIdx[path]
 	if !known {
+		f.mu.Unlock()
 		return
 	}
-	f.mu.Lock()
 	was := f.usable&(1<<i) != 0
 	if was == ok {
 		f.mu.Unlock()
@@ -301,9 +308,9 @@ func (f *FIB) SetUsable(path string, ok bool) {
 
 // Usable reports whether path is usable.
 func (f *FIB) Usable(path string) bool {
-	i, ok := f.pathIdx[path]
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	i, ok := f.pathIdx[path]
 	return ok && f.usable&(1<<i) != 0
 }
 
@@ -371,7 +378,7 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 	}
 	i := bits.TrailingZeros64(sel)
 	gw := f.paths[i].Gateway
-	if nh := f.nexthop[prefix]; nh != nil && nh[i].IsValid() {
+	if nh := f.nexthop[prefix]; i < len(nh) && nh[i].IsValid() {
 		gw = nh[i] // a next hop other than the peer (third-party next hop)
 	}
 	return Route{Prefix: prefix, Link: f.paths[i].Link, Gateway: gw}, true
@@ -615,7 +622,13 @@ func (f *FIB) ensureNexthops() {
 		f.Counters.Errors.Add(1)
 		f.log.Error("nexthop blackhole", "err", err)
 	}
-	for i, p := range f.paths {
+	f.mu.Lock()
+	paths := append([]Path(nil), f.paths...)
+	f.mu.Unlock()
+	for i, p := range paths {
+		if p.Name == "" {
+			continue // a free slot
+		}
 		if err := f.kernel.ReplaceNexthop(nhPathBase+uint32(i), p.Link, p.Gateway); err != nil {
 			f.Counters.Errors.Add(1)
 			f.log.Error("nexthop for path", "path", p.Name, "err", err)
@@ -647,10 +660,12 @@ func (f *FIB) removeAll() {
 		for id := range f.orphans {
 			ids = append(ids, id)
 		}
-		f.mu.Unlock()
-		for i := range f.paths {
-			ids = append(ids, nhPathBase+uint32(i))
+		for i, p := range f.paths {
+			if p.Name != "" {
+				ids = append(ids, nhPathBase+uint32(i))
+			}
 		}
+		f.mu.Unlock()
 		ids = append(ids, nhBlackhole)
 		if err := f.kernel.DeleteNexthops(ids); err != nil {
 			f.log.Error("shutdown: delete nexthop objects", "err", err)
@@ -673,7 +688,9 @@ func (f *FIB) Active() map[string]bool {
 	}
 	out := map[string]bool{}
 	for i, p := range f.paths {
-		out[p.Name] = on&(1<<i) != 0
+		if p.Name != "" {
+			out[p.Name] = on&(1<<i) != 0
+		}
 	}
 	return out
 }
@@ -718,6 +735,9 @@ func (f *FIB) Installed() map[string]int {
 	}
 	out := map[string]int{}
 	for i, p := range f.paths {
+		if p.Name == "" {
+			continue
+		}
 		n := 0
 		for sel, c := range count {
 			if sel&(1<<i) != 0 {
