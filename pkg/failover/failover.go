@@ -59,6 +59,7 @@ type Config struct {
 
 type pathState struct {
 	cfg       PathConfig
+	stop      context.CancelFunc // ends the path's health checks
 	session   *bfd.Session
 	prober    *probe.Prober
 	healthy   bool // BFD up (or no BFD)
@@ -72,6 +73,7 @@ type pathState struct {
 
 type event struct {
 	path   string
+	from   *pathState // the health check's path; nil for BGP and timer events
 	health *bool
 	bgp    *bool
 	hold   bool // hold-down expired
@@ -81,15 +83,17 @@ type event struct {
 
 // Manager runs the health checks and drives the route programmer.
 type Manager struct {
-	cfg   Config
-	log   *slog.Logger
-	fib   Programmer
-	bgp   SessionResetter
-	paths map[string]*pathState
-	order []string
-	ev    chan event
+	cfg Config
+	log *slog.Logger
+	fib Programmer
+	bgp SessionResetter
+	ctx context.Context // Start's
+	ev  chan event
 
-	mu sync.Mutex // guards the pathState fields read by Status
+	reconf sync.Mutex // serialises Reconfigure
+	mu     sync.Mutex // guards paths, order, cfg.HoldDown and the pathState fields
+	paths  map[string]*pathState
+	order  []string
 
 	failovers *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -159,7 +163,10 @@ func reason(src string, up bool) string {
 }
 
 func (m *Manager) send(e event) {
-	if _, ok := m.paths[e.path]; !ok {
+	m.mu.Lock()
+	_, ok := m.paths[e.path]
+	m.mu.Unlock()
+	if !ok {
 		return
 	}
 	m.ev <- e
@@ -169,33 +176,15 @@ func (m *Manager) send(e event) {
 // sessions and then applies path changes to fib until ctx ends; done is
 // closed when it has stopped.
 func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter) (done <-chan struct{}, err error) {
-	m.fib, m.bgp = fib, bgp
-	for _, name := range m.order {
-		p := m.paths[name]
+	m.fib, m.bgp, m.ctx = fib, bgp, ctx
+	m.mu.Lock()
+	order := append([]string(nil), m.order...)
+	m.mu.Unlock()
+	for _, name := range order {
 		m.fib.SetUsable(name, false)
-		if p.cfg.BFD == nil && p.cfg.Probe != nil {
-			if err := m.startProbe(ctx, name, p); err != nil {
-				return nil, err
-			}
-			continue
+		if err := m.startChecks(name, m.path(name)); err != nil {
+			return nil, err
 		}
-		if p.cfg.BFD == nil {
-			continue
-		}
-		bc := *p.cfg.BFD
-		bc.OnChange = func(c bfd.Change) {
-			up := c.To == bfd.StateUp
-			m.send(event{path: name, health: &up, at: c.At, reason: fmt.Sprintf("bfd-%s", c.To)})
-		}
-		s, err := bfd.New(bc)
-		if err != nil {
-			return nil, fmt.Errorf("failover: path %s: %w", name, err)
-		}
-		if err := s.Start(ctx); err != nil {
-			return nil, fmt.Errorf("failover: path %s: %w", name, err)
-		}
-		p.session = s
-		m.bfdUp.WithLabelValues(name, bc.Peer.String()).Set(0)
 	}
 	m.updateActive()
 	ch := make(chan struct{})
@@ -206,12 +195,60 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 	return ch, nil
 }
 
+// path returns the named path's state, nil if there is none.
+func (m *Manager) path(name string) *pathState {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.paths[name]
+}
+
+// startChecks starts a path's BFD session or prober, which run until the
+// manager's context ends or the path is removed or replaced.
+func (m *Manager) startChecks(name string, p *pathState) error {
+	ctx, stop := context.WithCancel(m.ctx)
+	p.stop = stop
+	if p.cfg.BFD == nil && p.cfg.Probe != nil {
+		return m.startProbe(ctx, name, p)
+	}
+	if p.cfg.BFD == nil {
+		return nil
+	}
+	bc := *p.cfg.BFD
+	bc.OnChange = func(c bfd.Change) {
+		up := c.To == bfd.StateUp
+		m.send(event{path: name, from: p, health: &up, at: c.At, reason: fmt.Sprintf("bfd-%s", c.To)})
+	}
+	s, err := bfd.New(bc)
+	if err != nil {
+		return fmt.Errorf("failover: path %s: %w", name, err)
+	}
+	if err := s.Start(ctx); err != nil {
+		return fmt.Errorf("failover: path %s: %w", name, err)
+	}
+	m.mu.Lock()
+	p.session = s
+	m.mu.Unlock()
+	m.bfdUp.WithLabelValues(name, bc.Peer.String()).Set(0)
+	return nil
+}
+
+// stopChecks ends a path's health checks and waits for a BFD session to
+// release its sockets.
+func (m *Manager) stopChecks(p *pathState) {
+	if p.stop != nil {
+		p.stop()
+	}
+	if p.session != nil {
+		<-p.session.Done()
+	}
+}
+
 // startProbe starts ICMP probes on a path; their verdicts are health events.
 func (m *Manager) startProbe(ctx context.Context, name string, p *pathState) error {
 	pc := *p.cfg.Probe
 	vpn := p.cfg.VPN
 	pc.OnChange = func(up bool, at time.Time) {
-		m.send(event{path: name, health: &up, at: at, reason: reason("probe", up)})
+		m.send(event{path: name, from: p, health: &up, at: at, reason: reason("probe", up)})
 	}
 	pc.OnResult = func(rtt time.Duration, lost bool, st probe.Stats) {
 		if !lost {
@@ -227,7 +264,9 @@ func (m *Manager) startProbe(ctx context.Context, name string, p *pathState) err
 	if err := pr.Start(ctx); err != nil {
 		return fmt.Errorf("failover: path %s: %w", name, err)
 	}
+	m.mu.Lock()
 	p.prober = pr
+	m.mu.Unlock()
 	return nil
 }
 
@@ -248,8 +287,12 @@ func (m *Manager) run(ctx context.Context) {
 }
 
 func (m *Manager) handle(ctx context.Context, e event) {
-	p := m.paths[e.path]
 	m.mu.Lock()
+	p := m.paths[e.path]
+	if p == nil || (e.from != nil && e.from != p) {
+		m.mu.Unlock() // a removed path, or a replaced health check's last word
+		return
+	}
 	if e.health != nil {
 		if p.cfg.BFD != nil {
 			m.bfdUp.WithLabelValues(e.path, p.cfg.BFD.Peer.String()).Set(b2f(*e.health))
@@ -342,8 +385,11 @@ func (m *Manager) resetOnBFDDown(ctx context.Context, p *pathState, e event) {
 // activeName names the paths carrying traffic, in configured order.
 func (m *Manager) activeName() string {
 	act := m.fib.Active()
+	m.mu.Lock()
+	order := append([]string(nil), m.order...)
+	m.mu.Unlock()
 	var names []string
-	for _, n := range m.order {
+	for _, n := range order {
 		if act[n] {
 			names = append(names, n)
 		}
@@ -360,6 +406,8 @@ func (m *Manager) activeName() string {
 
 func (m *Manager) updateActive() {
 	act := m.fib.Active()
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	for _, n := range m.order {
 		p := m.paths[n]
 		m.active.WithLabelValues(p.cfg.VPN, n, p.cfg.Kind).Set(b2f(act[n]))
