@@ -3,6 +3,13 @@
 // packets into ESP; an Inbound SA authenticates, decrypts and checks them
 // against its anti-replay window and traffic selectors. Both work in place
 // on caller buffers and allocate nothing per packet.
+//
+// Seal and Open serve one goroutine. For a parallel data path the work
+// splits in two: the sequence number is taken in order (NextSeq) and the
+// packet sealed by any goroutine (SealSeq); an inbound packet is decrypted
+// by any goroutine (Decrypt) and then accepted in arrival order by one
+// (Accept), which alone moves the anti-replay window. Each goroutine passes
+// its own Scratch.
 package esp
 
 import (
@@ -179,20 +186,86 @@ type Counters struct {
 	Drops          [numDropReasons]atomic.Uint64
 }
 
-// transform holds one direction's cipher state.
+// transform holds one direction's keys. It is read-only once made: the
+// AEAD and the block cipher are safe for concurrent use, and the stateful
+// CBC and HMAC objects live in per-goroutine cbcStates.
 type transform struct {
-	suite Suite
-	aead  cipher.AEAD
-	salt  [4]byte
-	block cipher.Block
-	cbc   cipher.BlockMode // with SetIV
-	mac   hash.Hash
-	icv   int
-	sum   [64]byte // scratch for the HMAC output
-	nonce [12]byte // scratch for the GCM nonce: salt, then explicit IV
+	suite   Suite
+	encrypt bool
+	aead    cipher.AEAD
+	salt    [4]byte
+	block   cipher.Block
+	macKey  []byte
+	icv     int
+	states  chan *cbcState // idle CBC/HMAC states, reused across goroutines
 }
 
 type ivSetter interface{ SetIV([]byte) }
+
+// cbcState is the CBC mode and HMAC of one SA, used by one goroutine at a time.
+type cbcState struct {
+	owner *transform
+	mode  cipher.BlockMode // with SetIV
+	mac   hash.Hash
+	sum   [64]byte // the HMAC output
+}
+
+// idleStates is how many idle CBC/HMAC states an SA keeps for reuse.
+const idleStates = 16
+
+func (t *transform) newCBCState() *cbcState {
+	var zero [16]byte
+	c := &cbcState{owner: t}
+	if t.encrypt {
+		c.mode = cipher.NewCBCEncrypter(t.block, zero[:])
+	} else {
+		c.mode = cipher.NewCBCDecrypter(t.block, zero[:])
+	}
+	newHash, _, _ := t.suite.Integ.hash()
+	c.mac = hmac.New(newHash, t.macKey)
+	return c
+}
+
+func (c *cbcState) hmac(data []byte) []byte {
+	c.mac.Reset()
+	c.mac.Write(data)
+	return c.mac.Sum(c.sum[:0])[:c.owner.icv]
+}
+
+// Scratch is the working memory of one goroutine that seals or decrypts:
+// with a Scratch each, any number of goroutines may call SealSeq and
+// Decrypt on the same SA at once. The zero value is ready to use.
+type Scratch struct {
+	nonce [12]byte  // the GCM nonce: salt, then explicit IV
+	cbc   *cbcState // the CBC/HMAC state of the SA last used
+}
+
+// cbcFor returns a CBC/HMAC state of t, reusing the one the scratch holds
+// when it belongs to t and otherwise an idle one of t's.
+func (sc *Scratch) cbcFor(t *transform) *cbcState {
+	if c := sc.cbc; c != nil && c.owner == t {
+		return c
+	}
+	sc.Release()
+	select {
+	case sc.cbc = <-t.states:
+	default:
+		sc.cbc = t.newCBCState()
+	}
+	return sc.cbc
+}
+
+// Release gives back the SA state the scratch holds, so that an SA that is
+// no longer used is not kept alive by an idle goroutine's scratch.
+func (sc *Scratch) Release() {
+	if c := sc.cbc; c != nil {
+		select {
+		case c.owner.states <- c:
+		default:
+		}
+		sc.cbc = nil
+	}
+}
 
 func newTransform(s Suite, keymat []byte, encrypt bool) (*transform, error) {
 	if err := s.check(); err != nil {
@@ -201,7 +274,7 @@ func newTransform(s Suite, keymat []byte, encrypt bool) (*transform, error) {
 	if len(keymat) != s.KeyMatLen() {
 		return nil, fmt.Errorf("esp: %s needs %d bytes of key material, got %d", s, s.KeyMatLen(), len(keymat))
 	}
-	t := &transform{suite: s}
+	t := &transform{suite: s, encrypt: encrypt}
 	block, err := aes.NewCipher(keymat[:s.KeyLen])
 	if err != nil {
 		return nil, fmt.Errorf("esp: %w", err)
@@ -216,33 +289,25 @@ func newTransform(s Suite, keymat []byte, encrypt bool) (*transform, error) {
 		t.icv = gcmICVLen
 		return t, nil
 	}
-	var zero [16]byte
-	if encrypt {
-		t.cbc = cipher.NewCBCEncrypter(block, zero[:])
-	} else {
-		t.cbc = cipher.NewCBCDecrypter(block, zero[:])
-	}
-	if _, ok := t.cbc.(ivSetter); !ok {
+	_, _, t.icv = s.Integ.hash()
+	t.macKey = append([]byte(nil), keymat[s.KeyLen:]...)
+	t.states = make(chan *cbcState, idleStates)
+	c := t.newCBCState()
+	if _, ok := c.mode.(ivSetter); !ok {
 		return nil, errors.New("esp: CBC mode cannot reset its IV")
 	}
-	newHash, _, icv := s.Integ.hash()
-	t.mac = hmac.New(newHash, keymat[s.KeyLen:])
-	t.icv = icv
+	t.states <- c
 	return t, nil
 }
 
-func (t *transform) hmac(data []byte) []byte {
-	t.mac.Reset()
-	t.mac.Write(data)
-	return t.mac.Sum(t.sum[:0])[:t.icv]
-}
-
 // Outbound is the sending half of a Child SA. Seal is safe for use by one
-// goroutine at a time; counters may be read concurrently.
+// goroutine at a time; NextSeq and SealSeq may be used concurrently (see the
+// package comment); counters may be read concurrently.
 type Outbound struct {
 	SPI      uint32
 	t        *transform
 	seq      atomic.Uint64
+	sc       Scratch // Seal's
 	Counters Counters
 }
 
@@ -259,25 +324,59 @@ func NewOutbound(spi uint32, s Suite, keymat []byte) (*Outbound, error) {
 func (o *Outbound) Seq() uint64 { return o.seq.Load() }
 
 // Seal builds the ESP packet carrying the IPv4 packet inner into buf and
-// returns it. buf must have room for len(inner)+Overhead bytes; inner may
-// not overlap buf.
+// returns it, taking the next sequence number and counting the packet.
+// buf must have room for SealedLen(len(inner)) bytes; inner may not overlap
+// buf.
 func (o *Outbound) Seal(buf, inner []byte) ([]byte, error) {
+	seq, err := o.NextSeq()
+	if err != nil {
+		return nil, err
+	}
+	b, err := o.SealSeq(&o.sc, buf, inner, seq)
+	if err != nil {
+		return nil, err
+	}
+	o.Counters.Packets.Add(1)
+	o.Counters.Bytes.Add(uint64(len(inner)))
+	return b, nil
+}
+
+// NextSeq takes the next sequence number, for SealSeq. Every number is
+// handed out once: a GCM nonce is built from it, so it must never be used
+// for two packets. After 2^32-1 it returns ErrSeqExhausted.
+func (o *Outbound) NextSeq() (uint64, error) {
 	seq := o.seq.Add(1)
 	if seq > maxSeq {
 		o.seq.Store(maxSeq + 1)
-		return nil, ErrSeqExhausted
+		return 0, ErrSeqExhausted
 	}
-	t := o.t
-	var ivLen, align int
-	if t.suite.Cipher == AESGCM16 {
-		ivLen, align = gcmIVLen, 4
-	} else {
+	return seq, nil
+}
+
+func (t *transform) layout(n int) (ivLen, pad, plen, total int) {
+	align := 4
+	ivLen = gcmIVLen
+	if t.suite.Cipher == AESCBC {
 		ivLen, align = cbcIVLen, 16
 	}
-	plen := len(inner) + trailerBase
-	pad := (align - plen%align) % align
+	plen = n + trailerBase
+	pad = (align - plen%align) % align
 	plen += pad
-	total := espHdrLen + ivLen + plen + t.icv
+	return ivLen, pad, plen, espHdrLen + ivLen + plen + t.icv
+}
+
+// SealedLen is the length of the ESP packet that carries an n-byte inner packet.
+func (o *Outbound) SealedLen(n int) int {
+	_, _, _, total := o.t.layout(n)
+	return total
+}
+
+// SealSeq is Seal with a sequence number from NextSeq and the caller's
+// Scratch; it does not count the packet (the caller adds to Counters).
+// Several goroutines may call it at once, each with its own Scratch.
+func (o *Outbound) SealSeq(sc *Scratch, buf, inner []byte, seq uint64) ([]byte, error) {
+	t := o.t
+	ivLen, pad, plen, total := t.layout(len(inner))
 	if cap(buf) < total {
 		return nil, ErrShortBuffer
 	}
@@ -296,23 +395,20 @@ func (o *Outbound) Seal(buf, inner []byte) ([]byte, error) {
 		// GCM nonce never repeats (RFC 4106 section 3.1).
 		iv := b[espHdrLen : espHdrLen+gcmIVLen]
 		binary.BigEndian.PutUint64(iv, seq)
-		copy(t.nonce[:4], t.salt[:])
-		copy(t.nonce[4:], iv)
-		t.aead.Seal(pt[:0], t.nonce[:], pt, b[:espHdrLen])
-		o.Counters.Packets.Add(1)
-		o.Counters.Bytes.Add(uint64(len(inner)))
+		copy(sc.nonce[:4], t.salt[:])
+		copy(sc.nonce[4:], iv)
+		t.aead.Seal(pt[:0], sc.nonce[:], pt, b[:espHdrLen])
 		return b, nil
 	}
 	iv := b[espHdrLen : espHdrLen+cbcIVLen]
 	if _, err := rand.Read(iv); err != nil {
 		return nil, fmt.Errorf("esp: IV: %w", err)
 	}
-	t.cbc.(ivSetter).SetIV(iv)
-	t.cbc.CryptBlocks(pt, pt)
+	c := sc.cbcFor(t)
+	c.mode.(ivSetter).SetIV(iv)
+	c.mode.CryptBlocks(pt, pt)
 	authEnd := espHdrLen + ivLen + plen
-	copy(b[authEnd:], t.hmac(b[:authEnd]))
-	o.Counters.Packets.Add(1)
-	o.Counters.Bytes.Add(uint64(len(inner)))
+	copy(b[authEnd:], c.hmac(b[:authEnd]))
 	return b, nil
 }
 
@@ -328,14 +424,18 @@ func (s Selector) contains(a [4]byte) bool {
 	return x >= binary.BigEndian.Uint32(f[:]) && x <= binary.BigEndian.Uint32(l[:])
 }
 
-// Inbound is the receiving half of a Child SA. Open is safe for use by one
-// goroutine at a time; counters may be read concurrently.
+// Inbound is the receiving half of a Child SA. Open and Accept are safe for
+// use by one goroutine at a time; Precheck and Decrypt may be used
+// concurrently with them and with each other (see the package comment);
+// counters may be read concurrently.
 type Inbound struct {
 	SPI      uint32
 	t        *transform
-	window   replayWindow
+	window   *replayWindow
 	local    []Selector // allowed inner destinations
 	remote   []Selector // allowed inner sources
+	sc       Scratch    // Open's
+	d        Decrypted  // Open's
 	Counters Counters
 }
 
@@ -370,56 +470,121 @@ func PeekSPI(pkt []byte) (uint32, bool) {
 // is a dummy packet (next header 59) to be dropped silently. Each error is
 // counted under its drop reason.
 func (in *Inbound) Open(pkt []byte) ([]byte, error) {
-	inner, reason, err := in.open(pkt)
-	if err != nil {
-		in.Counters.Drops[reason].Add(1)
+	if err := in.Precheck(pkt); err != nil {
 		return nil, err
 	}
-	if inner != nil {
-		in.Counters.Packets.Add(1)
-		in.Counters.Bytes.Add(uint64(len(inner)))
-	}
-	return inner, nil
+	in.Decrypt(&in.sc, pkt, &in.d)
+	return in.Accept(&in.d)
 }
 
-func (in *Inbound) open(pkt []byte) ([]byte, DropReason, error) {
-	t := in.t
-	ivLen := gcmIVLen
-	if t.suite.Cipher == AESCBC {
-		ivLen = cbcIVLen
+// Decrypted is what Decrypt found in one packet, for Accept.
+type Decrypted struct {
+	inner  []byte
+	seq    uint64
+	authed bool // the ICV matched: seq is genuine
+	reason DropReason
+	err    error
+}
+
+func (in *Inbound) ivLen() int {
+	if in.t.suite.Cipher == AESCBC {
+		return cbcIVLen
 	}
+	return gcmIVLen
+}
+
+// Precheck drops, before any crypto, a packet too short to be ESP of this
+// SA or whose sequence number the anti-replay window already refuses, and
+// counts the drop. Passing it is no promise: Accept checks the window
+// again. It may run concurrently with Accept.
+func (in *Inbound) Precheck(pkt []byte) error {
+	if len(pkt) < espHdrLen+in.ivLen()+trailerBase+in.t.icv || binary.BigEndian.Uint32(pkt) != in.SPI {
+		in.Counters.Drops[DropMalformed].Add(1)
+		return ErrMalformed
+	}
+	if !in.window.check(uint64(binary.BigEndian.Uint32(pkt[4:]))) {
+		in.Counters.Drops[DropReplay].Add(1)
+		return ErrReplay
+	}
+	return nil
+}
+
+// Decrypt authenticates and decrypts pkt in place into d, touching neither
+// the anti-replay window nor the counters: pass d to Accept, in the order
+// the packets arrived. Several goroutines may call it at once, each with
+// its own Scratch.
+func (in *Inbound) Decrypt(sc *Scratch, pkt []byte, d *Decrypted) {
+	*d = Decrypted{}
+	d.inner, d.seq, d.authed, d.reason, d.err = in.decrypt(sc, pkt)
+}
+
+// Accept finishes a packet Decrypt has worked on: if it authenticated, it
+// checks and then moves the anti-replay window (RFC 4303 3.4.3: only after
+// the ICV is verified), and it counts the packet or its drop. It returns
+// the inner packet as Open does. Call it from one goroutine, in arrival
+// order.
+func (in *Inbound) Accept(d *Decrypted) ([]byte, error) {
+	if !d.authed {
+		in.Counters.Drops[d.reason].Add(1)
+		return nil, d.err
+	}
+	if !in.window.check(d.seq) {
+		in.Counters.Drops[DropReplay].Add(1)
+		return nil, ErrReplay
+	}
+	// The sequence number is genuine, so move the window even if the
+	// payload turns out to be unusable.
+	in.window.update(d.seq)
+	if d.err != nil {
+		in.Counters.Drops[d.reason].Add(1)
+		return nil, d.err
+	}
+	if d.inner != nil {
+		in.Counters.Packets.Add(1)
+		in.Counters.Bytes.Add(uint64(len(d.inner)))
+	}
+	return d.inner, nil
+}
+
+// decrypt returns the inner packet, the sequence number, whether the packet
+// authenticated, and the drop reason and error if it is to be dropped.
+func (in *Inbound) decrypt(sc *Scratch, pkt []byte) ([]byte, uint64, bool, DropReason, error) {
+	t := in.t
+	ivLen := in.ivLen()
 	if len(pkt) < espHdrLen+ivLen+trailerBase+t.icv || binary.BigEndian.Uint32(pkt) != in.SPI {
-		return nil, DropMalformed, ErrMalformed
+		return nil, 0, false, DropMalformed, ErrMalformed
 	}
 	seq := uint64(binary.BigEndian.Uint32(pkt[4:]))
-	if !in.window.check(seq) {
-		return nil, DropReplay, ErrReplay
-	}
 	ct := pkt[espHdrLen+ivLen : len(pkt)-t.icv]
 	var pt []byte
 	if t.suite.Cipher == AESGCM16 {
-		copy(t.nonce[:4], t.salt[:])
-		copy(t.nonce[4:], pkt[espHdrLen:espHdrLen+gcmIVLen])
+		copy(sc.nonce[:4], t.salt[:])
+		copy(sc.nonce[4:], pkt[espHdrLen:espHdrLen+gcmIVLen])
 		var err error
-		pt, err = t.aead.Open(ct[:0], t.nonce[:], pkt[espHdrLen+gcmIVLen:], pkt[:espHdrLen])
+		pt, err = t.aead.Open(ct[:0], sc.nonce[:], pkt[espHdrLen+gcmIVLen:], pkt[:espHdrLen])
 		if err != nil {
-			return nil, DropAuth, ErrAuth
+			return nil, seq, false, DropAuth, ErrAuth
 		}
 	} else {
+		c := sc.cbcFor(t)
 		authEnd := len(pkt) - t.icv
-		if !hmac.Equal(t.hmac(pkt[:authEnd]), pkt[authEnd:]) {
-			return nil, DropAuth, ErrAuth
+		if !hmac.Equal(c.hmac(pkt[:authEnd]), pkt[authEnd:]) {
+			return nil, seq, false, DropAuth, ErrAuth
 		}
 		if len(ct)%16 != 0 {
-			return nil, DropMalformed, ErrMalformed
+			return nil, seq, true, DropMalformed, ErrMalformed
 		}
-		t.cbc.(ivSetter).SetIV(pkt[espHdrLen : espHdrLen+cbcIVLen])
-		t.cbc.CryptBlocks(ct, ct)
+		c.mode.(ivSetter).SetIV(pkt[espHdrLen : espHdrLen+cbcIVLen])
+		c.mode.CryptBlocks(ct, ct)
 		pt = ct
 	}
-	// Authenticated: the sequence number is genuine, so move the window
-	// even if the payload turns out to be unusable.
-	in.window.update(seq)
+	inner, reason, err := in.unwrap(pt)
+	return inner, seq, true, reason, err
+}
+
+// unwrap checks the trailer and the inner packet of an authenticated,
+// decrypted payload.
+func (in *Inbound) unwrap(pt []byte) ([]byte, DropReason, error) {
 	padLen := int(pt[len(pt)-2])
 	next := pt[len(pt)-1]
 	if padLen+trailerBase > len(pt) {

@@ -1,5 +1,7 @@
 package esp
 
+import "sync/atomic"
+
 // Window sizes allowed for the anti-replay window, in packets.
 const (
 	MinWindow     = 64
@@ -9,16 +11,21 @@ const (
 
 // replayWindow is a sliding anti-replay bitmap (RFC 4303 section 3.4.3),
 // kept as a ring of 64-bit words with one spare word so that sliding the
-// window clears whole words (the scheme of RFC 6479). Not safe for
-// concurrent use.
+// window clears whole words (the scheme of RFC 6479).
+//
+// One goroutine calls update (after check); check may also run in other
+// goroutines at the same time, as a pre-check before decryption. Such a
+// concurrent check may let through a number that the final check refuses,
+// but never refuses one the final check would accept: update clears the
+// words it slides into before it raises top, and top only grows.
 type replayWindow struct {
-	top  uint64 // highest sequence number accepted so far
-	size uint64 // packets covered: [top-size+1, top]
-	bits []uint64
+	top  atomic.Uint64 // highest sequence number accepted so far
+	size uint64        // packets covered: [top-size+1, top]
+	bits []atomic.Uint64
 }
 
-func newReplayWindow(size int) replayWindow {
-	return replayWindow{size: uint64(size), bits: make([]uint64, size/64+1)}
+func newReplayWindow(size int) *replayWindow {
+	return &replayWindow{size: uint64(size), bits: make([]atomic.Uint64, size/64+1)}
 }
 
 // check reports whether seq may be accepted: it is new and not too old.
@@ -26,29 +33,32 @@ func (w *replayWindow) check(seq uint64) bool {
 	if seq == 0 {
 		return false
 	}
-	if seq > w.top {
+	top := w.top.Load()
+	if seq > top {
 		return true
 	}
-	if w.top-seq >= w.size {
+	if top-seq >= w.size {
 		return false
 	}
 	n := uint64(len(w.bits))
-	return w.bits[(seq/64)%n]&(1<<(seq%64)) == 0
+	return w.bits[(seq/64)%n].Load()&(1<<(seq%64)) == 0
 }
 
-// update marks seq as seen. Call it only after check and authentication.
+// update marks seq as seen. Call it only after check and authentication,
+// and from one goroutine.
 func (w *replayWindow) update(seq uint64) {
 	n := uint64(len(w.bits))
-	if seq > w.top {
-		oldWord, newWord := w.top/64, seq/64
+	if top := w.top.Load(); seq > top {
+		oldWord, newWord := top/64, seq/64
 		d := newWord - oldWord
 		if d > n {
 			d = n
 		}
 		for i := uint64(1); i <= d; i++ {
-			w.bits[(oldWord+i)%n] = 0
+			w.bits[(oldWord+i)%n].Store(0)
 		}
-		w.top = seq
+		w.top.Store(seq)
 	}
-	w.bits[(seq/64)%n] |= 1 << (seq % 64)
+	word := &w.bits[(seq/64)%n]
+	word.Store(word.Load() | 1<<(seq%64))
 }

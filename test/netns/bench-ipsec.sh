@@ -4,8 +4,9 @@
 # over upstream wireguard-go on both ends and over the bare veth; and IKE
 # establishment time cgwd vs strongSwan.
 # Private namespaces (ipc-a/ipc-b for cgwd, ips-a/ips-b for strongSwan), not
-# the lab's. Run as root WITHOUT holding /run/cgwd-lab.lock: the cgwd part runs
-# through `go test ./test/netns`, whose TestMain takes that lock itself.
+# the lab's. Run as root WITHOUT wrapping it in flock: the script holds
+# /run/cgwd-lab.lock itself for its shell part and lets it go before the cgwd
+# part, which runs through `go test ./test/netns`, whose TestMain takes it.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
@@ -20,6 +21,11 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
+exec 9>/run/cgwd-lab.lock
+if ! flock -w 600 9; then
+	echo "bench-ipsec.sh: /run/cgwd-lab.lock still held after 10 minutes (run the script itself, not under flock)" >&2
+	exit 1
+fi
 
 iperf() { # iperf NS_SERVER NS_CLIENT DST: prints receiver Mbit/s
 	ip netns exec "$1" iperf3 -s -1 >/dev/null 2>&1 &
@@ -90,6 +96,13 @@ else
 fi
 
 echo "== cgwd IPsec on both ends (aes256gcm16; in-process tunnels, see TestIPsecCgwdToCgwd)"
+cleanup_ns() { for ns in ips-a ips-b ipw-a ipw-b; do ip netns del "$ns" 2>/dev/null || true; done; }
+for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+PIDS=()
+cleanup_ns
+flock -u 9 # go test's TestMain takes the lock itself
+exec 9>&-
 cd "$ROOT"
 CGWD_IPSEC_BENCH=1 go test -count=1 -v -run 'TestIPsecCgwdToCgwd/aInitiates=true' ./test/netns/ 2>&1 |
 	grep -o 'BENCH .*' | sed -e 's/^BENCH //'

@@ -16,10 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"syscall"
-	"time"
 	"unsafe"
 
 	"golang.org/x/net/ipv4"
@@ -66,6 +64,7 @@ type Tunnel struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+	workers int // crypto workers per direction
 }
 
 var _ tunnel.Tunnel = (*Tunnel)(nil)
@@ -86,7 +85,7 @@ func New(cfg Config) (*Tunnel, error) {
 	if cfg.IKE.ReplayWindow == 0 {
 		cfg.IKE.ReplayWindow = esp.DefaultWindow
 	}
-	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow)}
+	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow), workers: defaultWorkers()}
 	sess, err := ike.NewSession(cfg.IKE, t, t.dp)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
@@ -161,7 +160,7 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	t.dev, t.ike, t.natt, t.cancel, t.started = dev, ikeConn, nattConn, cancel, true
-	t.wg.Add(4)
+	t.wg.Add(3)
 	go func() {
 		defer t.wg.Done()
 		t.sess.Run(ctx) // returns after sending the peer a Delete
@@ -170,9 +169,13 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 		dev.Close()
 	}()
 	go func() { defer t.wg.Done(); t.readIKE(ikeConn) }()
-	go func() { defer t.wg.Done(); t.readNATT(nattConn, dev) }()
-	go func() { defer t.wg.Done(); t.readTUN(dev, nattConn) }()
-	t.log.Info("tunnel started", "local", local, "remote", remote, "inside", t.cfg.Inside, "initiate", t.cfg.IKE.Initiate)
+	in := newInbound(t.log, t.workers, dev.BatchSize(), dev.Write, &t.dp.last)
+	in.start(&t.wg)
+	go func() { defer t.wg.Done(); t.readNATT(ctx, nattConn, dev.BatchSize(), in) }()
+	s := newSender(nattConn, dev.BatchSize())
+	out := newOutbound(t.log, t.workers, dev.BatchSize(), t.cfg.MTU, dev.Read, t.dp.out.Load, s.send)
+	out.start(ctx, &t.wg)
+	t.log.Info("tunnel started", "local", local, "remote", remote, "inside", t.cfg.Inside, "initiate", t.cfg.IKE.Initiate, "crypto_workers", t.workers)
 	return nil
 }
 
@@ -209,15 +212,11 @@ func (t *Tunnel) readIKE(c *net.UDPConn) {
 	}
 }
 
-// tunOffset is the headroom the TUN device needs before each packet it writes.
-const tunOffset = 16
-
 // readNATT reads port 4500 in batches (recvmmsg, with UDP GRO when the
-// kernel has it): IKE goes to the session, ESP is opened in place and the
-// inner packets are copied to the TUN's write buffers, which take them in
-// one batch (coalescing TCP segments again).
-func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
-	batch := dev.BatchSize()
+// kernel has it): IKE goes to the session, ESP to the inbound pipeline,
+// which decrypts it on the crypto workers and writes it to the TUN.
+func (t *Tunnel) readNATT(ctx context.Context, c *net.UDPConn, batch int, in *inbound) {
+	defer in.close()
 	if rc, err := c.SyscallConn(); err == nil {
 		rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_UDP, unix.UDP_GRO, 1) })
 	}
@@ -226,20 +225,6 @@ func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, 65536)}
 		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
-	}
-	outBufs := make([][]byte, batch)
-	for i := range outBufs {
-		outBufs[i] = make([]byte, tunOffset+65536)
-	}
-	outs := make([][]byte, 0, batch)
-	flush := func() {
-		if len(outs) == 0 {
-			return
-		}
-		if _, err := dev.Write(outs, tunOffset); err != nil && !errors.Is(err, os.ErrClosed) {
-			t.log.Debug("TUN write failed", "err", err)
-		}
-		outs = outs[:0]
 	}
 	for {
 		n, err := pc.ReadBatch(msgs, 0)
@@ -261,18 +246,25 @@ func (t *Tunnel) readNATT(c *net.UDPConn, dev tun.Device) {
 				case esp.UDPIKE:
 					t.sess.Deliver(pkt[4:], true)
 				case esp.UDPESP:
-					if inner := t.open(pkt); inner != nil {
-						if len(outs) == len(outBufs) {
-							flush()
-						}
-						b := outBufs[len(outs)]
-						outs = append(outs, b[:tunOffset+copy(b[tunOffset:], inner)])
+					if !t.pushESP(ctx, in, pkt) {
+						return
 					}
 				}
 			}
 		}
-		flush()
+		in.flush()
 	}
+}
+
+// pushESP passes one ESP packet that passes its SA's pre-check to the
+// inbound pipeline; false if ctx ended.
+func (t *Tunnel) pushESP(ctx context.Context, in *inbound, pkt []byte) bool {
+	spi, _ := esp.PeekSPI(pkt)
+	sa := (*t.dp.in.Load())[spi]
+	if sa == nil || sa.Precheck(pkt) != nil {
+		return true
+	}
+	return in.push(ctx, sa, pkt)
 }
 
 // groSize returns the segment size of a UDP GRO datagram from its control
@@ -299,88 +291,6 @@ func groSize(oob []byte) int {
 	return 0
 }
 
-// open decapsulates one ESP packet, or returns nil to drop it.
-func (t *Tunnel) open(pkt []byte) []byte {
-	spi, _ := esp.PeekSPI(pkt)
-	in := (*t.dp.in.Load())[spi]
-	if in == nil {
-		return nil
-	}
-	inner, err := in.Open(pkt)
-	if err != nil || inner == nil {
-		return nil
-	}
-	t.dp.last.Store(time.Now().UnixNano())
-	return inner
-}
-
-// maxGSOSegments is the most segments the kernel takes in one UDP GSO send.
-const maxGSOSegments = 64
-
-// readTUN reads packets routed into the netdev in batches and sends them as
-// ESP. Runs of equal-sized ESP packets (the segments of one TSO packet) go
-// out with one sendmsg and UDP GSO (UDP_SEGMENT); without kernel support it
-// falls back to one sendmmsg per batch.
-func (t *Tunnel) readTUN(dev tun.Device, c *net.UDPConn) {
-	batch := dev.BatchSize()
-	bufs := make([][]byte, batch)
-	sizes := make([]int, batch)
-	for i := range bufs {
-		bufs[i] = make([]byte, tunOffset+65536)
-	}
-	slot := t.cfg.MTU + 256 // room for one sealed packet
-	sealed := make([]byte, batch*slot)
-	s := &sender{conn: c, pc: ipv4.NewPacketConn(c), gso: true, msgs: make([]ipv4.Message, batch), oob: make([]byte, unix.CmsgSpace(2))}
-	for i := range s.msgs {
-		s.msgs[i].Buffers = make([][]byte, 1)
-	}
-	for {
-		n, err := dev.Read(bufs, sizes, tunOffset)
-		if err != nil {
-			if errors.Is(err, tun.ErrTooManySegments) {
-				continue
-			}
-			if !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) {
-				t.log.Error("TUN read failed; the tunnel no longer sends", "err", err)
-			}
-			return
-		}
-		out := t.dp.out.Load()
-		if out == nil {
-			continue // no Child SA: drop
-		}
-		// Seal back to back into sealed; a run is [runStart, off) of
-		// runLen-byte packets.
-		off, runStart, runLen, runN := 0, 0, 0, 0
-		for i := 0; i < n; i++ {
-			inner := bufs[i][tunOffset : tunOffset+sizes[i]]
-			if len(inner) < 20 || inner[0]>>4 != 4 {
-				continue // IPv4 only
-			}
-			pkt, err := out.Seal(sealed[off:off:off+slot], inner)
-			if err != nil {
-				continue // too big, or sequence numbers exhausted (the session rekeys)
-			}
-			if runN > 0 && (len(pkt) > runLen || runN == maxGSOSegments || off-runStart+len(pkt) > 65000) {
-				s.send(sealed[runStart:off], runLen)
-				runStart, runN = off, 0
-			}
-			if runN == 0 {
-				runLen = len(pkt)
-			}
-			off += len(pkt)
-			runN++
-			if len(pkt) < runLen { // a shorter packet ends the run (GSO allows that once)
-				s.send(sealed[runStart:off], runLen)
-				runStart, runN = off, 0
-			}
-		}
-		if runN > 0 {
-			s.send(sealed[runStart:off], runLen)
-		}
-	}
-}
-
 // sender sends runs of ESP packets on the 4500 socket.
 type sender struct {
 	conn *net.UDPConn
@@ -388,6 +298,16 @@ type sender struct {
 	gso  bool
 	msgs []ipv4.Message
 	oob  []byte
+}
+
+// newSender makes a sender that falls back to sendmmsg batches of up to
+// batch datagrams.
+func newSender(c *net.UDPConn, batch int) *sender {
+	s := &sender{conn: c, pc: ipv4.NewPacketConn(c), gso: true, msgs: make([]ipv4.Message, max(batch, maxGSOSegments)), oob: make([]byte, unix.CmsgSpace(2))}
+	for i := range s.msgs {
+		s.msgs[i].Buffers = make([][]byte, 1)
+	}
+	return s
 }
 
 // send sends run, packets of seg bytes (the last may be shorter).
