@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -156,12 +157,8 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 	s.respond(sa, h, []Payload{myID, myAuth, &SA{Proposals: []Proposal{chosen}},
 		&TS{Selectors: tsi.Selectors}, &TS{Responder: true, Selectors: tsr.Selectors}}, true, natt)
 	if s.sa != nil { // replaced: the peer started over (INITIAL_CONTACT)
-		for _, oc := range []*child{s.child, s.oldChild} {
-			if oc != nil {
-				s.dp.Remove(oc.sa.InSPI)
-			}
-		}
-		s.child, s.oldChild, s.old = nil, nil, nil
+		s.dropChildren()
+		s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil
 	}
 	s.sa, s.half = sa, nil
 	s.ikeUp(sa)
@@ -175,28 +172,26 @@ func (s *Session) handleInformational(sa *ikeSA, h Header, m *Message, natt bool
 		case *Delete:
 			if p.Protocol == ProtoIKE {
 				s.respond(sa, h, nil, true, natt)
-				if sa == s.old {
-					s.old = nil
-					return
-				}
-				s.log.Info("peer deleted the IKE SA")
-				s.restart("deleted by peer")
+				s.peerDeletedIKE(sa)
 				return
 			}
 			if p.Protocol != ProtoESP {
+				s.log.Warn("peer deleted SAs of a protocol cgwd does not use; ignoring", "protocol", p.Protocol)
 				continue
 			}
 			for _, spi := range p.SPIs {
 				if len(spi) != 4 {
+					s.log.Warn("peer sent a Child SA delete with a malformed SPI; ignoring", "spi_len", len(spi))
 					continue
 				}
 				out := binary.BigEndian.Uint32(spi)
-				for _, c := range []*child{s.oldChild, s.child} {
-					if c != nil && c.sa.OutSPI == out {
-						ours = append(ours, binary.BigEndian.AppendUint32(nil, c.sa.InSPI))
-						s.removeChild(c)
-					}
+				c := s.childByOutSPI(out)
+				if c == nil {
+					s.log.Warn("peer deleted a Child SA we do not have; ignoring", "spi", fmt.Sprintf("%08x", out))
+					continue
 				}
+				ours = append(ours, binary.BigEndian.AppendUint32(nil, c.sa.InSPI))
+				s.peerDeletedChild(c)
 			}
 		case *Notify:
 			if p.NotifyType < 16384 {
@@ -211,50 +206,122 @@ func (s *Session) handleInformational(sa *ikeSA, h Header, m *Message, natt bool
 	s.respond(sa, h, resp, true, natt)
 }
 
-// removeChild forgets c; if it was the old half of a rekey, traffic moves
-// to the new Child SA first.
-func (s *Session) removeChild(c *child) {
-	if c == s.oldChild {
-		if s.child != nil {
-			s.dp.UseOutbound(s.child.sa)
+// peerDeletedIKE handles the peer's delete of the IKE SA sa (already answered).
+func (s *Session) peerDeletedIKE(sa *ikeSA) {
+	switch sa {
+	case s.old:
+		s.old = nil
+	case s.ikeSpare:
+		s.ikeSpare = nil
+	case s.ikeCollided:
+		// The peer lost the collision before our own rekey completed.
+		s.log.Info("peer deleted its redundant new IKE SA of a rekey collision", "spi_i", fmt.Sprintf("%016x", sa.spiI))
+		s.ikeCollided = nil
+	case s.sa:
+		if next := s.ikeCollided; next != nil {
+			// The peer rekeyed this SA too and deletes it: its new SA
+			// carries on and our own rekey is forgotten (RFC 7296 2.25.2).
+			s.log.Info("peer deleted the IKE SA we were rekeying after rekeying it itself; moving to its new IKE SA")
+			s.ikeCollided = nil
+			sa.req = nil
+			s.ikeRekeyed(sa, next, false)
+			s.old = nil
+			return
 		}
-		s.dp.Remove(c.sa.InSPI)
-		s.oldChild = nil
-		return
-	}
-	if c == s.child {
-		s.dp.Remove(c.sa.InSPI)
-		s.child = nil
-		s.log.Info("peer deleted the Child SA", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
+		s.log.Info("peer deleted the IKE SA")
+		s.restart("deleted by peer")
 	}
 }
 
+// peerDeletedChild removes c, deleted by the peer. When c is the current
+// Child SA and the peer had rekeyed it in a collision, the peer's new SA
+// takes over first.
+func (s *Session) peerDeletedChild(c *child) {
+	switch {
+	case c == s.child && s.collided != nil:
+		s.log.Info("peer deleted the Child SA it rekeyed in a collision; its new SA replaces it",
+			"spi_in", fmt.Sprintf("%08x", s.collided.sa.InSPI))
+		s.adopt(s.collided)
+	case c == s.child:
+		s.log.Info("peer deleted the Child SA", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
+	case c == s.collided:
+		s.log.Info("peer deleted its redundant Child SA of a rekey collision", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
+	}
+	s.dropChild(c)
+}
+
+// handleCreateChild answers the peer's CREATE_CHILD_SA: a rekey of the
+// Child SA or of the IKE SA. When we are rekeying the same SA, both
+// exchanges complete and the nonces decide later which new SA stays
+// (RFC 7296 2.8.1, 2.8.2, 2.25).
 func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) {
 	refuse := func(n uint16, data []byte) {
 		s.respond(sa, h, []Payload{&Notify{NotifyType: n, Data: data}}, true, natt)
-	}
-	if sa != s.sa || sa.state != stEstablished {
-		refuse(NTemporaryFailure, nil)
-		return
-	}
-	if sa.req != nil && sa.req.what != "DPD" {
-		refuse(NTemporaryFailure, nil) // our own exchange is under way: the peer retries
-		return
 	}
 	spa, _ := m.Get(PayloadSA).(*SA)
 	ni, _ := m.Get(PayloadNonce).(*Nonce)
 	ke, _ := m.Get(PayloadKE).(*KE)
 	if spa == nil || ni == nil || len(spa.Proposals) == 0 {
+		s.log.Warn("peer sent a CREATE_CHILD_SA without SA or nonce: INVALID_SYNTAX")
 		refuse(NInvalidSyntax, nil)
 		return
 	}
 	ikeRekey := spa.Proposals[0].Protocol == ProtoIKE
+	if sa != s.sa || sa.state != stEstablished {
+		s.log.Info("peer sent CREATE_CHILD_SA on an IKE SA that is being replaced or deleted: TEMPORARY_FAILURE",
+			"spi_i", fmt.Sprintf("%016x", sa.spiI))
+		refuse(NTemporaryFailure, nil)
+		return
+	}
+	var target *child
+	if ikeRekey {
+		switch {
+		case s.child != nil && s.child.rekeying:
+			s.log.Info("peer wants to rekey the IKE SA while our Child SA rekey is under way: TEMPORARY_FAILURE")
+			refuse(NTemporaryFailure, nil)
+			return
+		case s.old != nil || s.ikeSpare != nil || s.ikeCollided != nil:
+			s.log.Info("peer wants to rekey the IKE SA before the previous rekey finished: TEMPORARY_FAILURE")
+			refuse(NTemporaryFailure, nil)
+			return
+		}
+	} else {
+		rn := m.Notify(NRekeySA)
+		if rn == nil {
+			refuse(NNoAdditionalSAs, nil)
+			return
+		}
+		if len(rn.SPI) != 4 {
+			s.log.Warn("peer's REKEY_SA has a malformed SPI: INVALID_SYNTAX", "spi_len", len(rn.SPI))
+			refuse(NInvalidSyntax, nil)
+			return
+		}
+		spi := binary.BigEndian.Uint32(rn.SPI)
+		target = s.childByOutSPI(spi)
+		switch {
+		case sa.rekeying:
+			s.log.Info("peer wants to rekey the Child SA while our IKE SA rekey is under way: TEMPORARY_FAILURE")
+			refuse(NTemporaryFailure, nil)
+			return
+		case target == nil:
+			s.log.Warn("peer wants to rekey a Child SA we do not have: CHILD_SA_NOT_FOUND", "spi", fmt.Sprintf("%08x", spi))
+			s.respond(sa, h, []Payload{&Notify{Protocol: ProtoESP, SPI: rn.SPI, NotifyType: NChildSANotFound}}, true, natt)
+			return
+		case target != s.child:
+			s.log.Warn("peer wants to rekey a Child SA that is already replaced or being deleted: TEMPORARY_FAILURE",
+				"spi", fmt.Sprintf("%08x", spi))
+			refuse(NTemporaryFailure, nil)
+			return
+		case target.rekeying && s.collided != nil:
+			s.log.Warn("peer rekeys the same Child SA a second time during a collision: TEMPORARY_FAILURE",
+				"spi", fmt.Sprintf("%08x", spi))
+			refuse(NTemporaryFailure, nil)
+			return
+		}
+	}
 	ours := s.cfg.ESPProposals
 	if ikeRekey {
 		ours = s.cfg.IKEProposals
-	} else if m.Notify(NRekeySA) == nil {
-		refuse(NNoAdditionalSAs, nil)
-		return
 	}
 	chosen, ok := selectProposal(ours, spa.Proposals, true)
 	if !ok {
@@ -276,6 +343,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 			gir, err = dh.shared(ke.Data)
 		}
 		if err != nil {
+			s.log.Warn("bad KE payload in the peer's CREATE_CHILD_SA: INVALID_SYNTAX", "err", err)
 			refuse(NInvalidSyntax, nil)
 			return
 		}
@@ -294,7 +362,17 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 		}
 		chosen.SPI = binary.BigEndian.AppendUint64(nil, spiR)
 		s.respond(sa, h, []Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: nr}, &KE{Group: st.dh, Data: dh.public()}}, true, natt)
-		s.ikeRekeyed(sa, &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt}, false)
+		next := &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni.Data, nr: nr}
+		if sa.rekeying {
+			// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
+			now := time.Now()
+			next.state, next.est, next.lastRecv, next.expireAt = stEstablished, now, now, now.Add(s.cfg.IKELifetime)
+			s.ikeCollided = next
+			s.log.Info("IKE SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
+				"peer_spi_i", fmt.Sprintf("%016x", spiI))
+			return
+		}
+		s.ikeRekeyed(sa, next, false)
 		return
 	}
 	tsi, _ := m.Get(PayloadTSi).(*TS)
@@ -310,7 +388,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	}
 	inSPI := randChildSPI()
 	iToR, rToI := childKeys(sa.keys, st, gir, ni.Data, nr)
-	c := &child{suite: st, sa: &ChildSA{InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(chosen.SPI), Suite: st.espSuite(),
+	c := &child{suite: st, ni: ni.Data, nr: nr, sa: &ChildSA{InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(chosen.SPI), Suite: st.espSuite(),
 		InKey: iToR, OutKey: rToI, LocalTS: local, RemoteTS: remote}}
 	chosen.SPI = binary.BigEndian.AppendUint32(nil, inSPI)
 	ps := []Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: nr}}
@@ -320,13 +398,23 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	ps = append(ps, &TS{Selectors: tsi.Selectors}, &TS{Responder: true, Selectors: tsr.Selectors})
 	// Make before break: accept on the new SA now, keep sending on the old
 	// one until the peer deletes it (it has the new inbound SA by then).
-	s.installChild(c, false)
+	if err := s.addChild(c); err != nil {
+		s.fail("cannot install inbound ESP SA for the peer's rekey", "err", err)
+		refuse(NTemporaryFailure, nil)
+		return
+	}
 	s.respond(sa, h, ps, true, natt)
-	s.setStatus(func(st *Status) { st.ChildRekeys++ })
+	if target.rekeying {
+		s.collided, target.rival = c, c
+		s.log.Info("Child SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
+			"spi_in", fmt.Sprintf("%08x", inSPI))
+		return
+	}
+	s.adopt(c)
 }
 
 // ikeRekeyed makes next the current IKE SA; the Child SAs move to it. The
-// rekey initiator deletes the old SA.
+// initiator of the surviving rekey deletes the old SA.
 func (s *Session) ikeRekeyed(old, next *ikeSA, weInitiated bool) {
 	now := time.Now()
 	next.state, next.est, next.lastRecv = stEstablished, now, now
@@ -358,6 +446,28 @@ func (s *Session) deleteOld() {
 	s.request(old, m, "INFORMATIONAL delete", func(*Message) { done() }, done)
 }
 
+// deleteSpare deletes sa, our redundant new IKE SA of a rekey collision.
+func (s *Session) deleteSpare(sa *ikeSA) {
+	now := time.Now()
+	sa.state, sa.est, sa.lastRecv, sa.expireAt = stDeleting, now, now, now.Add(s.cfg.DPDTimeout)
+	s.ikeSpare = sa
+	m := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true, Payloads: []Payload{&Delete{Protocol: ProtoIKE}}}
+	done := func() {
+		if s.ikeSpare == sa {
+			s.ikeSpare = nil
+		}
+	}
+	s.request(sa, m, "INFORMATIONAL delete redundant IKE SA", func(*Message) { done() }, done)
+}
+
+// deleteChild asks the peer to delete c (already retired); then runs done.
+func (s *Session) deleteChild(sa *ikeSA, c *child, what string, done func()) {
+	c.deleting = true
+	del := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true,
+		Payloads: []Payload{&Delete{Protocol: ProtoESP, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.sa.InSPI)}}}}
+	s.request(sa, del, what, func(*Message) { done() }, done)
+}
+
 // rekeyChild replaces the Child SA with CREATE_CHILD_SA (with PFS when the
 // ESP proposals have a DH group), then deletes the old one.
 func (s *Session) rekeyChild() {
@@ -375,6 +485,7 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 		var err error
 		if dh, err = newDH(group); err != nil {
 			s.fail("cannot make DH key", "group", group, "err", err)
+			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
 			return
 		}
 		ps = append(ps, &KE{Group: group, Data: dh.public()})
@@ -389,36 +500,91 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 				return
 			}
 		}
-		if n := r.ErrorNotify(); n != nil {
-			s.log.Warn("peer refused the Child SA rekey; retrying later", "notify", NotifyName(n.NotifyType))
-			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
-			return
-		}
-		nr, _ := r.Get(PayloadNonce).(*Nonce)
-		if nr == nil {
-			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
-			return
-		}
-		nc, err := s.childFromResponse(r, newSPI, dh, ni, nr.Data, true)
-		if err != nil {
-			s.fail("Child SA rekey failed", "err", err)
-			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
-			return
-		}
-		s.installChild(nc, true)
-		s.setStatus(func(st *Status) { st.ChildRekeys++ })
-		del := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true,
-			Payloads: []Payload{&Delete{Protocol: ProtoESP, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.sa.InSPI)}}}}
-		linger := func() { // keep the old inbound SA briefly for packets in flight
-			if s.oldChild == c {
-				c.expireAt = time.Now().Add(2 * time.Second)
-			}
-		}
-		s.request(sa, del, "INFORMATIONAL delete child", func(*Message) { linger() }, linger)
+		c.rekeying = false
+		s.childRekeyDone(sa, c, r, newSPI, dh, ni)
 	}, func() {
 		s.fail("peer is dead: no answer to CREATE_CHILD_SA", "timeout", s.cfg.DPDTimeout)
 		s.restart("rekey timeout")
 	})
+}
+
+// childRekeyDone completes our rekey of c with the peer's response r,
+// settling a collision with the peer's own rekey of c if there was one.
+func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32, dh dhKey, ni []byte) {
+	peer := c.rival // the peer's new SA if it rekeyed c too
+	c.rival = nil
+	if peer != nil && !s.installed(peer) {
+		peer = nil // the peer lost the collision and already deleted it
+	}
+	if peer != nil && s.collided == peer {
+		s.collided = nil
+	}
+	failed := func(msg string, args ...any) {
+		if peer != nil {
+			// The peer's rekey completed; it deletes c (RFC 7296 2.8.1).
+			s.log.Info("our Child SA rekey failed but the peer's succeeded; its new SA replaces the old one",
+				append([]any{"reason", msg}, args...)...)
+			s.adopt(peer)
+			return
+		}
+		if s.child == c {
+			s.log.Warn(msg+"; retrying later", args...)
+			c.rekeyAt = time.Now().Add(10 * time.Second)
+		}
+	}
+	if n := r.ErrorNotify(); n != nil {
+		if n.NotifyType == NChildSANotFound && peer == nil && s.child == c {
+			s.fail("peer does not know the Child SA we tried to rekey: CHILD_SA_NOT_FOUND", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
+			s.restart("Child SA not found by the peer")
+			return
+		}
+		failed("peer refused the Child SA rekey", "notify", NotifyName(n.NotifyType))
+		return
+	}
+	nr, _ := r.Get(PayloadNonce).(*Nonce)
+	if nr == nil {
+		failed("peer's Child SA rekey response has no nonce")
+		return
+	}
+	nc, err := s.childFromResponse(r, newSPI, dh, ni, nr.Data, true)
+	if err != nil {
+		failed("Child SA rekey failed", "err", err)
+		return
+	}
+	nc.ours, nc.ni, nc.nr = true, ni, nr.Data
+	if err := s.addChild(nc); err != nil {
+		s.fail("cannot install inbound ESP SA", "err", err)
+		failed("Child SA rekey failed", "err", err)
+		return
+	}
+	if peer != nil && lostCollision(nc.ni, nc.nr, peer.ni, peer.nr) {
+		// Ours holds the lowest nonce: we delete it, the peer's new SA
+		// stays and the peer, its initiator, deletes the old one.
+		s.log.Info("Child SA rekey collision lost: deleting our redundant SA; the peer's new SA replaces the old one",
+			"redundant_spi_in", fmt.Sprintf("%08x", nc.sa.InSPI), "survivor_spi_in", fmt.Sprintf("%08x", peer.sa.InSPI))
+		s.adopt(peer)
+		s.retire(nc, 30*time.Second)
+		s.deleteChild(sa, nc, "INFORMATIONAL delete redundant child", func() { s.dropChild(nc) })
+		return
+	}
+	if peer != nil {
+		s.log.Info("Child SA rekey collision won: our new SA replaces the old one; the peer deletes its redundant SA",
+			"survivor_spi_in", fmt.Sprintf("%08x", nc.sa.InSPI), "redundant_spi_in", fmt.Sprintf("%08x", peer.sa.InSPI))
+		s.retire(peer, 30*time.Second)
+	}
+	if err := s.useOut(nc); err != nil {
+		s.fail("cannot install outbound ESP SA", "err", err)
+	}
+	s.adopt(nc)
+	if !slices.Contains(s.retired, c) {
+		return // the peer already deleted the old SA
+	}
+	linger := func() { // keep the old inbound SA briefly for packets in flight
+		if slices.Contains(s.retired, c) {
+			c.expireAt = time.Now().Add(s.oldLinger)
+		}
+	}
+	s.deleteChild(sa, c, "INFORMATIONAL delete child", linger)
 }
 
 // rekeyIKE replaces the IKE SA with CREATE_CHILD_SA, then deletes the old one.
@@ -433,6 +599,7 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	dh, err := newDH(group)
 	if err != nil {
 		s.fail("cannot make DH key", "group", group, "err", err)
+		sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second)
 		return
 	}
 	props := append([]Proposal(nil), s.cfg.IKEProposals...)
@@ -441,7 +608,19 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	}
 	m := &Message{Header: s.reqHeader(sa, CreateChildSA), Encrypted: true,
 		Payloads: []Payload{&SA{Proposals: props}, &Nonce{Data: ni}, &KE{Group: group, Data: dh.public()}}}
-	retry := func() { sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second) }
+	// failed gives up our rekey; if the peer rekeyed the SA too, its new
+	// IKE SA carries on and the peer deletes this one.
+	failed := func(msg string, args ...any) {
+		if peer := s.ikeCollided; peer != nil {
+			s.ikeCollided = nil
+			s.log.Info("our IKE SA rekey failed but the peer's succeeded; moving to its new IKE SA",
+				append([]any{"reason", msg}, args...)...)
+			s.ikeRekeyed(sa, peer, false)
+			return
+		}
+		s.log.Warn(msg+"; retrying later", args...)
+		sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second)
+	}
 	s.request(sa, m, "CREATE_CHILD_SA (IKE rekey)", func(r *Message) {
 		if n := r.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 			g := binary.BigEndian.Uint16(n.Data)
@@ -451,37 +630,51 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 			}
 		}
 		if n := r.ErrorNotify(); n != nil {
-			s.log.Warn("peer refused the IKE SA rekey; retrying later", "notify", NotifyName(n.NotifyType))
-			retry()
+			failed("peer refused the IKE SA rekey", "notify", NotifyName(n.NotifyType))
 			return
 		}
 		spa, _ := r.Get(PayloadSA).(*SA)
 		nr, _ := r.Get(PayloadNonce).(*Nonce)
 		ke, _ := r.Get(PayloadKE).(*KE)
 		if spa == nil || nr == nil || ke == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 8 {
-			s.log.Warn("bad IKE rekey response; retrying later")
-			retry()
+			failed("bad IKE rekey response")
 			return
 		}
 		chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
 		st := suiteOf(chosen)
 		if !ok || st.dh != group || ke.Group != group {
-			s.log.Warn("peer chose an IKE rekey proposal we did not offer", "chosen", spa.Proposals[0].String())
-			retry()
+			failed("peer chose an IKE rekey proposal we did not offer", "chosen", spa.Proposals[0].String())
 			return
 		}
 		gir, err := dh.shared(ke.Data)
 		if err != nil {
-			retry()
+			failed("bad KE payload in the IKE rekey response", "err", err)
 			return
 		}
 		spiR := binary.BigEndian.Uint64(spa.Proposals[0].SPI)
 		keys, err := deriveIKEKeys(st, gir, ni, nr.Data, newSPI, spiR, sa.keys.d, sa.keys.prf)
 		if err != nil {
-			retry()
+			failed("IKE rekey key derivation failed", "err", err)
 			return
 		}
-		s.ikeRekeyed(sa, &ikeSA{initiator: true, spiI: newSPI, spiR: spiR, keys: keys, natt: sa.natt}, true)
+		next := &ikeSA{initiator: true, spiI: newSPI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr.Data}
+		if peer := s.ikeCollided; peer != nil {
+			s.ikeCollided = nil
+			if lostCollision(next.ni, next.nr, peer.ni, peer.nr) {
+				// Ours holds the lowest nonce: we delete it; the peer's new
+				// SA inherits the Child SAs and the peer deletes the old one.
+				s.log.Info("IKE SA rekey collision lost: deleting our redundant new IKE SA; moving to the peer's",
+					"redundant_spi_i", fmt.Sprintf("%016x", next.spiI), "survivor_spi_i", fmt.Sprintf("%016x", peer.spiI))
+				s.ikeRekeyed(sa, peer, false)
+				s.deleteSpare(next)
+				return
+			}
+			s.log.Info("IKE SA rekey collision won: our new IKE SA stays; the peer deletes its redundant one",
+				"survivor_spi_i", fmt.Sprintf("%016x", next.spiI), "redundant_spi_i", fmt.Sprintf("%016x", peer.spiI))
+			peer.state, peer.expireAt = stDeleting, time.Now().Add(s.cfg.DPDTimeout)
+			s.ikeSpare = peer
+		}
+		s.ikeRekeyed(sa, next, true)
 	}, func() {
 		s.fail("peer is dead: no answer to the IKE rekey", "timeout", s.cfg.DPDTimeout)
 		s.restart("rekey timeout")

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,14 +123,34 @@ type Session struct {
 	status Status
 
 	// Owned by Run.
-	sa       *ikeSA // established, or being established by us
-	half     *ikeSA // a peer-initiated SA between IKE_SA_INIT and IKE_AUTH
-	old      *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
-	child    *child
-	oldChild *child // rekeyed child, kept until its delete completes
+	sa   *ikeSA // established, or being established by us
+	half *ikeSA // a peer-initiated SA between IKE_SA_INIT and IKE_AUTH
+	old  *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
+	// ikeCollided is the IKE SA the peer created by rekeying sa while our
+	// own rekey of it was under way (RFC 7296 2.8.2); the nonces decide
+	// which of the two new SAs survives once our exchange ends.
+	ikeCollided *ikeSA
+	// ikeSpare is the redundant new IKE SA of a rekey collision, kept
+	// until its creator's delete completes.
+	ikeSpare *ikeSA
+
+	child *child // the current Child SA
+	// collided is the Child SA the peer created by rekeying child while our
+	// own rekey of it was under way (RFC 7296 2.8.1).
+	collided *child
+	// retired Child SAs (replaced by a rekey, or redundant after a
+	// collision) stay installed until deleted or until they expire.
+	retired []*child
+	out     *child // whose outbound SA the data path sends with
+	// oldLinger is how long a rekeyed Child SA still accepts packets after
+	// its delete completed.
+	oldLinger time.Duration
+
 	retryAt  time.Time
 	failures int
 	start    time.Time // when the current attempt began
+
+	ctl chan func() // functions to run on the Run goroutine (tests)
 
 	cookieSecret [32]byte
 	initArrivals []time.Time // IKE_SA_INIT requests of the last second
@@ -146,7 +167,13 @@ type child struct {
 	established time.Time
 	rekeyAt     time.Time
 	expireAt    time.Time
-	rekeying    bool
+	rekeying    bool   // our CREATE_CHILD_SA rekeying it is under way
+	ours        bool   // we initiated the exchange that created it
+	ni, nr      []byte // that exchange's nonces (none for IKE_AUTH's)
+	deleting    bool   // our delete for it is under way
+	// rival is the new SA of the peer's rekey of this one that collided
+	// with ours, until our exchange settles which of the two stays.
+	rival *child
 }
 
 const (
@@ -240,7 +267,8 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	if cfg.CookieThreshold == 0 {
 		cfg.CookieThreshold = 10
 	}
-	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64)}
+	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64),
+		ctl: make(chan func()), oldLinger: 2 * time.Second}
 	if _, err := rand.Read(s.cookieSecret[:]); err != nil {
 		return nil, fmt.Errorf("ike: cookie secret: %w", err)
 	}
@@ -297,6 +325,8 @@ func (s *Session) Run(ctx context.Context) {
 			s.handle(p)
 		case now := <-tick.C:
 			s.tick(now)
+		case f := <-s.ctl:
+			f()
 		}
 	}
 }
@@ -406,7 +436,7 @@ func (s *Session) respond(sa *ikeSA, req Header, ps []Payload, encrypted, natt b
 // --- timers ---------------------------------------------------------------
 
 func (s *Session) tick(now time.Time) {
-	for _, sa := range []*ikeSA{s.sa, s.old} {
+	for _, sa := range []*ikeSA{s.sa, s.old, s.ikeSpare} {
 		if sa == nil || sa.req == nil {
 			continue
 		}
@@ -447,11 +477,16 @@ func (s *Session) tick(now time.Time) {
 		s.restart("IKE SA expired")
 		return
 	}
-	if c := s.oldChild; c != nil && now.After(c.expireAt) {
-		s.removeChild(c)
+	for _, c := range append([]*child(nil), s.retired...) {
+		if now.After(c.expireAt) {
+			s.dropChild(c)
+		}
 	}
 	if o := s.old; o != nil && o.state == stDeleting && o.req == nil && now.After(o.expireAt) {
 		s.old = nil
+	}
+	if o := s.ikeSpare; o != nil && o.req == nil && now.After(o.expireAt) {
+		s.ikeSpare = nil
 	}
 	if c := s.child; c != nil && now.After(c.expireAt) {
 		s.log.Warn("Child SA lifetime expired before a rekey completed")
@@ -464,9 +499,9 @@ func (s *Session) tick(now time.Time) {
 	switch {
 	case s.old != nil && s.old.req == nil && s.old.state == stEstablished:
 		s.deleteOld()
-	case now.After(sa.rekeyAt) && !sa.rekeying:
+	case now.After(sa.rekeyAt) && !sa.rekeying && s.old == nil && s.ikeSpare == nil && s.ikeCollided == nil:
 		s.rekeyIKE()
-	case s.child != nil && !s.child.rekeying && (now.After(s.child.rekeyAt) || s.dp.OutboundSeq() > seqRekey):
+	case s.child != nil && !s.child.rekeying && s.collided == nil && (now.After(s.child.rekeyAt) || s.dp.OutboundSeq() > seqRekey):
 		s.rekeyChild()
 	case s.child == nil:
 		s.restart("no Child SA")
@@ -510,12 +545,8 @@ func (s *Session) scheduleRetry(soon bool) {
 }
 
 func (s *Session) dropAll() {
-	for _, c := range []*child{s.child, s.oldChild} {
-		if c != nil {
-			s.dp.Remove(c.sa.InSPI)
-		}
-	}
-	s.child, s.oldChild, s.sa, s.old, s.half = nil, nil, nil, nil, nil
+	s.dropChildren()
+	s.sa, s.old, s.half, s.ikeCollided, s.ikeSpare = nil, nil, nil, nil, nil
 	s.setStatus(func(st *Status) {
 		*st = Status{State: "connecting", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
 			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Establishments: st.Establishments, EstablishTime: st.EstablishTime}
@@ -603,7 +634,7 @@ func (s *Session) handle(p packet) {
 }
 
 func (s *Session) findSA(h Header) *ikeSA {
-	for _, sa := range []*ikeSA{s.sa, s.half, s.old} {
+	for _, sa := range []*ikeSA{s.sa, s.half, s.old, s.ikeCollided, s.ikeSpare} {
 		if sa == nil || sa.spiI != h.SPIi {
 			continue
 		}
@@ -957,35 +988,144 @@ func (s *Session) ikeUp(sa *ikeSA) {
 	})
 }
 
-// installChild puts c into the data path. With switchOut the outbound
-// traffic moves to it at once.
+// installChild puts c into the data path and makes it the current Child
+// SA. With switchOut the outbound traffic moves to it at once.
 func (s *Session) installChild(c *child, switchOut bool) {
-	now := time.Now()
-	c.established = now
-	c.rekeyAt = s.rekeyTime(now, s.cfg.ChildLifetime)
-	c.expireAt = now.Add(s.cfg.ChildLifetime)
-	if err := s.dp.AddInbound(c.sa); err != nil {
+	if err := s.addChild(c); err != nil {
 		s.fail("cannot install inbound ESP SA", "err", err)
 		return
 	}
 	if switchOut {
-		if err := s.dp.UseOutbound(c.sa); err != nil {
+		if err := s.useOut(c); err != nil {
 			s.fail("cannot install outbound ESP SA", "err", err)
 			return
 		}
 	}
-	if s.child != nil {
-		s.oldChild = s.child
-		s.oldChild.expireAt = now.Add(30 * time.Second) // until the old SA's delete completes
+	s.adopt(c)
+}
+
+// addChild starts c's lifetime and accepts ESP on its inbound SA.
+func (s *Session) addChild(c *child) error {
+	now := time.Now()
+	c.established = now
+	c.rekeyAt = s.rekeyTime(now, s.cfg.ChildLifetime)
+	c.expireAt = now.Add(s.cfg.ChildLifetime)
+	return s.dp.AddInbound(c.sa)
+}
+
+// useOut sends from now on with c's outbound SA.
+func (s *Session) useOut(c *child) error {
+	if err := s.dp.UseOutbound(c.sa); err != nil {
+		return err
+	}
+	s.out = c
+	return nil
+}
+
+// adopt makes the installed c the current Child SA. The one it replaces
+// is retired: it keeps its inbound SA, and the outbound one while traffic
+// still uses it, until it is deleted.
+func (s *Session) adopt(c *child) {
+	if old := s.child; old != nil && old != c {
+		s.retire(old, 30*time.Second) // until the old SA's delete completes
+		s.setStatus(func(st *Status) { st.ChildRekeys++ })
 	}
 	s.child = c
+	if s.collided == c {
+		s.collided = nil
+	}
+	s.retired = slices.DeleteFunc(s.retired, func(x *child) bool { return x == c })
+	if s.out == nil {
+		if err := s.useOut(c); err != nil {
+			s.fail("cannot install outbound ESP SA", "err", err)
+		}
+	}
 	s.log.Info("Child SA established", "suite", c.sa.Suite.String(),
 		"spi_in", fmt.Sprintf("%08x", c.sa.InSPI), "spi_out", fmt.Sprintf("%08x", c.sa.OutSPI),
 		"local_ts", fmtTS(c.sa.LocalTS), "remote_ts", fmtTS(c.sa.RemoteTS))
 	s.setStatus(func(st *Status) {
 		st.ChildInSPI, st.ChildOutSPI = fmt.Sprintf("%08x", c.sa.InSPI), fmt.Sprintf("%08x", c.sa.OutSPI)
-		st.ChildSuite, st.ChildSince, st.ChildRekeyDue = c.suite.String(), now, c.rekeyAt
+		st.ChildSuite, st.ChildSince, st.ChildRekeyDue = c.suite.String(), c.established, c.rekeyAt
 	})
+}
+
+// retire keeps c installed until it is deleted, at most for linger.
+func (s *Session) retire(c *child, linger time.Duration) {
+	if until := time.Now().Add(linger); until.Before(c.expireAt) {
+		c.expireAt = until
+	}
+	if !slices.Contains(s.retired, c) {
+		s.retired = append(s.retired, c)
+	}
+}
+
+// dropChild removes c from the data path. When outbound traffic still
+// used c it moves to the current Child SA first, so that there is no
+// moment without an outbound SA (make before break).
+func (s *Session) dropChild(c *child) {
+	if s.child == c {
+		s.child = nil
+	}
+	if s.collided == c {
+		s.collided = nil
+	}
+	s.retired = slices.DeleteFunc(s.retired, func(x *child) bool { return x == c })
+	if s.out == c {
+		s.out = nil
+		if s.child != nil {
+			if err := s.useOut(s.child); err != nil {
+				s.fail("cannot install outbound ESP SA", "err", err)
+			}
+		}
+	}
+	s.dp.Remove(c.sa.InSPI)
+}
+
+// dropChildren removes every Child SA from the data path.
+func (s *Session) dropChildren() {
+	for _, c := range s.children() {
+		s.dp.Remove(c.sa.InSPI)
+	}
+	s.child, s.collided, s.retired, s.out = nil, nil, nil, nil
+}
+
+// children lists the installed Child SAs, the current one first.
+func (s *Session) children() []*child {
+	var cs []*child
+	for _, c := range []*child{s.child, s.collided} {
+		if c != nil {
+			cs = append(cs, c)
+		}
+	}
+	return append(cs, s.retired...)
+}
+
+// installed reports whether c is still in the data path.
+func (s *Session) installed(c *child) bool { return slices.Contains(s.children(), c) }
+
+// childByOutSPI finds an installed Child SA by the SPI the peer receives
+// it on, which is how the peer names it in REKEY_SA and Delete payloads.
+func (s *Session) childByOutSPI(spi uint32) *child {
+	for _, c := range s.children() {
+		if c.sa.OutSPI == spi {
+			return c
+		}
+	}
+	return nil
+}
+
+// lostCollision reports whether our exchange (nonces ni, nr) holds the
+// lowest of the four nonces of two colliding rekeys, which makes the SA
+// it created the redundant one (RFC 7296 2.8.1, 2.8.2). Nonces compare
+// octet by octet; a nonce that is a prefix of the other is the lower.
+func lostCollision(ni, nr, peerNi, peerNr []byte) bool {
+	low := func(a, b []byte) []byte {
+		if bytes.Compare(a, b) <= 0 {
+			return a
+		}
+		return b
+	}
+	return bytes.Compare(low(ni, nr), low(peerNi, peerNr)) < 0
 }
 
 func fmtTS(ss []esp.Selector) string {

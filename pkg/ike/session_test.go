@@ -3,6 +3,7 @@ package ike
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -11,16 +12,24 @@ import (
 	"time"
 )
 
-// link connects two sessions in memory; drop makes it lose everything.
+// link connects two sessions in memory; drop makes it lose everything,
+// hold keeps what is sent until release.
 type link struct {
 	mu   sync.Mutex
 	peer *Session
 	drop bool
+	hold bool
+	held []packet
 }
 
 func (l *link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
 	p, drop := l.peer, l.drop
+	if l.hold && !drop {
+		l.held = append(l.held, packet{append([]byte(nil), b...), natt})
+		l.mu.Unlock()
+		return nil
+	}
 	l.mu.Unlock()
 	if !drop && p != nil {
 		p.Deliver(b, natt)
@@ -28,10 +37,52 @@ func (l *link) SendIKE(b []byte, natt bool) error {
 	return nil
 }
 
+func (l *link) setHold(on bool) {
+	l.mu.Lock()
+	l.hold = on
+	l.mu.Unlock()
+}
+
+// release delivers what was held, in order; with stop it stops holding.
+func (l *link) release(stop bool) {
+	l.mu.Lock()
+	held := l.held
+	l.held = nil
+	if stop {
+		l.hold = false
+	}
+	p := l.peer
+	l.mu.Unlock()
+	for _, m := range held {
+		p.Deliver(m.b, m.natt)
+	}
+}
+
+// holds reports whether a message of exchange exch (a request unless
+// response) is held.
+func (l *link) holds(exch uint8, response bool) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range l.held {
+		if h, err := ParseHeader(m.b); err == nil && h.Exchange == exch && h.IsResponse() == response {
+			return true
+		}
+	}
+	return false
+}
+
+// fakeDP is a data path that checks make-before-break against its peer:
+// outbound never moves to an SA the peer does not accept yet, an inbound
+// SA is never removed while the peer still sends on it, and once there is
+// an outbound SA there always is one.
 type fakeDP struct {
-	mu  sync.Mutex
-	in  map[uint32]*ChildSA
-	out *ChildSA
+	mu         sync.Mutex
+	in         map[uint32]*ChildSA
+	out        *ChildSA
+	peer       *fakeDP
+	added      []uint32
+	removed    []uint32
+	violations []string
 }
 
 func (d *fakeDP) AddInbound(c *ChildSA) error {
@@ -41,17 +92,50 @@ func (d *fakeDP) AddInbound(c *ChildSA) error {
 		d.in = map[uint32]*ChildSA{}
 	}
 	d.in[c.InSPI] = c
+	d.added = append(d.added, c.InSPI)
 	return nil
 }
-func (d *fakeDP) UseOutbound(c *ChildSA) error { d.mu.Lock(); d.out = c; d.mu.Unlock(); return nil }
+
+func (d *fakeDP) UseOutbound(c *ChildSA) error {
+	if p := d.peer; p != nil {
+		p.mu.Lock()
+		_, ok := p.in[c.OutSPI]
+		p.mu.Unlock()
+		if !ok {
+			d.violate(fmt.Sprintf("outbound moved to SPI %08x before the peer accepts it", c.OutSPI))
+		}
+	}
+	d.mu.Lock()
+	d.out = c
+	d.mu.Unlock()
+	return nil
+}
+
 func (d *fakeDP) Remove(spi uint32) {
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.out != nil && d.out.InSPI == spi {
 		d.out = nil
+		d.violations = append(d.violations, fmt.Sprintf("outbound SA (inbound SPI %08x) removed while in use", spi))
 	}
 	delete(d.in, spi)
+	d.removed = append(d.removed, spi)
+	d.mu.Unlock()
+	if p := d.peer; p != nil {
+		p.mu.Lock()
+		sending := p.out != nil && p.out.OutSPI == spi
+		p.mu.Unlock()
+		if sending {
+			d.violate(fmt.Sprintf("inbound SPI %08x removed while the peer still sends on it", spi))
+		}
+	}
 }
+
+func (d *fakeDP) violate(v string) {
+	d.mu.Lock()
+	d.violations = append(d.violations, v)
+	d.mu.Unlock()
+}
+
 func (d *fakeDP) LastInbound() time.Time { return time.Time{} }
 func (d *fakeDP) OutboundSeq() uint64    { return 0 }
 
@@ -73,6 +157,7 @@ type side struct {
 	s    *Session
 	dp   *fakeDP
 	link *link
+	logs *syncBuf // when the test keeps the log
 }
 
 func cfg(local, remote string, psk string, ike, esp string, initiate bool) Config {
@@ -84,9 +169,10 @@ func cfg(local, remote string, psk string, ike, esp string, initiate bool) Confi
 		Logger: slog.New(slog.DiscardHandler)}
 }
 
-func pairUp(t *testing.T, ci, cr Config) (a, b side) {
+func pairUp(t *testing.T, ci, cr Config, tweak ...func(*Session)) (a, b side) {
 	t.Helper()
 	a.dp, b.dp = &fakeDP{}, &fakeDP{}
+	a.dp.peer, b.dp.peer = b.dp, a.dp
 	a.link, b.link = &link{}, &link{}
 	var err error
 	if a.s, err = NewSession(ci, a.link, a.dp); err != nil {
@@ -96,6 +182,10 @@ func pairUp(t *testing.T, ci, cr Config) (a, b side) {
 		t.Fatal(err)
 	}
 	a.link.peer, b.link.peer = b.s, a.s
+	for _, f := range tweak {
+		f(a.s)
+		f(b.s)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(2)
