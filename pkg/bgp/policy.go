@@ -33,63 +33,14 @@ func orLonger(p netip.Prefix) *api.Prefix {
 //	export: to each peer send only the on-prem prefixes, with that peer's
 //	        AS-path prepend and communities; reject everything else, so cgwd
 //	        never re-advertises what it learned from AWS.
-func (s *Speaker) installPolicies(ctx context.Context) error {
-	var all []string
-	for _, p := range s.cfg.Peers {
-		all = append(all, p.Address.String()+"/32")
-	}
-	sets := []*api.DefinedSet{
-		{DefinedType: api.DefinedType_NEIGHBOR, Name: setAllPeers, List: all},
-		{DefinedType: api.DefinedType_PREFIX, Name: setDeny, Prefixes: prefixes(s.cfg.Deny, orLonger)},
-		{DefinedType: api.DefinedType_PREFIX, Name: setOnPrem, Prefixes: prefixes(s.cfg.Prefixes, exact)},
-	}
-	imp := &api.Policy{Name: polImport}
-	exp := &api.Policy{Name: polExport}
-	if len(s.cfg.Deny) > 0 {
-		imp.Statements = append(imp.Statements, &api.Statement{
-			Name: "cgwd-import-deny",
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: setAllPeers},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setDeny},
-			},
-			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-		})
-	}
-	for _, p := range s.cfg.Peers {
-		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: peerSet(p.Name), List: []string{p.Address.String() + "/32"}})
-		if len(p.Allow) > 0 {
-			sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: allowSet(p.Name), Prefixes: prefixes(p.Allow, orLonger)})
-			imp.Statements = append(imp.Statements, &api.Statement{
-				Name: "cgwd-import-allow-" + p.Name,
-				Conditions: &api.Conditions{
-					NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)},
-					PrefixSet:   &api.MatchSet{Type: api.MatchSet_INVERT, Name: allowSet(p.Name)},
-				},
-				Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
-			})
-		}
-		act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
-		if p.Prepend > 0 {
-			act.AsPrepend = &api.AsPrependAction{Asn: s.cfg.ASN, Repeat: uint32(p.Prepend)}
-		}
-		if len(p.Communities) > 0 {
-			act.Community = &api.CommunityAction{Type: api.CommunityAction_ADD, Communities: communities(p.Communities)}
-		}
-		exp.Statements = append(exp.Statements, &api.Statement{
-			Name: "cgwd-export-" + p.Name,
-			Conditions: &api.Conditions{
-				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setOnPrem},
-			},
-			Actions: act,
-		})
-	}
+func (s *Speaker) installPolicies(ctx context.Context, cfg Config) error {
+	sets, pols := policies(cfg)
 	for _, ds := range sets {
 		if err := s.srv.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: ds}); err != nil {
 			return fmt.Errorf("defined set %s: %w", ds.Name, err)
 		}
 	}
-	for _, pol := range []*api.Policy{imp, exp} {
+	for _, pol := range pols {
 		if err := s.srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: pol}); err != nil {
 			return fmt.Errorf("policy %s: %w", pol.Name, err)
 		}
@@ -104,6 +55,68 @@ func (s *Speaker) installPolicies(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// replacePolicies swaps the defined sets and policies for cfg's in one
+// step; the assignments, by policy name, stay.
+func (s *Speaker) replacePolicies(ctx context.Context, cfg Config) error {
+	sets, pols := policies(cfg)
+	return s.srv.SetPolicies(ctx, &api.SetPoliciesRequest{DefinedSets: sets, Policies: pols})
+}
+
+// policies builds the defined sets and the import and export policies.
+func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
+	var all []string
+	for _, p := range cfg.Peers {
+		all = append(all, p.Address.String()+"/32")
+	}
+	sets := []*api.DefinedSet{
+		{DefinedType: api.DefinedType_NEIGHBOR, Name: setAllPeers, List: all},
+		{DefinedType: api.DefinedType_PREFIX, Name: setDeny, Prefixes: prefixes(cfg.Deny, orLonger)},
+		{DefinedType: api.DefinedType_PREFIX, Name: setOnPrem, Prefixes: prefixes(cfg.Prefixes, exact)},
+	}
+	imp := &api.Policy{Name: polImport}
+	exp := &api.Policy{Name: polExport}
+	if len(cfg.Deny) > 0 {
+		imp.Statements = append(imp.Statements, &api.Statement{
+			Name: "cgwd-import-deny",
+			Conditions: &api.Conditions{
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: setAllPeers},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setDeny},
+			},
+			Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
+		})
+	}
+	for _, p := range cfg.Peers {
+		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: peerSet(p.Name), List: []string{p.Address.String() + "/32"}})
+		if len(p.Allow) > 0 {
+			sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: allowSet(p.Name), Prefixes: prefixes(p.Allow, orLonger)})
+			imp.Statements = append(imp.Statements, &api.Statement{
+				Name: "cgwd-import-allow-" + p.Name,
+				Conditions: &api.Conditions{
+					NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)},
+					PrefixSet:   &api.MatchSet{Type: api.MatchSet_INVERT, Name: allowSet(p.Name)},
+				},
+				Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
+			})
+		}
+		act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
+		if p.Prepend > 0 {
+			act.AsPrepend = &api.AsPrependAction{Asn: cfg.ASN, Repeat: uint32(p.Prepend)}
+		}
+		if len(p.Communities) > 0 {
+			act.Community = &api.CommunityAction{Type: api.CommunityAction_ADD, Communities: communities(p.Communities)}
+		}
+		exp.Statements = append(exp.Statements, &api.Statement{
+			Name: "cgwd-export-" + p.Name,
+			Conditions: &api.Conditions{
+				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setOnPrem},
+			},
+			Actions: act,
+		})
+	}
+	return sets, []*api.Policy{imp, exp}
 }
 
 func exact(p netip.Prefix) *api.Prefix {

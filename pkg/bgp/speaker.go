@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -80,14 +81,36 @@ type PeerStatus struct {
 
 // Speaker is the embedded BGP server.
 type Speaker struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *server.BgpServer
-	byAddr map[string]string // neighbor address -> peer name
-	peers  map[string]PeerConfig
+	log *slog.Logger
+	srv *server.BgpServer
+	v   atomic.Pointer[view] // the configuration in force; replaced whole by Reconfigure
+
+	onRoute func(RouteEvent)
+	onPeer  func(name string, up bool)
+	// routes serialises route delivery: the watch and a reconfiguration's
+	// re-evaluation of what peers sent.
+	routes sync.Mutex
+	reconf sync.Mutex // serialises Reconfigure
 
 	mu     sync.Mutex
+	ctx    context.Context
 	cancel context.CancelFunc
+}
+
+// view is a configuration with its lookups, read lock-free by the watch.
+type view struct {
+	cfg    Config
+	byAddr map[string]string // neighbor address -> peer name
+	peers  map[string]PeerConfig
+}
+
+func newView(cfg Config) *view {
+	v := &view{cfg: cfg, byAddr: map[string]string{}, peers: map[string]PeerConfig{}}
+	for _, p := range cfg.Peers {
+		v.byAddr[p.Address.String()] = p.Name
+		v.peers[p.Name] = p
+	}
+	return v
 }
 
 // New returns a speaker that is not started.
@@ -96,11 +119,8 @@ func New(cfg Config) *Speaker {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Speaker{cfg: cfg, log: log.With("component", "bgp"), byAddr: map[string]string{}, peers: map[string]PeerConfig{}}
-	for _, p := range cfg.Peers {
-		s.byAddr[p.Address.String()] = p.Name
-		s.peers[p.Name] = p
-	}
+	s := &Speaker{log: log.With("component", "bgp")}
+	s.v.Store(newView(cfg))
 	return s
 }
 
@@ -108,9 +128,11 @@ func New(cfg Config) *Speaker {
 // calls onRoute (from one goroutine) for every accepted or withdrawn route
 // and onPeer for every session state change, until ctx ends or Stop is called.
 func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer func(name string, up bool)) (err error) {
+	v := s.v.Load()
+	s.onRoute, s.onPeer = onRoute, onPeer
 	opts := []server.ServerOption{server.LoggerOption(&logAdapter{log: s.log})}
-	if s.cfg.GRPCListen != "" {
-		opts = append(opts, server.GrpcListenAddress(s.cfg.GRPCListen))
+	if v.cfg.GRPCListen != "" {
+		opts = append(opts, server.GrpcListenAddress(v.cfg.GRPCListen))
 	}
 	s.srv = server.NewBgpServer(opts...)
 	ctx, cancel := context.WithCancel(ctx)
@@ -124,32 +146,32 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 		}
 	}()
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
-		Asn:        s.cfg.ASN,
-		RouterId:   s.cfg.RouterID.String(),
-		ListenPort: s.cfg.ListenPort,
+		Asn:        v.cfg.ASN,
+		RouterId:   v.cfg.RouterID.String(),
+		ListenPort: v.cfg.ListenPort,
 	}}); err != nil {
 		return fmt.Errorf("bgp: start: %w", err)
 	}
-	if err := s.installPolicies(ctx); err != nil {
+	if err := s.installPolicies(ctx, v.cfg); err != nil {
 		return fmt.Errorf("bgp: policies: %w", err)
 	}
-	if err := s.watch(ctx, onRoute, onPeer); err != nil {
+	if err := s.watch(ctx); err != nil {
 		return fmt.Errorf("bgp: watch: %w", err)
 	}
-	for _, p := range s.cfg.Prefixes {
-		if err := s.advertise(ctx, p); err != nil {
+	for _, p := range v.cfg.Prefixes {
+		if err := s.advertise(ctx, p, false); err != nil {
 			return fmt.Errorf("bgp: advertise %s: %w", p, err)
 		}
 	}
-	for _, p := range s.cfg.Peers {
+	for _, p := range v.cfg.Peers {
 		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
 			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}
 	s.mu.Lock()
-	s.cancel = cancel
+	s.ctx, s.cancel = ctx, cancel
 	s.mu.Unlock()
-	s.log.Info("bgp started", "asn", s.cfg.ASN, "router_id", s.cfg.RouterID, "peers", len(s.cfg.Peers), "grpc", s.cfg.GRPCListen)
+	s.log.Info("bgp started", "asn", v.cfg.ASN, "router_id", v.cfg.RouterID, "peers", len(v.cfg.Peers), "grpc", v.cfg.GRPCListen)
 	return nil
 }
 
@@ -176,61 +198,79 @@ func apiPeer(p PeerConfig) *api.Peer {
 	}
 }
 
-// advertise originates p with origin IGP; gobgp sets next-hop self on eBGP.
-func (s *Speaker) advertise(ctx context.Context, p netip.Prefix) error {
+// advertise originates p with origin IGP (gobgp sets next-hop self on
+// eBGP), or with withdraw stops originating it.
+func (s *Speaker) advertise(ctx context.Context, p netip.Prefix, withdraw bool) error {
 	nlri, _ := apb.New(&api.IPAddressPrefix{Prefix: p.Addr().String(), PrefixLen: uint32(p.Bits())})
 	origin, _ := apb.New(&api.OriginAttribute{Origin: 0})
 	nh, _ := apb.New(&api.NextHopAttribute{NextHop: "0.0.0.0"})
-	_, err := s.srv.AddPath(ctx, &api.AddPathRequest{Path: &api.Path{
-		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Nlri:   nlri,
-		Pattrs: []*apb.Any{origin, nh},
-	}})
+	path := &api.Path{Family: ipv4Unicast, Nlri: nlri, Pattrs: []*apb.Any{origin, nh}}
+	if withdraw {
+		return s.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: ipv4Unicast, Path: path})
+	}
+	_, err := s.srv.AddPath(ctx, &api.AddPathRequest{Path: path})
 	return err
 }
+
+var ipv4Unicast = &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 
 // watch subscribes to received updates and peer state changes. It watches
 // updates as received (ADJIN), one event per UPDATE message, rather than
 // after gobgp's import policy, which costs a copy of the peer's whole config
 // per prefix; the import policy is applied again here (accepted), from the
 // same lists, so what reaches the FIB is what `gobgp global rib` shows.
-func (s *Speaker) watch(ctx context.Context, onRoute func(RouteEvent), onPeer func(string, bool)) error {
+func (s *Speaker) watch(ctx context.Context) error {
 	return s.srv.WatchEvent(ctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 			{Type: api.WatchEventRequest_Table_Filter_ADJIN},
 		}},
 	}, func(r *api.WatchEventResponse) {
+		v := s.v.Load()
 		if pe := r.GetPeer(); pe != nil && pe.Type == api.WatchEventResponse_PeerEvent_STATE {
 			st := pe.Peer.GetState()
-			name := s.byAddr[st.GetNeighborAddress()]
+			name := v.byAddr[st.GetNeighborAddress()]
 			up := st.GetSessionState() == api.PeerState_ESTABLISHED
 			s.log.Info("bgp session state", "peer", name, "address", st.GetNeighborAddress(), "state", sessionState(st.GetSessionState()))
 			if st.GetAdminState() == api.PeerState_PFX_CT {
 				s.maxPrefixExceeded(ctx, name)
 			}
-			if onPeer != nil && name != "" {
-				onPeer(name, up)
+			if s.onPeer != nil && name != "" {
+				s.onPeer(name, up)
 			}
 			return
 		}
+		s.routes.Lock()
+		defer s.routes.Unlock()
 		for _, p := range r.GetTable().GetPaths() {
-			ev, ok, err := s.routeEvent(p)
+			ev, ok, err := v.decode(p)
 			if err != nil {
-				s.log.Warn("bgp: ignoring undecodable path", "peer", s.byAddr[p.GetNeighborIp()], "err", err)
+				s.log.Warn("bgp: ignoring undecodable path", "peer", v.byAddr[p.GetNeighborIp()], "err", err)
 				continue
 			}
-			if ok {
-				onRoute(ev)
+			if ok && (ev.Withdraw || v.accepted(ev.Peer, ev.Prefix)) {
+				s.onRoute(ev)
 			}
 		}
 	})
 }
 
-// routeEvent converts a gobgp path from a known peer; ok is false for paths
-// that are not IPv4 unicast from a peer (our own advertisements, EoR).
+// routeEvent converts a gobgp path from a known peer after the import
+// policy; ok is false for paths that are not IPv4 unicast from a peer (our
+// own advertisements, EoR) and for those the policy rejects.
 func (s *Speaker) routeEvent(p *api.Path) (ev RouteEvent, ok bool, err error) {
-	name, known := s.byAddr[p.GetNeighborIp()]
+	v := s.v.Load()
+	ev, ok, err = v.decode(p)
+	if ok && !ev.Withdraw && !v.accepted(ev.Peer, ev.Prefix) {
+		ok = false
+	}
+	return ev, ok, err
+}
+
+// decode converts a gobgp path from a known peer, before the import policy;
+// ok is false for paths that are not IPv4 unicast from a peer.
+func (v *view) decode(p *api.Path) (ev RouteEvent, ok bool, err error) {
+	name, known := v.byAddr[p.GetNeighborIp()]
 	if !known || p.GetFamily().GetAfi() != api.Family_AFI_IP || p.GetFamily().GetSafi() != api.Family_SAFI_UNICAST {
 		return ev, false, nil
 	}
@@ -245,9 +285,6 @@ func (s *Speaker) routeEvent(p *api.Path) (ev RouteEvent, ok bool, err error) {
 		return ev, false, fmt.Errorf("bad prefix %s/%d", nlri.Prefix, nlri.PrefixLen)
 	}
 	ev = RouteEvent{Peer: name, Prefix: netip.PrefixFrom(addr, int(nlri.PrefixLen)), Withdraw: p.GetIsWithdraw()}
-	if !ev.Withdraw && !s.accepted(name, ev.Prefix) {
-		return ev, false, nil
-	}
 	if !ev.Withdraw {
 		var nh api.NextHopAttribute
 		for _, a := range p.GetPattrs() {
@@ -269,13 +306,13 @@ func (s *Speaker) routeEvent(p *api.Path) (ev RouteEvent, ok bool, err error) {
 // accepted applies cgwd's import policy (the same lists installPolicies
 // gives gobgp): never the deny list or more specifics of it; only inside the
 // peer's allow list when it has one.
-func (s *Speaker) accepted(peer string, p netip.Prefix) bool {
-	for _, d := range s.cfg.Deny {
+func (v *view) accepted(peer string, p netip.Prefix) bool {
+	for _, d := range v.cfg.Deny {
 		if d.Bits() <= p.Bits() && d.Contains(p.Addr()) {
 			return false
 		}
 	}
-	allow := s.peers[peer].Allow
+	allow := v.peers[peer].Allow
 	if len(allow) == 0 {
 		return true
 	}
@@ -290,7 +327,7 @@ func (s *Speaker) accepted(peer string, p netip.Prefix) bool {
 // maxPrefixExceeded logs a session torn down by its prefix limit and, if
 // configured, re-enables it after the restart interval, as routers do.
 func (s *Speaker) maxPrefixExceeded(ctx context.Context, name string) {
-	p, ok := s.peers[name]
+	p, ok := s.v.Load().peers[name]
 	if !ok {
 		return
 	}
@@ -319,11 +356,12 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 	if s.srv == nil {
 		return nil
 	}
+	v := s.v.Load()
 	var out []PeerStatus
 	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		st := p.GetState()
 		ps := PeerStatus{
-			Name:    s.byAddr[p.GetConf().GetNeighborAddress()],
+			Name:    v.byAddr[p.GetConf().GetNeighborAddress()],
 			Address: p.GetConf().GetNeighborAddress(),
 			PeerASN: p.GetConf().GetPeerAsn(),
 			State:   sessionState(st.GetSessionState()),
@@ -348,10 +386,8 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 // router does when BFD declares the neighbor down. The session comes back
 // through the normal connect cycle.
 func (s *Speaker) ShutdownPeer(ctx context.Context, name, reason string) error {
-	for _, p := range s.cfg.Peers {
-		if p.Name == name {
-			return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Communication: reason})
-		}
+	if p, ok := s.v.Load().peers[name]; ok {
+		return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Communication: reason})
 	}
 	return fmt.Errorf("bgp: no peer %q", name)
 }

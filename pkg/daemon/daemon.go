@@ -41,8 +41,9 @@ type Daemon struct {
 	bgpCfg  bgp.Config
 	fibCfg  fib.Config
 	paths   *failover.Manager
-	speaker *bgp.Speaker
+	speaker *bgp.Speaker // replaced by a reload that changes the ASN or router ID
 	fib     *fib.FIB
+	fw      *firewall.Firewall
 	started time.Time
 }
 
@@ -99,14 +100,85 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 	}
 }
 
-// ecmp reports whether any VPN connection spreads traffic over its tunnels.
-func (d *Daemon) ecmp() bool {
-	for _, v := range d.cfg.VPN {
+// newEcmp reports whether any VPN connection of cfg spreads traffic over its tunnels.
+func newEcmp(cfg *config.Config) bool {
+	for _, v := range cfg.VPN {
 		if v.Mode == config.ModeECMP {
 			return true
 		}
 	}
 	return false
+}
+
+// setMultipathHash makes Linux hash multipath routes on ports too (L4): by
+// default it hashes on addresses only, which puts every flow between two
+// hosts on one tunnel.
+func setMultipathHash(log *slog.Logger) error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
+		return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
+	}
+	log.Info("ecmp: net.ipv4.fib_multipath_hash_policy set to 1 (layer 4 hash)")
+	return nil
+}
+
+// runContext is Run's context.
+func (d *Daemon) runContext() context.Context {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.runCtx
+}
+
+// bgpSpeaker is the running BGP speaker, nil before routing started.
+func (d *Daemon) bgpSpeaker() *bgp.Speaker {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.speaker
+}
+
+// routeEvent passes a route BGP accepted or withdrew to the FIB.
+func (d *Daemon) routeEvent(ev bgp.RouteEvent) {
+	if ev.Withdraw {
+		d.fib.Remove(ev.Prefix, ev.Peer)
+	} else {
+		d.fib.Add(ev.Prefix, ev.Peer, ev.Nexthop)
+	}
+}
+
+// peerEvent passes a BGP session's state to failover and, when it went
+// down, withdraws what it offered.
+func (d *Daemon) peerEvent(name string, up bool) {
+	d.paths.BGPState(name, up)
+	if !up {
+		d.fib.RemovePath(name)
+	}
+}
+
+// speakerRef tears sessions down on whichever speaker is running.
+type speakerRef struct{ d *Daemon }
+
+// ShutdownPeer implements failover.SessionResetter.
+func (r speakerRef) ShutdownPeer(ctx context.Context, name, reason string) error {
+	sp := r.d.bgpSpeaker()
+	if sp == nil {
+		return fmt.Errorf("bgp: not running")
+	}
+	return sp.ShutdownPeer(ctx, name, reason)
+}
+
+// removeFirewall removes the firewall table, if installed.
+func (d *Daemon) removeFirewall() {
+	d.mu.Lock()
+	fw := d.fw
+	d.fw = nil
+	d.mu.Unlock()
+	if fw == nil {
+		return
+	}
+	if err := fw.Remove(); err != nil {
+		d.log.Error("firewall removal failed", "err", err)
+		return
+	}
+	d.log.Info("firewall removed", "table", "inet "+fw.Table())
 }
 
 // Status is a snapshot of the daemon's state.
@@ -125,11 +197,11 @@ func (d *Daemon) Status() control.Status {
 	for _, rt := range d.runningTunnels() {
 		st.Tunnels = append(st.Tunnels, rt.t.Status())
 	}
-	if d.speaker != nil {
+	if sp := d.bgpSpeaker(); sp != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		installed := d.fib.Installed()
-		for _, p := range d.speaker.Peers(ctx) {
+		for _, p := range sp.Peers(ctx) {
 			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name]})
 		}
 		st.Paths = d.paths.Status()
@@ -196,12 +268,11 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 			return err
 		}
 		d.log.Info("firewall installed", "table", "inet "+fw.Table(), "wan", d.cfg.Firewall.WANInterface)
-		stack = append(stack, func() {
-			if err := fw.Remove(); err != nil {
-				d.log.Error("firewall removal failed", "err", err)
-			}
-		})
+		d.mu.Lock()
+		d.fw = fw
+		d.mu.Unlock()
 	}
+	stack = append(stack, d.removeFirewall) // a reload may install one later
 	if err := d.startRouting(ctx, &stack); err != nil {
 		return err
 	}
@@ -218,13 +289,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 // speaker feeding both. Their undo actions go on stack, so they stop in
 // reverse: BGP, failover, then the FIB, which removes its routes.
 func (d *Daemon) startRouting(ctx context.Context, stack *[]func()) error {
-	if d.ecmp() {
-		// Linux hashes multipath routes on addresses only by default, which puts
-		// every flow between two hosts on one tunnel; hash on ports too (L4).
-		if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
-			return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
+	if newEcmp(d.cfg) {
+		if err := setMultipathHash(d.log); err != nil {
+			return err
 		}
-		d.log.Info("ecmp: net.ipv4.fib_multipath_hash_policy set to 1 (layer 4 hash)")
 	}
 	f, err := fib.New(d.fibCfg)
 	if err != nil {
@@ -242,29 +310,18 @@ func (d *Daemon) startRouting(ctx context.Context, stack *[]func()) error {
 	d.fib = f
 	sp := bgp.New(d.bgpCfg)
 	foCtx, stopFailover := context.WithCancel(context.Background())
-	foDone, err := d.paths.Start(foCtx, f, sp)
+	foDone, err := d.paths.Start(foCtx, f, speakerRef{d})
 	if err != nil {
 		stopFailover()
 		return err
 	}
 	*stack = append(*stack, func() { stopFailover(); <-foDone })
-	onRoute := func(ev bgp.RouteEvent) {
-		if ev.Withdraw {
-			f.Remove(ev.Prefix, ev.Peer)
-		} else {
-			f.Add(ev.Prefix, ev.Peer, ev.Nexthop)
-		}
-	}
-	onPeer := func(name string, up bool) {
-		d.paths.BGPState(name, up)
-		if !up {
-			f.RemovePath(name)
-		}
-	}
-	if err := sp.Start(ctx, onRoute, onPeer); err != nil {
+	if err := sp.Start(ctx, d.routeEvent, d.peerEvent); err != nil {
 		return err
 	}
+	d.mu.Lock()
 	d.speaker = sp
-	*stack = append(*stack, sp.Stop)
+	d.mu.Unlock()
+	*stack = append(*stack, func() { d.bgpSpeaker().Stop() })
 	return nil
 }

@@ -8,7 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/failover"
+	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
@@ -81,13 +84,25 @@ func (d *Daemon) stopAllTunnels() {
 // ErrRestartNeeded wraps reload refusals for changes only a restart applies.
 var ErrRestartNeeded = errors.New("needs a restart of cgwd")
 
-// Reload applies a new, already validated config to the running daemon.
-// Tunnels whose settings are unchanged are not touched (no packet lost);
-// changed ones are re-established with their new settings (keys are re-read
-// from their files). Changes to anything else (ASN, prefixes, BGP, Direct
-// Connect, failover, the set of tunnels or their inside addresses, metrics
-// or control socket) are refused with ErrRestartNeeded and the running state
-// is kept.
+// Reload applies a new, already validated config to the running daemon, part
+// by part, touching only what changed:
+//
+//   - tunnels: an unchanged tunnel is not touched (no packet lost); a changed
+//     one is re-established with its new settings (keys re-read from their
+//     files); an added one is started; a removed one is closed after its BGP
+//     session is gone;
+//   - routing: BGP sessions whose settings are unchanged stay up; changed ones
+//     are re-established, removed ones torn down, added ones started; new or
+//     withdrawn on-prem prefixes and changed import/export policies apply with
+//     the sessions up; the FIB and the failover manager follow the new set of
+//     paths (DX links and tunnels), keeping the routes over unchanged paths;
+//   - the firewall table is rebuilt in one atomic batch, or removed.
+//
+// Secrets are read and everything is checked before anything changes, so a
+// bad key file or password file rejects the reload with the running state
+// kept. Changes only a restart applies (control socket, metrics, logging,
+// route table/protocol, reconcile interval, stale time, nexthop compat mode)
+// are refused with ErrRestartNeeded, nothing else applied.
 func (d *Daemon) Reload(newCfg *config.Config) error {
 	d.mu.Lock()
 	old := d.cfg
@@ -95,49 +110,197 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 	if diff := restartFields(old, newCfg); len(diff) > 0 {
 		return fmt.Errorf("reload: changed %s: %w", strings.Join(diff, ", "), ErrRestartNeeded)
 	}
-	// Build every changed tunnel first, so a bad key file changes nothing.
-	type change struct {
-		name string
-		t    tunnel.Tunnel
+	bgpCfg, fibCfg, foCfg, err := routingConfig(newCfg, d.log)
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
 	}
-	var changes []change
-	for i, v := range newCfg.VPN {
-		for j := range v.Tunnels {
-			nt, ot := &v.Tunnels[j], &old.VPN[i].Tunnels[j]
-			if reflect.DeepEqual(nt, ot) {
-				continue
-			}
-			t, err := newTunnel(nt, d.log.With("vpn", v.Name))
-			if err != nil {
-				return fmt.Errorf("reload: %w", err)
-			}
-			changes = append(changes, change{nt.Name, t})
+	bgpCfg.Logger, fibCfg.Logger, foCfg.Logger = d.log, d.log, d.log
+	if newCfg.RouterID == "" {
+		// A derived router ID is chosen once, at start-up, as routers do:
+		// removing the session it came from must not reset every other one.
+		d.mu.Lock()
+		bgpCfg.RouterID = d.bgpCfg.RouterID
+		d.mu.Unlock()
+	}
+	if newCfg.Firewall.Enabled {
+		if _, err := firewall.FromConfig(newCfg); err != nil {
+			return fmt.Errorf("reload: firewall: %w", err)
 		}
 	}
+	tc := diffTunnels(old, newCfg)
+	// Build every added or changed tunnel first, so a bad key file changes nothing.
+	built := map[string]tunnel.Tunnel{}
+	for _, c := range append(append([]tunnelConf(nil), tc.added...), tc.changed...) {
+		t, err := newTunnel(c.cfg, d.log.With("vpn", c.vpn))
+		if err != nil {
+			return fmt.Errorf("reload: %w", err)
+		}
+		built[c.cfg.Name] = t
+	}
+
 	var errs []error
-	for _, c := range changes {
-		d.log.Info("reload: tunnel settings changed, re-establishing", "tunnel", c.name)
-		d.stopTunnel(c.name)
-		if err := d.startTunnel(c.t); err != nil {
+	for _, c := range tc.changed {
+		d.log.Info("reload: tunnel settings changed, re-establishing", "tunnel", c.cfg.Name)
+		d.stopTunnel(c.cfg.Name)
+		if err := d.startTunnel(built[c.cfg.Name]); err != nil {
 			errs = append(errs, fmt.Errorf("reload: %w", err))
 		}
 	}
-	d.mu.Lock()
-	d.cfg = newCfg
-	d.mu.Unlock()
-	if len(changes) > 0 && newCfg.Firewall.Enabled {
-		// Endpoints, ports or MTUs may have changed: rebuild the table (one
-		// atomic batch replacing the old one).
-		if _, err := firewall.InstallConfig(newCfg); err != nil {
-			errs = append(errs, fmt.Errorf("reload: firewall: %w", err))
+	for _, c := range tc.added {
+		d.log.Info("reload: tunnel added", "tunnel", c.cfg.Name)
+		if err := d.startTunnel(built[c.cfg.Name]); err != nil {
+			errs = append(errs, fmt.Errorf("reload: %w", err))
 		}
 	}
-	d.log.Info("reload: applied", "tunnels_changed", len(changes))
+	if newEcmp(newCfg) && !newEcmp(old) {
+		if err := setMultipathHash(d.log); err != nil {
+			errs = append(errs, fmt.Errorf("reload: %w", err))
+		}
+	}
+	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
+	if err := d.reloadRouting(bgpCfg, fibCfg, foCfg); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range tc.removed {
+		d.log.Info("reload: tunnel removed", "tunnel", name)
+		d.stopTunnel(name)
+	}
+	d.mu.Lock()
+	d.cfg = newCfg
+	d.bgpCfg, d.fibCfg = bgpCfg, fibCfg
+	d.mu.Unlock()
+	if err := d.reloadFirewall(old, newCfg); err != nil {
+		errs = append(errs, err)
+	}
+	d.log.Info("reload: applied", "tunnels_changed", len(tc.changed), "tunnels_added", len(tc.added), "tunnels_removed", len(tc.removed))
 	return errors.Join(errs...)
 }
 
+// reloadRouting applies new routing settings to the FIB, the failover
+// manager and the BGP speaker, in that order (a path must be known to the
+// FIB before failover marks it, and to failover before BGP reports it).
+func (d *Daemon) reloadRouting(bgpCfg bgp.Config, fibCfg fib.Config, foCfg failover.Config) error {
+	var errs []error
+	if _, err := d.fib.SetPaths(fibCfg.Paths); err != nil {
+		errs = append(errs, fmt.Errorf("reload: %w", err))
+	}
+	if _, err := d.paths.Reconfigure(foCfg); err != nil {
+		errs = append(errs, fmt.Errorf("reload: %w", err))
+	}
+	ctx, cancel := context.WithTimeout(d.runContext(), 30*time.Second)
+	defer cancel()
+	sp := d.bgpSpeaker()
+	_, err := sp.Reconfigure(ctx, bgpCfg)
+	if errors.Is(err, bgp.ErrNewSpeaker) {
+		d.log.Info("reload: ASN, router ID, listen port or gRPC address changed: re-establishing every BGP session")
+		err = d.replaceSpeaker(sp, bgpCfg)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("reload: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// replaceSpeaker stops the running speaker, withdraws what its peers
+// offered, and starts one with cfg.
+func (d *Daemon) replaceSpeaker(old *bgp.Speaker, cfg bgp.Config) error {
+	old.Stop()
+	d.mu.Lock()
+	oldPeers := d.bgpCfg.Peers
+	d.mu.Unlock()
+	for _, p := range oldPeers {
+		d.peerEvent(p.Name, false)
+	}
+	sp := bgp.New(cfg)
+	if err := sp.Start(d.runContext(), d.routeEvent, d.peerEvent); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.speaker = sp
+	d.mu.Unlock()
+	return nil
+}
+
+// reloadFirewall rebuilds, installs or removes the firewall table.
+func (d *Daemon) reloadFirewall(old, cur *config.Config) error {
+	switch {
+	case cur.Firewall.Enabled:
+		if reflect.DeepEqual(old, cur) {
+			return nil
+		}
+		// Endpoints, ports, peers or MTUs may have changed: rebuild the table
+		// (one atomic batch replacing the old one).
+		fw, err := firewall.InstallConfig(cur)
+		if err != nil {
+			return fmt.Errorf("reload: firewall: %w", err)
+		}
+		d.mu.Lock()
+		d.fw = fw
+		d.mu.Unlock()
+		if !old.Firewall.Enabled {
+			d.log.Info("firewall installed", "table", "inet "+fw.Table(), "wan", cur.Firewall.WANInterface)
+		}
+	case old.Firewall.Enabled:
+		d.removeFirewall()
+	}
+	return nil
+}
+
+// tunnelConf is a tunnel's config and the connection it belongs to.
+type tunnelConf struct {
+	vpn string
+	cfg *config.Tunnel
+}
+
+// tunnelChanges is what a reload does to the tunnels, matched by name.
+type tunnelChanges struct {
+	added, changed []tunnelConf
+	removed        []string
+}
+
+func diffTunnels(a, b *config.Config) tunnelChanges {
+	var tc tunnelChanges
+	olds := map[string]*config.Tunnel{}
+	for _, v := range a.VPN {
+		for i := range v.Tunnels {
+			olds[v.Tunnels[i].Name] = &v.Tunnels[i]
+		}
+	}
+	news := map[string]bool{}
+	for _, v := range b.VPN {
+		for i := range v.Tunnels {
+			nt := &v.Tunnels[i]
+			news[nt.Name] = true
+			ot, ok := olds[nt.Name]
+			switch {
+			case !ok:
+				tc.added = append(tc.added, tunnelConf{v.Name, nt})
+			case !reflect.DeepEqual(tunnelSettings(ot), tunnelSettings(nt)):
+				tc.changed = append(tc.changed, tunnelConf{v.Name, nt})
+			}
+		}
+	}
+	for _, v := range a.VPN {
+		for _, t := range v.Tunnels {
+			if !news[t.Name] {
+				tc.removed = append(tc.removed, t.Name)
+			}
+		}
+	}
+	return tc
+}
+
+// tunnelSettings is the part of a tunnel's config the tunnel itself runs
+// with; BGP, BFD and probe settings belong to routing and do not re-create
+// the tunnel.
+func tunnelSettings(t *config.Tunnel) config.Tunnel {
+	c := *t
+	c.BGP, c.BFD, c.Probe = config.PeerBGP{}, config.BFD{}, config.Probe{}
+	return c
+}
+
 // restartFields names the parts of the config that differ between a and b
-// and that a reload cannot apply.
+// and that only a restart applies.
 func restartFields(a, b *config.Config) []string {
 	var diff []string
 	check := func(name string, x, y any) {
@@ -145,36 +308,13 @@ func restartFields(a, b *config.Config) []string {
 			diff = append(diff, name)
 		}
 	}
-	check("asn", a.ASN, b.ASN)
-	check("router_id", a.RouterID, b.RouterID)
-	check("prefixes", a.Prefixes, b.Prefixes)
 	check("control_socket", a.ControlSocket, b.ControlSocket)
 	check("metrics", a.Metrics, b.Metrics)
 	check("log", a.Log, b.Log)
-	check("bgp", a.BGP, b.BGP)
-	check("failover", a.Failover, b.Failover)
-	check("firewall", a.Firewall, b.Firewall)
-	check("direct_connect", a.DirectConnect, b.DirectConnect)
-	if len(a.VPN) != len(b.VPN) {
-		return append(diff, "vpn (number of connections)")
-	}
-	for i := range a.VPN {
-		va, vb := a.VPN[i], b.VPN[i]
-		check(fmt.Sprintf("vpn[%d].name", i), va.Name, vb.Name)
-		check(fmt.Sprintf("vpn[%d].gateway", i), va.Gateway, vb.Gateway)
-		check(fmt.Sprintf("vpn[%d].mode", i), va.Mode, vb.Mode)
-		if len(va.Tunnels) != len(vb.Tunnels) {
-			diff = append(diff, fmt.Sprintf("vpn[%d].tunnels (number)", i))
-			continue
-		}
-		for j := range va.Tunnels {
-			ta, tb := va.Tunnels[j], vb.Tunnels[j]
-			f := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
-			check(f+".name", ta.Name, tb.Name)
-			check(f+".inside", ta.Inside, tb.Inside)
-			check(f+".bgp", ta.BGP, tb.BGP)
-			check(f+".bfd", ta.BFD, tb.BFD)
-		}
-	}
+	check("bgp.route_table", a.BGP.RouteTable, b.BGP.RouteTable)
+	check("bgp.route_protocol", a.BGP.RouteProtocol, b.BGP.RouteProtocol)
+	check("bgp.reconcile_interval", a.BGP.ReconcileInterval, b.BGP.ReconcileInterval)
+	check("bgp.stale_time", a.BGP.StaleTime, b.BGP.StaleTime)
+	check("failover.nexthop_compat_mode", a.Failover.NexthopCompatMode, b.Failover.NexthopCompatMode)
 	return diff
 }

@@ -2,6 +2,7 @@ package netns
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strconv"
@@ -76,6 +77,15 @@ func editConfig(t *testing.T, from, to string) {
 
 // testReload runs the SIGHUP scenarios; cgwd must be running with both tunnels up.
 func testReload(t *testing.T) {
+	eventually(t, 30*time.Second, "BIRD sees aws_t1, aws_t2, aws_dx Established", func() error {
+		for _, p := range []string{"aws_t1", "aws_t2", "aws_dx"} {
+			if !birdEstablished(t, p) {
+				return fmt.Errorf("%s not Established", p)
+			}
+		}
+		return nil
+	})
+	routeVia(t, 30*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
 	t.Run("ReloadUnchangedLosesNoPacket", func(t *testing.T) {
 		ping := exec.Command("ip", "netns", "exec", "lab-onprem", "ping", "-q", "-c", "300", "-i", "0.01", "-W", "1", "10.200.0.10")
 		var out strings.Builder
@@ -117,10 +127,188 @@ func testReload(t *testing.T) {
 		}
 	})
 
-	t.Run("ReloadRoutingChangeNeedsRestart", func(t *testing.T) {
-		editConfig(t, "prefixes: [10.10.0.0/16]", "prefixes: [10.10.0.0/16, 10.11.0.0/16]")
-		defer editConfig(t, "prefixes: [10.10.0.0/16, 10.11.0.0/16]", "prefixes: [10.10.0.0/16]")
+	t.Run("ReloadRestartOnlyFieldIsRefused", func(t *testing.T) {
+		editConfig(t, "stale_time: 10s", "stale_time: 20s")
+		defer editConfig(t, "stale_time: 20s", "stale_time: 10s")
 		hupAndWait(t, "needs a restart of cgwd")
+	})
+
+	t.Run("ReloadNewPrefixIsAdvertisedWithoutSessionReset", func(t *testing.T) {
+		logOnFailure(t)
+		since := birdSince(t)
+		ping := startPing(t, 300)
+		editConfig(t, "prefixes: [10.10.0.0/16]", "prefixes: [10.10.0.0/16, 10.11.0.0/16]")
+		hupAndWait(t, "reload: applied")
+		eventually(t, 15*time.Second, "BIRD learns 10.11.0.0/16 over all three sessions", func() error {
+			out := birdc(t, "show", "route", "10.11.0.0/16", "all")
+			for _, p := range []string{"aws_t1", "aws_t2", "aws_dx"} {
+				if !strings.Contains(out, p) {
+					return fmt.Errorf("not from %s:\n%s", p, out)
+				}
+			}
+			return nil
+		})
+		editConfig(t, "prefixes: [10.10.0.0/16, 10.11.0.0/16]", "prefixes: [10.10.0.0/16]")
+		hupAndWait(t, "reload: applied")
+		eventually(t, 15*time.Second, "BIRD drops 10.11.0.0/16", func() error {
+			out, _ := exec.Command("birdc", "-s", labState+"/bird-aws.ctl", "show", "route", "10.11.0.0/16").CombinedOutput()
+			if strings.Contains(string(out), "10.11.0.0/16") {
+				return fmt.Errorf("still there:\n%s", out)
+			}
+			return nil
+		})
+		ping.noLoss(t)
+		if now := birdSince(t); !maps.Equal(now, since) {
+			t.Errorf("a session was reset by a prefix change: BIRD's protocol times %v, before %v", now, since)
+		}
+	})
+
+	t.Run("ReloadChangedSessionIsReestablishedAlone", func(t *testing.T) {
+		since := birdSince(t)
+		logs, _ := os.ReadFile(labState + "/logs/cgwd.log")
+		t2Starts := strings.Count(string(logs), `msg="tunnel started" vpn=vpn1 tunnel=cgw-t2`)
+		// Tunnel 2's hold time: a BGP setting of its own, not of the tunnel.
+		editConfig(t, "        bfd: {enabled: true, interval: 300ms, multiplier: 3}\ndirect_connect:",
+			"        bfd: {enabled: true, interval: 300ms, multiplier: 3}\n        bgp: {hold_time: 24s, keepalive: 8s}\ndirect_connect:")
+		hupAndWait(t, "reload: applied")
+		eventually(t, 30*time.Second, "aws_t2 re-established", func() error {
+			now := birdSince(t)
+			if now["aws_t2"] == since["aws_t2"] || !birdEstablished(t, "aws_t2") {
+				return fmt.Errorf("aws_t2 since %s (before %s)", now["aws_t2"], since["aws_t2"])
+			}
+			return nil
+		})
+		now := birdSince(t)
+		for _, p := range []string{"aws_t1", "aws_dx"} {
+			if now[p] != since[p] {
+				t.Errorf("%s was reset by a change to cgw-t2's session (since %s, before %s)", p, now[p], since[p])
+			}
+		}
+		if out := birdc(t, "show", "protocols", "all", "aws_t2"); !strings.Contains(out, "Hold timer") || !strings.Contains(out, "/24") {
+			t.Errorf("aws_t2 did not negotiate the new hold time:\n%s", out)
+		}
+		logs, _ = os.ReadFile(labState + "/logs/cgwd.log")
+		if n := strings.Count(string(logs), `msg="tunnel started" vpn=vpn1 tunnel=cgw-t2`); n != t2Starts {
+			t.Error("a BGP-only change re-created the tunnel")
+		}
+		eventually(t, 10*time.Second, "cgw-t2 usable again after its hold-down", func() error {
+			for _, p := range status(t).Paths {
+				if p.Name == "cgw-t2" && !p.Usable {
+					return fmt.Errorf("not usable")
+				}
+			}
+			return nil
+		})
+	})
+
+	t.Run("ReloadRemovesAndAddsDirectConnect", func(t *testing.T) {
+		logOnFailure(t)
+		path := labState + "/cgwd.yaml"
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o600) })
+		full := string(b)
+		i, j := strings.Index(full, "direct_connect:\n"), strings.Index(full, "failover:\n")
+		if i < 0 || j < i {
+			t.Fatalf("no direct_connect section before failover in the config")
+		}
+		since := birdSince(t)
+		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
+		ping := startPing(t, 500)
+		if err := os.WriteFile(path, []byte(full[:i]+full[j:]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hupAndWait(t, "reload: applied")
+		routeVia(t, 5*time.Second, "10.200.0.0/16", "169.254.10.1", "cgw-t1")
+		eventually(t, 10*time.Second, "BIRD sees aws_dx down", func() error {
+			if birdEstablished(t, "aws_dx") {
+				return fmt.Errorf("still Established")
+			}
+			return nil
+		})
+		lost := ping.loss(t)
+		t.Logf("DX removed by reload: %s of a 100/s ping lost", lost)
+		if lost != "0%" {
+			t.Errorf("packets lost when the DX link was removed by a reload: %s", lost)
+		}
+		for _, p := range status(t).Paths {
+			if p.Name == "dx1" {
+				t.Error("status still lists the removed DX path")
+			}
+		}
+		if now := birdSince(t); now["aws_t1"] != since["aws_t1"] || now["aws_t2"] != since["aws_t2"] {
+			t.Errorf("removing DX reset a tunnel session: %v, before %v", now, since)
+		}
+
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hupAndWait(t, "reload: applied")
+		eventually(t, 30*time.Second, "aws_dx Established again", func() error {
+			if !birdEstablished(t, "aws_dx") {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		routeVia(t, 15*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
+		pingVPC(t)
+	})
+
+	t.Run("ReloadRemovesAndAddsVPNConnection", func(t *testing.T) {
+		logOnFailure(t)
+		path := labState + "/cgwd.yaml"
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o600) })
+		full := string(b)
+		i, j := strings.Index(full, "vpn:\n"), strings.Index(full, "direct_connect:\n")
+		if i < 0 || j < i {
+			t.Fatalf("no vpn section before direct_connect in the config")
+		}
+		since := birdSince(t)
+		if err := os.WriteFile(path, []byte(full[:i]+full[j:]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hupAndWait(t, "reload: applied")
+		for _, dev := range []string{"cgw-t1", "cgw-t2"} {
+			if out, err := inNS("lab-cgw", "ip", "link", "show", dev); err == nil {
+				t.Errorf("%s still exists after its connection was removed:\n%s", dev, out)
+			}
+		}
+		eventually(t, 10*time.Second, "BIRD sees aws_t1 and aws_t2 down", func() error {
+			for _, p := range []string{"aws_t1", "aws_t2"} {
+				if birdEstablished(t, p) {
+					return fmt.Errorf("%s still Established", p)
+				}
+			}
+			return nil
+		})
+		if now := birdSince(t); now["aws_dx"] != since["aws_dx"] {
+			t.Errorf("removing the VPN connection reset the DX session: %v, before %v", now, since)
+		}
+		pingVPC(t) // over DX
+
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		hupAndWait(t, "reload: applied")
+		eventually(t, 30*time.Second, "aws_t1 and aws_t2 Established again", func() error {
+			for _, p := range []string{"aws_t1", "aws_t2"} {
+				if !birdEstablished(t, p) {
+					return fmt.Errorf("%s not Established", p)
+				}
+			}
+			return nil
+		})
+		for _, peer := range []string{"169.254.10.1", "169.254.11.1"} {
+			if out, err := inNS("lab-cgw", "ping", "-c", "2", "-i", "0.2", "-W", "2", peer); err != nil {
+				t.Errorf("ping across a re-added tunnel to %s: %v\n%s", peer, err, out)
+			}
+		}
 	})
 
 	t.Run("ReloadChangedTunnelIsReestablishedAlone", func(t *testing.T) {
@@ -153,5 +341,79 @@ func testReload(t *testing.T) {
 		if !strings.Contains(out, "\t7") {
 			t.Errorf("cgw-t2 keepalive after reload: %q, want 7", out)
 		}
+	})
+}
+
+// birdSince maps each of BIRD's BGP protocols to the time its state last
+// changed: a session reset shows as a new time.
+func birdSince(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	for _, line := range strings.Split(birdc(t, "show", "protocols"), "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 6 && strings.HasPrefix(f[0], "aws_") && f[1] == "BGP" {
+			out[f[0]] = f[4]
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no BGP protocols in birdc show protocols")
+	}
+	return out
+}
+
+// pingRun is a 100/s ping from lab-onprem to lab-vpc running in the background.
+type pingRun struct {
+	cmd *exec.Cmd
+	out *strings.Builder
+}
+
+// startPing starts count pings, 10 ms apart.
+func startPing(t *testing.T, count int) *pingRun {
+	t.Helper()
+	p := &pingRun{out: &strings.Builder{}}
+	p.cmd = exec.Command("ip", "netns", "exec", "lab-onprem", "ping", "-q", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "1", "10.200.0.10")
+	p.cmd.Stdout = p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			_ = p.cmd.Wait()
+		}
+	})
+	return p
+}
+
+// loss waits for the ping to end and returns its packet loss ("0%").
+func (p *pingRun) loss(t *testing.T) string {
+	t.Helper()
+	_ = p.cmd.Wait() // ping exits 1 when a packet is lost
+	for _, f := range strings.Split(p.out.String(), ", ") {
+		if strings.HasSuffix(f, " packet loss") {
+			return strings.TrimSuffix(f, " packet loss")
+		}
+	}
+	t.Fatalf("no packet loss line in ping's output:\n%s", p.out.String())
+	return ""
+}
+
+// noLoss fails the test if the ping lost a packet.
+func (p *pingRun) noLoss(t *testing.T) {
+	t.Helper()
+	if l := p.loss(t); l != "0%" {
+		t.Errorf("%s of the packets lost across the reload:\n%s", l, p.out.String())
+	}
+}
+
+// logOnFailure prints the end of cgwd's log if the test fails.
+func logOnFailure(t *testing.T) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		b, _ := os.ReadFile(labState + "/logs/cgwd.log")
+		lines := strings.Split(string(b), "\n")
+		t.Logf("cgwd.log (last 80 lines):\n%s", strings.Join(lines[max(0, len(lines)-80):], "\n"))
 	})
 }
