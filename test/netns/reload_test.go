@@ -163,6 +163,24 @@ func testReload(t *testing.T) {
 		}
 	})
 
+	t.Run("ReloadAllowListAppliesWithSessionUp", func(t *testing.T) {
+		logOnFailure(t)
+		since := birdSince(t)
+		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
+		// DX may now only bring 10.201.0.0/16: the VPC route it sent earlier
+		// must leave, and tunnel 1 carries the VPC.
+		editConfig(t, "      max_prefixes: 200000", "      allow: [10.201.0.0/16]\n      max_prefixes: 200000")
+		hupAndWait(t, "reload: applied")
+		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.10.1", "cgw-t1")
+		pingVPC(t)
+		editConfig(t, "      allow: [10.201.0.0/16]\n      max_prefixes: 200000", "      max_prefixes: 200000")
+		hupAndWait(t, "reload: applied")
+		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
+		if now := birdSince(t); !maps.Equal(now, since) {
+			t.Errorf("an import policy change reset a session: BIRD's protocol times %v, before %v", now, since)
+		}
+	})
+
 	t.Run("ReloadChangedSessionIsReestablishedAlone", func(t *testing.T) {
 		since := birdSince(t)
 		logs, _ := os.ReadFile(labState + "/logs/cgwd.log")
