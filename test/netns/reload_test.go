@@ -221,23 +221,10 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadRemovesAndAddsDirectConnect", func(t *testing.T) {
 		logOnFailure(t)
-		path := labState + "/cgwd.yaml"
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o600) })
-		full := string(b)
-		i, j := strings.Index(full, "direct_connect:\n"), strings.Index(full, "failover:\n")
-		if i < 0 || j < i {
-			t.Fatalf("no direct_connect section before failover in the config")
-		}
 		since := birdSince(t)
 		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
 		ping := startPing(t, 500)
-		if err := os.WriteFile(path, []byte(full[:i]+full[j:]), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		restore := cutConfig(t, "direct_connect:\n", "failover:\n")
 		hupAndWait(t, "reload: applied")
 		routeVia(t, 5*time.Second, "10.200.0.0/16", "169.254.10.1", "cgw-t1")
 		eventually(t, 10*time.Second, "BIRD sees aws_dx down", func() error {
@@ -260,9 +247,7 @@ func testReload(t *testing.T) {
 			t.Errorf("removing DX reset a tunnel session: %v, before %v", now, since)
 		}
 
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		restore()
 		hupAndWait(t, "reload: applied")
 		eventually(t, 30*time.Second, "aws_dx Established again", func() error {
 			if !birdEstablished(t, "aws_dx") {
@@ -276,21 +261,8 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadRemovesAndAddsVPNConnection", func(t *testing.T) {
 		logOnFailure(t)
-		path := labState + "/cgwd.yaml"
-		b, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.WriteFile(path, b, 0o600) })
-		full := string(b)
-		i, j := strings.Index(full, "vpn:\n"), strings.Index(full, "direct_connect:\n")
-		if i < 0 || j < i {
-			t.Fatalf("no vpn section before direct_connect in the config")
-		}
 		since := birdSince(t)
-		if err := os.WriteFile(path, []byte(full[:i]+full[j:]), 0o600); err != nil {
-			t.Fatal(err)
-		}
+		restore := cutConfig(t, "vpn:\n", "direct_connect:\n")
 		hupAndWait(t, "reload: applied")
 		for _, dev := range []string{"cgw-t1", "cgw-t2"} {
 			if out, err := inNS("lab-cgw", "ip", "link", "show", dev); err == nil {
@@ -310,9 +282,7 @@ func testReload(t *testing.T) {
 		}
 		pingVPC(t) // over DX
 
-		if err := os.WriteFile(path, b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+		restore()
 		hupAndWait(t, "reload: applied")
 		eventually(t, 30*time.Second, "aws_t1 and aws_t2 Established again", func() error {
 			for _, p := range []string{"aws_t1", "aws_t2"} {
@@ -360,6 +330,33 @@ func testReload(t *testing.T) {
 			t.Errorf("cgw-t2 keepalive after reload: %q, want 7", out)
 		}
 	})
+}
+
+// cutConfig removes the lines of the lab's cgwd.yaml from the line starting
+// with from up to the one starting with to; the returned func (also run when
+// the test ends) puts the file back as it was.
+func cutConfig(t *testing.T, from, to string) (restore func()) {
+	t.Helper()
+	path := labState + "/cgwd.yaml"
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := string(b)
+	i, j := strings.Index(full, from), strings.Index(full, to)
+	if i < 0 || j < i {
+		t.Fatalf("config has no %q before %q", from, to)
+	}
+	restore = func() {
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Error(err)
+		}
+	}
+	t.Cleanup(restore)
+	if err := os.WriteFile(path, []byte(full[:i]+full[j:]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return restore
 }
 
 // birdSince maps each of BIRD's BGP protocols to the time its state last
