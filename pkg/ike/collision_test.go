@@ -437,3 +437,76 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 		t.Fatalf("status after bad requests: %+v", st)
 	}
 }
+
+// The peer wins a collision and deletes the old SA before our own
+// response arrives; our response is late enough that the peer has rekeyed
+// its SA again meanwhile. Our exchange's SA is still the redundant one: it
+// must be deleted, not put in place of the newer SA.
+func TestLateResponseAfterPeerWon(t *testing.T) {
+	isResp := func(h Header) bool { return h.Exchange == CreateChildSA && h.IsResponse() }
+	for attempt := 0; ; attempt++ {
+		if attempt == 20 {
+			t.Fatal("B never won in 20 collisions")
+		}
+		a, b := collisionPair(t)
+		a.link.setHold(true)
+		b.link.setHold(true)
+		for _, x := range []side{a, b} {
+			onLoop(t, x.s, func() { x.s.child.rekeyAt = time.Now() })
+		}
+		waitFor(t, 5*time.Second, "both rekey requests sent", func() bool {
+			return a.link.holds(CreateChildSA, false) && b.link.holds(CreateChildSA, false)
+		})
+		// B holds on to its answer to A's request from here on; all else flows.
+		b.link.mu.Lock()
+		b.link.only = isResp
+		b.link.mu.Unlock()
+		a.link.release(false)
+		waitFor(t, 5*time.Second, "B answered A's request", func() bool { return b.link.holds(CreateChildSA, true) })
+		b.link.releaseIf(func(h Header) bool { return !h.IsResponse() }) // B's request reaches A
+		waitFor(t, 5*time.Second, "A answered B's request", func() bool { return a.link.holds(CreateChildSA, true) })
+		a.link.release(true) // B gets its answer and settles the collision
+		var bWon bool
+		waitFor(t, 5*time.Second, "B settled", func() bool {
+			l := b.logs.String()
+			bWon = strings.Contains(l, "collision won")
+			return bWon || strings.Contains(l, "collision lost")
+		})
+		if !bWon {
+			b.link.release(true)
+			continue // A won: not the case under test
+		}
+		// B deleted the old SA, so A moved to B's new one; then B rekeys it.
+		waitFor(t, 5*time.Second, "A on B's SA", func() bool { return snap(t, a.s).childIn == snap(t, b.s).childOut })
+		rekeys := b.s.Status().ChildRekeys
+		onLoop(t, b.s, func() { b.s.child.rekeyAt = time.Now() })
+		waitFor(t, 5*time.Second, "B's second rekey", func() bool {
+			sa, sb := snap(t, a.s), snap(t, b.s)
+			return b.s.Status().ChildRekeys == rekeys+1 && sa.childIn == sb.childOut && sa.retired == 0
+		})
+		current := snap(t, a.s).childIn
+		b.link.release(true) // A's answer, at last
+		waitFor(t, 10*time.Second, "settled", func() bool {
+			return settled(t, a, b) && !a.link.holds(CreateChildSA, true)
+		})
+		if got := snap(t, a.s).childIn; got != current {
+			t.Fatalf("late answer replaced the current SA %08x with %08x", current, got)
+		}
+		if !strings.Contains(a.logs.String(), "collision lost") {
+			t.Fatalf("A did not settle its late exchange as the loser:\n%s", a.logs.String())
+		}
+		for i, d := range []*fakeDP{a.dp, b.dp} {
+			in, _, added, removed, v := dpState(d)
+			if len(v) > 0 {
+				t.Fatalf("side %d violations: %v", i, v)
+			}
+			for _, s := range added {
+				if len(in) != 1 || (s != fmt.Sprintf("%08x", in[0]) && !slices.Contains(removed, s)) {
+					t.Fatalf("side %d: SA %s left installed (in %x, removed %v)", i, s, in, removed)
+				}
+			}
+		}
+		rekeyAgain(t, a, b)
+		return
+	}
+}

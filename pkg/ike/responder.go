@@ -222,7 +222,7 @@ func (s *Session) peerDeletedIKE(sa *ikeSA) {
 			// The peer rekeyed this SA too and deletes it: its new SA
 			// carries on and our own rekey is forgotten (RFC 7296 2.25.2).
 			s.log.Info("peer deleted the IKE SA we were rekeying after rekeying it itself; moving to its new IKE SA")
-			s.ikeCollided = nil
+			s.ikeCollided, sa.rival = nil, nil
 			sa.req = nil
 			s.ikeRekeyed(sa, next, false)
 			s.old = nil
@@ -367,7 +367,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 			// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
 			now := time.Now()
 			next.state, next.est, next.lastRecv, next.expireAt = stEstablished, now, now, now.Add(s.cfg.IKELifetime)
-			s.ikeCollided = next
+			s.ikeCollided, sa.rival = next, next
 			s.log.Info("IKE SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
 				"peer_spi_i", fmt.Sprintf("%016x", spiI))
 			return
@@ -513,9 +513,7 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32, dh dhKey, ni []byte) {
 	peer := c.rival // the peer's new SA if it rekeyed c too
 	c.rival = nil
-	if peer != nil && !s.installed(peer) {
-		peer = nil // the peer lost the collision and already deleted it
-	}
+	peerLive := peer != nil && s.installed(peer)
 	if peer != nil && s.collided == peer {
 		s.collided = nil
 	}
@@ -524,7 +522,9 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32,
 			// The peer's rekey completed; it deletes c (RFC 7296 2.8.1).
 			s.log.Info("our Child SA rekey failed but the peer's succeeded; its new SA replaces the old one",
 				append([]any{"reason", msg}, args...)...)
-			s.adopt(peer)
+			if s.child == c && peerLive {
+				s.adopt(peer)
+			}
 			return
 		}
 		if s.child == c {
@@ -557,20 +557,34 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32,
 		failed("Child SA rekey failed", "err", err)
 		return
 	}
-	if peer != nil && lostCollision(nc.ni, nc.nr, peer.ni, peer.nr) {
-		// Ours holds the lowest nonce: we delete it, the peer's new SA
-		// stays and the peer, its initiator, deletes the old one.
-		s.log.Info("Child SA rekey collision lost: deleting our redundant SA; the peer's new SA replaces the old one",
-			"redundant_spi_in", fmt.Sprintf("%08x", nc.sa.InSPI), "survivor_spi_in", fmt.Sprintf("%08x", peer.sa.InSPI))
-		s.adopt(peer)
+	redundant := func(why string) {
+		s.log.Info(why, "redundant_spi_in", fmt.Sprintf("%08x", nc.sa.InSPI))
 		s.retire(nc, 30*time.Second)
 		s.deleteChild(sa, nc, "INFORMATIONAL delete redundant child", func() { s.dropChild(nc) })
+	}
+	if peer != nil && lostCollision(nc.ni, nc.nr, peer.ni, peer.nr) {
+		// Ours holds the lowest nonce: we delete it, the peer's new SA
+		// stays and the peer, its initiator, deletes the old one. The
+		// verdict stands even if the peer's SA is gone by now (replaced
+		// by a later rekey after it deleted the old one).
+		if s.child == c && peerLive {
+			s.adopt(peer)
+		}
+		redundant("Child SA rekey collision lost: deleting our redundant SA; the peer's new SA replaced the old one")
+		return
+	}
+	// Without a collision our SA replaces c, unless c was replaced
+	// meanwhile by something newer than the rekey we started.
+	if s.child != c && s.child != nil && s.child != peer {
+		redundant("Child SA rekey completed after the SA it replaces was gone: deleting the new SA")
 		return
 	}
 	if peer != nil {
 		s.log.Info("Child SA rekey collision won: our new SA replaces the old one; the peer deletes its redundant SA",
 			"survivor_spi_in", fmt.Sprintf("%08x", nc.sa.InSPI), "redundant_spi_in", fmt.Sprintf("%08x", peer.sa.InSPI))
-		s.retire(peer, 30*time.Second)
+		if peerLive {
+			s.retire(peer, 30*time.Second)
+		}
 	}
 	if err := s.useOut(nc); err != nil {
 		s.fail("cannot install outbound ESP SA", "err", err)
@@ -608,11 +622,19 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	}
 	m := &Message{Header: s.reqHeader(sa, CreateChildSA), Encrypted: true,
 		Payloads: []Payload{&SA{Proposals: props}, &Nonce{Data: ni}, &KE{Group: group, Data: dh.public()}}}
+	// settle takes the peer's colliding new IKE SA off sa, if any, and
+	// reports whether it is still there (the peer deletes it once it lost).
+	settle := func() (peer *ikeSA, live bool) {
+		peer, sa.rival = sa.rival, nil
+		if live = peer != nil && s.ikeCollided == peer; live {
+			s.ikeCollided = nil
+		}
+		return peer, live
+	}
 	// failed gives up our rekey; if the peer rekeyed the SA too, its new
 	// IKE SA carries on and the peer deletes this one.
 	failed := func(msg string, args ...any) {
-		if peer := s.ikeCollided; peer != nil {
-			s.ikeCollided = nil
+		if peer, live := settle(); live {
 			s.log.Info("our IKE SA rekey failed but the peer's succeeded; moving to its new IKE SA",
 				append([]any{"reason", msg}, args...)...)
 			s.ikeRekeyed(sa, peer, false)
@@ -658,9 +680,9 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 			return
 		}
 		next := &ikeSA{initiator: true, spiI: newSPI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr.Data}
-		if peer := s.ikeCollided; peer != nil {
-			s.ikeCollided = nil
-			if lostCollision(next.ni, next.nr, peer.ni, peer.nr) {
+		if peer, live := settle(); peer != nil {
+			switch lost := lostCollision(next.ni, next.nr, peer.ni, peer.nr); {
+			case lost && live:
 				// Ours holds the lowest nonce: we delete it; the peer's new
 				// SA inherits the Child SAs and the peer deletes the old one.
 				s.log.Info("IKE SA rekey collision lost: deleting our redundant new IKE SA; moving to the peer's",
@@ -668,11 +690,17 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 				s.ikeRekeyed(sa, peer, false)
 				s.deleteSpare(next)
 				return
+			case lost:
+				s.log.Warn("IKE SA rekey collision: the peer deleted its new IKE SA although ours holds the lowest nonce; keeping ours",
+					"spi_i", fmt.Sprintf("%016x", next.spiI))
+			default:
+				s.log.Info("IKE SA rekey collision won: our new IKE SA stays; the peer deletes its redundant one",
+					"survivor_spi_i", fmt.Sprintf("%016x", next.spiI), "redundant_spi_i", fmt.Sprintf("%016x", peer.spiI))
+				if live {
+					peer.state, peer.expireAt = stDeleting, time.Now().Add(s.cfg.DPDTimeout)
+					s.ikeSpare = peer
+				}
 			}
-			s.log.Info("IKE SA rekey collision won: our new IKE SA stays; the peer deletes its redundant one",
-				"survivor_spi_i", fmt.Sprintf("%016x", next.spiI), "redundant_spi_i", fmt.Sprintf("%016x", peer.spiI))
-			peer.state, peer.expireAt = stDeleting, time.Now().Add(s.cfg.DPDTimeout)
-			s.ikeSpare = peer
 		}
 		s.ikeRekeyed(sa, next, true)
 	}, func() {

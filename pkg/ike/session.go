@@ -207,6 +207,9 @@ type ikeSA struct {
 	rekeyAt    time.Time
 	expireAt   time.Time
 	rekeying   bool
+	// rival is the new IKE SA of the peer's rekey of this one that
+	// collided with ours, until our exchange settles which one stays.
+	rival *ikeSA
 }
 
 type pending struct {
@@ -1026,7 +1029,10 @@ func (s *Session) useOut(c *child) error {
 // is retired: it keeps its inbound SA, and the outbound one while traffic
 // still uses it, until it is deleted.
 func (s *Session) adopt(c *child) {
-	if old := s.child; old != nil && old != c {
+	if s.child == c {
+		return
+	}
+	if old := s.child; old != nil {
 		s.retire(old, 30*time.Second) // until the old SA's delete completes
 		s.setStatus(func(st *Status) { st.ChildRekeys++ })
 	}

@@ -20,12 +20,15 @@ type link struct {
 	drop bool
 	hold bool
 	held []packet
+	// only, when set, limits holding to the messages it matches.
+	only func(Header) bool
 }
 
 func (l *link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
 	p, drop := l.peer, l.drop
-	if l.hold && !drop {
+	h, _ := ParseHeader(b)
+	if l.hold && !drop && (l.only == nil || l.only(h)) {
 		l.held = append(l.held, packet{append([]byte(nil), b...), natt})
 		l.mu.Unlock()
 		return nil
@@ -54,6 +57,25 @@ func (l *link) release(stop bool) {
 	p := l.peer
 	l.mu.Unlock()
 	for _, m := range held {
+		p.Deliver(m.b, m.natt)
+	}
+}
+
+// releaseIf delivers the held messages that match, keeps the others.
+func (l *link) releaseIf(match func(Header) bool) {
+	l.mu.Lock()
+	var out, keep []packet
+	for _, m := range l.held {
+		if h, err := ParseHeader(m.b); err == nil && match(h) {
+			out = append(out, m)
+		} else {
+			keep = append(keep, m)
+		}
+	}
+	l.held = keep
+	p := l.peer
+	l.mu.Unlock()
+	for _, m := range out {
 		p.Deliver(m.b, m.natt)
 	}
 }

@@ -1,14 +1,18 @@
 package netns
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -66,7 +70,7 @@ func startTunnelInNS(ctx context.Context, tn *ipsec.Tunnel, ns string) error {
 	return <-errc
 }
 
-func c2cTunnel(t testing.TB, name string, local, remote, inside string, initiate bool, ikeP, espP string) *ipsec.Tunnel {
+func c2cTunnel(t testing.TB, name string, local, remote, inside string, initiate bool, ikeP, espP string, opts ...func(*ipsec.Config)) *ipsec.Tunnel {
 	t.Helper()
 	ip, err := ike.ParseProposal(ikeP, true)
 	if err != nil {
@@ -77,12 +81,16 @@ func c2cTunnel(t testing.TB, name string, local, remote, inside string, initiate
 		t.Fatal(err)
 	}
 	p := netip.MustParsePrefix(inside)
-	tn, err := ipsec.New(ipsec.Config{
+	cfg := ipsec.Config{
 		Name: name, MTU: 1420, Inside: p,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 		IKE: ike.Config{Local: netip.MustParseAddr(local), Remote: netip.MustParseAddr(remote), PSK: []byte("c2c-lab-psk"),
 			IKEProposals: []ike.Proposal{ip}, ESPProposals: []ike.Proposal{ep}, Initiate: initiate, ForceEncap: true},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	tn, err := ipsec.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,10 +99,10 @@ func c2cTunnel(t testing.TB, name string, local, remote, inside string, initiate
 
 // c2cUp starts a tunnel in each namespace (a initiates unless aResponds) and
 // waits until both are up; it returns how long establishment took.
-func c2cUp(t testing.TB, ctx context.Context, aInitiates bool, ikeP, espP string) (a, b *ipsec.Tunnel, took time.Duration) {
+func c2cUp(t testing.TB, ctx context.Context, aInitiates bool, ikeP, espP string, opts ...func(*ipsec.Config)) (a, b *ipsec.Tunnel, took time.Duration) {
 	t.Helper()
-	a = c2cTunnel(t, "ipc-ta", "10.97.0.1", "10.97.0.2", "169.254.77.1/30", aInitiates, ikeP, espP)
-	b = c2cTunnel(t, "ipc-tb", "10.97.0.2", "10.97.0.1", "169.254.77.2/30", !aInitiates, ikeP, espP)
+	a = c2cTunnel(t, "ipc-ta", "10.97.0.1", "10.97.0.2", "169.254.77.1/30", aInitiates, ikeP, espP, opts...)
+	b = c2cTunnel(t, "ipc-tb", "10.97.0.2", "10.97.0.1", "169.254.77.2/30", !aInitiates, ikeP, espP, opts...)
 	// The responder first, so the initiator's first message is answered.
 	first, second, nsFirst, nsSecond := b, a, "ipc-b", "ipc-a"
 	if !aInitiates {
@@ -170,6 +178,232 @@ func TestIPsecCgwdToCgwd(t *testing.T) {
 			if os.Getenv("CGWD_IPSEC_BENCH") != "" && aInitiates {
 				c2cIperf(t, "169.254.77.2")
 			}
+		})
+	}
+}
+
+// c2cLog keeps one tunnel's log for the simultaneous-rekey test.
+type c2cLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *c2cLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
+func (l *c2cLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
+
+// The rekey gate is an nftables table in each namespace that drops the
+// IKE CREATE_CHILD_SA requests (chain reqs) and responses (chain resps)
+// cgwd sends over UDP 4500. Offsets count from the UDP header: the non-ESP
+// marker (zero) at bit 64, the IKE exchange type at bit 240 and the flags,
+// with the response bit 0x20, at bit 248. ESP passes.
+const c2cGate = `table ip c2cgate {
+  chain reqs {
+    type filter hook output priority 0; policy accept;
+    udp dport 4500 @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == 0 counter drop
+  }
+  chain resps {
+    type filter hook output priority 1; policy accept;
+    udp dport 4500 @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == 0x20 counter drop
+  }
+}
+`
+
+func c2cNft(t *testing.T, ns string, stdin string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("nft %v in %s: %v\n%s", args, ns, err, out)
+	}
+	return string(out)
+}
+
+func c2cGateCount(t *testing.T, ns, chain string) int {
+	t.Helper()
+	m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(c2cNft(t, ns, "", "list", "chain", "ip", "c2cgate", chain))
+	if m == nil {
+		t.Fatalf("no counter in chain %s of %s", chain, ns)
+	}
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func c2cPoll(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// c2cCollide makes the next CREATE_CHILD_SA of both ends a textbook
+// collision: requests are held back until both ends sent theirs, then pass
+// while the responses are held until each end answered the other's, then
+// everything passes (the retransmissions get the cached answers).
+func c2cCollide(t *testing.T) {
+	t.Helper()
+	for _, ns := range c2cNamespaces {
+		c2cNft(t, ns, c2cGate, "-f", "-")
+	}
+	defer func() {
+		for _, ns := range c2cNamespaces {
+			exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "c2cgate").Run()
+		}
+	}()
+	c2cPoll(t, 40*time.Second, "both ends sending a rekey request", func() bool {
+		return c2cGateCount(t, "ipc-a", "reqs") > 0 && c2cGateCount(t, "ipc-b", "reqs") > 0
+	})
+	for _, ns := range c2cNamespaces {
+		c2cNft(t, ns, "", "flush", "chain", "ip", "c2cgate", "reqs")
+	}
+	c2cPoll(t, 20*time.Second, "both ends answering the other's rekey", func() bool {
+		return c2cGateCount(t, "ipc-a", "resps") > 0 && c2cGateCount(t, "ipc-b", "resps") > 0
+	})
+}
+
+// c2cSame reports whether both ends use the same IKE SA and the same Child
+// SA (a's inbound SPI is b's outbound one and back), as cgwd status shows.
+func c2cSame(a, b *ipsec.Tunnel) bool {
+	sa, sb := a.Status().IPsec, b.Status().IPsec
+	if sa == nil || sb == nil || sa.ChildSPIs == "" || sa.IKESPIs == "" {
+		return false
+	}
+	in, out, _ := strings.Cut(sa.ChildSPIs, "/")
+	return sb.ChildSPIs == out+"/"+in && sa.IKESPIs == sb.IKESPIs
+}
+
+// TestIPsecC2CSimultaneousRekey rekeys the same SA from both cgwd ends at
+// once (identical lifetimes, no fuzz; an nftables gate makes the two
+// CREATE_CHILD_SA exchanges cross every time) under a 100 packets/s ping:
+// no packet may be lost, the nonces must pick the same survivor on both
+// ends, and both must end on the same SAs.
+func TestIPsecC2CSimultaneousRekey(t *testing.T) {
+	requireLab(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed")
+	}
+	for _, tc := range []struct {
+		name       string
+		ike        bool
+		collisions int
+		pings      int // about 125 a second, outlasting the collisions
+	}{
+		{"child", false, 2, 4750},
+		{"ike", true, 1, 2750},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c2cPair(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			logs := map[string]*c2cLog{"ipc-ta": {}, "ipc-tb": {}}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("log of ipc-ta:\n%s\nlog of ipc-tb:\n%s", logs["ipc-ta"], logs["ipc-tb"])
+				}
+			})
+			a, b, _ := c2cUp(t, ctx, true, ike.DefaultIKEProposal, ike.DefaultESPProposal, func(c *ipsec.Config) {
+				c.Logger = slog.New(slog.NewTextHandler(logs[c.Name], nil))
+				c.IKE.IKELifetime, c.IKE.ChildLifetime = time.Hour, time.Hour
+				if tc.ike {
+					c.IKE.IKELifetime = 20 * time.Second
+				} else {
+					c.IKE.ChildLifetime = 20 * time.Second
+				}
+				c.IKE.RekeyMargin, c.IKE.RekeyFuzz = 10*time.Second, 0 // rekey 10 s after establishment, on both ends
+				c.IKE.DPDDelay, c.IKE.DPDTimeout = 2*time.Minute, time.Minute
+			})
+			first := a.Status().IPsec
+			ping := exec.Command("ip", "netns", "exec", "ipc-a", "ping", "-D", "-O", "-i", "0.008", "-c", strconv.Itoa(tc.pings),
+				"-w", strconv.Itoa(tc.pings/100+20), "169.254.77.2")
+			var pingOut bytes.Buffer
+			ping.Stdout, ping.Stderr = &pingOut, &pingOut
+			if err := ping.Start(); err != nil {
+				t.Fatal(err)
+			}
+			pingDone := make(chan error, 1)
+			go func() { pingDone <- ping.Wait() }()
+			pingEnded := false
+			defer func() {
+				if !pingEnded {
+					ping.Process.Kill()
+					<-pingDone
+				}
+			}()
+			kind := "Child SA"
+			if tc.ike {
+				kind = "IKE SA"
+			}
+			for i := 1; i <= tc.collisions; i++ {
+				c2cCollide(t)
+				c2cPoll(t, 20*time.Second, fmt.Sprintf("collision %d settled on both ends", i), func() bool {
+					// Both exchanges ended: one end won, the other lost.
+					all := logs["ipc-ta"].String() + logs["ipc-tb"].String()
+					if strings.Count(all, kind+" rekey collision won") != i || strings.Count(all, kind+" rekey collision lost") != i {
+						return false
+					}
+					sa, sb := a.Status().IPsec, b.Status().IPsec
+					n := func(s *tunnel.IPsecStatus) uint64 {
+						if tc.ike {
+							return s.IKERekeys
+						}
+						return s.ChildRekeys
+					}
+					return n(sa) == uint64(i) && n(sb) == uint64(i) && c2cSame(a, b)
+				})
+				t.Logf("collision %d settled: a %s, b %s", i, a.Status().IPsec.ChildSPIs, b.Status().IPsec.ChildSPIs)
+			}
+			select {
+			case <-pingDone:
+				pingEnded = true
+				t.Fatalf("ping ended before the last collision settled:\n%s", pingOut.String())
+			default:
+			}
+			err := <-pingDone
+			pingEnded = true
+			if err != nil {
+				t.Errorf("ping: %v", err)
+			}
+			m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received, .*time (\d+)ms`).FindStringSubmatch(pingOut.String())
+			if m == nil || m[1] != strconv.Itoa(tc.pings) || m[2] != m[1] {
+				for _, l := range strings.Split(pingOut.String(), "\n") {
+					if strings.Contains(l, "no answer") {
+						t.Log(l)
+					}
+				}
+				t.Fatalf("packets lost across simultaneous rekeys:\n%s", pingOut.String())
+			}
+			ms, _ := strconv.Atoi(m[3])
+			rate := float64(tc.pings) / (float64(ms) / 1000)
+			t.Logf("ping: %s sent at %.0f/s, %s received", m[1], rate, m[2])
+			if rate < 100 {
+				t.Errorf("ping sent only %.0f packets/s, want at least 100", rate)
+			}
+			all := logs["ipc-ta"].String() + logs["ipc-tb"].String()
+			won, lost := strings.Count(all, kind+" rekey collision won"), strings.Count(all, kind+" rekey collision lost")
+			if won != tc.collisions || lost != tc.collisions {
+				t.Fatalf("want %d collisions settled by the nonces (one end won, one lost each), got %d won, %d lost", tc.collisions, won, lost)
+			}
+			sa, sb := a.Status().IPsec, b.Status().IPsec
+			if !c2cSame(a, b) {
+				t.Fatalf("ends on different SAs: a %+v\nb %+v", sa, sb)
+			}
+			if tc.ike && (sa.IKESPIs == first.IKESPIs || sa.ChildSPIs != first.ChildSPIs) {
+				t.Fatalf("IKE rekey: IKE SPIs %s -> %s, Child SPIs %s -> %s", first.IKESPIs, sa.IKESPIs, first.ChildSPIs, sa.ChildSPIs)
+			}
+			if !tc.ike && sa.ChildSPIs == first.ChildSPIs {
+				t.Fatalf("Child SA not rekeyed: %s", sa.ChildSPIs)
+			}
+			for _, st := range []*tunnel.IPsecStatus{sa, sb} {
+				if st.IKEState != "established" || st.ESPDropped["auth"] != 0 || st.ESPDropped["replay"] != 0 {
+					t.Errorf("after the collisions: %+v", st)
+				}
+			}
+			t.Logf("a: ike %s child %s (rekeys: child %d, ike %d)", sa.IKESPIs, sa.ChildSPIs, sa.ChildRekeys, sa.IKERekeys)
+			t.Logf("b: ike %s child %s (rekeys: child %d, ike %d)", sb.IKESPIs, sb.ChildSPIs, sb.ChildRekeys, sb.IKERekeys)
 		})
 	}
 }
