@@ -190,7 +190,15 @@ func (p *outbound) worker() {
 func (p *outbound) sender() {
 	for b := range p.queue {
 		b.sealed.Lock()
-		var packets, bytes uint64
+		var packets, bytes uint64 // counted before they leave, as Seal does
+		for _, pk := range b.pkts {
+			if pk.n != 0 {
+				packets++
+				bytes += uint64(len(pk.inner))
+			}
+		}
+		b.sa.Counters.Packets.Add(packets)
+		b.sa.Counters.Bytes.Add(bytes)
 		runStart, runLen, runN, end := 0, 0, 0, 0
 		for _, pk := range b.pkts {
 			if pk.n == 0 { // not sealed: the run ends before it
@@ -200,8 +208,6 @@ func (p *outbound) sender() {
 				}
 				continue
 			}
-			packets++
-			bytes += uint64(len(pk.inner))
 			if runN > 0 && (pk.n > runLen || runN == maxGSOSegments || end-runStart+pk.n > 65000) {
 				p.send(b.out[runStart:end], runLen)
 				runN = 0
@@ -219,8 +225,6 @@ func (p *outbound) sender() {
 		if runN > 0 {
 			p.send(b.out[runStart:end], runLen)
 		}
-		b.sa.Counters.Packets.Add(packets)
-		b.sa.Counters.Bytes.Add(bytes)
 		b.sealed.Unlock()
 		b.sa, b.pkts = nil, b.pkts[:0]
 		p.free <- b
