@@ -191,22 +191,26 @@ type c2cLog struct {
 func (l *c2cLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
 func (l *c2cLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-// The rekey gate is an nftables table in each namespace that drops the
-// IKE CREATE_CHILD_SA requests (chain reqs) and responses (chain resps)
-// cgwd sends over UDP 4500. Offsets count from the UDP header: the non-ESP
-// marker (zero) at bit 64, the IKE exchange type at bit 240 and the flags,
-// with the response bit 0x20, at bit 248. ESP passes.
-const c2cGate = `table ip c2cgate {
+// The rekey gate is an nftables table in a namespace that drops the IKE
+// CREATE_CHILD_SA requests (chain reqs) and responses (chain resps) sent
+// over UDP 4500, optionally only those matching an extra expression.
+// Offsets count from the UDP header: the non-ESP marker (zero) at bit 64,
+// the IKE exchange type at bit 240 and the flags, with the response bit
+// 0x20, at bit 248. ESP passes.
+func rekeyGateRules(match string) string {
+	rule := "udp dport 4500 " + match + " @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == "
+	return `table ip c2cgate {
   chain reqs {
     type filter hook output priority 0; policy accept;
-    udp dport 4500 @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == 0 counter drop
+    ` + rule + `0 counter drop
   }
   chain resps {
     type filter hook output priority 1; policy accept;
-    udp dport 4500 @th,64,32 0 @th,240,8 36 @th,248,8 & 0x20 == 0x20 counter drop
+    ` + rule + `0x20 counter drop
   }
 }
 `
+}
 
 func c2cNft(t *testing.T, ns string, stdin string, args ...string) string {
 	t.Helper()
@@ -240,30 +244,38 @@ func c2cPoll(t *testing.T, d time.Duration, what string, cond func() bool) {
 	}
 }
 
-// c2cCollide makes the next CREATE_CHILD_SA of both ends a textbook
-// collision: requests are held back until both ends sent theirs, then pass
-// while the responses are held until each end answered the other's, then
-// everything passes (the retransmissions get the cached answers).
-func c2cCollide(t *testing.T) {
+// gateEnd is one end's namespace and what its rekey gate matches.
+type gateEnd struct{ ns, match string }
+
+// rekeyGate makes the next CREATE_CHILD_SA of both ends a textbook
+// collision: requests are held back until both ends sent theirs (trigger,
+// if any, runs once the first end did), then pass while the responses are
+// held until each end answered the other's, then everything passes (the
+// retransmissions get the cached answers).
+func rekeyGate(t *testing.T, ends [2]gateEnd, trigger func()) {
 	t.Helper()
-	for _, ns := range c2cNamespaces {
-		c2cNft(t, ns, c2cGate, "-f", "-")
+	for _, e := range ends {
+		c2cNft(t, e.ns, rekeyGateRules(e.match), "-f", "-")
 	}
 	defer func() {
-		for _, ns := range c2cNamespaces {
-			exec.Command("ip", "netns", "exec", ns, "nft", "delete", "table", "ip", "c2cgate").Run()
+		for _, e := range ends {
+			exec.Command("ip", "netns", "exec", e.ns, "nft", "delete", "table", "ip", "c2cgate").Run()
 		}
 	}()
-	c2cPoll(t, 40*time.Second, "both ends sending a rekey request", func() bool {
-		return c2cGateCount(t, "ipc-a", "reqs") > 0 && c2cGateCount(t, "ipc-b", "reqs") > 0
-	})
-	for _, ns := range c2cNamespaces {
-		c2cNft(t, ns, "", "flush", "chain", "ip", "c2cgate", "reqs")
+	c2cPoll(t, 60*time.Second, "the first end sending a rekey request", func() bool { return c2cGateCount(t, ends[0].ns, "reqs") > 0 })
+	if trigger != nil {
+		trigger()
 	}
-	c2cPoll(t, 20*time.Second, "both ends answering the other's rekey", func() bool {
-		return c2cGateCount(t, "ipc-a", "resps") > 0 && c2cGateCount(t, "ipc-b", "resps") > 0
+	c2cPoll(t, 20*time.Second, "both ends sending a rekey request", func() bool { return c2cGateCount(t, ends[1].ns, "reqs") > 0 })
+	for _, e := range ends {
+		c2cNft(t, e.ns, "", "flush", "chain", "ip", "c2cgate", "reqs")
+	}
+	c2cPoll(t, 30*time.Second, "both ends answering the other's rekey", func() bool {
+		return c2cGateCount(t, ends[0].ns, "resps") > 0 && c2cGateCount(t, ends[1].ns, "resps") > 0
 	})
 }
+
+func c2cCollide(t *testing.T) { rekeyGate(t, [2]gateEnd{{"ipc-a", ""}, {"ipc-b", ""}}, nil) }
 
 // c2cSame reports whether both ends use the same IKE SA and the same Child
 // SA (a's inbound SPI is b's outbound one and back), as cgwd status shows.
@@ -405,5 +417,133 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 			t.Logf("a: ike %s child %s (rekeys: child %d, ike %d)", sa.IKESPIs, sa.ChildSPIs, sa.ChildRekeys, sa.IKERekeys)
 			t.Logf("b: ike %s child %s (rekeys: child %d, ike %d)", sb.IKESPIs, sb.ChildSPIs, sb.ChildRekeys, sb.IKERekeys)
 		})
+	}
+}
+
+// TestIPsecStrongSwanRekeyCollision rekeys tunnel 1's Child SA from cgwd
+// (its timer) and from strongSwan (swanctl --rekey) at once, the rekey
+// gate making the two exchanges cross, under a ping of about 125 packets/s:
+// no packet may be lost and both ends must end on the same Child SA. With
+// AWS's proposal lists strongSwan's first KE group is not cgwd's, so cgwd
+// answers INVALID_KE_PAYLOAD and only its own rekey completes; with the
+// same group first both complete and the nonces decide.
+func TestIPsecStrongSwanRekeyCollision(t *testing.T) {
+	requireStrongSwan(t)
+	if _, err := exec.LookPath("nft"); err != nil {
+		t.Skip("nft not installed")
+	}
+	ipsecRun(t, labSh, nil, "up")
+	t.Cleanup(func() { lab(t, "down") })
+	for _, tc := range []struct {
+		name     string
+		espProps string // strongSwan's, tunnel 1
+		textbook bool
+	}{
+		{"aws-proposals", "", false},
+		{"same-group-first", "aes256gcm16-ecp384", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) { strongSwanCollision(t, tc.espProps, tc.textbook) })
+	}
+}
+
+func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
+	var env []string
+	if espProps != "" {
+		env = []string{"AWS_ESP_PROPOSALS=" + espProps}
+		defer ipsecRun(t, ipsecSh, nil, "configure", "1")
+	}
+	ipsecRun(t, ipsecSh, env, "configure", "1")
+	newLog := cgwdLog // restartCgwd below starts a new log
+	t.Cleanup(func() {
+		if t.Failed() {
+			var l []string
+			for _, line := range strings.Split(newLog(), "\n") {
+				if strings.Contains(line, "tunnel=cgw-t1") && strings.Contains(line, "msg=") {
+					l = append(l, line)
+				}
+			}
+			t.Logf("cgwd log of cgw-t1:\n%s", strings.Join(l, "\n"))
+			if b, err := os.ReadFile(labState + "/aws-t1/run/charon.log"); err == nil {
+				var ls []string
+				for _, l := range strings.Split(string(b), "\n") {
+					if strings.Contains(l, "[IKE]") || strings.Contains(l, "[ENC]") {
+						ls = append(ls, l)
+					}
+				}
+				t.Logf("charon 1 log (IKE, end):\n%s", strings.Join(ls[max(0, len(ls)-60):], "\n"))
+			}
+		}
+	})
+	// cgwd rekeys the Child SA 20 s after establishment; strongSwan's own
+	// timer stays at an hour, swanctl starts its rekey.
+	restartCgwd(t, "child_lifetime: 40s;rekey_margin: 20s;rekey_fuzz_percent: 0")
+	tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
+	const pings = 5000 // 40 s
+	ping := exec.Command("ip", "netns", "exec", "lab-cgw", "ping", "-q", "-i", "0.008", "-c", strconv.Itoa(pings),
+		"-w", strconv.Itoa(pings/100+20), "169.254.10.1")
+	var pingOut bytes.Buffer
+	ping.Stdout, ping.Stderr = &pingOut, &pingOut
+	if err := ping.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pingDone := make(chan error, 1)
+	go func() { pingDone <- ping.Wait() }()
+	pingEnded := false
+	defer func() {
+		if !pingEnded {
+			ping.Process.Kill()
+			<-pingDone
+		}
+	}()
+	// swanctl waits for the rekey, which the gate holds up: run it aside.
+	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer rcancel()
+	swanctl := exec.CommandContext(rctx, ipsecSh, "swanctl", "1", "--rekey", "--child", "aws")
+	swanctl.Env = append(os.Environ(), "LAB_STATE="+labState, "TUNNEL=ipsec")
+	var swanOut bytes.Buffer
+	swanctl.Stdout, swanctl.Stderr = &swanOut, &swanOut
+	swanDone := make(chan error, 1)
+	rekeyGate(t, [2]gateEnd{{"lab-cgw", "ip daddr 203.0.113.10"}, {"lab-aws-t1", ""}}, func() {
+		go func() { swanDone <- swanctl.Run() }()
+	})
+	defer func() {
+		if err := <-swanDone; err != nil {
+			t.Logf("swanctl --rekey: %v %s", err, swanOut.String())
+		}
+	}()
+	if textbook {
+		re := regexp.MustCompile(`msg="Child SA rekey collision (won|lost)[^"]*".*tunnel=cgw-t1 `)
+		c2cPoll(t, 30*time.Second, "cgwd settling the collision by the nonces", func() bool { return re.MatchString(newLog()) })
+		t.Logf("cgwd: %s", re.FindString(newLog()))
+	}
+	// Both ends end with one installed Child SA, the same one.
+	var spis, sas string
+	c2cPoll(t, 30*time.Second, "one Child SA on both ends", func() bool {
+		for _, tn := range status(t).Tunnels {
+			if tn.Name == "cgw-t1" && tn.IPsec != nil {
+				spis = tn.IPsec.ChildSPIs
+			}
+		}
+		in, out, _ := strings.Cut(spis, "/")
+		sas = charonSAs(t, 1)
+		return strings.Count(sas, "INSTALLED") == 1 && strings.Contains(sas, "in  "+out) && strings.Contains(sas, "out "+in)
+	})
+	t.Logf("cgwd cgw-t1 Child SA %s; strongSwan:\n%s", spis, sas)
+	err := <-pingDone
+	pingEnded = true
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut.String())
+	if err != nil || m == nil || m[1] != strconv.Itoa(pings) || m[2] != m[1] {
+		t.Fatalf("packets lost across the collision: %v\n%s", err, pingOut.String())
+	}
+	t.Logf("ping: %s sent, %s received", m[1], m[2])
+	if b, err := os.ReadFile(labState + "/aws-t1/run/charon.log"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.Contains(l, "collision") {
+				t.Logf("strongSwan: %s", l)
+			}
+		}
+	}
+	if strings.Contains(newLog(), "restarting IKE SA") {
+		t.Fatal("cgwd restarted the IKE SA instead of settling the collision")
 	}
 }
