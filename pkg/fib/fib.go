@@ -384,6 +384,10 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 	return Route{Prefix: prefix, Link: f.paths[i].Link, Gateway: gw}, true
 }
 
+// maxDeferredReconciles bounds how many reconcile intervals in a row a burst
+// of route changes may put the reconcile off.
+const maxDeferredReconciles = 3
+
 // Run programs changes as they come and reconciles every ReconcileInterval
 // until ctx ends; then it removes its routes and nexthop objects.
 func (f *FIB) Run(ctx context.Context) error {
@@ -393,6 +397,13 @@ func (f *FIB) Run(ctx context.Context) error {
 		f.ensureNexthops()
 		f.flush()
 	}
+	// A reconcile reads the whole table: during a burst of route changes
+	// (a full table arriving) that all went into the kernel without an error
+	// it is put off, at most maxDeferredReconciles intervals in a row, so that
+	// it does not compete with the programming. After any error it runs at
+	// the next tick: errors are what it repairs.
+	var programmed, errs uint64
+	deferred := 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -401,7 +412,19 @@ func (f *FIB) Run(ctx context.Context) error {
 		case <-f.kick:
 			f.flush()
 		case <-tick.C:
+			n, e := f.Counters.Programmed.Load(), f.Counters.Errors.Load()
+			f.mu.Lock()
+			lost := f.nexthopsLost
+			f.mu.Unlock()
+			busy := n != programmed && e == errs && !lost
+			programmed, errs = n, e
+			if busy && deferred < maxDeferredReconciles {
+				deferred++
+				continue
+			}
+			deferred = 0
 			f.reconcile()
+			programmed, errs = f.Counters.Programmed.Load(), f.Counters.Errors.Load()
 		}
 	}
 }
