@@ -84,7 +84,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 		}
 	}
 	for _, p := range up {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, 0)}); err != nil {
 			return ch, fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}

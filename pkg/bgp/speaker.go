@@ -87,9 +87,11 @@ type Speaker struct {
 
 	onRoute func(RouteEvent)
 	onPeer  func(name string, up bool)
-	// routes serialises route delivery: the watch and a reconfiguration's
-	// re-evaluation of what peers sent.
-	routes sync.Mutex
+	// routes serialises route delivery (the watch and a reconfiguration's
+	// re-evaluation of what peers sent) and guards received and limited.
+	routes   sync.Mutex
+	received map[string]map[netip.Prefix]struct{} // per peer, what it announced
+	limited  map[string]bool                      // peers told to stop at max_prefixes
 	reconf sync.Mutex // serialises Reconfigure
 
 	mu     sync.Mutex
@@ -119,7 +121,7 @@ func New(cfg Config) *Speaker {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Speaker{log: log.With("component", "bgp")}
+	s := &Speaker{log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{}}
 	s.v.Store(newView(cfg))
 	return s
 }
@@ -164,7 +166,7 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 		}
 	}
 	for _, p := range v.cfg.Peers {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, 0)}); err != nil {
 			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}
@@ -175,7 +177,9 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 	return nil
 }
 
-func apiPeer(p PeerConfig) *api.Peer {
+// apiPeer is p as gobgp takes it, with gobgp's own prefix limit set to
+// maxPrefixes (0: none; cgwd counts, see countReceived).
+func apiPeer(p PeerConfig, maxPrefixes int) *api.Peer {
 	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
 	return &api.Peer{
 		Conf: &api.PeerConf{
@@ -193,7 +197,7 @@ func apiPeer(p PeerConfig) *api.Peer {
 		Transport: &api.Transport{LocalAddress: p.LocalAddress.String()},
 		AfiSafis: []*api.AfiSafi{{
 			Config:       &api.AfiSafiConfig{Family: family, Enabled: true},
-			PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: uint32(p.MaxPrefixes)},
+			PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: uint32(maxPrefixes)},
 		}},
 	}
 }
@@ -235,6 +239,12 @@ func (s *Speaker) watch(ctx context.Context) error {
 			if st.GetAdminState() == api.PeerState_PFX_CT {
 				s.maxPrefixExceeded(ctx, name)
 			}
+			if !up {
+				s.routes.Lock()
+				delete(s.received, name)
+				delete(s.limited, name)
+				s.routes.Unlock()
+			}
 			if s.onPeer != nil && name != "" {
 				s.onPeer(name, up)
 			}
@@ -242,17 +252,62 @@ func (s *Speaker) watch(ctx context.Context) error {
 		}
 		s.routes.Lock()
 		defer s.routes.Unlock()
+		var over []string
 		for _, p := range r.GetTable().GetPaths() {
 			ev, ok, err := v.decode(p)
 			if err != nil {
 				s.log.Warn("bgp: ignoring undecodable path", "peer", v.byAddr[p.GetNeighborIp()], "err", err)
 				continue
 			}
-			if ok && (ev.Withdraw || v.accepted(ev.Peer, ev.Prefix)) {
+			if !ok {
+				continue
+			}
+			if s.countReceived(v, ev) {
+				over = append(over, ev.Peer)
+			}
+			if !ev.Withdraw && s.limited[ev.Peer] {
+				continue // over its limit: nothing more from it reaches the kernel
+			}
+			if ev.Withdraw || v.accepted(ev.Peer, ev.Prefix) {
 				s.onRoute(ev)
 			}
 		}
+		for _, name := range over {
+			go s.enforcePrefixLimit(ctx, v.peers[name])
+		}
 	})
+}
+
+// countReceived keeps the set of prefixes a peer has announced and reports
+// whether it just went over the peer's max_prefixes. cgwd counts itself
+// because gobgp's own limit counts the peer's whole Adj-RIB-In on every
+// UPDATE (quadratic with a full table). Called with s.routes held.
+func (s *Speaker) countReceived(v *view, ev RouteEvent) bool {
+	set := s.received[ev.Peer]
+	if ev.Withdraw {
+		delete(set, ev.Prefix)
+		return false
+	}
+	if set == nil {
+		set = map[netip.Prefix]struct{}{}
+		s.received[ev.Peer] = set
+	}
+	set[ev.Prefix] = struct{}{}
+	limit := v.peers[ev.Peer].MaxPrefixes
+	if limit <= 0 || len(set) <= limit || s.limited[ev.Peer] {
+		return false
+	}
+	s.limited[ev.Peer] = true
+	return true
+}
+
+// enforcePrefixLimit hands the peer's max_prefixes to gobgp, which checks it
+// at once and tears the session down with a Cease "Maximum Number of Prefixes
+// Reached" (RFC 4486), as a router does; maxPrefixExceeded takes it from there.
+func (s *Speaker) enforcePrefixLimit(ctx context.Context, p PeerConfig) {
+	if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: apiPeer(p, p.MaxPrefixes)}); err != nil {
+		s.log.Error("bgp: enforce max_prefixes", "peer", p.Name, "err", err)
+	}
 }
 
 // routeEvent converts a gobgp path from a known peer after the import
@@ -342,6 +397,10 @@ func (s *Speaker) maxPrefixExceeded(ctx context.Context, name string) {
 		select {
 		case <-ctx.Done():
 		case <-t.C:
+			// Back to cgwd's own count before the session comes back.
+			if _, err := s.srv.UpdatePeer(ctx, &api.UpdatePeerRequest{Peer: apiPeer(p, 0)}); err != nil {
+				s.log.Error("bgp: reset the prefix limit after max-prefix", "peer", name, "err", err)
+			}
 			if err := s.srv.EnablePeer(ctx, &api.EnablePeerRequest{Address: p.Address.String()}); err != nil {
 				s.log.Error("bgp: re-enable peer after max-prefix", "peer", name, "err", err)
 				return

@@ -199,6 +199,13 @@ func testBGP(t *testing.T) {
 		if _, ok := cgwRoutes(t)["100.0.0.0/24"]; ok {
 			t.Error("flood prefixes were installed")
 		}
+		eventually(t, 5*time.Second, "BIRD told why", func() error {
+			b, _ := os.ReadFile(labState + "/logs/bird-aws.log")
+			if !strings.Contains(string(b), "aws_t1: Received: Maximum number of prefixes reached") {
+				return fmt.Errorf("no Cease/max-prefixes notification from cgwd in BIRD's log")
+			}
+			return nil
+		})
 		birdc(t, "disable", "flood")
 		eventually(t, 40*time.Second, "cgw-t1 re-established on both sides", func() error {
 			if !birdEstablished(t, "aws_t1") {

@@ -142,7 +142,13 @@ func TestFailoverLab(t *testing.T) {
 		bfd, _ := metricValue(body, `cgwd_failovers_total{from="cgw-t1",reason="bfd-Down",to="cgw-t2"}`)
 		bgp, _ := metricValue(body, `cgwd_failovers_total{from="cgw-t1",reason="bgp-down",to="cgw-t2"}`)
 		if bfd+bgp < 1 {
-			t.Errorf("failovers cgw-t1 -> cgw-t2 by BFD %v or BGP %v, want at least 1", bfd, bgp)
+			var lines []string
+			for _, l := range strings.Split(body, "\n") {
+				if strings.HasPrefix(l, "cgwd_failovers_total") {
+					lines = append(lines, l)
+				}
+			}
+			t.Errorf("failovers cgw-t1 -> cgw-t2 by BFD %v or BGP %v, want at least 1; counted:\n%s", bfd, bgp, strings.Join(lines, "\n"))
 		}
 		if v, ok := metricValue(body, `cgwd_path_active{kind="dx",path="dx1",vpn=""}`); !ok || v != 1 {
 			t.Errorf("cgwd_path_active dx1 = %v (found %v), want 1 after recovery", v, ok)
