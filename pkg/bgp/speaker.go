@@ -92,7 +92,7 @@ type Speaker struct {
 	routes   sync.Mutex
 	received map[string]map[netip.Prefix]struct{} // per peer, what it announced
 	limited  map[string]bool                      // peers told to stop at max_prefixes
-	reconf sync.Mutex // serialises Reconfigure
+	reconf   sync.Mutex                           // serialises Reconfigure
 
 	mu     sync.Mutex
 	ctx    context.Context
