@@ -221,7 +221,10 @@ func (s *Session) peerDeletedIKE(sa *ikeSA) {
 		if next := s.ikeCollided; next != nil {
 			// The peer rekeyed this SA too and deletes it: its new SA
 			// carries on and our own rekey is forgotten (RFC 7296 2.25.2).
-			s.log.Info("peer deleted the IKE SA we were rekeying after rekeying it itself; moving to its new IKE SA")
+			// Only the winner's side deletes the old SA: we lost, even if the
+			// answer to our own request never comes (it would come on sa).
+			s.log.Info("IKE SA rekey collision lost: the peer deleted the IKE SA we were rekeying after rekeying it itself; moving to its new IKE SA",
+				"survivor_spi_i", fmt.Sprintf("%016x", next.spiI))
 			s.ikeCollided, sa.rival = nil, nil
 			sa.req = nil
 			s.ikeRekeyed(sa, next, false)

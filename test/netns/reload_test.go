@@ -312,11 +312,14 @@ func testReload(t *testing.T) {
 		hupAndWait(t, "re-establishing\" tunnel=cgw-t2")
 		eventually(t, 20*time.Second, "cgw-t2 up again", func() error {
 			for _, tn := range status(t).Tunnels {
-				if tn.Name == "cgw-t2" && tn.State != "up" {
-					return fmt.Errorf("cgw-t2 %s", tn.State)
+				if tn.Name == "cgw-t2" {
+					if tn.State != "up" {
+						return fmt.Errorf("cgw-t2 %s", tn.State)
+					}
+					return nil
 				}
 			}
-			return nil
+			return fmt.Errorf("cgw-t2 not running (between its stop and its start)")
 		})
 		logs, _ = os.ReadFile(labState + "/logs/cgwd.log")
 		if n := strings.Count(string(logs), `msg="tunnel started" vpn=vpn1 tunnel=cgw-t1`); n != t1Starts {
