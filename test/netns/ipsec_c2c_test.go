@@ -329,22 +329,8 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 				c.IKE.DPDDelay, c.IKE.DPDTimeout = 2*time.Minute, time.Minute
 			})
 			first := a.Status().IPsec
-			ping := exec.Command("ip", "netns", "exec", "ipc-a", "ping", "-D", "-O", "-i", "0.008", "-c", strconv.Itoa(tc.pings),
+			ping := startPingIn(t, "ipc-a", "-D", "-O", "-i", "0.008", "-c", strconv.Itoa(tc.pings),
 				"-w", strconv.Itoa(tc.pings/100+20), "169.254.77.2")
-			var pingOut bytes.Buffer
-			ping.Stdout, ping.Stderr = &pingOut, &pingOut
-			if err := ping.Start(); err != nil {
-				t.Fatal(err)
-			}
-			pingDone := make(chan error, 1)
-			go func() { pingDone <- ping.Wait() }()
-			pingEnded := false
-			defer func() {
-				if !pingEnded {
-					ping.Process.Kill()
-					<-pingDone
-				}
-			}()
 			kind := "Child SA"
 			if tc.ike {
 				kind = "IKE SA"
@@ -369,24 +355,22 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 				t.Logf("collision %d settled: a %s, b %s", i, a.Status().IPsec.ChildSPIs, b.Status().IPsec.ChildSPIs)
 			}
 			select {
-			case <-pingDone:
-				pingEnded = true
-				t.Fatalf("ping ended before the last collision settled:\n%s", pingOut.String())
+			case <-ping.done:
+				t.Fatalf("ping ended before the last collision settled:\n%s", ping.out.String())
 			default:
 			}
-			err := <-pingDone
-			pingEnded = true
+			pingOut, err := ping.wait()
 			if err != nil {
 				t.Errorf("ping: %v", err)
 			}
-			m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received, .*time (\d+)ms`).FindStringSubmatch(pingOut.String())
+			m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received, .*time (\d+)ms`).FindStringSubmatch(pingOut)
 			if m == nil || m[1] != strconv.Itoa(tc.pings) || m[2] != m[1] {
-				for _, l := range strings.Split(pingOut.String(), "\n") {
+				for _, l := range strings.Split(pingOut, "\n") {
 					if strings.Contains(l, "no answer") {
 						t.Log(l)
 					}
 				}
-				t.Fatalf("packets lost across simultaneous rekeys:\n%s", pingOut.String())
+				t.Fatalf("packets lost across simultaneous rekeys:\n%s", pingOut)
 			}
 			ms, _ := strconv.Atoi(m[3])
 			rate := float64(tc.pings) / (float64(ms) / 1000)
@@ -479,22 +463,8 @@ func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
 	restartCgwd(t, "child_lifetime: 40s;rekey_margin: 20s;rekey_fuzz_percent: 0")
 	tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
 	const pings = 5000 // 40 s
-	ping := exec.Command("ip", "netns", "exec", "lab-cgw", "ping", "-q", "-i", "0.008", "-c", strconv.Itoa(pings),
+	ping := startPingIn(t, "lab-cgw", "-q", "-i", "0.008", "-c", strconv.Itoa(pings),
 		"-w", strconv.Itoa(pings/100+20), "169.254.10.1")
-	var pingOut bytes.Buffer
-	ping.Stdout, ping.Stderr = &pingOut, &pingOut
-	if err := ping.Start(); err != nil {
-		t.Fatal(err)
-	}
-	pingDone := make(chan error, 1)
-	go func() { pingDone <- ping.Wait() }()
-	pingEnded := false
-	defer func() {
-		if !pingEnded {
-			ping.Process.Kill()
-			<-pingDone
-		}
-	}()
 	// swanctl waits for the rekey, which the gate holds up: run it aside.
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
@@ -529,11 +499,10 @@ func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
 		return strings.Count(sas, "INSTALLED") == 1 && strings.Contains(sas, "in  "+out) && strings.Contains(sas, "out "+in)
 	})
 	t.Logf("cgwd cgw-t1 Child SA %s; strongSwan:\n%s", spis, sas)
-	err := <-pingDone
-	pingEnded = true
-	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut.String())
+	pingOut, err := ping.wait()
+	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut)
 	if err != nil || m == nil || m[1] != strconv.Itoa(pings) || m[2] != m[1] {
-		t.Fatalf("packets lost across the collision: %v\n%s", err, pingOut.String())
+		t.Fatalf("packets lost across the collision: %v\n%s", err, pingOut)
 	}
 	t.Logf("ping: %s sent, %s received", m[1], m[2])
 	if b, err := os.ReadFile(labState + "/aws-t1/run/charon.log"); err == nil {

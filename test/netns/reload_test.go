@@ -379,40 +379,22 @@ func birdSince(t *testing.T) map[string]string {
 	return out
 }
 
-// pingRun is a 100/s ping from lab-onprem to lab-vpc running in the background.
-type pingRun struct {
-	cmd *exec.Cmd
-	out *strings.Builder
-}
-
-// startPing starts count pings, 10 ms apart.
+// startPing starts count pings from lab-onprem to lab-vpc, 10 ms apart.
 func startPing(t *testing.T, count int) *pingRun {
 	t.Helper()
-	p := &pingRun{out: &strings.Builder{}}
-	p.cmd = exec.Command("ip", "netns", "exec", "lab-onprem", "ping", "-q", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "1", "10.200.0.10")
-	p.cmd.Stdout = p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			_ = p.cmd.Process.Kill()
-			_ = p.cmd.Wait()
-		}
-	})
-	return p
+	return startPingIn(t, "lab-onprem", "-q", "-c", fmt.Sprint(count), "-i", "0.01", "-W", "1", "10.200.0.10")
 }
 
 // loss waits for the ping to end and returns its packet loss ("0%").
 func (p *pingRun) loss(t *testing.T) string {
 	t.Helper()
-	_ = p.cmd.Wait() // ping exits 1 when a packet is lost
-	for _, f := range strings.Split(p.out.String(), ", ") {
+	out, _ := p.wait() // ping exits 1 when a packet is lost
+	for _, f := range strings.Split(out, ", ") {
 		if strings.HasSuffix(f, " packet loss") {
 			return strings.TrimSuffix(f, " packet loss")
 		}
 	}
-	t.Fatalf("no packet loss line in ping's output:\n%s", p.out.String())
+	t.Fatalf("no packet loss line in ping's output:\n%s", out)
 	return ""
 }
 
