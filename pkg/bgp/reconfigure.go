@@ -68,6 +68,10 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 		if s.onPeer != nil {
 			s.onPeer(p.Name, false)
 		}
+		s.routes.Lock() // its prefix count starts over (a removed peer's must not linger)
+		delete(s.received, p.Name)
+		delete(s.limited, p.Name)
+		s.routes.Unlock()
 	}
 	s.v.Store(nv)
 	if err := s.replacePolicies(ctx, cfg); err != nil {
