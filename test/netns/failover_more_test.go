@@ -186,9 +186,14 @@ func TestFailoverMoreLab(t *testing.T) {
 		lab(t, "start-cgwd")
 		// With mode ecmp, cgwd hashes multipath on ports too, so that flows
 		// from one host spread over the tunnels.
-		if out, _ := inNS("lab-cgw", "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); strings.TrimSpace(out) != "1" {
-			t.Errorf("fib_multipath_hash_policy = %q, want 1 (set by cgwd for mode ecmp)", strings.TrimSpace(out))
-		}
+		// start-cgwd returns once the control socket answers, before routing
+		// starts: wait for it.
+		eventually(t, 10*time.Second, "fib_multipath_hash_policy 1 (set by cgwd for mode ecmp)", func() error {
+			if out, _ := inNS("lab-cgw", "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); strings.TrimSpace(out) != "1" {
+				return fmt.Errorf("it is %q", strings.TrimSpace(out))
+			}
+			return nil
+		})
 		lab(t, "wait-bgp")
 		waitDev(t, 30*time.Second, "dx0")
 		fmAllVia(t, 5*time.Second, "dx0")
