@@ -135,7 +135,7 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadNewPrefixIsAdvertisedWithoutSessionReset", func(t *testing.T) {
 		logOnFailure(t)
-		since := birdSince(t)
+		since := birdSinceSettled(t)
 		ping := startPing(t, 300)
 		editConfig(t, "prefixes: [10.10.0.0/16]", "prefixes: [10.10.0.0/16, 10.11.0.0/16]")
 		hupAndWait(t, "reload: applied")
@@ -165,7 +165,7 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadAllowListAppliesWithSessionUp", func(t *testing.T) {
 		logOnFailure(t)
-		since := birdSince(t)
+		since := birdSinceSettled(t)
 		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
 		// DX may now only bring 10.201.0.0/16: the VPC route it sent earlier
 		// must leave, and tunnel 1 carries the VPC.
@@ -182,7 +182,7 @@ func testReload(t *testing.T) {
 	})
 
 	t.Run("ReloadChangedSessionIsReestablishedAlone", func(t *testing.T) {
-		since := birdSince(t)
+		since := birdSinceSettled(t)
 		logs, _ := os.ReadFile(labState + "/logs/cgwd.log")
 		t2Starts := strings.Count(string(logs), `msg="tunnel started" vpn=vpn1 tunnel=cgw-t2`)
 		// Tunnel 2's hold time: a BGP setting of its own, not of the tunnel.
@@ -221,7 +221,7 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadRemovesAndAddsDirectConnect", func(t *testing.T) {
 		logOnFailure(t)
-		since := birdSince(t)
+		since := birdSinceSettled(t)
 		routeVia(t, 10*time.Second, "10.200.0.0/16", "169.254.255.1", "dx0")
 		ping := startPing(t, 500)
 		restore := cutConfig(t, "direct_connect:\n", "failover:\n")
@@ -261,7 +261,7 @@ func testReload(t *testing.T) {
 
 	t.Run("ReloadRemovesAndAddsVPNConnection", func(t *testing.T) {
 		logOnFailure(t)
-		since := birdSince(t)
+		since := birdSinceSettled(t)
 		restore := cutConfig(t, "vpn:\n", "direct_connect:\n")
 		hupAndWait(t, "reload: applied")
 		for _, dev := range []string{"cgw-t1", "cgw-t2"} {
@@ -360,6 +360,23 @@ func cutConfig(t *testing.T, from, to string) (restore func()) {
 		t.Fatal(err)
 	}
 	return restore
+}
+
+// birdSinceSettled is birdSince once two readings 200 ms apart agree: BIRD
+// may restamp a protocol a millisecond after it came up.
+func birdSinceSettled(t *testing.T) map[string]string {
+	t.Helper()
+	prev := birdSince(t)
+	for i := 0; i < 25; i++ {
+		time.Sleep(200 * time.Millisecond)
+		cur := birdSince(t)
+		if maps.Equal(cur, prev) {
+			return cur
+		}
+		prev = cur
+	}
+	t.Fatalf("BIRD's protocol times still changing after 5 s: %v", prev)
+	return nil
 }
 
 // birdSince maps each of BIRD's BGP protocols to the time its state last
