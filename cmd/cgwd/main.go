@@ -93,6 +93,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: exposed more than the defaults", "field", w.Field, "warning", w.Msg)
+	}
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -166,7 +169,7 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	if *skipSecrets {
 		load = config.LoadSkipSecrets
 	}
-	_, err := load(*path)
+	cfg, err := load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid:\n", *path)
 		var probs config.Problems
@@ -178,6 +181,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "  %v\n", err)
 		}
 		return exitUsage
+	}
+	for _, w := range cfg.Warnings() {
+		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
 	return exitOK

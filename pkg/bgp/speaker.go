@@ -47,7 +47,8 @@ type Config struct {
 	RouterID netip.Addr
 	// ListenPort for incoming sessions; -1 disables listening.
 	ListenPort int32
-	// GRPCListen is gobgp's gRPC API address; empty disables it.
+	// GRPCListen is gobgp's gRPC API address: "unix:///path" (a socket only
+	// root and cgwd's user may use, mode 0600) or "host:port"; empty disables it.
 	GRPCListen string
 	// Prefixes are advertised to every peer.
 	Prefixes []netip.Prefix
@@ -93,6 +94,7 @@ type Speaker struct {
 	received map[string]map[netip.Prefix]struct{} // per peer, what it announced
 	limited  map[string]bool                      // peers told to stop at max_prefixes
 	reconf   sync.Mutex                           // serialises Reconfigure
+	apiSock  string                               // the gRPC API's unix socket, removed at stop
 
 	mu     sync.Mutex
 	ctx    context.Context
@@ -134,7 +136,12 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 	s.onRoute, s.onPeer = onRoute, onPeer
 	opts := []server.ServerOption{server.LoggerOption(&logAdapter{log: s.log})}
 	if v.cfg.GRPCListen != "" {
-		opts = append(opts, server.GrpcListenAddress(v.cfg.GRPCListen))
+		apiOpts, sock, err := apiOptions(v.cfg.GRPCListen, s.log)
+		if err != nil {
+			return err
+		}
+		opts = append(opts, apiOpts...)
+		s.apiSock = sock
 	}
 	s.srv = server.NewBgpServer(opts...)
 	ctx, cancel := context.WithCancel(ctx)
@@ -147,6 +154,11 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 			s.stopServer()
 		}
 	}()
+	if s.apiSock != "" {
+		if err := awaitSocket(s.apiSock); err != nil {
+			return err
+		}
+	}
 	if err := s.srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn:        v.cfg.ASN,
 		RouterId:   v.cfg.RouterID.String(),
@@ -468,6 +480,9 @@ func (s *Speaker) Stop() {
 // stopServer closes every session, the listeners and the gRPC API.
 func (s *Speaker) stopServer() {
 	s.srv.Stop()
+	if s.apiSock != "" {
+		removeSocket(s.apiSock)
+	}
 }
 
 func sessionState(st api.PeerState_SessionState) string {

@@ -2,7 +2,7 @@ package config
 
 import (
 	"fmt"
-	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -22,7 +22,9 @@ const (
 
 // BGP defaults.
 const (
-	DefaultGRPCListen        = "127.0.0.1:50051"
+	// DefaultGRPCListen is gobgp's API socket when control_socket is left at
+	// its default; otherwise the API socket is gobgp.sock next to the control socket.
+	DefaultGRPCListen        = "unix:///run/cgwd/gobgp.sock"
 	DefaultRouteTable        = 254 // main
 	DefaultRouteProtocol     = 200 // "cgwd" in deploy/iproute2/rt_protos.d/cgwd.conf
 	DefaultReconcileInterval = 10 * time.Second
@@ -34,8 +36,13 @@ const (
 
 // BGP holds the speaker's global settings.
 type BGP struct {
-	// GRPCListen is where gobgp's gRPC API listens, for the stock gobgp CLI; "off" disables it.
+	// GRPCListen is where gobgp's gRPC API listens, for the stock gobgp CLI:
+	// a unix socket (unix:///path, mode 0600, the default), a TCP host:port
+	// (any local user gets full control), or "off".
 	GRPCListen string `yaml:"grpc_listen"`
+	// GRPCAllowRemote lets grpc_listen be a TCP address other than loopback:
+	// every host that reaches it gets full, unauthenticated control of BGP.
+	GRPCAllowRemote bool `yaml:"grpc_allow_remote"`
 	// ListenPort is the TCP port for incoming BGP sessions (179); -1 disables listening.
 	ListenPort int `yaml:"listen_port"`
 	// RouteTable is the kernel routing table learned routes go into (254 is main).
@@ -48,9 +55,13 @@ type BGP struct {
 	StaleTime Duration `yaml:"stale_time"`
 }
 
-func (b *BGP) applyDefaults() {
+// applyDefaults fills b's defaults; the API socket goes next to controlSocket.
+func (b *BGP) applyDefaults(controlSocket string) {
 	if b.GRPCListen == "" {
 		b.GRPCListen = DefaultGRPCListen
+		if filepath.IsAbs(controlSocket) {
+			b.GRPCListen = unixScheme + filepath.Join(filepath.Dir(controlSocket), "gobgp.sock")
+		}
 	}
 	if b.ListenPort == 0 {
 		b.ListenPort = 179
@@ -168,11 +179,6 @@ func (v *validator) peerBGP(field string, p *PeerBGP) {
 }
 
 func (v *validator) bgpGlobal(b *BGP) {
-	if b.GRPCListen != "off" {
-		if _, _, err := net.SplitHostPort(b.GRPCListen); err != nil {
-			v.add("bgp.grpc_listen", "%q is not host:port or off", b.GRPCListen)
-		}
-	}
 	if b.ListenPort != -1 && (b.ListenPort < 1 || b.ListenPort > 65535) {
 		v.add("bgp.listen_port", "%d is not a TCP port or -1", b.ListenPort)
 	}

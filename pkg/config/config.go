@@ -42,6 +42,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Metrics configures the Prometheus endpoint.
 	Metrics Metrics `yaml:"metrics"`
+	// Pprof configures Go's profiling endpoint (off by default).
+	Pprof Pprof `yaml:"pprof"`
 	// VPN lists the AWS Site-to-Site VPN connections.
 	VPN []VPN `yaml:"vpn"`
 	// DirectConnect lists the Direct Connect links.
@@ -66,7 +68,8 @@ type Log struct {
 type Metrics struct {
 	// Listen is the host:port to serve /metrics on; "off" disables it.
 	Listen string `yaml:"listen"`
-	// Pprof also serves Go's /debug/pprof/ profiles on the same listener.
+	// Pprof is no longer accepted: profiles have their own loopback
+	// listener, pprof.listen. Kept only to say so.
 	Pprof bool `yaml:"pprof"`
 }
 
@@ -225,7 +228,7 @@ func (c *Config) applyDefaults() {
 			}
 		}
 	}
-	c.BGP.applyDefaults()
+	c.BGP.applyDefaults(c.ControlSocket)
 	c.Failover.applyDefaults()
 	c.Firewall.applyDefaults()
 	for i := range c.DirectConnect {

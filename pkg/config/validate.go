@@ -3,7 +3,6 @@ package config
 import (
 	"encoding/base64"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -80,11 +79,7 @@ func (c *Config) Validate() Problems {
 	default:
 		v.add("log.format", "%q is not one of text, json", c.Log.Format)
 	}
-	if c.Metrics.Listen != "off" {
-		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
-			v.add("metrics.listen", "%q is not host:port or off", c.Metrics.Listen)
-		}
-	}
+	v.listeners(c)
 	if len(c.VPN) == 0 && len(c.DirectConnect) == 0 {
 		v.add("vpn", "no VPN connection and no Direct Connect link: nothing to do")
 	}

@@ -229,8 +229,14 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	}
 	var ms *metrics.Server
 	if d.cfg.Metrics.Listen != "off" {
-		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...), d.cfg.Metrics.Pprof)
+		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
 		if err != nil {
+			return err
+		}
+	}
+	var ps *metrics.Server
+	if d.cfg.Pprof.On() {
+		if ps, err = metrics.ListenPprof(d.cfg.Pprof.Listen); err != nil {
 			return err
 		}
 	}
@@ -250,6 +256,10 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 	if ms != nil {
 		serve("metrics", ms.Serve)
 		d.log.Info("metrics listening", "addr", ms.Addr())
+	}
+	if ps != nil {
+		serve("pprof", ps.Serve)
+		d.log.Info("pprof listening", "addr", ps.Addr())
 	}
 	stack = append(stack, func() { stopServers(); wg.Wait() })
 

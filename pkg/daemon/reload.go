@@ -310,6 +310,7 @@ func restartFields(a, b *config.Config) []string {
 	}
 	check("control_socket", a.ControlSocket, b.ControlSocket)
 	check("metrics", a.Metrics, b.Metrics)
+	check("pprof", a.Pprof, b.Pprof)
 	check("log", a.Log, b.Log)
 	check("bgp.route_table", a.BGP.RouteTable, b.BGP.RouteTable)
 	check("bgp.route_protocol", a.BGP.RouteProtocol, b.BGP.RouteProtocol)

@@ -21,10 +21,7 @@ var linkLocal = netip.MustParsePrefix("169.254.0.0/16")
 // preferred (rank 0), then each connection's tunnels in order.
 func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
 	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown)}
-	bc := bgp.Config{ASN: cfg.ASN, ListenPort: int32(cfg.BGP.ListenPort)}
-	if cfg.BGP.GRPCListen != "off" {
-		bc.GRPCListen = cfg.BGP.GRPCListen
-	}
+	bc := bgp.Config{ASN: cfg.ASN, ListenPort: int32(cfg.BGP.ListenPort), GRPCListen: cfg.BGP.GRPCAddr()}
 	for _, p := range cfg.Prefixes {
 		pp := netip.MustParsePrefix(p)
 		bc.Prefixes = append(bc.Prefixes, pp)

@@ -126,28 +126,46 @@ func NewRegistry(status control.StatusFunc, extra ...prometheus.Collector) *prom
 	return reg
 }
 
-// Server serves /metrics.
+// Server serves one HTTP listener: /metrics, or Go's profiles.
 type Server struct {
-	ln  net.Listener
-	srv *http.Server
+	name string
+	ln   net.Listener
+	srv  *http.Server
 }
 
-// Listen binds addr for the metrics endpoint; with pprof it also serves
-// Go's /debug/pprof/ profiles there.
-func Listen(addr string, reg *prometheus.Registry, pprof bool) (*Server, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics %s: %w", addr, err)
-	}
+// Listen binds addr for the metrics endpoint, /metrics.
+func Listen(addr string, reg *prometheus.Registry) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	if pprof {
-		mux.HandleFunc("/debug/pprof/", httppprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	return listen("metrics", addr, mux)
+}
+
+// ListenPprof binds addr, which must be a loopback address, for Go's
+// /debug/pprof/ profiles alone: they show memory contents and cost CPU, so
+// they never share the metrics listener.
+func ListenPprof(addr string) (*Server, error) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", httppprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", httppprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", httppprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", httppprof.Trace)
+	s, err := listen("pprof", addr, mux)
+	if err != nil {
+		return nil, err
 	}
-	return &Server{ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}, nil
+	if a, ok := s.ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		s.ln.Close()
+		return nil, fmt.Errorf("pprof %s: not a loopback address", addr)
+	}
+	return s, nil
+}
+
+func listen(name, addr string, h http.Handler) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", name, addr, err)
+	}
+	return &Server{name: name, ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}, nil
 }
 
 // Addr is the address actually bound.
@@ -162,7 +180,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		_ = s.srv.Shutdown(sctx)
 	}()
 	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("metrics %s: %w", s.ln.Addr(), err)
+		return fmt.Errorf("%s %s: %w", s.name, s.ln.Addr(), err)
 	}
 	return nil
 }

@@ -1,0 +1,57 @@
+package metrics
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// get fetches path from s and returns the status code.
+func get(t *testing.T, s *Server, path string) int {
+	t.Helper()
+	r, err := http.Get("http://" + s.Addr().String() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, r.Body)
+	r.Body.Close()
+	return r.StatusCode
+}
+
+func serve(t *testing.T, s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Serve(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+func TestPprofHasItsOwnLoopbackListener(t *testing.T) {
+	ms, err := Listen("127.0.0.1:0", prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, ms)
+	ps, err := ListenPprof("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve(t, ps)
+	if c := get(t, ms, "/metrics"); c != http.StatusOK {
+		t.Errorf("/metrics: %d", c)
+	}
+	if c := get(t, ms, "/debug/pprof/"); c != http.StatusNotFound {
+		t.Errorf("the metrics listener serves /debug/pprof/: %d", c)
+	}
+	if c := get(t, ps, "/debug/pprof/"); c != http.StatusOK {
+		t.Errorf("pprof listener /debug/pprof/: %d", c)
+	}
+	if c := get(t, ps, "/metrics"); c != http.StatusNotFound {
+		t.Errorf("the pprof listener serves /metrics: %d", c)
+	}
+	if _, err := ListenPprof("0.0.0.0:0"); err == nil {
+		t.Error("pprof on every address accepted")
+	}
+}
