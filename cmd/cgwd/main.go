@@ -13,8 +13,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -306,10 +309,24 @@ func printIPsec(w io.Writer, st *control.Status, now time.Time) {
 			t.Name, ip.IKEState, ip.IKESPIs, ip.IKESuite, ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
 		fmt.Fprintf(w, "%s  Child spi %s  %s  age %s  rekey in %s  (rekeys %d)  esp drops %v\n",
 			t.Name, ip.ChildSPIs, ip.ChildSuite, ago(ip.ChildEstablished), in(ip.ChildRekeyDue), ip.ChildRekeys, ip.ESPDropped)
+		if d := nonZero(ip.IKEDropped); d != "" {
+			fmt.Fprintf(w, "%s  IKE dropped unread: %s\n", t.Name, d)
+		}
 		if ip.LastError != "" {
 			fmt.Fprintf(w, "%s  last error: %s\n", t.Name, ip.LastError)
 		}
 	}
+}
+
+// nonZero is "reason=count" for each non-zero counter, sorted by reason.
+func nonZero(m map[string]uint64) string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if m[k] != 0 {
+			out = append(out, fmt.Sprintf("%s=%d", k, m[k]))
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 func bytesIEC(n uint64) string {

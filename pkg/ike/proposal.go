@@ -313,3 +313,24 @@ func (s suite) String() string {
 	}
 	return p.String()
 }
+
+// minNonce is the shortest nonce RFC 7296 2.10 allows with a PRF: 128
+// bits and at least half the PRF's key size (its output size for HMAC).
+func minNonce(prfID uint16) int {
+	n := 16
+	if h := prfHash(prfID); h != nil {
+		n = max(n, h().Size()/2)
+	}
+	return n
+}
+
+// weakGroup reports whether a DH group is too weak for new SAs: MODP
+// groups below 2048 bits (1, 2, 5) and the MODP groups with small
+// subgroups (22, 23, 24).
+func weakGroup(g uint16) bool {
+	switch g {
+	case 1, 2, 5, 22, 23, 24:
+		return true
+	}
+	return false
+}

@@ -3,15 +3,16 @@ package ike
 import (
 	"bytes"
 	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
 // underLoad records an IKE_SA_INIT request and reports whether more than
-// CookieThreshold arrived within the last second.
+// CookieThreshold arrived within the last second, or the half-open table
+// is half full: then every new IKE_SA_INIT must bring a COOKIE.
 func (s *Session) underLoad(now time.Time) bool {
 	keep := s.initArrivals[:0]
 	for _, t := range s.initArrivals {
@@ -19,52 +20,115 @@ func (s *Session) underLoad(now time.Time) bool {
 			keep = append(keep, t)
 		}
 	}
-	s.initArrivals = append(keep, now)
-	return s.cfg.CookieThreshold < 0 || len(s.initArrivals) > s.cfg.CookieThreshold
+	if len(keep) <= s.cfg.CookieThreshold {
+		keep = append(keep, now) // above the threshold the count is all that matters
+	}
+	s.initArrivals = keep
+	return s.cfg.CookieThreshold < 0 || len(s.initArrivals) > s.cfg.CookieThreshold ||
+		2*len(s.halves) >= s.cfg.HalfOpenLimit
 }
 
-// cookie is RFC 7296 2.6's stateless cookie: a version byte and
-// HMAC-SHA256(secret, Ni | IPi | SPIi), truncated to 16 bytes.
-func (s *Session) cookie(ni []byte, spiI uint64) []byte {
-	mac := hmac.New(sha256.New, s.cookieSecret[:])
-	mac.Write(ni)
-	mac.Write(s.cfg.Remote.AsSlice())
-	mac.Write(binary.BigEndian.AppendUint64(nil, spiI))
-	return append([]byte{1}, mac.Sum(nil)[:16]...)
+// halfOpenTotal counts the half-open IKE SAs of every session of the
+// process, against MaxHalfOpenTotal.
+var halfOpenTotal atomic.Int64
+
+// MaxHalfOpenTotal caps the half-open IKE SAs of all sessions together.
+const MaxHalfOpenTotal = 1024
+
+func (s *Session) halfOpenBySPIi(spiI uint64) *ikeSA {
+	for _, sa := range s.halves {
+		if sa.spiI == spiI {
+			return sa
+		}
+	}
+	return nil
 }
 
-// handleInitRequest answers a peer's IKE_SA_INIT.
+func (s *Session) isHalfOpen(sa *ikeSA) bool { return slices.Contains(s.halves, sa) }
+
+func (s *Session) addHalfOpen(sa *ikeSA) {
+	s.halves = append(s.halves, sa)
+	halfOpenTotal.Add(1)
+}
+
+func (s *Session) removeHalfOpen(sa *ikeSA) {
+	if i := slices.Index(s.halves, sa); i >= 0 {
+		s.halves = slices.Delete(s.halves, i, i+1)
+		halfOpenTotal.Add(-1)
+	}
+}
+
+func (s *Session) clearHalfOpen() {
+	halfOpenTotal.Add(-int64(len(s.halves)))
+	s.halves = nil
+}
+
+// expireHalfOpen forgets half-open SAs whose IKE_AUTH did not come in time.
+func (s *Session) expireHalfOpen(now time.Time) {
+	for _, sa := range slices.Clone(s.halves) {
+		if now.Sub(sa.lastRecv) > s.cfg.HalfOpenTimeout {
+			s.log.Debug("half-open IKE SA expired: no IKE_AUTH followed its IKE_SA_INIT", "spi_i", fmt.Sprintf("%016x", sa.spiI))
+			s.removeHalfOpen(sa)
+		}
+	}
+}
+
+// handleInitRequest answers a peer's IKE_SA_INIT. Nothing is allocated,
+// stored or computed for it before the cheap checks pass: a pre-parse of
+// the fixed fields, the retransmission and table checks, and the COOKIE
+// under load; only then the full parse, the proposal and Diffie-Hellman.
 func (s *Session) handleInitRequest(h Header, p packet) {
 	if h.MsgID != 0 || h.SPIr != 0 {
+		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request with a responder SPI or message ID")
 		return
 	}
-	if hf := s.half; hf != nil && hf.spiI == h.SPIi {
-		if hf.lastResp != nil {
-			s.tr.SendIKE(hf.lastResp, hf.lastNatt) // a retransmission
+	if hf := s.halfOpenBySPIi(h.SPIi); hf != nil {
+		if !bytes.Equal(hf.initReq, p.b) {
+			s.drop(DropRetransmitMismatch, h)
+			return
 		}
+		s.tr.SendIKE(hf.lastResp, hf.lastNatt) // a retransmission
 		return
 	}
-	m, err := parse(p.b, nil)
+	pk, err := peekInit(p.b)
 	if err != nil {
-		s.log.Warn("dropping bad IKE_SA_INIT request", "err", err)
+		s.drop(DropMalformed, h, "err", err)
 		return
 	}
 	tmp := &ikeSA{spiI: h.SPIi}
 	refuse := func(n *Notify) { s.respond(tmp, h, []Payload{n}, false, p.natt) }
+	if !pk.hasSA || pk.ke == nil || pk.nonce == nil {
+		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request lacks SA, KE or nonce")
+		refuse(&Notify{NotifyType: NInvalidSyntax})
+		return
+	}
+	now := time.Now()
+	if s.underLoad(now) && !s.cookies.valid(now, pk.cookie, pk.nonce, s.cfg.Remote, h.SPIi) {
+		s.drop(DropCookie, h)
+		if !s.loadLogged {
+			s.log.Info("IKE_SA_INIT requests above the cookie threshold or half-open table half full: asking for a COOKIE",
+				"half_open", len(s.halves))
+			s.loadLogged = true
+		}
+		refuse(&Notify{NotifyType: NCookie, Data: s.cookies.make(now, pk.nonce, s.cfg.Remote, h.SPIi)})
+		return
+	}
+	if len(s.halves) >= s.cfg.HalfOpenLimit || halfOpenTotal.Load() >= MaxHalfOpenTotal {
+		s.drop(DropHalfOpen, h, "half_open", len(s.halves))
+		return
+	}
+	m, err := parse(p.b, nil)
+	if err != nil {
+		s.drop(DropMalformed, h, "err", err)
+		return
+	}
 	spa, _ := m.Get(PayloadSA).(*SA)
 	ke, _ := m.Get(PayloadKE).(*KE)
 	ni, _ := m.Get(PayloadNonce).(*Nonce)
 	if spa == nil || ke == nil || ni == nil {
+		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request lacks SA, KE or nonce")
 		refuse(&Notify{NotifyType: NInvalidSyntax})
 		return
-	}
-	if s.underLoad(time.Now()) {
-		want := s.cookie(ni.Data, h.SPIi)
-		if got := m.Notify(NCookie); got == nil || !hmac.Equal(got.Data, want) {
-			s.log.Info("IKE_SA_INIT requests above the cookie threshold: asking the peer for a COOKIE")
-			refuse(&Notify{NotifyType: NCookie, Data: want})
-			return
-		}
 	}
 	chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
 	if !ok {
@@ -74,6 +138,11 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		return
 	}
 	st := suiteOf(chosen)
+	if len(ni.Data) < minNonce(st.prf) {
+		s.drop(DropMalformed, h, "err", fmt.Sprintf("nonce of %d bytes, the PRF wants at least %d", len(ni.Data), minNonce(st.prf)))
+		refuse(&Notify{NotifyType: NInvalidSyntax})
+		return
+	}
 	if ke.Group != st.dh {
 		refuse(&Notify{NotifyType: NInvalidKEPayload, Data: binary.BigEndian.AppendUint16(nil, st.dh)})
 		return
@@ -90,7 +159,7 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		return
 	}
 	sa := &ikeSA{spiI: h.SPIi, spiR: randSPI(), state: stRespInit, group: st.dh, dh: dh, ni: ni.Data, nr: nonce(),
-		initReq: p.b, lastRecv: time.Now()}
+		initReq: p.b, lastRecv: now}
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.log.Error("key derivation failed", "err", err)
 		return
@@ -98,12 +167,27 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 	chosen.SPI = nil
 	ps := []Payload{&SA{Proposals: []Proposal{chosen}}, &KE{Group: st.dh, Data: dh.public()}, &Nonce{Data: sa.nr}}
 	ps = append(ps, s.natHashes(sa.spiI, sa.spiR)...)
-	s.start = time.Now()
+	s.start = now
 	s.respond(sa, h, ps, false, p.natt)
 	sa.initResp = sa.lastResp
 	sa.nextID = 0
-	s.half = sa
+	s.addHalfOpen(sa)
+	s.warnWeak(st.dh, "IKE")
 	s.log.Info("answered IKE_SA_INIT", "spi_i", fmt.Sprintf("%016x", sa.spiI), "suite", st.String())
+}
+
+// nonceOK reports whether n is a nonce long enough for sa's PRF (RFC 7296
+// 2.10: at least 128 bits and half the PRF's key size).
+func nonceOK(sa *ikeSA, n *Nonce) bool {
+	return n != nil && sa.keys != nil && len(n.Data) >= max(16, sa.keys.prf.size()/2)
+}
+
+// warnWeak warns when a weak DH group was negotiated (what: IKE or ESP PFS).
+func (s *Session) warnWeak(g uint16, what string) {
+	if weakGroup(g) {
+		s.log.Warn("weak Diffie-Hellman group negotiated: configure a group of 2048 bits or more (AWS offers 14-21)",
+			"sa", what, "group", g)
+	}
 }
 
 // handleAuthRequest authenticates the peer, picks the Child SA and answers.
@@ -115,15 +199,15 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 	tsr, _ := m.Get(PayloadTSr).(*TS)
 	if id == nil || auth == nil {
 		s.respond(sa, h, []Payload{&Notify{NotifyType: NInvalidSyntax}}, true, natt)
-		s.half = nil
+		s.removeHalfOpen(sa)
 		return
 	}
 	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, body(id))
-	if auth.Method != AuthPSK || !bytes.Equal(want, auth.Data) || !idMatches(id, s.cfg.RemoteID) {
+	if auth.Method != AuthPSK || !hmac.Equal(want, auth.Data) || !idMatches(id, s.cfg.RemoteID) {
 		s.fail("peer failed authentication: AUTHENTICATION_FAILED (wrong pre-shared key or identity)",
 			"peer_id", idString(id), "expected_id", s.cfg.RemoteID)
 		s.respond(sa, h, []Payload{&Notify{NotifyType: NAuthenticationFailed}}, true, natt)
-		s.half = nil
+		s.removeHalfOpen(sa)
 		return
 	}
 	myID := idPayload(s.cfg.LocalID, true)
@@ -131,7 +215,7 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 	childErr := func(n uint16, msg string, args ...any) {
 		s.fail(msg, args...)
 		s.respond(sa, h, []Payload{myID, myAuth, &Notify{NotifyType: n}}, true, natt)
-		s.half = nil
+		s.removeHalfOpen(sa)
 	}
 	if spa == nil || tsi == nil || tsr == nil {
 		childErr(NNoProposalChosen, "IKE_AUTH request carries no Child SA")
@@ -160,7 +244,8 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 		s.dropChildren()
 		s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil
 	}
-	s.sa, s.half = sa, nil
+	s.sa = sa
+	s.removeHalfOpen(sa)
 	s.ikeUp(sa)
 	s.installChild(c, true)
 }
@@ -264,8 +349,8 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	spa, _ := m.Get(PayloadSA).(*SA)
 	ni, _ := m.Get(PayloadNonce).(*Nonce)
 	ke, _ := m.Get(PayloadKE).(*KE)
-	if spa == nil || ni == nil || len(spa.Proposals) == 0 {
-		s.log.Warn("peer sent a CREATE_CHILD_SA without SA or nonce: INVALID_SYNTAX")
+	if spa == nil || !nonceOK(sa, ni) || len(spa.Proposals) == 0 {
+		s.log.Warn("peer sent a CREATE_CHILD_SA without SA or a long enough nonce: INVALID_SYNTAX")
 		refuse(NInvalidSyntax, nil)
 		return
 	}
@@ -349,6 +434,11 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 			s.log.Warn("bad KE payload in the peer's CREATE_CHILD_SA: INVALID_SYNTAX", "err", err)
 			refuse(NInvalidSyntax, nil)
 			return
+		}
+		if ikeRekey {
+			s.warnWeak(st.dh, "IKE")
+		} else {
+			s.warnWeak(st.dh, "ESP PFS")
 		}
 	}
 	nr := nonce()
@@ -545,8 +635,8 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32,
 		return
 	}
 	nr, _ := r.Get(PayloadNonce).(*Nonce)
-	if nr == nil {
-		failed("peer's Child SA rekey response has no nonce")
+	if !nonceOK(sa, nr) {
+		failed("peer's Child SA rekey response has no nonce or one too short for the PRF")
 		return
 	}
 	nc, err := s.childFromResponse(r, newSPI, dh, ni, nr.Data, true)
@@ -661,7 +751,7 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 		spa, _ := r.Get(PayloadSA).(*SA)
 		nr, _ := r.Get(PayloadNonce).(*Nonce)
 		ke, _ := r.Get(PayloadKE).(*KE)
-		if spa == nil || nr == nil || ke == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 8 {
+		if spa == nil || !nonceOK(sa, nr) || ke == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 8 {
 			failed("bad IKE rekey response")
 			return
 		}

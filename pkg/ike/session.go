@@ -3,8 +3,10 @@ package ike
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -50,7 +52,13 @@ type Config struct {
 	// CookieThreshold is how many IKE_SA_INIT requests in one second make
 	// the responder ask for a COOKIE first (RFC 7296 2.6), so that a flood
 	// costs no Diffie-Hellman; 0 means 10, a negative value always asks.
+	// Cookies are also demanded while the half-open table is half full.
 	CookieThreshold int
+	// HalfOpenLimit caps the peer-initiated IKE SAs between IKE_SA_INIT
+	// and IKE_AUTH (0: 16); HalfOpenTimeout is how long one waits for its
+	// IKE_AUTH (0: 10s).
+	HalfOpenLimit   int
+	HalfOpenTimeout time.Duration
 	Logger          *slog.Logger
 }
 
@@ -107,6 +115,8 @@ type Status struct {
 	LastError      string    `json:"last_error,omitempty"`
 	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
 	Establishments uint64    `json:"establishments"`
+	// Dropped counts received IKE messages dropped unread, by reason.
+	Dropped map[string]uint64 `json:"ike_dropped"`
 }
 
 // Session runs IKEv2 with one peer: it establishes, keeps alive, rekeys and
@@ -123,9 +133,11 @@ type Session struct {
 	status Status
 
 	// Owned by Run.
-	sa   *ikeSA // established, or being established by us
-	half *ikeSA // a peer-initiated SA between IKE_SA_INIT and IKE_AUTH
-	old  *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
+	sa *ikeSA // established, or being established by us
+	// halves are peer-initiated SAs between IKE_SA_INIT and IKE_AUTH, at
+	// most HalfOpenLimit; a new IKE_SA_INIT never replaces one of them.
+	halves []*ikeSA
+	old    *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
 	// ikeCollided is the IKE SA the peer created by rekeying sa while our
 	// own rekey of it was under way (RFC 7296 2.8.2); the nonces decide
 	// which of the two new SAs survives once our exchange ends.
@@ -152,8 +164,11 @@ type Session struct {
 
 	ctl chan func() // functions to run on the Run goroutine (tests)
 
-	cookieSecret [32]byte
+	drops dropCounters
+
+	cookies      *cookieJar
 	initArrivals []time.Time // IKE_SA_INIT requests of the last second
+	loadLogged   bool        // the cookie demand was logged since the last establishment
 }
 
 type packet struct {
@@ -195,22 +210,52 @@ type ikeSA struct {
 	ni, nr     []byte
 	cookie     []byte
 	initReq    []byte // the IKE_SA_INIT request as sent, for AUTH
-	initResp   []byte
-	childSPI   uint32
-	nextID     uint32 // our next request's message ID
-	req        *pending
-	peerID     uint32 // the peer's next request's message ID
-	lastResp   []byte
-	lastNatt   bool
-	lastRecv   time.Time
-	est        time.Time
-	rekeyAt    time.Time
-	expireAt   time.Time
-	rekeying   bool
+	// tries are our IKE_SA_INIT requests of this attempt, one per DH group
+	// (an INVALID_KE_PAYLOAD makes us try another): a valid answer to any
+	// of them completes, so an attacker's forged notify cannot derail us.
+	tries []initTry
+	// initErr is an error the peer (or anyone) answered our IKE_SA_INIT
+	// with; it is believed only if no valid answer follows within
+	// initErrGrace (RFC 7296 2.21.1: such a notify is not authenticated).
+	initErr  *initError
+	initResp []byte
+	childSPI uint32
+	nextID   uint32 // our next request's message ID
+	req      *pending
+	peerID   uint32 // the peer's next request's message ID
+	lastResp []byte
+	lastNatt bool
+	// lastReqHash is the SHA-256 of the request lastResp answers: only
+	// that datagram again is a retransmission.
+	lastReqHash [sha256.Size]byte
+	lastRecv    time.Time
+	est         time.Time
+	rekeyAt     time.Time
+	expireAt    time.Time
+	rekeying    bool
 	// rival is the new IKE SA of the peer's rekey of this one that
 	// collided with ours, until our exchange settles which one stays.
 	rival *ikeSA
 }
+
+// initTry is one IKE_SA_INIT request of an attempt and its secrets.
+type initTry struct {
+	group uint16
+	dh    dhKey
+	ni    []byte
+	req   []byte
+}
+
+type initError struct {
+	at     time.Time
+	notify *Notify // an error notify, or nil
+	msg    string  // otherwise, what was wrong with the answer
+	args   []any
+}
+
+// initErrGrace is how long an unauthenticated error answer to our
+// IKE_SA_INIT waits for a valid answer before it is believed.
+const initErrGrace = 2 * time.Second
 
 type pending struct {
 	id       uint32
@@ -270,11 +315,16 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	if cfg.CookieThreshold == 0 {
 		cfg.CookieThreshold = 10
 	}
-	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64),
-		ctl: make(chan func()), oldLinger: 2 * time.Second}
-	if _, err := rand.Read(s.cookieSecret[:]); err != nil {
-		return nil, fmt.Errorf("ike: cookie secret: %w", err)
+	if cfg.HalfOpenLimit <= 0 {
+		cfg.HalfOpenLimit = 16
 	}
+	def(&cfg.HalfOpenTimeout, 10*time.Second)
+	cookies, err := newCookieJar(time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("ike: %w", err)
+	}
+	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64),
+		ctl: make(chan func()), oldLinger: 2 * time.Second, cookies: cookies}
 	s.status.State = "connecting"
 	return s, nil
 }
@@ -286,14 +336,26 @@ func (s *Session) Deliver(b []byte, natt bool) {
 	select {
 	case s.in <- packet{append([]byte(nil), b...), natt}:
 	default:
+		s.drops.add(DropRate)
 	}
 }
 
 // Status returns a snapshot of the session.
 func (s *Session) Status() Status {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.status
+	st := s.status
+	s.mu.Unlock()
+	st.Dropped = s.drops.snapshot()
+	return st
+}
+
+// drop counts a received message dropped for r and logs it at debug level.
+func (s *Session) drop(r DropReason, h Header, args ...any) {
+	s.drops.add(r)
+	if s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.Debug("dropping IKE message", append([]any{"reason", r.String(), "exchange", h.Exchange,
+			"msg_id", h.MsgID, "response", h.IsResponse()}, args...)...)
+	}
 }
 
 func (s *Session) setStatus(fn func(*Status)) {
@@ -460,10 +522,8 @@ func (s *Session) tick(now time.Time) {
 			s.tr.SendIKE(p.data, p.natt)
 		}
 	}
-	if s.half != nil && now.Sub(s.half.lastRecv) > s.cfg.DPDTimeout {
-		s.log.Warn("peer abandoned its IKE_SA_INIT: no IKE_AUTH followed")
-		s.half = nil
-	}
+	s.expireHalfOpen(now)
+	s.initErrExpired(now)
 	sa := s.sa
 	if sa == nil {
 		if s.cfg.Initiate && !s.retryAt.IsZero() && now.After(s.retryAt) {
@@ -549,7 +609,8 @@ func (s *Session) scheduleRetry(soon bool) {
 
 func (s *Session) dropAll() {
 	s.dropChildren()
-	s.sa, s.old, s.half, s.ikeCollided, s.ikeSpare = nil, nil, nil, nil, nil
+	s.clearHalfOpen()
+	s.sa, s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil, nil
 	s.setStatus(func(st *Status) {
 		*st = Status{State: "connecting", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
 			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Establishments: st.Establishments, EstablishTime: st.EstablishTime}
@@ -561,7 +622,7 @@ func (s *Session) dropAll() {
 func (s *Session) handle(p packet) {
 	h, err := ParseHeader(p.b)
 	if err != nil {
-		s.log.Debug("dropping malformed IKE message", "err", err)
+		s.drop(DropMalformed, h, "err", err)
 		return
 	}
 	if h.Exchange == IKESAInit && !h.IsResponse() {
@@ -570,28 +631,31 @@ func (s *Session) handle(p packet) {
 	}
 	sa := s.findSA(h)
 	if sa == nil {
-		s.log.Debug("IKE message for an unknown SA", "spi_i", fmt.Sprintf("%016x", h.SPIi), "exchange", h.Exchange)
+		s.drop(DropUnknownSPI, h, "spi_i", fmt.Sprintf("%016x", h.SPIi), "spi_r", fmt.Sprintf("%016x", h.SPIr))
 		return
 	}
 	if h.IsResponse() && h.Exchange == IKESAInit {
 		s.handleInitResponse(sa, h, p)
 		return
 	}
-	var sk *skCipher
-	if sa.keys != nil {
-		if h.Flags&FlagInitiator != 0 {
-			sk = sa.keys.encI
-		} else {
-			sk = sa.keys.encR
-		}
+	// Every exchange after IKE_SA_INIT travels in an SK payload, and SK is
+	// the only payload outside it (RFC 7296 3.14): anything else is not
+	// the peer's and must not touch the SA, however plausible it looks.
+	if PayloadType(p.b[16]) != PayloadSK || sa.keys == nil {
+		s.drop(DropUnencrypted, h)
+		return
+	}
+	sk := sa.keys.encR
+	if h.Flags&FlagInitiator != 0 {
+		sk = sa.keys.encI
 	}
 	if h.IsResponse() {
 		if sa.req == nil || h.MsgID != sa.req.id {
+			s.drop(DropWindow, h)
 			return
 		}
-		m, err := parse(p.b, sk)
+		m, err := s.open(h, p.b, sk)
 		if err != nil {
-			s.log.Warn("dropping bad IKE response", "err", err)
 			return
 		}
 		sa.lastRecv = time.Now()
@@ -603,30 +667,38 @@ func (s *Session) handle(p packet) {
 	}
 	// A request from the peer.
 	if h.MsgID+1 == sa.peerID && sa.lastResp != nil {
-		s.tr.SendIKE(sa.lastResp, sa.lastNatt) // a retransmission
+		// A retransmission is the same datagram again (RFC 7296 2.1);
+		// anything else with that message ID gets no answer.
+		if sha256.Sum256(p.b) != sa.lastReqHash {
+			s.drop(DropRetransmitMismatch, h)
+			return
+		}
+		s.tr.SendIKE(sa.lastResp, sa.lastNatt)
 		return
 	}
 	if h.MsgID != sa.peerID {
-		s.log.Debug("request with unexpected message ID", "got", h.MsgID, "want", sa.peerID)
+		s.drop(DropWindow, h, "want", sa.peerID)
 		return
 	}
-	m, err := parse(p.b, sk)
+	m, err := s.open(h, p.b, sk)
 	if err != nil {
 		var ec errCritical
-		if errors.As(err, &ec) && sk != nil {
+		if errors.As(err, &ec) {
+			// Only reached with a verified ICV: the critical payload was
+			// inside SK.
+			sa.lastReqHash = sha256.Sum256(p.b)
 			s.respond(sa, h, []Payload{&Notify{NotifyType: NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
-			return
 		}
-		s.log.Warn("dropping bad IKE request", "err", err)
 		return
 	}
 	sa.lastRecv = time.Now()
+	sa.lastReqHash = sha256.Sum256(p.b)
 	if p.natt {
 		sa.natt = true
 	}
 	switch h.Exchange {
 	case IKEAuth:
-		if sa == s.half && sa.state == stRespInit {
+		if sa.state == stRespInit && s.isHalfOpen(sa) {
 			s.handleAuthRequest(sa, h, m, p.natt)
 		}
 	case Informational:
@@ -636,12 +708,39 @@ func (s *Session) handle(p packet) {
 	}
 }
 
+// open verifies and decrypts a message after IKE_SA_INIT. It counts and
+// logs a failure; an unsupported critical payload is returned as
+// errCritical once the ICV has been verified.
+func (s *Session) open(h Header, b []byte, sk *skCipher) (*Message, error) {
+	m, err := parse(b, sk)
+	var ec errCritical
+	switch {
+	case err == nil && !m.Encrypted:
+		s.drop(DropUnencrypted, h)
+		return nil, errors.New("not encrypted")
+	case err == nil:
+		return m, nil
+	case errors.Is(err, errIntegrity):
+		s.drop(DropBadICV, h)
+	case errors.As(err, &ec):
+	default:
+		s.drop(DropMalformed, h, "err", err)
+	}
+	return nil, err
+}
+
 func (s *Session) findSA(h Header) *ikeSA {
-	for _, sa := range []*ikeSA{s.sa, s.half, s.old, s.ikeCollided, s.ikeSpare} {
-		if sa == nil || sa.spiI != h.SPIi {
-			continue
+	match := func(sa *ikeSA) bool {
+		return sa != nil && sa.spiI == h.SPIi &&
+			(sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == IKESAInit))
+	}
+	for _, sa := range [...]*ikeSA{s.sa, s.old, s.ikeCollided, s.ikeSpare} {
+		if match(sa) {
+			return sa
 		}
-		if sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == IKESAInit) {
+	}
+	for _, sa := range s.halves {
+		if match(sa) {
 			return sa
 		}
 	}
@@ -713,6 +812,12 @@ func (s *Session) sendInit(sa *ikeSA) {
 	m := &Message{Header: Header{SPIi: sa.spiI, Exchange: IKESAInit, Flags: FlagInitiator}, Payloads: ps}
 	b, _ := m.marshal(nil)
 	sa.initReq = b
+	try := initTry{group: sa.group, dh: sa.dh, ni: sa.ni, req: b}
+	if i := slices.IndexFunc(sa.tries, func(t initTry) bool { return t.group == sa.group }); i >= 0 {
+		sa.tries[i] = try
+	} else {
+		sa.tries = append(sa.tries, try)
+	}
 	sa.nextID = 0
 	s.request(sa, m, "IKE_SA_INIT", nil, func() {
 		s.fail("peer unreachable: no answer to IKE_SA_INIT", "timeout", s.cfg.DPDTimeout)
@@ -723,15 +828,16 @@ func (s *Session) sendInit(sa *ikeSA) {
 
 func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 	if sa.state != stInitSent || sa.req == nil || h.MsgID != 0 {
+		s.drop(DropWindow, h)
 		return
 	}
 	m, err := parse(p.b, nil)
 	if err != nil {
-		s.log.Warn("dropping bad IKE_SA_INIT response", "err", err)
+		s.drop(DropMalformed, h, "err", err)
 		return
 	}
-	sa.req = nil
 	if n := m.Notify(NCookie); n != nil {
+		sa.req = nil
 		sa.cookie = n.Data
 		s.log.Info("peer asked for a cookie; retrying IKE_SA_INIT with it")
 		s.sendInit(sa)
@@ -739,42 +845,56 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 	}
 	if n := m.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 		g := binary.BigEndian.Uint16(n.Data)
-		if offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) && g != sa.group {
+		tried := slices.ContainsFunc(sa.tries, func(t initTry) bool { return t.group == g })
+		if offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) && !tried {
 			s.log.Info("peer wants another DH group; retrying", "group", g)
+			sa.req = nil
 			sa.group = g
 			sa.dh = nil // a new key for the new group
 			s.sendInit(sa)
 			return
 		}
+		s.drop(DropMalformed, h, "err", fmt.Sprintf("INVALID_KE_PAYLOAD for group %d, not offered or already tried", g))
+		return
+	}
+	// Nothing below is authenticated: a bad answer is noted, and believed
+	// only if no valid one follows in time.
+	suspect := func(n *Notify, msg string, args ...any) {
+		if sa.initErr == nil {
+			sa.initErr = &initError{at: time.Now(), notify: n, msg: msg, args: args}
+			s.log.Info("unauthenticated error answer to IKE_SA_INIT: waiting for a valid one", "wait", initErrGrace)
+		}
 	}
 	if n := m.ErrorNotify(); n != nil {
-		s.initFailed(n, "IKE_SA_INIT")
+		suspect(n, "")
 		return
 	}
 	spa, _ := m.Get(PayloadSA).(*SA)
 	ke, _ := m.Get(PayloadKE).(*KE)
 	nr, _ := m.Get(PayloadNonce).(*Nonce)
 	if spa == nil || ke == nil || nr == nil || len(spa.Proposals) != 1 || h.SPIr == 0 {
-		s.fail("IKE_SA_INIT response lacks SA, KE or nonce")
-		s.sa = nil
-		s.scheduleRetry(false)
+		suspect(nil, "IKE_SA_INIT response lacks SA, KE or nonce")
 		return
 	}
+	i := slices.IndexFunc(sa.tries, func(t initTry) bool { return t.group == ke.Group })
 	chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
 	st := suiteOf(chosen)
-	if !ok || len(chosen.Transforms) != len(spa.Proposals[0].Transforms) || st.dh != sa.group || ke.Group != sa.group {
-		s.fail("peer chose an IKE proposal we did not offer", "chosen", spa.Proposals[0].String(), "ours", proposalsString(s.cfg.IKEProposals))
-		s.sa = nil
-		s.scheduleRetry(false)
+	if !ok || i < 0 || len(chosen.Transforms) != len(spa.Proposals[0].Transforms) || st.dh != ke.Group {
+		suspect(nil, "peer chose an IKE proposal we did not offer", "chosen", spa.Proposals[0].String(), "ours", proposalsString(s.cfg.IKEProposals))
 		return
 	}
-	gir, err := sa.dh.shared(ke.Data)
+	if len(nr.Data) < minNonce(st.prf) {
+		suspect(nil, "peer's nonce is shorter than its PRF requires", "bytes", len(nr.Data), "min", minNonce(st.prf))
+		return
+	}
+	try := sa.tries[i]
+	gir, err := try.dh.shared(ke.Data)
 	if err != nil {
-		s.fail("bad KE payload from peer", "err", err)
-		s.sa = nil
-		s.scheduleRetry(false)
+		suspect(nil, "bad KE payload from peer", "err", err)
 		return
 	}
+	sa.req, sa.initErr, sa.tries = nil, nil, nil
+	sa.group, sa.dh, sa.ni, sa.initReq = try.group, try.dh, try.ni, try.req
 	sa.spiR, sa.nr, sa.initResp = h.SPIr, nr.Data, p.b
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.fail("key derivation failed", "err", err)
@@ -782,9 +902,28 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 		s.scheduleRetry(false)
 		return
 	}
+	s.warnWeak(st.dh, "IKE")
 	sa.natt = true // cgwd always carries ESP in UDP 4500 (RFC 3948)
 	sa.nextID = 1
 	s.sendAuth(sa)
+}
+
+// initErrExpired acts on an error answer to our IKE_SA_INIT once no valid
+// answer came within initErrGrace.
+func (s *Session) initErrExpired(now time.Time) {
+	sa := s.sa
+	if sa == nil || sa.state != stInitSent || sa.initErr == nil || now.Sub(sa.initErr.at) < initErrGrace {
+		return
+	}
+	e := sa.initErr
+	sa.req = nil
+	if e.notify != nil {
+		s.initFailed(e.notify, "IKE_SA_INIT")
+		return
+	}
+	s.fail(e.msg, e.args...)
+	s.sa = nil
+	s.scheduleRetry(false)
 }
 
 func offers(ps []Proposal, t Transform) bool {
@@ -870,7 +1009,7 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *Message) {
 		return
 	}
 	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, body(id))
-	if auth.Method != AuthPSK || !bytes.Equal(want, auth.Data) {
+	if auth.Method != AuthPSK || !hmac.Equal(want, auth.Data) {
 		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
 		s.sa = nil
 		s.scheduleRetry(false)
@@ -929,6 +1068,7 @@ func (s *Session) childFromResponse(m *Message, inSPI uint32, dh dhKey, ni, nr [
 	}
 	var gir []byte
 	if withDH && st.dh != 0 {
+		s.warnWeak(st.dh, "ESP PFS")
 		ke, _ := m.Get(PayloadKE).(*KE)
 		if ke == nil || dh == nil || ke.Group != st.dh {
 			return nil, errors.New("response lacks the KE payload for PFS")

@@ -22,10 +22,12 @@ type link struct {
 	held []packet
 	// only, when set, limits holding to the messages it matches.
 	only func(Header) bool
+	sent [][]byte // everything sent, in order
 }
 
 func (l *link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
+	l.sent = append(l.sent, append([]byte(nil), b...))
 	p, drop := l.peer, l.drop
 	h, _ := ParseHeader(b)
 	if l.hold && !drop && (l.only == nil || l.only(h)) {
@@ -266,14 +268,16 @@ func TestCookieBindsNonceAndSPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := s.cookie([]byte("nonce-1"), 1)
-	if !bytes.Equal(c, s.cookie([]byte("nonce-1"), 1)) {
+	base := time.Unix(1000, 0)
+	s.cookies.rotated = base
+	peer := s.cfg.Remote
+	c := s.cookies.make(base, []byte("nonce-1"), peer, 1)
+	if !bytes.Equal(c, s.cookies.make(base, []byte("nonce-1"), peer, 1)) {
 		t.Fatal("cookie not deterministic for the same request")
 	}
-	if bytes.Equal(c, s.cookie([]byte("nonce-2"), 1)) || bytes.Equal(c, s.cookie([]byte("nonce-1"), 2)) {
+	if bytes.Equal(c, s.cookies.make(base, []byte("nonce-2"), peer, 1)) || bytes.Equal(c, s.cookies.make(base, []byte("nonce-1"), peer, 2)) {
 		t.Fatal("cookie does not depend on the nonce and the SPI")
 	}
-	base := time.Unix(1000, 0)
 	s.cfg.CookieThreshold = 3
 	for i := 0; i < 3; i++ {
 		if s.underLoad(base.Add(time.Duration(i) * 100 * time.Millisecond)) {

@@ -46,6 +46,9 @@ var (
 		"Child SA rekeys of the ipsec tunnel.", []string{"vpn", "tunnel"}, nil)
 	descESPDropped = prometheus.NewDesc("cgwd_ipsec_esp_dropped_packets_total",
 		"ESP packets dropped on receive, by reason (replay, auth, ts, malformed, ...).", []string{"vpn", "tunnel", "reason"}, nil)
+	descIKEDropped = prometheus.NewDesc("cgwd_ike_dropped_total",
+		"IKE messages dropped before they changed any state, by reason (unencrypted, bad_icv, malformed, unknown_spi, window, cookie, half_open, rate, retransmit_mismatch).",
+		[]string{"vpn", "tunnel", "reason"}, nil)
 	descIKEEstablish = prometheus.NewDesc("cgwd_ipsec_ike_establish_seconds",
 		"Time the last IKE SA establishment took (IKE_SA_INIT to the first Child SA).", []string{"vpn", "tunnel"}, nil)
 
@@ -60,7 +63,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
-		descIKEUp, descChildRekeys, descESPDropped, descIKEEstablish,
+		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish,
 		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descRoutesProg, descRouteErrors} {
 		ch <- d
 	}
@@ -93,6 +96,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descIKEEstablish, prometheus.GaugeValue, ip.EstablishSeconds, vt...)
 			for reason, n := range ip.ESPDropped {
 				ch <- prometheus.MustNewConstMetric(descESPDropped, prometheus.CounterValue, float64(n), vt[0], vt[1], reason)
+			}
+			for reason, n := range ip.IKEDropped {
+				ch <- prometheus.MustNewConstMetric(descIKEDropped, prometheus.CounterValue, float64(n), vt[0], vt[1], reason)
 			}
 		}
 	}

@@ -81,7 +81,9 @@ type IPsecStatus struct {
 	IKERekeys        uint64            `json:"ike_rekeys"`
 	EstablishSeconds float64           `json:"establish_seconds,omitempty"`
 	ESPDropped       map[string]uint64 `json:"esp_dropped,omitempty"` // by reason
-	LastError        string            `json:"last_error,omitempty"`
+	// IKEDropped counts IKE messages dropped before they changed any state, by reason.
+	IKEDropped map[string]uint64 `json:"ike_dropped,omitempty"`
+	LastError  string            `json:"last_error,omitempty"`
 }
 
 // Event reports a tunnel's change of state.

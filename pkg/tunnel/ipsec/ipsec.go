@@ -389,7 +389,7 @@ func (t *Tunnel) Status() tunnel.Status {
 		IKEState: is.State, IKESuite: is.IKESuite, IKEEstablished: is.Established, IKERekeyDue: is.IKERekeyDue,
 		ChildSuite: is.ChildSuite, ChildEstablished: is.ChildSince, ChildRekeyDue: is.ChildRekeyDue,
 		ChildRekeys: is.ChildRekeys, IKERekeys: is.IKERekeys, EstablishSeconds: is.EstablishTime,
-		ESPDropped: d.Dropped, LastError: is.LastError,
+		ESPDropped: d.Dropped, IKEDropped: is.Dropped, LastError: is.LastError,
 	}
 	if is.SPIi != "" {
 		st.IPsec.IKESPIs = is.SPIi + "/" + is.SPIr
