@@ -51,6 +51,12 @@ type IPsec struct {
 	// outside addresses, as AWS uses them.
 	LocalID  string `yaml:"local_id"`
 	RemoteID string `yaml:"remote_id"`
+	// CookieThreshold is how many IKE_SA_INIT requests a second make cgwd,
+	// as responder, demand a COOKIE first (default 10; -1: always).
+	CookieThreshold int `yaml:"cookie_threshold"`
+	// HalfOpenLimit caps the peer's IKE SAs between IKE_SA_INIT and
+	// IKE_AUTH (default 16); cookies are demanded from half of it.
+	HalfOpenLimit int `yaml:"half_open_limit"`
 }
 
 // WithDefaults returns a copy of c with every unset field at its default.
@@ -134,6 +140,12 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	}
 	if f := *c.RekeyFuzz; f < 0 || f > 200 {
 		v.add(field+".rekey_fuzz_percent", "%d is not in 0..200", f)
+	}
+	if t := c.CookieThreshold; t < -1 || t > 10000 {
+		v.add(field+".cookie_threshold", "%d is not in -1..10000 (-1: always demand a cookie)", t)
+	}
+	if n := c.HalfOpenLimit; n < 0 || n > ike.MaxHalfOpenTotal {
+		v.add(field+".half_open_limit", "%d is not in 1..%d", n, ike.MaxHalfOpenTotal)
 	}
 	if d := time.Duration(c.DPDDelay); d < time.Second {
 		v.add(field+".dpd_delay", "%v is shorter than 1s", d)

@@ -54,6 +54,9 @@ func FromConfig(tc *config.Tunnel, log *slog.Logger) (*Tunnel, error) {
 			DPDTimeout:    time.Duration(c.DPDTimeout),
 			ForceEncap:    *c.ForceEncap,
 			ReplayWindow:  c.ReplayWindow,
+			// 0 takes ike's defaults.
+			CookieThreshold: c.CookieThreshold,
+			HalfOpenLimit:   c.HalfOpenLimit,
 		},
 	})
 }
