@@ -212,8 +212,8 @@ func TestRenderRoundTrip(t *testing.T) {
 		if time.Duration(tun.BGP.HoldTime) != 30*time.Second {
 			t.Errorf("tunnel %d: hold_time %v", i, time.Duration(tun.BGP.HoldTime))
 		}
-		psk, err := config.ReadSecret(tun.IPsec.PSKFile)
-		if err != nil || psk != want.PSK.Reveal() {
+		psk, err := config.ReadSecret("psk_file", tun.IPsec.PSKFile)
+		if err != nil || string(psk) != want.PSK.Reveal() {
 			t.Errorf("tunnel %d: PSK file %s does not hold its tunnel's key (err %v)", i, tun.IPsec.PSKFile, err)
 		}
 		fi, err := os.Stat(tun.IPsec.PSKFile)

@@ -136,7 +136,7 @@ func TestLoadSecretFilePermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := Load(cfgPath)
-	want := "vpn[0].tunnels[0].wireguard.private_key_file: " + key + " is readable by group or others (mode 0644); chmod 600 it"
+	want := "vpn[0].tunnels[0].wireguard.private_key_file: " + key + ": mode 0644 allows group/other access; chmod 600"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want %q, got %v", want, err)
 	}
@@ -149,8 +149,8 @@ func TestLoadSecretFilePermissions(t *testing.T) {
 	if _, err := Load(cfgPath); err != nil {
 		t.Fatalf("private key file rejected: %v", err)
 	}
-	got, err := ReadSecret(key)
-	if err != nil || got != secret {
+	got, err := ReadSecret("private_key_file", key)
+	if err != nil || string(got) != secret {
 		t.Fatalf("ReadSecret = %q, %v", got, err)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
-	"os"
 	"strings"
 )
 
@@ -265,59 +264,4 @@ func (v *validator) directConnect(field string, d *DirectConnect, names map[stri
 	if !local.Contains(peer) || peer == local.Addr() {
 		v.add(field+".peer", "%s is not another address in %s", peer, local.Masked())
 	}
-}
-
-// checkSecretFiles checks that every secret file exists, is a regular file and
-// is not readable by group or others. It never reads or reports the content.
-func (c *Config) checkSecretFiles() Problems {
-	v := &validator{}
-	for i, vpn := range c.VPN {
-		for j, t := range vpn.Tunnels {
-			field := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
-			if t.WireGuard != nil && t.WireGuard.PrivateKeyFile != "" {
-				v.secretFile(field+".wireguard.private_key_file", t.WireGuard.PrivateKeyFile)
-			}
-			if t.BGP.PasswordFile != "" {
-				v.secretFile(field+".bgp.password_file", t.BGP.PasswordFile)
-			}
-			if t.IPsec != nil && t.IPsec.PSKFile != "" {
-				v.secretFile(field+".ipsec.psk_file", t.IPsec.PSKFile)
-			}
-		}
-	}
-	for i, d := range c.DirectConnect {
-		if d.BGP.PasswordFile != "" {
-			v.secretFile(fmt.Sprintf("direct_connect[%d].bgp.password_file", i), d.BGP.PasswordFile)
-		}
-	}
-	return v.probs
-}
-
-func (v *validator) secretFile(field, path string) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		v.add(field, "%v", err)
-		return
-	}
-	if !fi.Mode().IsRegular() {
-		v.add(field, "%s is not a regular file", path)
-		return
-	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		v.add(field, "%s is readable by group or others (mode %04o); chmod 600 it", path, perm)
-	}
-}
-
-// ReadSecret reads a secret file and trims surrounding white space. Errors name
-// the file, never its content.
-func ReadSecret(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", fmt.Errorf("secret file: %w", err)
-	}
-	s := strings.TrimSpace(string(b))
-	if s == "" {
-		return "", fmt.Errorf("secret file %s is empty", path)
-	}
-	return s, nil
 }

@@ -76,7 +76,7 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 	remoteOut, _ := netip.ParseAddr(tc.Outside.Remote)
 	switch tc.Kind {
 	case string(tunnel.KindWireGuard):
-		key, err := config.ReadSecret(tc.WireGuard.PrivateKeyFile)
+		key, err := config.ReadSecret("private_key_file", tc.WireGuard.PrivateKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 		}
@@ -88,7 +88,7 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 			LocalOutside:        localOut,
 			Endpoint:            netip.AddrPortFrom(remoteOut, uint16(tc.WireGuard.RemotePort)),
 			ListenPort:          tc.WireGuard.ListenPort,
-			PrivateKey:          key,
+			PrivateKey:          string(key),
 			PeerPublicKey:       tc.WireGuard.PeerPublicKey,
 			PersistentKeepalive: time.Duration(tc.WireGuard.PersistentKeepalive),
 			Logger:              log,

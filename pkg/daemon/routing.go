@@ -110,11 +110,12 @@ func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.Pee
 		pc.Allow = append(pc.Allow, netip.MustParsePrefix(a))
 	}
 	if c.PasswordFile != "" {
-		pw, err := config.ReadSecret(c.PasswordFile)
+		pw, err := config.ReadSecret("bgp.password_file", c.PasswordFile)
 		if err != nil {
 			return pc, err
 		}
-		pc.Password = pw
+		pc.Password = string(pw) // gobgp takes a string, which cannot be wiped
+		clear(pw)
 	}
 	return pc, nil
 }

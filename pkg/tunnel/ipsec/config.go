@@ -14,7 +14,7 @@ import (
 // its pre-shared key file.
 func FromConfig(tc *config.Tunnel, log *slog.Logger) (*Tunnel, error) {
 	c := tc.IPsec.WithDefaults()
-	psk, err := config.ReadSecret(c.PSKFile)
+	psk, err := config.ReadSecret("psk_file", c.PSKFile)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
@@ -43,7 +43,7 @@ func FromConfig(tc *config.Tunnel, log *slog.Logger) (*Tunnel, error) {
 		Logger:     log,
 		IKE: ike.Config{
 			Local: local, Remote: remote, LocalID: localID, RemoteID: remoteID,
-			PSK:          []byte(psk),
+			PSK:          psk, // the tunnel wipes it on Close
 			IKEProposals: ikeP, ESPProposals: espP,
 			Initiate:      *c.Initiate,
 			IKELifetime:   time.Duration(c.IKELifetime),
