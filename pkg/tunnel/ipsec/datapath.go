@@ -38,8 +38,12 @@ func newDataPath(window int) *dataPath {
 	return d
 }
 
-// AddInbound installs the Child SA's inbound SA and prepares its outbound one.
+// AddInbound installs the Child SA's inbound SA and prepares its outbound
+// one. The ESP SAs keep their own copies of the keys, so the KEYMAT in c is
+// zeroed here: nothing needs it once the SAs exist.
 func (d *dataPath) AddInbound(c *ike.ChildSA) error {
+	defer clear(c.OutKey)
+	defer clear(c.InKey)
 	in, err := esp.NewInbound(c.InSPI, c.Suite, c.InKey, d.window, c.LocalTS, c.RemoteTS)
 	if err != nil {
 		return err

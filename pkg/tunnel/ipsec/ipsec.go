@@ -43,7 +43,7 @@ type Config struct {
 	Inside     netip.Prefix // cgwd's inside address with its /30
 	PeerInside netip.Addr   // the AWS side's inside address
 	// IKE holds the outside addresses (Local, Remote), the PSK and the
-	// negotiation settings.
+	// negotiation settings. The tunnel owns IKE.PSK and zeroes it on Close.
 	IKE ike.Config
 	// PortIKE and PortNATT override 500 and 4500 (for tests).
 	PortIKE, PortNATT int
@@ -64,7 +64,8 @@ type Tunnel struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
-	workers int // crypto workers per direction
+	closed  bool // the PSK is wiped: no restart
+	workers int  // crypto workers per direction
 }
 
 var _ tunnel.Tunnel = (*Tunnel)(nil)
@@ -130,6 +131,9 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 	defer t.mu.Unlock()
 	if t.started {
 		return fmt.Errorf("tunnel %s: already started", t.cfg.Name)
+	}
+	if t.closed {
+		return fmt.Errorf("tunnel %s: closed (its key is wiped)", t.cfg.Name)
 	}
 	local, remote := t.cfg.IKE.Local, t.cfg.IKE.Remote
 	var undo []func()
@@ -345,10 +349,13 @@ func (s *sender) send(run []byte, seg int) {
 	}
 }
 
-// Close stops IKE (deleting the SAs) and removes the netdev and sockets.
+// Close stops IKE (deleting the SAs), removes the netdev and sockets and,
+// once the session has stopped, zeroes the PSK: the tunnel cannot be
+// started again.
 func (t *Tunnel) Close() error {
 	t.mu.Lock()
 	if !t.started {
+		t.wipeLocked()
 		t.mu.Unlock()
 		return nil
 	}
@@ -358,9 +365,17 @@ func (t *Tunnel) Close() error {
 	t.wg.Wait()
 	t.mu.Lock()
 	t.started, t.dev, t.ike, t.natt = false, nil, nil, nil
+	t.wipeLocked()
 	t.mu.Unlock()
 	t.log.Info("tunnel stopped")
 	return nil
+}
+
+// wipeLocked zeroes the PSK, which the IKE session shares (it holds the
+// same slice), and marks the tunnel closed. The session must not be running.
+func (t *Tunnel) wipeLocked() {
+	clear(t.cfg.IKE.PSK)
+	t.closed = true
 }
 
 // Status reports the tunnel up while a Child SA carries traffic.

@@ -138,6 +138,9 @@ func TestTunnelTrafficAndClose(t *testing.T) {
 			cancel()
 			a.Close()
 			b.Close()
+			if !allZero(a.cfg.IKE.PSK) || !allZero(b.cfg.IKE.PSK) {
+				t.Error("a PSK survived Close of a running tunnel")
+			}
 			deadline = time.Now().Add(10 * time.Second)
 			for runtime.NumGoroutine() > base {
 				if time.Now().After(deadline) {
