@@ -88,7 +88,7 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 			LocalOutside:        localOut,
 			Endpoint:            netip.AddrPortFrom(remoteOut, uint16(tc.WireGuard.RemotePort)),
 			ListenPort:          tc.WireGuard.ListenPort,
-			PrivateKey:          string(key),
+			PrivateKey:          key,
 			PeerPublicKey:       tc.WireGuard.PeerPublicKey,
 			PersistentKeepalive: time.Duration(tc.WireGuard.PersistentKeepalive),
 			Logger:              log,
