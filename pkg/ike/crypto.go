@@ -186,39 +186,46 @@ func (c *skCipher) sealedLen(plainLen int) int {
 	return 16 + (plainLen/16+1)*16 + c.icvLen
 }
 
-var errIntegrity = errors.New("integrity check of the encrypted payload failed")
+// errICV says an SK payload failed its integrity check: the message was not
+// sent by the peer holding the IKE SA's keys, or was changed on the way.
+var errICV = errors.New("integrity check of the encrypted payload failed")
 
 // open checks and decrypts the SK body at msg[off:], where msg is the whole
-// message, and returns the inner payloads.
+// message, and returns the inner payloads. It checks the ICV before it
+// looks at anything else in the body, in constant time (hmac.Equal, or the
+// AEAD's own tag check): an ICV failure is errICV, any other failure wraps
+// errMalformed, and errInvalidSyntax too once the ICV has passed. It
+// allocates at most the plaintext and the MAC state.
 func (c *skCipher) open(msg []byte, off int) ([]byte, error) {
 	body := msg[off:]
 	if len(body) < c.ivLen()+1+c.icvLen {
-		return nil, errors.New("encrypted payload too short")
+		return nil, parseErr("encrypted payload too short")
 	}
 	var pt []byte
 	if c.gcm != nil {
-		nonce := append(append([]byte(nil), c.salt...), body[:8]...)
+		var nonce [12]byte
+		copy(nonce[copy(nonce[:], c.salt):], body[:8])
 		var err error
-		pt, err = c.gcm.Open(nil, nonce, body[8:], msg[:off])
+		pt, err = c.gcm.Open(nil, nonce[:], body[8:], msg[:off])
 		if err != nil {
-			return nil, errIntegrity
+			return nil, errICV
 		}
 	} else {
 		end := len(msg) - c.icvLen
 		m := hmac.New(c.integ, c.intKey)
 		m.Write(msg[:end])
 		if !hmac.Equal(m.Sum(nil)[:c.icvLen], msg[end:]) {
-			return nil, errIntegrity
+			return nil, errICV
 		}
 		ct := body[16 : len(body)-c.icvLen]
 		if len(ct) == 0 || len(ct)%16 != 0 {
-			return nil, errors.New("encrypted payload is not whole blocks")
+			return nil, fmt.Errorf("%w %w", parseErr("encrypted payload is not whole blocks"), errInvalidSyntax)
 		}
 		pt = make([]byte, len(ct))
 		cipher.NewCBCDecrypter(c.block, body[:16]).CryptBlocks(pt, ct)
 	}
 	if len(pt) < 1 || int(pt[len(pt)-1])+1 > len(pt) {
-		return nil, errors.New("bad padding in encrypted payload")
+		return nil, fmt.Errorf("%w %w", parseErr("bad padding in encrypted payload"), errInvalidSyntax)
 	}
 	return pt[:len(pt)-1-int(pt[len(pt)-1])], nil
 }

@@ -44,6 +44,7 @@ const (
 // Protocol IDs in proposals, notifies and deletes.
 const (
 	ProtoIKE = 1
+	ProtoAH  = 2
 	ProtoESP = 3
 )
 
@@ -307,9 +308,11 @@ func body(p Payload) []byte {
 		b = append(b, p.SPI...)
 		b = append(b, p.Data...)
 	case *Delete:
-		size := 0
+		size := 0 // RFC 7296 section 3.11: 0 for IKE, 4 for AH and ESP
 		if len(p.SPIs) > 0 {
 			size = len(p.SPIs[0])
+		} else if p.Protocol == ProtoAH || p.Protocol == ProtoESP {
+			size = 4
 		}
 		b = append(b, p.Protocol, byte(size))
 		b = be16(b, uint16(len(p.SPIs)))
@@ -319,7 +322,7 @@ func body(p Payload) []byte {
 	case *TS:
 		b = append(b, byte(len(p.Selectors)), 0, 0, 0)
 		for _, s := range p.Selectors {
-			b = append(b, 7, s.IPProto) // TS_IPV4_ADDR_RANGE
+			b = append(b, tsIPv4, s.IPProto)
 			b = be16(b, 16)
 			b = be16(b, s.StartPort)
 			b = be16(b, s.EndPort)
@@ -373,24 +376,77 @@ func (m *Message) marshal(sk *skCipher) ([]byte, error) {
 	if sk == nil {
 		return nil, errors.New("no keys to encrypt the message")
 	}
+	return sealChain(sk, m.Header, first, chain), nil
+}
+
+// sealChain makes a message of header h and one SK payload holding chain,
+// whose first payload has type first.
+func sealChain(sk *skCipher, h Header, first PayloadType, chain []byte) []byte {
 	skLen := 4 + sk.sealedLen(len(chain))
-	head := appendHeader(nil, m.Header, PayloadSK, headerLen+skLen)
+	head := appendHeader(nil, h, PayloadSK, headerLen+skLen)
 	head = append(head, byte(first), 0)
 	head = be16(head, uint16(skLen))
-	return sk.seal(head, chain), nil
+	return sk.seal(head, chain)
 }
+
+// Parsing limits. Everything below is read before the peer is
+// authenticated, so each limit bounds what one datagram can make cgwd
+// allocate (see README, "IKE parsing limits", and allocBudget in
+// fuzz_test.go): the structures a message decodes to are capped by
+// maxPayloads and maxItems, and everything else is a copy of at most the
+// datagram's bytes.
+const (
+	// maxMessageLen is the longest IKE message cgwd parses. The header's
+	// length field has 32 bits, but a UDP datagram carries at most 65,507
+	// bytes over IPv4 and pkg/tunnel/ipsec reads into 65,536-byte buffers.
+	maxMessageLen = 65535
+	maxPayloads   = 64 // per message: outer chain, SK payload and inner chain together
+	maxProposals  = 64 // per SA payload
+	maxTransforms = 64 // per proposal
+	maxAttributes = 16 // per transform
+	maxSelectors  = 32 // per TS payload
+	// maxItems caps the proposals, traffic selectors and Delete SPIs of one
+	// message together: each decodes to up to 56 bytes, more than the 4 to
+	// 16 bytes it takes on the wire.
+	maxItems     = 256
+	maxKELen     = 1024 // KE data: the largest MODP group has 8192 bits
+	minNonceLen  = 16   // RFC 7296 section 3.9
+	maxNonceLen  = 256
+	maxCookieLen = 64 // RFC 7296 section 2.6: COOKIE data is 1 to 64 bytes
+)
+
+// errMalformed is wrapped (errors.Is) by every error that says a message
+// breaks RFC 7296's encoding or one of the parsing limits: the header, a
+// payload chain, a payload's structure, an unsupported critical payload, or
+// the layout of a decrypted SK payload. An SK payload that fails its
+// integrity check is errICV instead.
+var errMalformed = errors.New("malformed IKE message")
+
+// errInvalidSyntax is wrapped, next to errMalformed, by the errors of an SK
+// payload whose integrity check passed but whose content is malformed: the
+// peer holding the keys sent it, so RFC 7296 section 3.10.1 allows
+// answering INVALID_SYNTAX (an errCritical found there is wrapped too).
+var errInvalidSyntax = errors.New("in a verified encrypted payload")
+
+// parseErr is a structural parse failure; it wraps errMalformed. Made from
+// a constant it converts to error without allocating, which peekInit needs.
+type parseErr string
+
+func (e parseErr) Error() string { return string(e) }
+func (e parseErr) Unwrap() error { return errMalformed }
 
 // ParseHeader decodes the fixed header and checks version and length.
 func ParseHeader(b []byte) (Header, error) {
 	var h Header
-	if len(b) < headerLen {
-		return h, errors.New("message shorter than the IKE header")
-	}
-	if b[17]>>4 != 2 {
-		return h, fmt.Errorf("IKE major version %d, want 2", b[17]>>4)
-	}
-	if int(binary.BigEndian.Uint32(b[24:])) != len(b) {
-		return h, errors.New("IKE header length does not match the datagram")
+	switch {
+	case len(b) < headerLen:
+		return h, parseErr("message shorter than the IKE header")
+	case len(b) > maxMessageLen:
+		return h, parseErr("message longer than 65535 bytes")
+	case b[17]>>4 != 2:
+		return h, parseErr("IKE major version is not 2")
+	case int(binary.BigEndian.Uint32(b[24:])) != len(b):
+		return h, parseErr("IKE header length does not match the datagram")
 	}
 	h.SPIi = binary.BigEndian.Uint64(b)
 	h.SPIr = binary.BigEndian.Uint64(b[8:])
@@ -399,11 +455,66 @@ func ParseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// errCritical is returned for an unknown payload marked critical.
+// errCritical is returned for an unknown payload marked critical; it wraps
+// errMalformed.
 type errCritical PayloadType
 
 func (e errCritical) Error() string {
 	return fmt.Sprintf("unsupported critical payload %d", uint8(e))
+}
+
+func (e errCritical) Unwrap() error { return errMalformed }
+
+// quota counts what one message has used of maxPayloads and maxItems.
+type quota struct{ payloads, items int }
+
+func (q *quota) payload() error {
+	if q.payloads++; q.payloads > maxPayloads {
+		return parseErr("more than 64 payloads in one message")
+	}
+	return nil
+}
+
+func (q *quota) take(n int) error {
+	if q.items += n; q.items > maxItems {
+		return parseErr("more than 256 proposals, traffic selectors and Delete SPIs in one message")
+	}
+	return nil
+}
+
+// chain walks a payload chain (RFC 7296 section 3.2) without copying.
+type chain struct {
+	b    []byte
+	off  int         // where the next payload starts
+	next PayloadType // its type; PayloadNone at the end
+}
+
+// payload returns the next payload's type, critical bit and body, or
+// PayloadNone once the chain has ended, which must be at the end of b. It
+// charges q for the payload. (q is not a field of chain: returned bodies
+// point into c.b, and escape analysis would move a quota reached through c
+// to the heap.)
+func (c *chain) payload(q *quota) (PayloadType, bool, []byte, error) {
+	if c.next == PayloadNone {
+		if c.off != len(c.b) {
+			return PayloadNone, false, nil, parseErr("data after the last payload")
+		}
+		return PayloadNone, false, nil, nil
+	}
+	if err := q.payload(); err != nil {
+		return PayloadNone, false, nil, err
+	}
+	rest := c.b[c.off:]
+	if len(rest) < 4 {
+		return PayloadNone, false, nil, parseErr("truncated payload header")
+	}
+	plen := int(binary.BigEndian.Uint16(rest[2:]))
+	if plen < 4 || plen > len(rest) {
+		return PayloadNone, false, nil, parseErr("payload length overruns the message")
+	}
+	t := c.next
+	c.next, c.off = PayloadType(rest[0]), c.off+plen
+	return t, rest[1]&0x80 != 0, rest[4:plen], nil
 }
 
 // parse decodes a whole message; sk (may be nil) opens an SK payload.
@@ -413,215 +524,475 @@ func parse(b []byte, sk *skCipher) (*Message, error) {
 		return nil, err
 	}
 	m := &Message{Header: h}
-	next := PayloadType(b[16])
-	off := headerLen
-	for next != PayloadNone {
-		if len(b)-off < 4 {
-			return nil, errors.New("truncated payload header")
+	var q quota
+	c := chain{b: b, off: headerLen, next: PayloadType(b[16])}
+	for {
+		start := c.off
+		t, critical, body, err := c.payload(&q)
+		if err != nil {
+			return nil, err
 		}
-		cur := next
-		next = PayloadType(b[off])
-		plen := int(binary.BigEndian.Uint16(b[off+2:]))
-		if plen < 4 || off+plen > len(b) {
-			return nil, fmt.Errorf("payload %d: bad length %d", cur, plen)
-		}
-		if cur == PayloadSK {
-			if off+plen != len(b) {
-				return nil, errors.New("encrypted payload is not the last payload")
+		switch t {
+		case PayloadNone:
+			return m, nil
+		case PayloadSK:
+			if c.off != len(b) {
+				return nil, parseErr("encrypted payload is not the last payload")
 			}
 			if sk == nil {
-				return nil, errors.New("encrypted payload but no keys")
+				return nil, parseErr("encrypted payload but no keys")
 			}
-			inner, err := sk.open(b, off+4)
+			inner, err := sk.open(b, start+4)
 			if err != nil {
 				return nil, err
 			}
-			ps, err := parseChain(next, inner)
+			ps, err := parseChain(c.next, inner, &q)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%w %w", err, errInvalidSyntax)
 			}
 			m.Encrypted = true
 			m.Payloads = append(m.Payloads, ps...)
 			return m, nil
 		}
-		p, err := parsePayload(cur, b[off+1]&0x80 != 0, b[off+4:off+plen])
+		p, err := parsePayload(t, critical, body, &q)
 		if err != nil {
 			return nil, err
 		}
 		m.Payloads = append(m.Payloads, p)
-		off += plen
 	}
-	return m, nil
 }
 
-func parseChain(next PayloadType, b []byte) ([]Payload, error) {
+// parseChain decodes the payload chain b whose first payload has type next.
+func parseChain(next PayloadType, b []byte, q *quota) ([]Payload, error) {
+	c := chain{b: b, next: next}
 	var ps []Payload
-	off := 0
-	for next != PayloadNone {
-		if len(b)-off < 4 {
-			return nil, errors.New("truncated payload header")
+	for {
+		t, critical, body, err := c.payload(q)
+		if err != nil || t == PayloadNone {
+			return ps, err
 		}
-		cur := next
-		next = PayloadType(b[off])
-		plen := int(binary.BigEndian.Uint16(b[off+2:]))
-		if plen < 4 || off+plen > len(b) {
-			return nil, fmt.Errorf("payload %d: bad length %d", cur, plen)
-		}
-		if cur == PayloadSK {
-			return nil, errors.New("nested encrypted payload")
-		}
-		p, err := parsePayload(cur, b[off+1]&0x80 != 0, b[off+4:off+plen])
+		p, err := parsePayload(t, critical, body, q)
 		if err != nil {
 			return nil, err
 		}
 		ps = append(ps, p)
-		off += plen
 	}
-	return ps, nil
 }
 
 func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
-func parsePayload(t PayloadType, critical bool, b []byte) (Payload, error) {
-	short := func(n int) error {
-		if len(b) < n {
-			return fmt.Errorf("payload %d: %d bytes is too short", t, len(b))
+// checkPayload validates the body of a payload of type t against RFC 7296
+// section 3 and the parsing limits, charging q for its items. It allocates
+// nothing; parsePayload and peekInit share it.
+func checkPayload(t PayloadType, critical bool, b []byte, q *quota) error {
+	switch t {
+	case PayloadSA:
+		n, err := scanSA(b)
+		if err != nil {
+			return err
 		}
-		return nil
+		return q.take(n)
+	case PayloadKE:
+		if len(b) < 4 {
+			return parseErr("KE payload shorter than 4 bytes")
+		}
+		if len(b)-4 > maxKELen {
+			return parseErr("KE data longer than 1024 bytes")
+		}
+	case PayloadNonce:
+		if len(b) < minNonceLen || len(b) > maxNonceLen {
+			return parseErr("nonce not 16 to 256 bytes long")
+		}
+	case PayloadIDi, PayloadIDr:
+		if len(b) < 4 {
+			return parseErr("ID payload shorter than 4 bytes")
+		}
+	case PayloadAuth:
+		if len(b) < 4 {
+			return parseErr("AUTH payload shorter than 4 bytes")
+		}
+	case PayloadN:
+		_, err := checkNotify(b)
+		return err
+	case PayloadD:
+		n, err := checkDelete(b)
+		if err != nil {
+			return err
+		}
+		return q.take(n)
+	case PayloadTSi, PayloadTSr:
+		n, _, err := scanTS(b)
+		if err != nil {
+			return err
+		}
+		return q.take(n)
+	case PayloadSK:
+		return parseErr("nested encrypted payload")
+	default:
+		if critical {
+			return errCritical(t)
+		}
+	}
+	return nil
+}
+
+// parsePayload decodes one payload body, copying what it keeps.
+func parsePayload(t PayloadType, critical bool, b []byte, q *quota) (Payload, error) {
+	if err := checkPayload(t, critical, b, q); err != nil {
+		return nil, err
 	}
 	switch t {
 	case PayloadSA:
-		return parseSA(b)
+		return buildSA(b), nil
 	case PayloadKE:
-		if err := short(4); err != nil {
-			return nil, err
-		}
 		return &KE{Group: binary.BigEndian.Uint16(b), Data: clone(b[4:])}, nil
 	case PayloadNonce:
-		if len(b) < 16 || len(b) > 256 {
-			return nil, fmt.Errorf("nonce of %d bytes (16..256 allowed)", len(b))
-		}
 		return &Nonce{Data: clone(b)}, nil
 	case PayloadIDi, PayloadIDr:
-		if err := short(4); err != nil {
-			return nil, err
-		}
 		return &ID{Responder: t == PayloadIDr, IDType: b[0], Data: clone(b[4:])}, nil
 	case PayloadAuth:
-		if err := short(4); err != nil {
-			return nil, err
-		}
 		return &Auth{Method: b[0], Data: clone(b[4:])}, nil
 	case PayloadN:
-		if err := short(4); err != nil {
-			return nil, err
-		}
-		n := int(b[1])
-		if err := short(4 + n); err != nil {
-			return nil, err
-		}
-		return &Notify{Protocol: b[0], NotifyType: binary.BigEndian.Uint16(b[2:]), SPI: clone(b[4 : 4+n]), Data: clone(b[4+n:])}, nil
+		n := 4 + int(b[1])
+		return &Notify{Protocol: b[0], NotifyType: binary.BigEndian.Uint16(b[2:]), SPI: clone(b[4:n]), Data: clone(b[n:])}, nil
 	case PayloadD:
-		if err := short(4); err != nil {
-			return nil, err
-		}
-		size, num := int(b[1]), int(binary.BigEndian.Uint16(b[2:]))
-		if len(b)-4 != size*num {
-			return nil, errors.New("delete payload: SPI count does not match its length")
-		}
 		d := &Delete{Protocol: b[0]}
-		for i := 0; i < num; i++ {
-			d.SPIs = append(d.SPIs, clone(b[4+i*size:4+(i+1)*size]))
+		if n := int(binary.BigEndian.Uint16(b[2:])); n > 0 {
+			spis := clone(b[4:]) // one copy for all of them
+			d.SPIs = make([][]byte, n)
+			for i := range d.SPIs {
+				d.SPIs[i] = spis[4*i : 4*i+4 : 4*i+4]
+			}
 		}
 		return d, nil
 	case PayloadTSi, PayloadTSr:
-		return parseTS(t == PayloadTSr, b)
-	}
-	if critical {
-		return nil, errCritical(t)
+		return buildTS(t == PayloadTSr, b), nil
 	}
 	return &Raw{PType: t, Body: clone(b)}, nil
 }
 
-func parseSA(b []byte) (*SA, error) {
-	sa := &SA{}
-	for len(b) > 0 {
+// checkNotify validates an N payload body (RFC 7296 section 3.10) and
+// returns the length of its SPI.
+func checkNotify(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 0, parseErr("notify payload shorter than 4 bytes")
+	}
+	spi := int(b[1])
+	switch {
+	case spi == 0:
+	case spi == 4 && (b[0] == ProtoAH || b[0] == ProtoESP):
+	case spi == 8 && b[0] == ProtoIKE:
+	default:
+		return 0, parseErr("notify payload: SPI size is not 0, 4 for AH or ESP, or 8 for IKE")
+	}
+	if len(b) < 4+spi {
+		return 0, parseErr("notify payload: SPI overruns the payload")
+	}
+	if binary.BigEndian.Uint16(b[2:]) == NCookie {
+		if n := len(b) - 4 - spi; n < 1 || n > maxCookieLen {
+			return 0, parseErr("COOKIE notify data not 1 to 64 bytes long")
+		}
+	}
+	return spi, nil
+}
+
+// checkDelete validates a D payload body (RFC 7296 section 3.11) and
+// returns its number of SPIs: none for the IKE SA, 4-byte ones for AH and
+// ESP, which must fill the payload exactly.
+func checkDelete(b []byte) (int, error) {
+	if len(b) < 4 {
+		return 0, parseErr("delete payload shorter than 4 bytes")
+	}
+	size, n := int(b[1]), int(binary.BigEndian.Uint16(b[2:]))
+	switch b[0] {
+	case ProtoIKE:
+		if size != 0 || n != 0 || len(b) != 4 {
+			return 0, parseErr("delete payload: an IKE SA deletion carries SPIs")
+		}
+	case ProtoAH, ProtoESP:
+		if size != 4 {
+			return 0, parseErr("delete payload: SPI size for AH or ESP is not 4")
+		}
+		if len(b)-4 != 4*n {
+			return 0, parseErr("delete payload: SPI count does not match its length")
+		}
+	default:
+		return 0, parseErr("delete payload: protocol is not IKE, AH or ESP")
+	}
+	return n, nil
+}
+
+// parseSA decodes an SA payload body.
+func parseSA(b []byte, q *quota) (*SA, error) {
+	if err := checkPayload(PayloadSA, false, b, q); err != nil {
+		return nil, err
+	}
+	return buildSA(b), nil
+}
+
+// scanSA validates an SA payload body (RFC 7296 section 3.3) and returns
+// its number of proposals.
+func scanSA(b []byte) (int, error) {
+	n := 0
+	for more := true; more; n++ {
+		if n == maxProposals {
+			return 0, parseErr("SA payload: more than 64 proposals")
+		}
 		if len(b) < 8 {
-			return nil, errors.New("SA payload: truncated proposal")
+			return 0, parseErr("SA payload: truncated proposal")
+		}
+		switch b[0] {
+		case 0:
+			more = false
+		case 2:
+		default:
+			return 0, parseErr("SA payload: proposal's Last Substruc is not 0 or 2")
 		}
 		plen := int(binary.BigEndian.Uint16(b[2:]))
 		if plen < 8 || plen > len(b) {
-			return nil, errors.New("SA payload: bad proposal length")
+			return 0, parseErr("SA payload: proposal length overruns the payload")
 		}
-		pb := b[:plen]
-		last := b[0] == 0
-		spiSize, nt := int(pb[6]), int(pb[7])
-		if 8+spiSize > plen {
-			return nil, errors.New("SA payload: SPI overruns the proposal")
+		if err := scanProposal(b[:plen]); err != nil {
+			return 0, err
 		}
-		pr := Proposal{Num: pb[4], Protocol: pb[5], SPI: clone(pb[8 : 8+spiSize])}
-		tb := pb[8+spiSize:]
-		for i := 0; i < nt; i++ {
-			if len(tb) < 8 {
-				return nil, errors.New("SA payload: truncated transform")
-			}
+		b = b[plen:]
+	}
+	if len(b) != 0 {
+		return 0, parseErr("SA payload: data after the last proposal")
+	}
+	return n, nil
+}
+
+// scanProposal validates one proposal substructure of at least 8 bytes.
+func scanProposal(p []byte) error {
+	spiSize, nt := int(p[6]), int(p[7])
+	switch {
+	case p[5] == ProtoIKE && (spiSize == 0 || spiSize == 8):
+	case (p[5] == ProtoAH || p[5] == ProtoESP) && spiSize == 4:
+	default:
+		return parseErr("SA payload: proposal's SPI size does not fit its protocol (IKE 0 or 8, AH and ESP 4)")
+	}
+	if 8+spiSize > len(p) {
+		return parseErr("SA payload: SPI overruns the proposal")
+	}
+	if nt > maxTransforms {
+		return parseErr("SA payload: more than 64 transforms in a proposal")
+	}
+	tb := p[8+spiSize:]
+	for i := 0; i < nt; i++ {
+		if len(tb) < 8 {
+			return parseErr("SA payload: truncated transform")
+		}
+		if last := i == nt-1; tb[0] != 0 && last || tb[0] != 3 && !last {
+			return parseErr("SA payload: transform's Last Substruc disagrees with the transform count")
+		}
+		tl := int(binary.BigEndian.Uint16(tb[2:]))
+		if tl < 8 || tl > len(tb) {
+			return parseErr("SA payload: transform length overruns the proposal")
+		}
+		if err := scanAttributes(tb[8:tl]); err != nil {
+			return err
+		}
+		tb = tb[tl:]
+	}
+	if len(tb) != 0 {
+		return parseErr("SA payload: data after the last transform")
+	}
+	return nil
+}
+
+// scanAttributes validates a transform's attributes (RFC 7296 section
+// 3.3.5): 4-byte TV ones, or TLV ones that fit.
+func scanAttributes(ab []byte) error {
+	for n := 0; len(ab) > 0; n++ {
+		if n == maxAttributes {
+			return parseErr("SA payload: more than 16 attributes in a transform")
+		}
+		if len(ab) < 4 {
+			return parseErr("SA payload: truncated attribute")
+		}
+		al := 4
+		if ab[0]&0x80 == 0 { // TLV
+			al += int(binary.BigEndian.Uint16(ab[2:]))
+		}
+		if al > len(ab) {
+			return parseErr("SA payload: attribute overruns the transform")
+		}
+		ab = ab[al:]
+	}
+	return nil
+}
+
+// buildSA decodes an SA payload body that scanSA accepted.
+func buildSA(b []byte) *SA {
+	n, _ := scanSA(b)
+	sa := &SA{Proposals: make([]Proposal, n)}
+	for i := range sa.Proposals {
+		plen := int(binary.BigEndian.Uint16(b[2:]))
+		p := b[:plen]
+		b = b[plen:]
+		spiSize, nt := int(p[6]), int(p[7])
+		pr := &sa.Proposals[i]
+		pr.Num, pr.Protocol, pr.SPI = p[4], p[5], clone(p[8:8+spiSize])
+		if nt > 0 {
+			pr.Transforms = make([]Transform, nt)
+		}
+		tb := p[8+spiSize:]
+		for j := range pr.Transforms {
 			tl := int(binary.BigEndian.Uint16(tb[2:]))
-			if tl < 8 || tl > len(tb) {
-				return nil, errors.New("SA payload: bad transform length")
-			}
-			tr := Transform{Type: tb[4], ID: binary.BigEndian.Uint16(tb[6:])}
+			tr := &pr.Transforms[j]
+			tr.Type, tr.ID = tb[4], binary.BigEndian.Uint16(tb[6:])
 			for ab := tb[8:tl]; len(ab) > 0; {
-				if len(ab) < 4 {
-					return nil, errors.New("SA payload: truncated attribute")
-				}
-				at := binary.BigEndian.Uint16(ab)
-				if at&0x8000 == 0 { // TLV attribute: skip it
-					al := 4 + int(binary.BigEndian.Uint16(ab[2:]))
-					if al > len(ab) {
-						return nil, errors.New("SA payload: attribute overruns the transform")
-					}
-					ab = ab[al:]
+				if ab[0]&0x80 == 0 { // TLV: skip it
+					ab = ab[4+int(binary.BigEndian.Uint16(ab[2:])):]
 					continue
 				}
-				if at&0x7fff == 14 {
+				if binary.BigEndian.Uint16(ab)&0x7fff == 14 { // key length
 					tr.KeyLen = binary.BigEndian.Uint16(ab[2:])
 				}
 				ab = ab[4:]
 			}
-			pr.Transforms = append(pr.Transforms, tr)
 			tb = tb[tl:]
 		}
-		sa.Proposals = append(sa.Proposals, pr)
-		b = b[plen:]
-		if last {
-			break
-		}
 	}
-	return sa, nil
+	return sa
 }
 
-func parseTS(responder bool, b []byte) (*TS, error) {
-	if len(b) < 4 {
-		return nil, errors.New("TS payload too short")
+// parseTS decodes a TSi or TSr payload body.
+func parseTS(responder bool, b []byte, q *quota) (*TS, error) {
+	t := PayloadTSi
+	if responder {
+		t = PayloadTSr
 	}
-	ts := &TS{Responder: responder}
-	n := int(b[0])
+	if err := checkPayload(t, false, b, q); err != nil {
+		return nil, err
+	}
+	return buildTS(responder, b), nil
+}
+
+// scanTS validates a TS payload body (RFC 7296 section 3.13) and returns
+// its number of selectors and how many of them are IPv4 ranges.
+func scanTS(b []byte) (n, v4 int, err error) {
+	if len(b) < 4 {
+		return 0, 0, parseErr("TS payload shorter than 4 bytes")
+	}
+	n = int(b[0])
+	if n > maxSelectors {
+		return 0, 0, parseErr("TS payload: more than 32 selectors")
+	}
 	b = b[4:]
 	for i := 0; i < n; i++ {
-		if len(b) < 4 {
-			return nil, errors.New("TS payload: truncated selector")
+		if len(b) < 8 {
+			return 0, 0, parseErr("TS payload: truncated selector")
 		}
 		sl := int(binary.BigEndian.Uint16(b[2:]))
 		if sl < 8 || sl > len(b) {
-			return nil, errors.New("TS payload: bad selector length")
+			return 0, 0, parseErr("TS payload: selector length overruns the payload")
 		}
-		if b[0] == 7 && sl == 16 {
+		switch {
+		case b[0] == tsIPv4 && sl != 16:
+			return 0, 0, parseErr("TS payload: IPv4 selector is not 16 bytes")
+		case b[0] == tsIPv4:
+			v4++
+		case b[0] == tsIPv6 && sl != 40:
+			return 0, 0, parseErr("TS payload: IPv6 selector is not 40 bytes")
+		}
+		b = b[sl:]
+	}
+	if len(b) != 0 {
+		return 0, 0, parseErr("TS payload: selector count does not match its length")
+	}
+	return n, v4, nil
+}
+
+// Traffic selector types.
+const (
+	tsIPv4 = 7 // TS_IPV4_ADDR_RANGE
+	tsIPv6 = 8 // TS_IPV6_ADDR_RANGE
+)
+
+// buildTS decodes a TS payload body that scanTS accepted; selectors other
+// than IPv4 ranges are left out.
+func buildTS(responder bool, b []byte) *TS {
+	_, v4, _ := scanTS(b)
+	ts := &TS{Responder: responder}
+	if v4 > 0 {
+		ts.Selectors = make([]Selector, 0, v4)
+	}
+	for b, n := b[4:], int(b[0]); n > 0; n-- {
+		sl := int(binary.BigEndian.Uint16(b[2:]))
+		if b[0] == tsIPv4 {
 			ts.Selectors = append(ts.Selectors, Selector{
 				IPProto: b[1], StartPort: binary.BigEndian.Uint16(b[4:]), EndPort: binary.BigEndian.Uint16(b[6:]),
 				Start: netip.AddrFrom4([4]byte(b[8:12])), End: netip.AddrFrom4([4]byte(b[12:16])),
 			})
-		} // other selector types (IPv6) are ignored
+		}
 		b = b[sl:]
 	}
-	return ts, nil
+	return ts
+}
+
+// initPeek is what an IKE_SA_INIT request offers, as slices into the
+// datagram; peekInit allocates nothing. A field is nil when the message
+// lacks its payload; the first payload of each type counts.
+type initPeek struct {
+	cookie  []byte // N(COOKIE) data
+	keGroup uint16
+	ke      []byte // KE data
+	nonce   []byte // Ni data
+	hasSA   bool
+}
+
+// peekInit checks an IKE_SA_INIT request as cheaply as possible, before any
+// state or Diffie-Hellman work: the header (an INIT request, message ID 0,
+// no responder SPI), the payload chain and every payload's structure under
+// the same rules and limits as parse, without an SK payload. It allocates
+// nothing and keeps no reference to b beyond the returned slices.
+func peekInit(b []byte) (initPeek, error) {
+	h, err := ParseHeader(b)
+	if err != nil {
+		return initPeek{}, err
+	}
+	switch {
+	case h.Exchange != IKESAInit || h.IsResponse():
+		return initPeek{}, parseErr("not an IKE_SA_INIT request")
+	case h.MsgID != 0:
+		return initPeek{}, parseErr("IKE_SA_INIT request with a message ID other than 0")
+	case h.SPIr != 0:
+		return initPeek{}, parseErr("IKE_SA_INIT request with a responder SPI")
+	}
+	var p initPeek
+	var q quota
+	c := chain{b: b, off: headerLen, next: PayloadType(b[16])}
+	for {
+		t, critical, body, err := c.payload(&q)
+		if err != nil {
+			return initPeek{}, err
+		}
+		if t == PayloadNone {
+			return p, nil
+		}
+		if t == PayloadSK {
+			return initPeek{}, parseErr("encrypted payload in an IKE_SA_INIT request")
+		}
+		if err := checkPayload(t, critical, body, &q); err != nil {
+			return initPeek{}, err
+		}
+		switch t {
+		case PayloadSA:
+			p.hasSA = true
+		case PayloadKE:
+			if p.ke == nil {
+				p.keGroup, p.ke = binary.BigEndian.Uint16(body), body[4:]
+			}
+		case PayloadNonce:
+			if p.nonce == nil {
+				p.nonce = body
+			}
+		case PayloadN:
+			if binary.BigEndian.Uint16(body[2:]) == NCookie && p.cookie == nil {
+				p.cookie = body[4+int(body[1]):]
+			}
+		}
+	}
 }
