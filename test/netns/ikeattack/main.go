@@ -342,6 +342,8 @@ func generator(c config, rep *Report) (func(i int) []byte, error) {
 		return func(i int) []byte { return inSA(i, exchInfo, false, bombs...) }, nil
 	case "init-flood":
 		return func(i int) []byte { return ikeOut(initRequest()) }, nil
+	case "invalid-ke":
+		return nil, nil // it answers what it sniffs: see answer
 	case "truncated":
 		return func(i int) []byte { return ikeOut(truncated(i)) }, nil
 	case "oversized":

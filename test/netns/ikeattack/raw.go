@@ -81,7 +81,9 @@ func sniff(ifname string, src, dst netip.AddrPort, window time.Duration, fn func
 	if err != nil {
 		return fmt.Errorf("-iface %s: %w", ifname, err)
 	}
-	proto := htons(unix.ETH_P_IP)
+	// ETH_P_ALL: a socket for ETH_P_IP alone does not see the packets the
+	// router sends out of ifname, only those it receives there.
+	proto := htons(unix.ETH_P_ALL)
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, int(proto))
 	if err != nil {
 		return fmt.Errorf("packet socket (needs root): %w", err)
