@@ -422,9 +422,17 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 		t.Fatalf("log lacks the refused rekey:\n%s", l)
 	}
 
-	// A REKEY_SA notify with a 2-byte SPI and a Delete with a 3-byte SPI no
-	// longer get past the codec (TestPayloadRules): parse fails with
-	// errInvalidSyntax, which the session is to answer with INVALID_SYNTAX.
+	// A malformed REKEY_SA SPI and a malformed delete SPI inside SK: the
+	// codec refuses them (TestPayloadRules), the session answers
+	// INVALID_SYNTAX (RFC 7296 3.10.1), nothing panics.
+	r = peerRequest(t, b, CreateChildSA, &Notify{Protocol: ProtoESP, SPI: []byte{1, 2}, NotifyType: NRekeySA},
+		&SA{Proposals: b.s.espOffer(0x4243, true)}, &Nonce{Data: nonce()})
+	if r.Notify(NInvalidSyntax) == nil {
+		t.Fatalf("want INVALID_SYNTAX, got %+v", r.Payloads)
+	}
+	if r = peerRequest(t, b, Informational, &Delete{Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3}}}); r.Notify(NInvalidSyntax) == nil {
+		t.Fatalf("want INVALID_SYNTAX for a 3-byte delete SPI, got %+v", r.Payloads)
+	}
 
 	// Still one tunnel, message IDs in step, the real Child SA untouched.
 	onLoop(t, a.s, func() { a.s.dropChild(a.s.childByOutSPI(dying)) })

@@ -190,9 +190,6 @@ func (c *skCipher) sealedLen(plainLen int) int {
 // sent by the peer holding the IKE SA's keys, or was changed on the way.
 var errICV = errors.New("integrity check of the encrypted payload failed")
 
-// errIntegrity is errICV under the name session.go still uses.
-var errIntegrity = errICV
-
 // open checks and decrypts the SK body at msg[off:], where msg is the whole
 // message, and returns the inner payloads. It checks the ICV before it
 // looks at anything else in the body, in constant time (hmac.Equal, or the

@@ -682,12 +682,17 @@ func (s *Session) handle(p packet) {
 	}
 	m, err := s.open(h, p.b, sk)
 	if err != nil {
+		// Only with a verified ICV does a bad request get an answer
+		// (RFC 7296 3.10.1): the critical payload or the bad syntax was
+		// inside SK, so it is the peer's.
 		var ec errCritical
-		if errors.As(err, &ec) {
-			// Only reached with a verified ICV: the critical payload was
-			// inside SK.
+		switch {
+		case errors.As(err, &ec):
 			sa.lastReqHash = sha256.Sum256(p.b)
 			s.respond(sa, h, []Payload{&Notify{NotifyType: NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
+		case errors.Is(err, errInvalidSyntax):
+			sa.lastReqHash = sha256.Sum256(p.b)
+			s.respond(sa, h, []Payload{&Notify{NotifyType: NInvalidSyntax}}, true, p.natt)
 		}
 		return
 	}
@@ -720,7 +725,7 @@ func (s *Session) open(h Header, b []byte, sk *skCipher) (*Message, error) {
 		return nil, errors.New("not encrypted")
 	case err == nil:
 		return m, nil
-	case errors.Is(err, errIntegrity):
+	case errors.Is(err, errICV):
 		s.drop(DropBadICV, h)
 	case errors.As(err, &ec):
 	default:
