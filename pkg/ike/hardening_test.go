@@ -298,3 +298,20 @@ func TestCookieSecretRotates(t *testing.T) {
 		t.Fatal("cookie accepted for another nonce")
 	}
 }
+
+// TestDroppedSAKeysAreWiped: once the session drops its SAs (restart,
+// stop), their IKE keys are zero in memory.
+func TestDroppedSAKeysAreWiped(t *testing.T) {
+	a, _ := established(t)
+	var k *ikeKeys
+	onLoop(t, a.s, func() { k = a.s.sa.keys })
+	if bytes.Count(k.d, []byte{0}) == len(k.d) {
+		t.Fatal("SK_d is zero before the SA was dropped")
+	}
+	onLoop(t, a.s, func() { a.s.restart("test") })
+	for i, b := range [][]byte{k.d, k.ai, k.ar, k.ei, k.er, k.pi, k.pr} {
+		if bytes.Count(b, []byte{0}) != len(b) {
+			t.Fatalf("key %d of the dropped SA not wiped", i)
+		}
+	}
+}

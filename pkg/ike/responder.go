@@ -69,6 +69,7 @@ func (s *Session) expireHalfOpen(now time.Time) {
 		if now.Sub(sa.lastRecv) > s.cfg.HalfOpenTimeout {
 			s.log.Debug("half-open IKE SA expired: no IKE_AUTH followed its IKE_SA_INIT", "spi_i", fmt.Sprintf("%016x", sa.spiI))
 			s.removeHalfOpen(sa)
+			sa.keys.wipe()
 		}
 	}
 }

@@ -609,6 +609,12 @@ func (s *Session) scheduleRetry(soon bool) {
 
 func (s *Session) dropAll() {
 	s.dropChildren()
+	// No message goes out or comes in on these SAs any more.
+	for _, sa := range append([]*ikeSA{s.sa, s.old, s.ikeCollided, s.ikeSpare}, s.halves...) {
+		if sa != nil {
+			sa.keys.wipe()
+		}
+	}
 	s.clearHalfOpen()
 	s.sa, s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil, nil
 	s.setStatus(func(st *Status) {
