@@ -23,7 +23,8 @@ import (
 // passwords, adds paths, drops peers and makes cgwd write MRT files. Its
 // default home is a unix socket that only root and cgwd's own user can use,
 // guarded three times: the directory (cgwd creates it 0700; systemd makes
-// /run/cgwd 0750), the socket's mode (0600) and the peer's credentials,
+// /run/cgwd 0750; one others may write to must be sticky), the socket's mode
+// (0600) and the peer's credentials,
 // checked on every connection (SO_PEERCRED), which also covers the moment
 // between gobgp binding the socket and cgwd setting its mode.
 
@@ -69,11 +70,13 @@ func prepareSocket(sock string) error {
 	if err != nil {
 		return err
 	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Errorf("directory %s is writable by group or others (mode %04o)", dir, fi.Mode().Perm())
+	// Where others may rename what cgwd made, its chmod could be sent down a
+	// symlink; the sticky bit (a container's tmpfs, /tmp) forbids that.
+	if fi.Mode().Perm()&0o022 != 0 && fi.Mode()&fs.ModeSticky == 0 {
+		return fmt.Errorf("directory %s is writable by group or others (mode %04o) without the sticky bit", dir, fi.Mode().Perm())
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && int(st.Uid) != os.Geteuid() {
-		return fmt.Errorf("directory %s belongs to uid %d, neither root nor cgwd's user", dir, st.Uid)
+	if uid := owner(fi); uid != 0 && uid != os.Geteuid() {
+		return fmt.Errorf("directory %s belongs to uid %d, neither root nor cgwd's user", dir, uid)
 	}
 	fi, err = os.Lstat(sock)
 	switch {
@@ -97,6 +100,11 @@ func awaitSocket(sock string) error {
 	for {
 		fi, err := os.Lstat(sock)
 		if err == nil && fi.Mode().Type() == fs.ModeSocket {
+			// Only a socket of cgwd's own: in a sticky directory nobody else
+			// can then swap it for a symlink before the chmod.
+			if uid := owner(fi); uid != os.Geteuid() {
+				return fmt.Errorf("bgp: grpc socket %s is not cgwd's (owner uid %d)", sock, uid)
+			}
 			if err := os.Chmod(sock, 0o600); err != nil {
 				return fmt.Errorf("bgp: grpc socket: %w", err)
 			}
@@ -107,6 +115,14 @@ func awaitSocket(sock string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// owner is the uid that owns a file, or -1 if the system does not say.
+func owner(fi fs.FileInfo) int {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid)
+	}
+	return -1
 }
 
 // removeSocket removes the API socket at stop (gobgp's listener usually has).

@@ -167,11 +167,18 @@ func TestAPISocketStaleAndForeignFiles(t *testing.T) {
 	if err := os.Mkdir(open, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(open, 0o1777); err != nil {
+	if err := os.Chmod(open, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := startSpeaker(t, unixScheme+filepath.Join(open, "gobgp.sock")); err == nil || !strings.Contains(err.Error(), "writable by group or others") {
 		t.Errorf("socket in a world-writable directory: %v", err)
+	}
+	// With the sticky bit (a container's tmpfs) others cannot swap cgwd's files.
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := startSpeaker(t, unixScheme+filepath.Join(open, "gobgp.sock")); err != nil {
+		t.Errorf("socket in a sticky directory: %v", err)
 	}
 
 	// A missing directory is made, private.
