@@ -41,7 +41,7 @@ lab: deps build
 	@echo; echo '== cgwd status'; $(BIN)/cgwd status -s /run/cgwd-lab/cgwd.sock
 	@echo; if [ "$(TUNNEL)" = ipsec ]; then echo '== swanctl --list-sas (strongSwan, the AWS side of tunnel 1)'; test/netns/ipsec.sh swanctl 1 --list-sas; \
 	else echo '== wg show cgw-t1 (stock wg against cgwd)'; ip netns exec lab-cgw wg show cgw-t1; fi
-	@echo; echo '== gobgp neighbor (stock gobgp CLI against cgwd)'; ip netns exec lab-cgw $(BIN)/gobgp -u 127.0.0.1 -p 50051 neighbor
+	@echo; echo '== gobgp neighbor (stock gobgp CLI against cgwd)'; $(BIN)/gobgp --target unix:///run/cgwd-lab/gobgp.sock neighbor
 	@echo; echo '== birdc show protocols (BIRD, the AWS side)'; birdc -s /run/cgwd-lab/bird-aws.ctl show protocols
 	@echo; echo '== routes cgwd programmed in lab-cgw (proto 200), their nexthop groups, and where packets go'
 	@ip netns exec lab-cgw ip route show proto 200; ip netns exec lab-cgw ip nexthop show; ip netns exec lab-cgw ip route get 10.200.0.10

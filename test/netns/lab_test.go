@@ -285,6 +285,9 @@ func TestWireGuardLab(t *testing.T) {
 		if _, err := os.Stat(labState + "/cgwd.sock"); err == nil {
 			t.Error("control socket left behind")
 		}
+		if _, err := os.Stat(labState + "/gobgp.sock"); err == nil {
+			t.Error("gobgp API socket left behind")
+		}
 		if rs, _ := inNS("lab-cgw", "ip", "route", "show", "proto", "200"); strings.TrimSpace(rs) != "" {
 			t.Errorf("cgwd's routes left behind:\n%s", rs)
 		}
