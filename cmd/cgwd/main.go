@@ -96,9 +96,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	log := newLogger(cfg.Log, stderr)
-	for _, w := range cfg.Warnings() {
-		log.Warn("config: exposed more than the defaults", "field", w.Field, "warning", w.Msg)
-	}
+	logWarnings(log, cfg)
 	d, err := daemon.New(cfg, log)
 	if err != nil {
 		log.Error("cannot start", "err", err)
@@ -131,6 +129,7 @@ func reloadOnHUP(ctx context.Context, path string, d *daemon.Daemon, log *slog.L
 		log.Info("SIGHUP: reloading", "config", path)
 		cfg, err := config.Load(path)
 		if err == nil {
+			logWarnings(log, cfg)
 			err = d.Reload(cfg)
 		}
 		if err == nil {
@@ -148,6 +147,13 @@ func reloadOnHUP(ctx context.Context, path string, d *daemon.Daemon, log *slog.L
 			continue
 		}
 		log.Error("reload: not every change could be applied", "err", err)
+	}
+}
+
+// logWarnings logs what check-config warns about: listeners more exposed than the defaults.
+func logWarnings(log *slog.Logger, cfg *config.Config) {
+	for _, w := range cfg.Warnings() {
+		log.Warn("config: exposed more than the defaults", "field", w.Field, "warning", w.Msg)
 	}
 }
 
