@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -68,13 +66,15 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		o.ASN = uint32(n)
 		return nil
 	})
-	file, err := parseInterspersed(fs, args)
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
-		}
+	pos, code, ok := parseArgs(fs, args, len(args))
+	if !ok {
+		return code
+	}
+	if len(pos) != 1 {
+		fmt.Fprintf(stderr, "cgwd import-aws: want exactly one FILE, got %d (%s)\n", len(pos), strings.Join(pos, " "))
 		return exitUsage
 	}
+	file := pos[0]
 	data, err := readInput(file)
 	if err != nil {
 		fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
@@ -121,26 +121,6 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "  (flags: --prefix CIDR, --asn N, --local-address IP)\n")
 	}
 	return exitOK
-}
-
-// parseInterspersed parses flags before and after the one positional FILE.
-func parseInterspersed(fs *flag.FlagSet, args []string) (string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return "", err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-	if len(pos) != 1 {
-		return "", fmt.Errorf("want exactly one FILE, got %d (%s)", len(pos), strings.Join(pos, " "))
-	}
-	return pos[0], nil
 }
 
 // readInput reads FILE or stdin, at most one byte more than the importer accepts.

@@ -44,8 +44,8 @@ func main() {
 const usage = `usage: cgwd <command> [flags]
 
 commands:
-  run           run the daemon in the foreground
-  check-config  validate a config file and list every problem
+  run           run the daemon in the foreground (-c FILE or FILE; default /etc/cgwd/cgwd.yaml)
+  check-config  validate a config file and list every problem (-c FILE or FILE)
   status        show the running daemon's tunnels
   import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
   version       print the version
@@ -66,7 +66,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args, stdout, stderr)
 	case "import-aws":
 		return cmdImportAWS(args, stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
+		if len(args) > 0 {
+			fmt.Fprintf(stderr, "cgwd version: takes no arguments, got %q\n", args)
+			return exitUsage
+		}
 		fmt.Fprintln(stdout, "cgwd", version.String())
 		return exitOK
 	case "help", "-h", "--help":
@@ -84,12 +88,62 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// parseArgs parses flags before and after the positional arguments, of
+// which it allows at most maxPos. ok is false when the command must end
+// with code: usage errors, or -h (which is not an error).
+func parseArgs(fs *flag.FlagSet, args []string, maxPos int) (pos []string, code int, ok bool) {
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, exitOK, false
+			}
+			return nil, exitUsage, false
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+	if len(pos) > maxPos {
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), pos[maxPos])
+		fs.Usage()
+		return nil, exitUsage, false
+	}
+	return pos, exitOK, true
+}
+
+// configFlag adds -c FILE to fs; the file may also be the one positional
+// argument. The returned function gives the path once fs is parsed.
+func configFlag(fs *flag.FlagSet) func(pos []string) (string, bool) {
+	path := fs.String("c", defaultConfig, "config file (or give it as the argument)")
+	return func(pos []string) (string, bool) {
+		if len(pos) == 0 {
+			return *path, true
+		}
+		set := false
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == "c" })
+		if set && *path != pos[0] {
+			fmt.Fprintf(fs.Output(), "%s: two config files given (-c %s and %s)\n", fs.Name(), *path, pos[0])
+			return "", false
+		}
+		return pos[0], true
+	}
+}
+
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
-	path := fs.String("c", defaultConfig, "config file")
-	if fs.Parse(args) != nil {
+	configPath := configFlag(fs)
+	pos, code, ok := parseArgs(fs, args, 1)
+	if !ok {
+		return code
+	}
+	p, ok := configPath(pos)
+	if !ok {
 		return exitUsage
 	}
+	path := &p
 	cfg, err := config.Load(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", *path, err)
@@ -169,11 +223,17 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
-	path := fs.String("c", defaultConfig, "config file")
+	configPath := configFlag(fs)
 	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
-	if fs.Parse(args) != nil {
+	pos, code, ok := parseArgs(fs, args, 1)
+	if !ok {
+		return code
+	}
+	p, ok := configPath(pos)
+	if !ok {
 		return exitUsage
 	}
+	path := &p
 	load := config.Load
 	if *skipSecrets {
 		load = config.LoadSkipSecrets
@@ -203,8 +263,8 @@ func cmdStatus(args []string, stdout, stderr io.Writer) int {
 	sock := fs.String("s", config.DefaultControlSocket, "control socket")
 	path := fs.String("c", "", "config file to read the control socket path from")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if fs.Parse(args) != nil {
-		return exitUsage
+	if _, code, ok := parseArgs(fs, args, 0); !ok {
+		return code
 	}
 	if *path != "" {
 		cfg, err := config.ParseFile(*path)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -118,7 +119,7 @@ func Query(ctx context.Context, path string) (*Status, error) {
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("control socket %s: %w (is cgwd running?)", path, err)
+		return nil, dialError(path, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -130,4 +131,22 @@ func Query(ctx context.Context, path string) (*Status, error) {
 		return nil, fmt.Errorf("control socket %s: decode status: %w", path, err)
 	}
 	return &st, nil
+}
+
+// dialError says why the control socket could not be reached, in the
+// operator's terms: no HTTP request text, and what to do about it.
+func dialError(path string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Errorf("control socket %s: permission denied: run this as root (or as the user cgwd runs as)", path)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("control socket %s: nobody is listening: is cgwd running (and is this its control_socket)?", path)
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("control socket %s: cgwd did not answer in time", path)
+	}
+	var op *net.OpError
+	if errors.As(err, &op) {
+		return fmt.Errorf("control socket %s: %v", path, op.Err)
+	}
+	return fmt.Errorf("control socket %s: %w", path, err)
 }
