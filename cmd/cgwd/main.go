@@ -48,6 +48,7 @@ commands:
   check-config  validate a config file and list every problem (-c FILE or FILE)
   status        show the running daemon's tunnels
   import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
+  cleanup       remove what a stopped cgwd left in the kernel (fail-closed routes included)
   version       print the version
 `
 
@@ -66,6 +67,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdStatus(args, stdout, stderr)
 	case "import-aws":
 		return cmdImportAWS(args, stdout, stderr)
+	case "cleanup":
+		return cmdCleanup(args, stdout, stderr)
 	case "version", "--version", "-version":
 		if len(args) > 0 {
 			fmt.Fprintf(stderr, "cgwd version: takes no arguments, got %q\n", args)
@@ -255,6 +258,46 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	return exitOK
+}
+
+// cmdCleanup removes everything cgwd owns in the kernel once it is stopped:
+// a clean stop leaves the fail-closed routes on purpose, a crash leaves more.
+// It needs only the route table and protocol (and the control socket) from
+// the config, so it works with missing secret files.
+func cmdCleanup(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("cleanup", stderr)
+	configPath := configFlag(fs)
+	pos, code, ok := parseArgs(fs, args, 1)
+	if !ok {
+		return code
+	}
+	p, ok := configPath(pos)
+	if !ok {
+		return exitUsage
+	}
+	path := &p
+	cfg, err := config.ParseFile(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd: %v\n", err)
+		return exitUsage
+	}
+	var probs config.Problems
+	for _, p := range cfg.Validate() {
+		if strings.HasPrefix(p.Field, "bgp.route_") || p.Field == "control_socket" {
+			probs = append(probs, p)
+		}
+	}
+	if len(probs) > 0 {
+		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", *path, probs)
+		return exitUsage
+	}
+	done, err := daemon.Cleanup(context.Background(), cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd: cleanup: %v\n", err)
+		return exitFailure
+	}
+	fmt.Fprintf(stdout, "cgwd cleanup: %s (table %d, protocol %d)\n", done, cfg.BGP.RouteTable, cfg.BGP.RouteProtocol)
 	return exitOK
 }
 

@@ -36,6 +36,14 @@ type Config struct {
 	RouterID string `yaml:"router_id"`
 	// Prefixes are the on-prem prefixes advertised to AWS.
 	Prefixes []string `yaml:"prefixes"`
+	// AWSPrefixes are AWS prefixes (VPC CIDRs) made unreachable, rather
+	// than routed by the default route, while no path to AWS is usable, even
+	// before BGP has offered them (fail closed).
+	AWSPrefixes []string `yaml:"aws_prefixes"`
+	// FailClosed keeps an unreachable route below cgwd's own for every AWS
+	// prefix, also while cgwd is stopped, so that traffic for AWS never
+	// leaves in clear text through the default route (default true).
+	FailClosed *bool `yaml:"fail_closed"`
 	// ControlSocket is the unix socket `cgwd status` talks to.
 	ControlSocket string `yaml:"control_socket"`
 	// Log configures logging.

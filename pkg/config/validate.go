@@ -93,6 +93,7 @@ func (c *Config) Validate() Problems {
 		v.directConnect(fmt.Sprintf("direct_connect[%d]", i), &c.DirectConnect[i], names)
 	}
 	v.firewall(c)
+	v.failClosed(c)
 	return v.probs
 }
 

@@ -96,6 +96,8 @@ var ErrRestartNeeded = errors.New("needs a restart of cgwd")
 //     withdrawn on-prem prefixes and changed import/export policies apply with
 //     the sessions up; the FIB and the failover manager follow the new set of
 //     paths (DX links and tunnels), keeping the routes over unchanged paths;
+//     fail closed is turned on or off, and the fail-closed routes follow
+//     the new aws_prefixes;
 //   - the firewall table is rebuilt in one atomic batch, or removed.
 //
 // Secrets are read and everything is checked before anything changes, so a
@@ -184,6 +186,7 @@ func (d *Daemon) reloadRouting(bgpCfg bgp.Config, fibCfg fib.Config, foCfg failo
 	if _, err := d.fib.SetPaths(fibCfg.Paths); err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
 	}
+	d.fib.SetFailClosed(fibCfg.FailClosed, fibCfg.AWSPrefixes)
 	if _, err := d.paths.Reconfigure(foCfg); err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
 	}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -66,6 +67,9 @@ func TestRestartFieldsNamesOnlyWhatAReloadCannotApply(t *testing.T) {
 	b.ASN++
 	b.Failover.HoldDown = nil
 	b.DirectConnect = nil
+	off := false
+	b.FailClosed = &off
+	b.AWSPrefixes = []string{"10.200.0.0/16"}
 	if d := restartFields(a, b); len(d) != 0 {
 		t.Errorf("reloadable changes refused: %v", d)
 	}
@@ -75,5 +79,22 @@ func TestRestartFieldsNamesOnlyWhatAReloadCannotApply(t *testing.T) {
 	got := strings.Join(restartFields(a, b), ",")
 	if got != "control_socket,bgp.stale_time,failover.nexthop_compat_mode" {
 		t.Errorf("restart fields %q", got)
+	}
+}
+
+func TestRoutingConfigCarriesFailClosed(t *testing.T) {
+	c := loadExample(t)
+	c.AWSPrefixes = []string{"10.200.0.0/16"}
+	_, fc, _, err := routingConfig(c, slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fc.FailClosed || len(fc.AWSPrefixes) != 1 || fc.AWSPrefixes[0].String() != "10.200.0.0/16" {
+		t.Errorf("fib config: fail closed %v, aws prefixes %v; want on (the default), 10.200.0.0/16", fc.FailClosed, fc.AWSPrefixes)
+	}
+	off := false
+	c.FailClosed = &off
+	if _, fc, _, _ = routingConfig(c, slog.Default()); fc.FailClosed {
+		t.Error("fail_closed: false not passed on")
 	}
 }

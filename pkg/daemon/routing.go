@@ -34,6 +34,8 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		ReconcileInterval: time.Duration(cfg.BGP.ReconcileInterval),
 		StaleTime:         time.Duration(cfg.BGP.StaleTime),
 		KeepNexthopCompat: cfg.Failover.NexthopCompatMode,
+		FailClosed:        cfg.FailClosedOn(),
+		AWSPrefixes:       cfg.AWSPrefixList(),
 	}
 	for _, d := range cfg.DirectConnect {
 		local := netip.MustParsePrefix(d.Local)

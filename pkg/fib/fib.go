@@ -3,7 +3,9 @@
 // it which paths are usable; it decides the route of every prefix and keeps
 // the kernel in line: it marks its routes with its own protocol number, never
 // touches another, repairs drift on a timer, adopts its routes after a
-// restart and removes them on a clean stop.
+// restart and removes them on a clean stop. With fail closed on, it also
+// keeps an unreachable route below its own for every AWS prefix it knows,
+// left in place across a stop (see FailClosedMetric).
 //
 // Failover is prefix-independent where the kernel has nexthop objects: every
 // path is one nexthop object, and every prefix points at the nexthop group of
@@ -54,6 +56,12 @@ type Config struct {
 	// KeepNexthopCompat leaves net.ipv4.nexthop_compat_mode as it is
 	// (see NewNetlinkKernel).
 	KeepNexthopCompat bool
+	// FailClosed keeps an unreachable route for every AWS prefix (learned
+	// or in AWSPrefixes) below the real ones, also across a stop; off, any
+	// found are removed.
+	FailClosed bool
+	// AWSPrefixes are covered by fail-closed routes before BGP offers them.
+	AWSPrefixes []netip.Prefix
 }
 
 // Route is a kernel route as the FIB sees it: via a nexthop group
@@ -82,6 +90,13 @@ type Kernel interface {
 	DeleteNexthops(ids []uint32) error
 	// Groups lists the IDs of the nexthop groups of the FIB's protocol.
 	Groups() ([]uint32, error)
+	// FailClosed lists the prefixes of the fail-closed routes (unreachable,
+	// metric FailClosedMetric) of the FIB's protocol in its table.
+	FailClosed() ([]netip.Prefix, error)
+	// ReplaceFailClosed installs fail-closed routes.
+	ReplaceFailClosed([]netip.Prefix) error
+	// DeleteFailClosed removes fail-closed routes.
+	DeleteFailClosed([]netip.Prefix) error
 }
 
 // Nexthop object IDs cgwd uses: one per path, one per group, one blackhole.
@@ -127,6 +142,15 @@ type FIB struct {
 	orphans      map[uint32]bool // groups left by a previous run
 	dirtyGroups  bool
 	nexthopsLost bool
+	usableSince  [64]time.Time // when each path last became usable
+
+	// Fail closed (failclosed.go).
+	fcOn     bool
+	fcStatic map[netip.Prefix]bool     // configured AWS prefixes
+	fcKnown  map[netip.Prefix]uint64   // learned or adopted -> paths that offered it (fcAll: unknown)
+	fcIn     map[netip.Prefix]bool     // fail-closed routes in the kernel
+	fcCheck  map[netip.Prefix]struct{} // newly known, to install unless covered
+	fcFull   bool                      // recompute the whole set at the next flush
 }
 
 // New returns a FIB and adopts the routes of its protocol already in the kernel.
@@ -151,11 +175,15 @@ func New(cfg Config) (*FIB, error) {
 		cands: map[netip.Prefix]uint64{}, nexthop: map[netip.Prefix][]netip.Addr{},
 		dirty: map[netip.Prefix]struct{}{}, installed: map[netip.Prefix]Route{}, stale: map[netip.Prefix]time.Time{},
 		groupID: map[uint64]uint32{}, groupIn: map[uint32][]uint32{},
+		fcKnown: map[netip.Prefix]uint64{}, fcIn: map[netip.Prefix]bool{}, fcCheck: map[netip.Prefix]struct{}{},
 	}
+	now := time.Now()
 	for i, p := range cfg.Paths {
 		f.pathIdx[p.Name] = i
 		f.usable |= 1 << i
+		f.usableSince[i] = now
 	}
+	f.setFailClosedLocked(cfg.FailClosed, cfg.AWSPrefixes)
 	if f.groups {
 		f.log.Info("kernel has nexthop objects: failover is one group replace, whatever the number of prefixes")
 	} else {
@@ -189,11 +217,24 @@ func (f *FIB) adopt() error {
 		f.installed[r.Prefix] = r
 		f.stale[r.Prefix] = until
 		f.dirty[r.Prefix] = struct{}{}
+		f.learnLocked(r.Prefix, fcAll)
 	}
 	if len(existing) > 0 {
 		f.log.Info("adopted routes from a previous run", "routes", len(existing), "stale_time", f.cfg.StaleTime)
 		f.poke()
 	}
+	closed, err := f.kernel.FailClosed()
+	if err != nil {
+		return fmt.Errorf("fib: list fail-closed routes: %w", err)
+	}
+	for _, p := range closed {
+		f.fcIn[p] = true
+		f.learnLocked(p, fcAll)
+	}
+	if len(closed) > 0 {
+		f.log.Info("adopted fail-closed routes from a previous run", "routes", len(closed), "fail_closed", f.fcOn)
+	}
+	f.poke()
 	return nil
 }
 
@@ -209,6 +250,7 @@ func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 		return
 	}
 	f.cands[prefix] |= 1 << i
+	f.learnLocked(prefix, 1<<i)
 	// Per-prefix next hops matter only without groups (a group's member is
 	// the path's own nexthop object); with 100,000 prefixes they cost ~10 MB.
 	if nh := f.nexthop[prefix]; i < len(nh) {
@@ -290,8 +332,10 @@ func (f *FIB) SetUsable(path string, ok bool) {
 	}
 	if ok {
 		f.usable |= 1 << i
+		f.usableSince[i] = time.Now()
 	} else {
 		f.usable &^= 1 << i
+		f.usableSince[i] = time.Time{}
 	}
 	if f.groups {
 		f.dirtyGroups = true
@@ -492,6 +536,7 @@ func (f *FIB) flush() {
 		f.Counters.GroupReplaces.Add(1)
 	}
 	f.apply(replace, false)
+	f.syncFailClosed() // after the new routes (they carry traffic), before any route goes
 	f.apply(del, true)
 }
 
@@ -581,6 +626,7 @@ func (f *FIB) reconcile() {
 		}
 	}
 	f.mu.Unlock()
+	f.reconcileFailClosed(now)
 	if repaired > 0 || len(extra) > 0 {
 		f.log.Warn("reconcile: kernel drifted, repairing", "missing_or_changed", repaired, "unwanted", len(extra))
 	}
@@ -664,10 +710,17 @@ func (f *FIB) ensureNexthops() {
 }
 
 // removeAll deletes every route of the FIB's protocol in its table, then
-// its nexthop objects.
+// its nexthop objects. The fail-closed routes stay (installed first, should
+// any be missing) unless fail closed is off.
 func (f *FIB) removeAll() {
 	f.kmu.Lock()
 	defer f.kmu.Unlock()
+	f.mu.Lock()
+	on := f.fcOn
+	f.mu.Unlock()
+	if on {
+		f.syncFailClosed()
+	}
 	routes, err := f.kernel.List()
 	if err != nil {
 		f.log.Error("shutdown: list kernel routes", "err", err)
@@ -696,8 +749,13 @@ func (f *FIB) removeAll() {
 	}
 	f.mu.Lock()
 	f.installed = map[netip.Prefix]Route{}
+	kept := len(f.fcIn)
 	f.mu.Unlock()
-	f.log.Info("removed cgwd's routes", "routes", len(routes))
+	if !on {
+		f.removeFailClosed()
+		kept = 0
+	}
+	f.log.Info("removed cgwd's routes", "routes", len(routes), "fail_closed_kept", kept)
 }
 
 // Active returns, for each path, whether it carries traffic for at least one

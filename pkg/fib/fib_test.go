@@ -17,11 +17,12 @@ type fakeKernel struct {
 	groups   bool
 	nexthops map[uint32]Route // single nexthops: Link and Gateway
 	members  map[uint32][]uint32
-	replaces int // group replaces
+	replaces int                   // group replaces
+	closed   map[netip.Prefix]bool // fail-closed routes
 }
 
 func newFakeKernel(rs ...Route) *fakeKernel {
-	k := &fakeKernel{routes: map[netip.Prefix]Route{}, nexthops: map[uint32]Route{}, members: map[uint32][]uint32{}}
+	k := &fakeKernel{routes: map[netip.Prefix]Route{}, nexthops: map[uint32]Route{}, members: map[uint32][]uint32{}, closed: map[netip.Prefix]bool{}}
 	for _, r := range rs {
 		k.routes[r.Prefix] = r
 	}
@@ -111,6 +112,10 @@ func (k *fakeKernel) DeleteNexthops(ids []uint32) error {
 func (k *fakeKernel) get(p netip.Prefix) (Route, bool) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
+	return k.getLocked(p)
+}
+
+func (k *fakeKernel) getLocked(p netip.Prefix) (Route, bool) {
 	r, ok := k.routes[p]
 	if ok && r.NexthopID != 0 {
 		m := k.members[r.NexthopID]
@@ -133,7 +138,13 @@ var (
 // test triggers happens.
 func start(t *testing.T, k Kernel, stale time.Duration) (*FIB, context.CancelFunc, chan error) {
 	t.Helper()
-	f, err := New(Config{Table: 254, Protocol: 200, ReconcileInterval: time.Hour, StaleTime: stale, Paths: paths, Kernel: k})
+	return startWith(t, Config{Table: 254, Protocol: 200, ReconcileInterval: time.Hour, StaleTime: stale, Paths: paths, Kernel: k})
+}
+
+// startWith runs a FIB with cfg until the returned function is called.
+func startWith(t *testing.T, cfg Config) (*FIB, context.CancelFunc, chan error) {
+	t.Helper()
+	f, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,6 +258,14 @@ func TestFailedReplaceIsCountedAndRetried(t *testing.T) {
 	f, cancel, done := start(t, k, 0)
 	defer func() { cancel(); <-done }()
 	f.Add(vpc, "dx1", dxGw)
+	recoverAfterFailure(t, f, k)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
+}
+
+// recoverAfterFailure waits until f counted a kernel error, lets the kernel
+// work again and reconciles.
+func recoverAfterFailure(t *testing.T, f *FIB, k *fakeKernel) {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for f.Counters.Errors.Load() == 0 {
 		if time.Now().After(deadline) {
@@ -258,7 +277,6 @@ func TestFailedReplaceIsCountedAndRetried(t *testing.T) {
 	k.fail = false
 	k.mu.Unlock()
 	f.reconcile()
-	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
 }
 
 func TestGroupModeFailoverIsOneGroupReplace(t *testing.T) {

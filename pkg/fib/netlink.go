@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cgwd/cgwd/pkg/nexthop"
+	"golang.org/x/sys/unix"
 )
 
 // netlinkKernel is the Linux kernel over rtnetlink (pkg/nexthop): routes of
@@ -157,4 +158,53 @@ func (k *netlinkKernel) Groups() ([]uint32, error) {
 		}
 	}
 	return ids, nil
+}
+
+func (k *netlinkKernel) FailClosed() ([]netip.Prefix, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rs, err := k.h.ListRoutesOfType(k.table, k.protocol, nexthop.TypeUnreachable)
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, r := range rs {
+		if r.Priority == FailClosedMetric {
+			out = append(out, r.Dst)
+		}
+	}
+	return out, nil
+}
+
+// failClosed is the kernel route of a fail-closed prefix.
+func (k *netlinkKernel) failClosed(ps []netip.Prefix) []nexthop.Route {
+	rs := make([]nexthop.Route, len(ps))
+	for i, p := range ps {
+		rs[i] = nexthop.Route{Dst: p, Type: nexthop.TypeUnreachable, Table: k.table, Protocol: k.protocol, Priority: FailClosedMetric}
+	}
+	return rs
+}
+
+func (k *netlinkKernel) ReplaceFailClosed(ps []netip.Prefix) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.h.ReplaceRoutes(k.failClosed(ps))
+}
+
+func (k *netlinkKernel) DeleteFailClosed(ps []netip.Prefix) error {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rs := k.failClosed(ps)
+	err := k.h.DeleteRoutes(rs)
+	if !errors.Is(err, unix.ESRCH) {
+		return err
+	}
+	// One was gone already (deleted by hand): what was asked; the batch
+	// stopped there, so go through them one by one.
+	for _, r := range rs {
+		if err := k.h.DeleteRoutes([]nexthop.Route{r}); err != nil && !errors.Is(err, unix.ESRCH) {
+			return err
+		}
+	}
+	return nil
 }

@@ -167,3 +167,28 @@ func InstallConfig(c *config.Config) (*Firewall, error) {
 	}
 	return Install(s)
 }
+
+// RemoveTable deletes the inet table name if it exists (left by a run that
+// did not stop cleanly) and reports whether it did. opts are passed to
+// nftables.New.
+func RemoveTable(name string, opts ...nftables.ConnOption) (bool, error) {
+	c, err := nftables.New(opts...)
+	if err != nil {
+		return false, fmt.Errorf("firewall: netlink: %w", err)
+	}
+	tables, err := c.ListTablesOfFamily(nftables.TableFamilyINet)
+	if err != nil {
+		return false, fmt.Errorf("firewall: list inet tables: %w", err)
+	}
+	for _, t := range tables {
+		if t.Name != name {
+			continue
+		}
+		c.DelTable(t)
+		if err := c.Flush(); err != nil {
+			return false, fmt.Errorf("firewall: delete table inet %s: %w", name, err)
+		}
+		return true, nil
+	}
+	return false, nil
+}

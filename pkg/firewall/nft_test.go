@@ -122,3 +122,18 @@ func TestInstallNeedsWAN(t *testing.T) {
 		t.Fatal("Install without a WAN interface succeeded")
 	}
 }
+
+func TestRemoveTableLeftBehind(t *testing.T) {
+	ns := privateNetns(t)
+	opt := nftables.WithNetNSFd(int(ns.Fd()))
+	nftIn(t, ns, "add table inet cgwd; add chain inet cgwd input { type filter hook input priority 0; }; add table inet other")
+	if removed, err := RemoveTable(DefaultTable, opt); err != nil || !removed {
+		t.Fatalf("RemoveTable = %v, %v; want true", removed, err)
+	}
+	if removed, err := RemoveTable(DefaultTable, opt); err != nil || removed {
+		t.Fatalf("RemoveTable again = %v, %v; want false (idempotent)", removed, err)
+	}
+	if tables := nftIn(t, ns, "list tables"); strings.Contains(tables, "cgwd") || !strings.Contains(tables, "inet other") {
+		t.Errorf("tables after RemoveTable: %s", tables)
+	}
+}

@@ -85,6 +85,8 @@ func TestRouteMessageRoundTrip(t *testing.T) {
 		{Dst: netip.MustParsePrefix("10.1.2.0/24"), NexthopID: 10, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP},
 		{Dst: netip.MustParsePrefix("0.0.0.0/0"), NexthopID: 1, Table: 1000, Protocol: RTProtBGP, Priority: 20},
 		{Dst: netip.MustParsePrefix("10.9.0.0/16"), Gateway: netip.MustParseAddr("192.0.2.2"), LinkIndex: 4, Table: 100, Protocol: 17},
+		{Dst: netip.MustParsePrefix("10.200.0.0/16"), Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: 200, Priority: 4000000000},
+		{Dst: netip.MustParsePrefix("2001:db8:200::/48"), Type: TypeUnreachable, Table: 1000, Protocol: 200, Priority: 7},
 	} {
 		m, err := r.message(unix.RTM_NEWROUTE, 0)
 		if err != nil {
@@ -94,7 +96,7 @@ func TestRouteMessageRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if typ != unix.RTN_UNICAST || !reflect.DeepEqual(got, r) {
+		if typ != r.rtType() || !reflect.DeepEqual(got, r) {
 			t.Fatalf("round trip type %d\n got %+v\nwant %+v", typ, got, r)
 		}
 	}
@@ -107,6 +109,10 @@ func TestRouteValidation(t *testing.T) {
 		{Dst: netip.MustParsePrefix("10.0.0.0/8")},
 		{Dst: netip.MustParsePrefix("10.0.0.0/8"), NexthopID: 1, LinkIndex: 2},
 		{Dst: netip.MustParsePrefix("10.0.0.0/8"), Gateway: netip.MustParseAddr("2001:db8::1")},
+		{Dst: netip.MustParsePrefix("10.0.0.0/8"), Type: TypeUnreachable, NexthopID: 1},
+		{Dst: netip.MustParsePrefix("10.0.0.0/8"), Type: TypeUnreachable, LinkIndex: 1},
+		{Type: TypeUnreachable},
+		{Dst: netip.MustParsePrefix("10.0.0.0/8"), Type: unix.RTN_LOCAL},
 	} {
 		if _, err := r.message(unix.RTM_NEWROUTE, 0); err == nil {
 			t.Errorf("%+v accepted", r)

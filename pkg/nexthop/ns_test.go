@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -340,6 +341,57 @@ func TestReplaceRoutesNamesRefusedRoute(t *testing.T) {
 		t.Fatalf("error %v does not name 10.0.2.0/24", err)
 	}
 	t.Log(err)
+}
+
+// TestUnreachableRoutes checks the fail-closed routes cgwd keeps below its
+// own: the kernel answers "no route to host" once the unicast route is gone,
+// unicast listing and deletion never touch them, and they are listed and
+// deleted by type, IPv4 and IPv6 alike.
+func TestUnreachableRoutes(t *testing.T) {
+	h := testNamespace(t)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	const metric = 4000000000
+	vpc := netip.MustParsePrefix("10.200.0.0/16")
+	fc := []Route{
+		{Dst: vpc, Type: TypeUnreachable, Protocol: RTProtBGP, Priority: metric},
+		{Dst: netip.MustParsePrefix("2001:db8:200::/48"), Type: TypeUnreachable, Protocol: RTProtBGP, Priority: metric},
+	}
+	ipn(t, "route", "add", "default", "via", gw1)
+	must(h.ReplaceRoutes(fc))
+	must(h.ReplaceRoutes(fc)) // replace: idempotent
+	nh1 := link(t, h, "nh1")
+	must(h.ReplaceRoutes([]Route{{Dst: vpc, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1, Protocol: RTProtBGP}}))
+	if out := ipn(t, "route", "get", "10.200.0.10"); !strings.Contains(out, "dev nh1") {
+		t.Fatalf("the unicast route does not win: %s", out)
+	}
+	if rs, err := h.ListRoutes(0, RTProtBGP); err != nil || len(rs) != 1 || rs[0].Type != 0 {
+		t.Fatalf("ListRoutes = %+v, %v; want the unicast route only", rs, err)
+	}
+	got, err := h.ListRoutesOfType(0, RTProtBGP, TypeUnreachable)
+	must(err)
+	if !reflect.DeepEqual(got, []Route{{Dst: vpc, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP, Priority: metric},
+		{Dst: fc[1].Dst, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP, Priority: metric}}) {
+		t.Fatalf("ListRoutesOfType = %+v", got)
+	}
+	if k, err := h.DeleteRoutesByProtocol(0, RTProtBGP); err != nil || k != 1 {
+		t.Fatalf("DeleteRoutesByProtocol = %d, %v; want the unicast route only", k, err)
+	}
+	out, err := exec.Command("ip", "-n", testNS, "route", "get", "10.200.0.10").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "No route to host") {
+		t.Fatalf("ip route get 10.200.0.10 with the unreachable route only: %v: %s", err, out)
+	}
+	must(h.DeleteRoutes(fc))
+	if out := ipn(t, "route", "get", "10.200.0.10"); !strings.Contains(out, "via "+gw1) {
+		t.Fatalf("after deleting the unreachable route: %s", out)
+	}
+	if rs, err := h.ListRoutesOfType(0, RTProtBGP, TypeUnreachable); err != nil || len(rs) != 0 {
+		t.Fatalf("left: %+v, %v", rs, err)
+	}
 }
 
 func BenchmarkInstallRoutes(b *testing.B) {

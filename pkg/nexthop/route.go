@@ -16,9 +16,18 @@ const rtaNHID = 30
 // learned by BGP (RTPROT_BGP, shown as "proto bgp" by iproute2).
 const RTProtBGP = 186
 
-// Route is an IPv4 unicast route. It points at a nexthop object
-// (NexthopID), or, where the kernel lacks nexthop objects, at Gateway
-// and/or LinkIndex directly. In routes returned by ListRoutes a nexthop
+// Route types (rtm_type) besides unicast.
+const (
+	// TypeUnreachable drops packets and tells the sender "no route to
+	// host": EHOSTUNREACH for a local socket, ICMP destination unreachable
+	// for a forwarded packet.
+	TypeUnreachable = unix.RTN_UNREACHABLE
+)
+
+// Route is a route. A unicast route (Type 0) is IPv4 and points at a nexthop
+// object (NexthopID), or, where the kernel lacks nexthop objects, at Gateway
+// and/or LinkIndex directly. An unreachable route (TypeUnreachable) has no
+// nexthop and may be IPv4 or IPv6. In routes returned by ListRoutes a nexthop
 // route may also carry the Gateway and LinkIndex the kernel resolved it to
 // (sysctl net.ipv4.nexthop_compat_mode); they are ignored when NexthopID is
 // set for deletion.
@@ -34,6 +43,15 @@ type Route struct {
 	Protocol uint8
 	// Priority is the metric; routes differing only in metric coexist.
 	Priority uint32
+	// Type is the route type (an RTN_* value); 0 means unicast.
+	Type uint8
+}
+
+func (r *Route) rtType() uint8 {
+	if r.Type == 0 {
+		return unix.RTN_UNICAST
+	}
+	return r.Type
 }
 
 func (r *Route) table() uint32 {
@@ -44,26 +62,18 @@ func (r *Route) table() uint32 {
 }
 
 func (r *Route) message(typ, flags uint16) (message, error) {
-	if !r.Dst.IsValid() || !r.Dst.Addr().Is4() {
-		return nil, fmt.Errorf("route %v: destination must be an IPv4 prefix", r.Dst)
-	}
-	if typ == unix.RTM_NEWROUTE && r.NexthopID == 0 && !r.Gateway.IsValid() && r.LinkIndex == 0 {
-		return nil, fmt.Errorf("route %v: needs a nexthop id, gateway or device", r.Dst)
-	}
-	if typ == unix.RTM_NEWROUTE && r.NexthopID != 0 && (r.Gateway.IsValid() || r.LinkIndex != 0) {
-		return nil, fmt.Errorf("route %v: nexthop id %d excludes gateway and device", r.Dst, r.NexthopID)
-	}
-	if r.Gateway.IsValid() && !r.Gateway.Is4() {
-		return nil, fmt.Errorf("route %v: gateway %v is not IPv4", r.Dst, r.Gateway)
+	family, err := r.check(typ)
+	if err != nil {
+		return nil, err
 	}
 	t := r.table()
 	hdr := unix.RtMsg{
-		Family:   unix.AF_INET,
+		Family:   family,
 		Dst_len:  uint8(r.Dst.Bits()),
 		Table:    unix.RT_TABLE_UNSPEC,
 		Protocol: r.Protocol,
 		Scope:    unix.RT_SCOPE_UNIVERSE,
-		Type:     unix.RTN_UNICAST,
+		Type:     r.rtType(),
 	}
 	if t < 256 {
 		hdr.Table = uint8(t)
@@ -73,8 +83,7 @@ func (r *Route) message(typ, flags uint16) (message, error) {
 	}
 	m := newMessage(typ, flags, structBytes(&hdr, unix.SizeofRtMsg))
 	m = m.u32(unix.RTA_TABLE, t)
-	dst := r.Dst.Masked().Addr().As4()
-	m = m.attr(unix.RTA_DST, dst[:])
+	m = m.attr(unix.RTA_DST, r.Dst.Masked().Addr().AsSlice())
 	if r.NexthopID != 0 {
 		m = m.u32(rtaNHID, r.NexthopID)
 	}
@@ -89,6 +98,37 @@ func (r *Route) message(typ, flags uint16) (message, error) {
 		m = m.u32(unix.RTA_PRIORITY, r.Priority)
 	}
 	return m, nil
+}
+
+// check validates r for a message of type typ and returns its address family.
+func (r *Route) check(typ uint16) (uint8, error) {
+	if r.rtType() == unix.RTN_UNREACHABLE {
+		switch {
+		case !r.Dst.IsValid() || r.Dst.Addr().Is4In6():
+			return 0, fmt.Errorf("route %v: destination must be an IPv4 or IPv6 prefix", r.Dst)
+		case r.NexthopID != 0 || r.Gateway.IsValid() || r.LinkIndex != 0:
+			return 0, fmt.Errorf("route %v: an unreachable route has no nexthop, gateway or device", r.Dst)
+		case r.Dst.Addr().Is6():
+			return unix.AF_INET6, nil
+		}
+		return unix.AF_INET, nil
+	}
+	if r.rtType() != unix.RTN_UNICAST {
+		return 0, fmt.Errorf("route %v: type %d is not supported", r.Dst, r.rtType())
+	}
+	if !r.Dst.IsValid() || !r.Dst.Addr().Is4() {
+		return 0, fmt.Errorf("route %v: destination must be an IPv4 prefix", r.Dst)
+	}
+	if typ == unix.RTM_NEWROUTE && r.NexthopID == 0 && !r.Gateway.IsValid() && r.LinkIndex == 0 {
+		return 0, fmt.Errorf("route %v: needs a nexthop id, gateway or device", r.Dst)
+	}
+	if typ == unix.RTM_NEWROUTE && r.NexthopID != 0 && (r.Gateway.IsValid() || r.LinkIndex != 0) {
+		return 0, fmt.Errorf("route %v: nexthop id %d excludes gateway and device", r.Dst, r.NexthopID)
+	}
+	if r.Gateway.IsValid() && !r.Gateway.Is4() {
+		return 0, fmt.Errorf("route %v: gateway %v is not IPv4", r.Dst, r.Gateway)
+	}
+	return unix.AF_INET, nil
 }
 
 // ReplaceRoutes installs routes, replacing any route with the same
@@ -126,10 +166,21 @@ func (h *Handle) routeBatch(routes []Route, typ, flags uint16, op string) error 
 // ListRoutes returns the IPv4 unicast routes of a table (0: main) installed
 // with the given protocol (0: any).
 func (h *Handle) ListRoutes(table uint32, protocol uint8) ([]Route, error) {
+	return h.listRoutes(unix.AF_INET, table, protocol, unix.RTN_UNICAST)
+}
+
+// ListRoutesOfType returns the routes of type typ (an RTN_* value, e.g.
+// TypeUnreachable) of every address family in a table (0: main) installed
+// with the given protocol (0: any).
+func (h *Handle) ListRoutesOfType(table uint32, protocol, typ uint8) ([]Route, error) {
+	return h.listRoutes(unix.AF_UNSPEC, table, protocol, typ)
+}
+
+func (h *Handle) listRoutes(family uint8, table uint32, protocol, typ uint8) ([]Route, error) {
 	if table == 0 {
 		table = unix.RT_TABLE_MAIN
 	}
-	hdr := unix.RtMsg{Family: unix.AF_INET}
+	hdr := unix.RtMsg{Family: family}
 	rs, err := h.do(newMessage(unix.RTM_GETROUTE, unix.NLM_F_DUMP, structBytes(&hdr, unix.SizeofRtMsg)))
 	if err != nil {
 		return nil, fmt.Errorf("routes: list table %d: %w", table, err)
@@ -139,11 +190,11 @@ func (h *Handle) ListRoutes(table uint32, protocol uint8) ([]Route, error) {
 		if r.typ != unix.RTM_NEWROUTE {
 			continue
 		}
-		rt, typ, err := parseRoute(r.data)
+		rt, rtyp, err := parseRoute(r.data)
 		if err != nil {
 			return nil, err
 		}
-		if typ != unix.RTN_UNICAST || rt.Table != table || (protocol != 0 && rt.Protocol != protocol) {
+		if rtyp != typ || !rt.Dst.IsValid() || rt.Table != table || (protocol != 0 && rt.Protocol != protocol) {
 			continue
 		}
 		out = append(out, rt)
@@ -177,11 +228,23 @@ func parseRoute(b []byte) (Route, uint8, error) {
 	if len(b) < unix.SizeofRtMsg {
 		return r, 0, errors.New("routes: short RTM_NEWROUTE message")
 	}
+	family := b[0]
 	dstLen := int(b[1])
 	r.Table = uint32(b[4])
 	r.Protocol = b[5]
 	typ := b[7]
-	dst := netip.IPv4Unspecified()
+	if typ != unix.RTN_UNICAST {
+		r.Type = typ
+	}
+	var dst netip.Addr
+	switch family {
+	case unix.AF_INET:
+		dst = netip.IPv4Unspecified()
+	case unix.AF_INET6:
+		dst = netip.IPv6Unspecified()
+	default:
+		return r, typ, nil // not a route of ours
+	}
 	for _, a := range attrs(b[unix.SizeofRtMsg:]) {
 		switch a.typ {
 		case unix.RTA_TABLE:
@@ -210,8 +273,11 @@ func parseRoute(b []byte) (Route, uint8, error) {
 			}
 		}
 	}
-	if !dst.Is4() {
-		return r, typ, nil // not ours: an IPv4 dump has only IPv4 routes
+	if typ != unix.RTN_UNICAST {
+		r.LinkIndex = 0 // IPv6 hangs reject routes on lo: not a nexthop
+	}
+	if (family == unix.AF_INET) != dst.Is4() {
+		return r, typ, nil // an address of the other family: not a route of ours
 	}
 	p, err := dst.Prefix(dstLen)
 	if err != nil {

@@ -31,7 +31,8 @@ trap cleanup EXIT
 now_ms() { date +%s%3N; }
 
 # count_routes PROTO: IPv4 routes of PROTO in lab-cgw's main table.
-count_routes() { ip netns exec lab-cgw ip -4 -o route show table main proto "$1" | wc -l; }
+# Unicast only: cgwd's fail-closed routes (unreachable) carry no traffic.
+count_routes() { ip netns exec lab-cgw ip -4 -o route show table main proto "$1" type unicast | wc -l; }
 
 # rss_kib PID: "VmRSS VmHWM" (now and peak resident set) in KiB.
 rss_kib() { awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {print r, h}' "/proc/$1/status"; }

@@ -30,10 +30,11 @@ type kernelRoute struct {
 	Protocol string `json:"protocol"`
 }
 
-// cgwRoutes lists lab-cgw's main-table routes of cgwd's protocol (200).
+// cgwRoutes lists lab-cgw's main-table unicast routes of cgwd's protocol
+// (200): its fail-closed routes (unreachable) are not routes to AWS.
 func cgwRoutes(t *testing.T) map[string]kernelRoute {
 	t.Helper()
-	out, err := inNS("lab-cgw", "ip", "-j", "route", "show", "proto", "200")
+	out, err := inNS("lab-cgw", "ip", "-j", "route", "show", "proto", "200", "type", "unicast")
 	if err != nil {
 		t.Fatalf("ip route: %v\n%s", err, out)
 	}

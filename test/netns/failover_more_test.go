@@ -66,7 +66,7 @@ func fmRouteDevs(t *testing.T) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
 	for dst, r := range cgwRoutes(t) {
-		line, err := inNS("lab-cgw", "ip", "route", "show", "exact", dst, "proto", "200")
+		line, err := inNS("lab-cgw", "ip", "route", "show", "exact", dst, "proto", "200", "type", "unicast")
 		if err != nil {
 			t.Fatalf("ip route show %s: %v\n%s", dst, err, line)
 		}

@@ -66,7 +66,14 @@ func dialFromNS(ns, addr string, timeout time.Duration) error {
 // lab-cgw whose text contains match.
 func nftCounter(t *testing.T, match string) int {
 	t.Helper()
-	out, err := inNS("lab-cgw", "nft", "list", "table", "inet", "cgwd")
+	return nftCounterIn(t, "lab-cgw", "cgwd", match)
+}
+
+// nftCounterIn returns the packets counted by the rule of inet table in ns
+// whose text contains match.
+func nftCounterIn(t *testing.T, ns, table, match string) int {
+	t.Helper()
+	out, err := inNS(ns, "nft", "list", "table", "inet", table)
 	if err != nil {
 		t.Fatalf("nft list table: %v\n%s", err, out)
 	}

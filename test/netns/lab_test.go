@@ -288,8 +288,9 @@ func TestWireGuardLab(t *testing.T) {
 		if _, err := os.Stat(labState + "/gobgp.sock"); err == nil {
 			t.Error("gobgp API socket left behind")
 		}
-		if rs, _ := inNS("lab-cgw", "ip", "route", "show", "proto", "200"); strings.TrimSpace(rs) != "" {
-			t.Errorf("cgwd's routes left behind:\n%s", rs)
+		// What stays on purpose: the fail-closed routes (TestFailClosedLab).
+		if routes, _, nexthops := cgwdKernel(t); routes != "" || nexthops != "" {
+			t.Errorf("cgwd's routes or nexthop objects left behind:\n%s\n%s", routes, nexthops)
 		}
 		logs, _ := os.ReadFile(labState + "/logs/cgwd.log")
 		if !strings.Contains(string(logs), "cgwd stopped") {

@@ -63,7 +63,7 @@ func TestRestartWithoutOutage(t *testing.T) {
 		if err := json.Unmarshal([]byte(out), &nhs); err != nil {
 			return err
 		}
-		routes, err := inNS("lab-cgw", "ip", "-j", "route", "show", "proto", "200")
+		routes, err := inNS("lab-cgw", "ip", "-j", "route", "show", "proto", "200", "type", "unicast")
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,69 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+)
+
+// FailClosedOn reports whether traffic for AWS prefixes is kept from the
+// default route while cgwd is stopped or no path to AWS is usable.
+func (c *Config) FailClosedOn() bool { return c.FailClosed == nil || *c.FailClosed }
+
+// AWSPrefixList returns aws_prefixes parsed; the config must have passed Validate.
+func (c *Config) AWSPrefixList() []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(c.AWSPrefixes))
+	for _, s := range c.AWSPrefixes {
+		out = append(out, netip.MustParsePrefix(s))
+	}
+	return out
+}
+
+// failClosed checks aws_prefixes: IPv4 prefixes that neither overlap the
+// on-prem prefixes nor cover an address cgwd needs outside the tunnels (a
+// tunnel endpoint or the link-local range of the inside and DX addresses):
+// cgwd makes them unreachable while no path to AWS is usable.
+func (v *validator) failClosed(c *Config) {
+	var onprem []netip.Prefix
+	for _, s := range c.Prefixes {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			onprem = append(onprem, p)
+		}
+	}
+	type endpoint struct {
+		field string
+		addr  netip.Addr
+	}
+	var endpoints []endpoint
+	for i, vpn := range c.VPN {
+		for j, t := range vpn.Tunnels {
+			f := fmt.Sprintf("vpn[%d].tunnels[%d].outside", i, j)
+			if a, err := netip.ParseAddr(t.Outside.Remote); err == nil {
+				endpoints = append(endpoints, endpoint{f + ".remote", a})
+			}
+			if a, err := netip.ParseAddr(t.Outside.Local); err == nil {
+				endpoints = append(endpoints, endpoint{f + ".local", a})
+			}
+		}
+	}
+	for i, s := range c.AWSPrefixes {
+		field := fmt.Sprintf("aws_prefixes[%d]", i)
+		p, ok := v.prefix(field, s)
+		if !ok {
+			continue
+		}
+		if p.Overlaps(linkLocal) {
+			v.add(field, "%s overlaps 169.254.0.0/16 (tunnel inside and Direct Connect addresses)", p)
+			continue
+		}
+		for j, o := range onprem {
+			if p.Overlaps(o) {
+				v.add(field, "%s overlaps prefixes[%d] %s (on-prem)", p, j, o)
+			}
+		}
+		for _, e := range endpoints {
+			if p.Contains(e.addr) {
+				v.add(field, "%s contains %s %s: the tunnel's underlay would be unreachable while the tunnels are down", p, e.field, e.addr)
+			}
+		}
+	}
+}
