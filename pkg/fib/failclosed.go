@@ -39,9 +39,12 @@ func (f *FIB) learnLocked(prefix netip.Prefix, mask uint64) {
 	}
 }
 
-// fcWanted reports whether prefix should be fail-closed. Called with f.mu held.
+// fcWanted reports whether prefix should be fail-closed. A default route
+// (a TGW may offer one) never is: below the internet's default route it
+// would refuse nothing, and taken as covering every prefix it would leave
+// them all without a fail-closed route of their own. Called with f.mu held.
 func (f *FIB) fcWanted(p netip.Prefix) bool {
-	if !f.fcOn {
+	if !f.fcOn || p.Bits() == 0 {
 		return false
 	}
 	if f.fcStatic[p] {

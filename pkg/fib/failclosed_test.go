@@ -119,6 +119,12 @@ func TestFailClosedCoversLearnedAndConfiguredPrefixes(t *testing.T) {
 	if got := k.lookupNow(vpcHost); got != "cgw-t1" {
 		t.Fatalf("10.200.0.10 goes to %s, want cgw-t1 (the real route wins)", got)
 	}
+	// A default route offered by AWS is not made unreachable, nor does it
+	// stand for the prefixes inside it.
+	f.Add(netip.MustParsePrefix("0.0.0.0/0"), "cgw-t1", t1Gw)
+	f.reconcile()
+	waitClosed(t, k, "10.200.0.0/16", "10.201.0.0/16")
+	f.Remove(netip.MustParsePrefix("0.0.0.0/0"), "cgw-t1")
 	// A prefix inside a fail-closed one needs no route of its own.
 	f.Add(inVPC, "cgw-t1", t1Gw)
 	waitRoute(t, k, inVPC, Route{Prefix: inVPC, Link: "cgw-t1", Gateway: t1Gw}, true)
