@@ -136,6 +136,24 @@ func TestUnitMakesWritableExactlyTheSysctlsCgwdWrites(t *testing.T) {
 	}
 }
 
+// Every sandboxed command's namespace needs the ReadWritePaths= that must
+// exist, so the root ExecStartPre that creates /run/wireguard comes first.
+func TestWireGuardDirectoryIsMadeBeforeTheSandbox(t *testing.T) {
+	b, err := os.ReadFile("cgwd.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pre []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "ExecStartPre="); ok {
+			pre = append(pre, v)
+		}
+	}
+	if len(pre) == 0 || !strings.HasPrefix(pre[0], "+") || !strings.Contains(pre[0], "/run/wireguard") {
+		t.Fatalf("the first ExecStartPre must create /run/wireguard as root (\"+\"), got %q", pre)
+	}
+}
+
 func TestSysusersDeclaresTheUnitsUser(t *testing.T) {
 	b, err := os.ReadFile("cgwd.sysusers")
 	if err != nil {
