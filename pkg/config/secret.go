@@ -78,7 +78,7 @@ func secretFileOK(fi os.FileInfo, euid int) error {
 		return fmt.Errorf("is not a regular file but %s", fileKind(fi.Mode()))
 	}
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != euid {
-		return fmt.Errorf("is owned by uid %d, but cgwd runs as uid %d; chown it to cgwd's user", st.Uid, euid)
+		return fmt.Errorf("is owned by uid %d, but this cgwd runs as uid %d; chown it to the daemon's user and run check-config as that user", st.Uid, euid)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return fmt.Errorf("mode %04o allows group/other access; chmod 600", perm)

@@ -91,7 +91,7 @@ func TestReadSecretRefusesOtherOwner(t *testing.T) {
 		if err := os.Chown(path, 65534, 65534); err != nil {
 			t.Fatal(err)
 		}
-		wantSecretErr(t, path, "is owned by uid 65534, but cgwd runs as uid 0; chown it to cgwd's user")
+		wantSecretErr(t, path, "is owned by uid 65534, but this cgwd runs as uid 0; chown it to the daemon's user and run check-config as that user")
 		return
 	}
 	fi, err := os.Stat(path)
