@@ -74,6 +74,7 @@ bench: deps build
 	flock -o /run/cgwd-lab.lock test/netns/bench-failover.sh
 	flock -o /run/cgwd-lab.lock test/netns/bench-routes.sh
 	test/netns/bench-ipsec.sh # takes the lab lock itself (its Go test part takes it too)
+	test/netns/bench-ikeflood.sh # takes the lab lock itself
 
 clean:
 	rm -rf $(BIN)

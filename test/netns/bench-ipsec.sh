@@ -21,11 +21,9 @@ cleanup() {
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
-exec 9>/run/cgwd-lab.lock
-if ! flock -w 600 9; then
-	echo "bench-ipsec.sh: /run/cgwd-lab.lock still held after 10 minutes (run the script itself, not under flock)" >&2
-	exit 1
-fi
+log() { printf 'bench-ipsec: %s\n' "$*" >&2; }
+. "$HERE/lib.sh"
+take_lab_lock bench-ipsec.sh
 
 iperf() { # iperf NS_SERVER NS_CLIENT DST: prints receiver Mbit/s
 	ip netns exec "$1" iperf3 -s -1 >/dev/null 2>&1 &

@@ -38,3 +38,13 @@ kill_pidfile() {
 	fi
 	rm -f "$f"
 }
+
+# take_lab_lock SCRIPT: hold /run/cgwd-lab.lock on descriptor 9 for the rest
+# of the calling script (for scripts run outside `flock`); waits at most 10 minutes.
+take_lab_lock() {
+	exec 9>/run/cgwd-lab.lock
+	if ! flock -w 600 9; then
+		echo "$1: /run/cgwd-lab.lock still held after 10 minutes (run the script itself, not under flock)" >&2
+		exit 1
+	fi
+}
