@@ -131,13 +131,11 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 	}
 	tc := diffTunnels(old, newCfg)
 	// Build every added or changed tunnel first, so a bad key file changes nothing.
-	built := map[string]tunnel.Tunnel{}
-	for _, c := range append(append([]tunnelConf(nil), tc.added...), tc.changed...) {
-		t, err := newTunnel(c.cfg, d.log.With("vpn", c.vpn))
-		if err != nil {
-			return fmt.Errorf("reload: %w", err)
-		}
-		built[c.cfg.Name] = t
+	built, err := buildTunnels(append(append([]tunnelConf(nil), tc.added...), tc.changed...), func(c tunnelConf) (tunnel.Tunnel, error) {
+		return newTunnel(c.cfg, d.log.With("vpn", c.vpn))
+	})
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
 	}
 
 	var errs []error
@@ -253,6 +251,23 @@ func (d *Daemon) reloadFirewall(old, cur *config.Config) error {
 type tunnelConf struct {
 	vpn string
 	cfg *config.Tunnel
+}
+
+// buildTunnels makes a tunnel for each of confs. If one fails, those already
+// made are closed, which wipes the keys they hold, and the error returned.
+func buildTunnels(confs []tunnelConf, build func(tunnelConf) (tunnel.Tunnel, error)) (map[string]tunnel.Tunnel, error) {
+	built := map[string]tunnel.Tunnel{}
+	for _, c := range confs {
+		t, err := build(c)
+		if err != nil {
+			for _, b := range built {
+				b.Close()
+			}
+			return nil, err
+		}
+		built[c.cfg.Name] = t
+	}
+	return built, nil
 }
 
 // tunnelChanges is what a reload does to the tunnels, matched by name.

@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
 func loadExample(t *testing.T) *config.Config {
@@ -96,5 +98,33 @@ func TestRoutingConfigCarriesFailClosed(t *testing.T) {
 	c.FailClosed = &off
 	if _, fc, _, _ = routingConfig(c, slog.Default()); fc.FailClosed {
 		t.Error("fail_closed: false not passed on")
+	}
+}
+
+// closeCounter is a tunnel that only counts Close calls.
+type closeCounter struct {
+	tunnel.Tunnel
+	closed int
+}
+
+func (c *closeCounter) Close() error { c.closed++; return nil }
+
+// A reload whose second tunnel cannot be built (say, a bad key file) closes
+// the first, which wipes its keys, instead of dropping it with them.
+func TestBuildTunnelsClosesWhatItBuiltOnError(t *testing.T) {
+	confs := []tunnelConf{{cfg: &config.Tunnel{Name: "cgw-t1"}}, {cfg: &config.Tunnel{Name: "cgw-t2"}}}
+	first := &closeCounter{}
+	_, err := buildTunnels(confs, func(c tunnelConf) (tunnel.Tunnel, error) {
+		if c.cfg.Name == "cgw-t2" {
+			return nil, errors.New("tunnel cgw-t2: private_key_file: missing")
+		}
+		return first, nil
+	})
+	if err == nil || first.closed != 1 {
+		t.Fatalf("err %v, first tunnel closed %d times, want an error and 1", err, first.closed)
+	}
+	built, err := buildTunnels(confs[:1], func(tunnelConf) (tunnel.Tunnel, error) { return first, nil })
+	if err != nil || len(built) != 1 || first.closed != 1 {
+		t.Fatalf("success: built %v, err %v, closed %d", built, err, first.closed)
 	}
 }
