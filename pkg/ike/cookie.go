@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"hash"
 	"net/netip"
 	"time"
 )
@@ -23,6 +24,11 @@ type cookieJar struct {
 	ver       uint8 // version byte of cur; prev's is ver-1
 	hasPrev   bool
 	rotated   time.Time
+	// macCur and macPrev are HMACs keyed with cur and prev, reused so that
+	// answering a flood allocates nothing; out holds the last cookie made
+	// and want the one checked against. Not safe for concurrent use.
+	macCur, macPrev hash.Hash
+	out, want       [17]byte
 }
 
 func newCookieJar(now time.Time) (*cookieJar, error) {
@@ -30,6 +36,7 @@ func newCookieJar(now time.Time) (*cookieJar, error) {
 	if _, err := rand.Read(j.cur[:]); err != nil {
 		return nil, fmt.Errorf("cookie secret: %w", err)
 	}
+	j.macCur = hmac.New(sha256.New, j.cur[:])
 	return j, nil
 }
 
@@ -45,22 +52,36 @@ func (j *cookieJar) rotate(now time.Time) {
 	}
 	// After more than one idle period the old secret is too old to keep.
 	j.prev, j.cur, j.hasPrev = j.cur, next, age < 2*cookieRotate
+	j.macPrev, j.macCur = j.macCur, hmac.New(sha256.New, j.cur[:])
 	j.ver++
 	j.rotated = now
 }
 
-func cookieMAC(secret *[32]byte, ver uint8, ni []byte, peer netip.Addr, spiI uint64) []byte {
-	mac := hmac.New(sha256.New, secret[:])
+// cookieMAC writes the cookie of version ver made with mac into out.
+func cookieMAC(out *[17]byte, mac hash.Hash, ver uint8, ni []byte, peer netip.Addr, spiI uint64) {
+	mac.Reset()
 	mac.Write(ni)
-	mac.Write(peer.AsSlice())
-	mac.Write(binary.BigEndian.AppendUint64(nil, spiI))
-	return append([]byte{ver}, mac.Sum(nil)[:16]...)
+	a16 := peer.As16()
+	if peer.Is4() {
+		mac.Write(a16[12:])
+	} else {
+		mac.Write(a16[:])
+	}
+	var spi [8]byte
+	binary.BigEndian.PutUint64(spi[:], spiI)
+	mac.Write(spi[:])
+	var sum [sha256.Size]byte
+	mac.Sum(sum[:0])
+	out[0] = ver
+	copy(out[1:], sum[:16])
 }
 
 // make is the cookie for an IKE_SA_INIT from peer with nonce ni and SPIi.
+// It is valid until the next call.
 func (j *cookieJar) make(now time.Time, ni []byte, peer netip.Addr, spiI uint64) []byte {
 	j.rotate(now)
-	return cookieMAC(&j.cur, j.ver, ni, peer, spiI)
+	cookieMAC(&j.out, j.macCur, j.ver, ni, peer, spiI)
+	return j.out[:]
 }
 
 // valid reports whether c is a cookie this jar made, with the current or
@@ -72,9 +93,11 @@ func (j *cookieJar) valid(now time.Time, c, ni []byte, peer netip.Addr, spiI uin
 	}
 	switch {
 	case c[0] == j.ver:
-		return hmac.Equal(c, cookieMAC(&j.cur, j.ver, ni, peer, spiI))
+		cookieMAC(&j.want, j.macCur, j.ver, ni, peer, spiI)
 	case j.hasPrev && c[0] == j.ver-1:
-		return hmac.Equal(c, cookieMAC(&j.prev, j.ver-1, ni, peer, spiI))
+		cookieMAC(&j.want, j.macPrev, j.ver-1, ni, peer, spiI)
+	default:
+		return false
 	}
-	return false
+	return hmac.Equal(c, j.want[:])
 }

@@ -74,6 +74,22 @@ func (s *Session) expireHalfOpen(now time.Time) {
 	}
 }
 
+// sendCookie answers an IKE_SA_INIT request with N(COOKIE) alone. It is
+// encoded by hand into a reused buffer: under a flood this is the answer
+// to every request, and it must make no garbage.
+func (s *Session) sendCookie(req Header, cookie []byte, natt bool) {
+	const nLen = 8 // generic payload header, protocol, SPI size, type
+	b := appendHeader(s.scratch[:0], Header{SPIi: req.SPIi, Exchange: IKESAInit, Flags: FlagResponse},
+		PayloadN, headerLen+nLen+len(cookie))
+	b = append(b, byte(PayloadNone), 0)
+	b = binary.BigEndian.AppendUint16(b, uint16(nLen+len(cookie)))
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint16(b, NCookie)
+	b = append(b, cookie...)
+	s.scratch = b
+	s.tr.SendIKE(b, natt)
+}
+
 // handleInitRequest answers a peer's IKE_SA_INIT. Nothing is allocated,
 // stored or computed for it before the cheap checks pass: a pre-parse of
 // the fixed fields, the retransmission and table checks, and the COOKIE
@@ -111,7 +127,7 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 				"half_open", len(s.halves))
 			s.loadLogged = true
 		}
-		refuse(&Notify{NotifyType: NCookie, Data: s.cookies.make(now, pk.nonce, s.cfg.Remote, h.SPIi)})
+		s.sendCookie(h, s.cookies.make(now, pk.nonce, s.cfg.Remote, h.SPIi), p.natt)
 		return
 	}
 	if len(s.halves) >= s.cfg.HalfOpenLimit || halfOpenTotal.Load() >= MaxHalfOpenTotal {
@@ -160,7 +176,7 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		return
 	}
 	sa := &ikeSA{spiI: h.SPIi, spiR: randSPI(), state: stRespInit, group: st.dh, dh: dh, ni: ni.Data, nr: nonce(),
-		initReq: p.b, lastRecv: now}
+		initReq: bytes.Clone(p.b), lastRecv: now}
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.log.Error("key derivation failed", "err", err)
 		return

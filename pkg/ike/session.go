@@ -63,7 +63,8 @@ type Config struct {
 }
 
 // Transport sends IKE messages to the peer: natt messages from port 4500
-// to the peer's 4500 behind the non-ESP marker, others on port 500.
+// to the peer's 4500 behind the non-ESP marker, others on port 500. It must
+// not keep msg after it returns.
 type Transport interface {
 	SendIKE(msg []byte, natt bool) error
 }
@@ -164,7 +165,8 @@ type Session struct {
 
 	ctl chan func() // functions to run on the Run goroutine (tests)
 
-	drops dropCounters
+	drops   dropCounters
+	scratch []byte // reused to encode COOKIE answers
 
 	cookies      *cookieJar
 	initArrivals []time.Time // IKE_SA_INIT requests of the last second
@@ -174,6 +176,21 @@ type Session struct {
 type packet struct {
 	b    []byte
 	natt bool
+	buf  *[]byte // b's pooled buffer, returned once the packet is handled
+}
+
+// pktPool holds receive buffers for IKE messages up to pktPoolSize bytes,
+// so that a flood of IKE_SA_INITs answered with COOKIEs makes no garbage.
+// Nothing keeps a packet's bytes after handle: what must stay is copied.
+var pktPool = sync.Pool{New: func() any { b := make([]byte, 0, pktPoolSize); return &b }}
+
+const pktPoolSize = 2048
+
+func (p packet) release() {
+	if p.buf != nil {
+		*p.buf = (*p.buf)[:0]
+		pktPool.Put(p.buf)
+	}
 }
 
 type child struct {
@@ -333,10 +350,19 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 // on port 4500, marker removed). It never blocks; when the session is
 // busy the message is dropped and the peer retransmits.
 func (s *Session) Deliver(b []byte, natt bool) {
+	p := packet{natt: natt}
+	if len(b) <= pktPoolSize {
+		p.buf = pktPool.Get().(*[]byte)
+		*p.buf = append((*p.buf)[:0], b...)
+		p.b = *p.buf
+	} else {
+		p.b = bytes.Clone(b)
+	}
 	select {
-	case s.in <- packet{append([]byte(nil), b...), natt}:
+	case s.in <- p:
 	default:
 		s.drops.add(DropRate)
+		p.release()
 	}
 }
 
@@ -388,6 +414,7 @@ func (s *Session) Run(ctx context.Context) {
 			return
 		case p := <-s.in:
 			s.handle(p)
+			p.release()
 		case now := <-tick.C:
 			s.tick(now)
 		case f := <-s.ctl:
@@ -672,10 +699,11 @@ func (s *Session) handle(p packet) {
 		return
 	}
 	// A request from the peer.
+	reqHash := sha256.Sum256(p.b)
 	if h.MsgID+1 == sa.peerID && sa.lastResp != nil {
 		// A retransmission is the same datagram again (RFC 7296 2.1);
 		// anything else with that message ID gets no answer.
-		if sha256.Sum256(p.b) != sa.lastReqHash {
+		if reqHash != sa.lastReqHash {
 			s.drop(DropRetransmitMismatch, h)
 			return
 		}
@@ -694,16 +722,16 @@ func (s *Session) handle(p packet) {
 		var ec errCritical
 		switch {
 		case errors.As(err, &ec):
-			sa.lastReqHash = sha256.Sum256(p.b)
+			sa.lastReqHash = reqHash
 			s.respond(sa, h, []Payload{&Notify{NotifyType: NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
 		case errors.Is(err, errInvalidSyntax):
-			sa.lastReqHash = sha256.Sum256(p.b)
+			sa.lastReqHash = reqHash
 			s.respond(sa, h, []Payload{&Notify{NotifyType: NInvalidSyntax}}, true, p.natt)
 		}
 		return
 	}
 	sa.lastRecv = time.Now()
-	sa.lastReqHash = sha256.Sum256(p.b)
+	sa.lastReqHash = reqHash
 	if p.natt {
 		sa.natt = true
 	}
@@ -906,7 +934,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 	}
 	sa.req, sa.initErr, sa.tries = nil, nil, nil
 	sa.group, sa.dh, sa.ni, sa.initReq = try.group, try.dh, try.ni, try.req
-	sa.spiR, sa.nr, sa.initResp = h.SPIr, nr.Data, p.b
+	sa.spiR, sa.nr, sa.initResp = h.SPIr, nr.Data, bytes.Clone(p.b)
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.fail("key derivation failed", "err", err)
 		s.sa = nil

@@ -31,7 +31,7 @@ func (l *link) SendIKE(b []byte, natt bool) error {
 	p, drop := l.peer, l.drop
 	h, _ := ParseHeader(b)
 	if l.hold && !drop && (l.only == nil || l.only(h)) {
-		l.held = append(l.held, packet{append([]byte(nil), b...), natt})
+		l.held = append(l.held, packet{b: append([]byte(nil), b...), natt: natt})
 		l.mu.Unlock()
 		return nil
 	}
@@ -271,7 +271,7 @@ func TestCookieBindsNonceAndSPI(t *testing.T) {
 	base := time.Unix(1000, 0)
 	s.cookies.rotated = base
 	peer := s.cfg.Remote
-	c := s.cookies.make(base, []byte("nonce-1"), peer, 1)
+	c := bytes.Clone(s.cookies.make(base, []byte("nonce-1"), peer, 1)) // make's result lasts until the next call
 	if !bytes.Equal(c, s.cookies.make(base, []byte("nonce-1"), peer, 1)) {
 		t.Fatal("cookie not deterministic for the same request")
 	}

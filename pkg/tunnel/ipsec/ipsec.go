@@ -195,11 +195,19 @@ func (t *Tunnel) SendIKE(msg []byte, natt bool) error {
 		_, err := ikeConn.Write(msg)
 		return err
 	}
-	b := make([]byte, 4+len(msg)) // non-ESP marker, then the message
-	copy(b[4:], msg)
+	// The non-ESP marker, then the message, in a pooled buffer: a flood of
+	// IKE_SA_INITs is answered with as many COOKIEs.
+	bp := sendPool.Get().(*[]byte)
+	b := append(append((*bp)[:0], 0, 0, 0, 0), msg...)
 	_, err := nattConn.Write(b)
+	if cap(b) <= 2048 {
+		*bp = b[:0]
+		sendPool.Put(bp)
+	}
 	return err
 }
+
+var sendPool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
 // readIKE passes IKE messages from port 500 to the session.
 func (t *Tunnel) readIKE(c *net.UDPConn) {
