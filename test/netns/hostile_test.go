@@ -509,7 +509,7 @@ func TestHostilePeerLab(t *testing.T) {
 		w.sameSAs("cgw-t2")
 		w.dropped(false, float64(r.Sent)/2, "cookie", "rate", "half_open")
 		if grew >= rssBudget && !t.Failed() {
-			// Measured on main at 3836da6+: +31-39 MiB. A heap profile after
+			// Measured on main from 3836da6 on: +25-33 MiB. A heap profile after
 			// the flood (gc=1) shows the live heap unchanged (44 MB, mostly
 			// the ESP pipelines' preallocated arenas, not yet resident): the
 			// growth is the garbage collector's headroom filling up with
