@@ -146,6 +146,8 @@ func (f *FIB) applyFailClosed(ps []netip.Prefix, del bool) {
 // forgets the learned prefixes AWS withdrew while every path that offered
 // them stayed usable, and marks the whole set for a sync.
 func (f *FIB) reconcileFailClosed(now time.Time) {
+	f.kmu.Lock() // no sync in flight: the listing is what the kernel has
+	defer f.kmu.Unlock()
 	inKernel, err := f.kernel.FailClosed()
 	if err != nil {
 		f.Counters.Errors.Add(1)
