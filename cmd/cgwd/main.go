@@ -387,7 +387,7 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 		}
 		tw.Flush()
 	}
-	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d\n", st.RoutesProgrammed, st.RouteErrors)
+	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d; fail-closed routes: %d\n", st.RoutesProgrammed, st.RouteErrors, st.FailClosedRoutes)
 }
 
 // printIPsec shows the SAs of ipsec tunnels: SPIs, suites, age, rekey due.

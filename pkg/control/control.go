@@ -33,6 +33,9 @@ type Status struct {
 	// RoutesProgrammed and RouteErrors count kernel route operations.
 	RoutesProgrammed uint64 `json:"routes_programmed"`
 	RouteErrors      uint64 `json:"route_errors"`
+	// FailClosedRoutes is how many unreachable routes cgwd keeps for AWS
+	// prefixes (fail closed).
+	FailClosedRoutes int `json:"fail_closed_routes"`
 }
 
 // PeerStatus is a BGP session and how many of its routes are in the kernel.

@@ -207,6 +207,7 @@ func (d *Daemon) Status() control.Status {
 		st.Paths = d.paths.Status()
 		st.RoutesProgrammed = d.fib.Counters.Programmed.Load()
 		st.RouteErrors = d.fib.Counters.Errors.Load()
+		st.FailClosedRoutes = len(d.fib.FailClosed())
 	}
 	return st
 }

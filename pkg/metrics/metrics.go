@@ -39,6 +39,7 @@ var (
 	descBGPInstalled  = prometheus.NewDesc("cgwd_bgp_prefixes_installed", "Kernel routes cgwd installed over this peer's path.", peerLabels, nil)
 	descRoutesProg    = prometheus.NewDesc("cgwd_routes_programmed_total", "Kernel route operations (add, replace, delete) that succeeded.", nil, nil)
 	descRouteErrors   = prometheus.NewDesc("cgwd_route_programming_errors_total", "Kernel route operations that failed.", nil, nil)
+	descFailClosed    = prometheus.NewDesc("cgwd_fail_closed_routes", "Unreachable routes cgwd keeps below its own for AWS prefixes (fail closed).", nil, nil)
 
 	descIKEUp = prometheus.NewDesc("cgwd_ipsec_ike_sa_up",
 		"Whether the ipsec tunnel's IKE SA is established (1) or not (0).", []string{"vpn", "tunnel"}, nil)
@@ -64,7 +65,7 @@ type collector struct {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
 		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish,
-		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descRoutesProg, descRouteErrors} {
+		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
 }
@@ -112,6 +113,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descRoutesProg, prometheus.CounterValue, float64(st.RoutesProgrammed))
 	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))
+	ch <- prometheus.MustNewConstMetric(descFailClosed, prometheus.GaugeValue, float64(st.FailClosedRoutes))
 }
 
 func b2f(b bool) float64 {

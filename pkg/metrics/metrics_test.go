@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -54,4 +55,21 @@ func TestPprofHasItsOwnLoopbackListener(t *testing.T) {
 	if _, err := ListenPprof("0.0.0.0:0"); err == nil {
 		t.Error("pprof on every address accepted")
 	}
+}
+
+func TestFailClosedRoutesGauge(t *testing.T) {
+	reg := NewRegistry(func() control.Status { return control.Status{FailClosedRoutes: 3} })
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "cgwd_fail_closed_routes" {
+			if v := mf.GetMetric()[0].GetGauge().GetValue(); v != 3 {
+				t.Fatalf("cgwd_fail_closed_routes = %v, want 3", v)
+			}
+			return
+		}
+	}
+	t.Fatal("no cgwd_fail_closed_routes")
 }

@@ -202,6 +202,14 @@ func TestFailClosedLab(t *testing.T) {
 			lab(t, "wait-bgp")
 			waitDev(t, 30*time.Second, "dx0")
 		})
+		// The new run adopted them, and says so in status and metrics.
+		if n := status(t).FailClosedRoutes; n < 1 {
+			t.Errorf("status: %d fail-closed routes after the restart", n)
+		}
+		body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
+		if v, ok := metricValue(body, "cgwd_fail_closed_routes "); err != nil || !ok || v < 1 {
+			t.Errorf("cgwd_fail_closed_routes = %v (found %v, %v)", v, ok, err)
+		}
 	})
 
 	t.Run("AllPathsDown", func(t *testing.T) {
