@@ -29,7 +29,9 @@ func SetCompatMode(on bool) error {
 	if on {
 		v = "1\n"
 	}
-	if err := os.WriteFile(compatModePath, []byte(v), 0o644); err != nil {
+	// The path is spelled out here so that deploy/systemd's test finds this
+	// write and checks the unit leaves the sysctl writable.
+	if err := os.WriteFile("/proc/sys/net/ipv4/nexthop_compat_mode", []byte(v), 0o644); err != nil {
 		return fmt.Errorf("nexthop: set compat mode %q: %w", strings.TrimSpace(v), err)
 	}
 	return nil
