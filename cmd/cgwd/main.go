@@ -135,16 +135,25 @@ func configFlag(fs *flag.FlagSet) func(pos []string) (string, bool) {
 	}
 }
 
-func cmdRun(args []string, stderr io.Writer) int {
-	fs := newFlagSet("run", stderr)
+// parseConfigArgs adds -c to fs, parses args and returns the config file:
+// -c FILE or the one argument.
+func parseConfigArgs(fs *flag.FlagSet, args []string) (path string, code int, ok bool) {
 	configPath := configFlag(fs)
 	pos, code, ok := parseArgs(fs, args, 1)
 	if !ok {
-		return code
+		return "", code, false
 	}
-	p, ok := configPath(pos)
+	if path, ok = configPath(pos); !ok {
+		return "", exitUsage, false
+	}
+	return path, exitOK, true
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := newFlagSet("run", stderr)
+	p, code, ok := parseConfigArgs(fs, args)
 	if !ok {
-		return exitUsage
+		return code
 	}
 	path := &p
 	cfg, err := config.Load(*path)
@@ -226,15 +235,10 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
-	configPath := configFlag(fs)
 	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
-	pos, code, ok := parseArgs(fs, args, 1)
+	p, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
-	}
-	p, ok := configPath(pos)
-	if !ok {
-		return exitUsage
 	}
 	path := &p
 	load := config.Load
@@ -267,14 +271,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 // the config, so it works with missing secret files.
 func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cleanup", stderr)
-	configPath := configFlag(fs)
-	pos, code, ok := parseArgs(fs, args, 1)
+	p, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
-	}
-	p, ok := configPath(pos)
-	if !ok {
-		return exitUsage
 	}
 	path := &p
 	cfg, err := config.ParseFile(*path)
