@@ -94,6 +94,9 @@ type Manager struct {
 	mu     sync.Mutex // guards paths, order, cfg.HoldDown and the pathState fields
 	paths  map[string]*pathState
 	order  []string
+	// selected is set once a path first carries traffic after start; that
+	// first selection is not a failover.
+	selected bool
 
 	failovers *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -142,7 +145,53 @@ func New(cfg Config) *Manager {
 		m.paths[p.Name] = &pathState{cfg: p, healthy: p.BFD == nil && p.Probe == nil}
 		m.order = append(m.order, p.Name)
 	}
+	m.zeroFailovers()
 	return m
+}
+
+// zeroFailovers creates at 0 the failover series that the configuration
+// lets us know in advance, so that increase() sees their first change: for
+// every ordered pair of configured paths (and "none" as target), the causes
+// by which the first can go down (bgp-down, and bfd-Down or probe-down for
+// its check), and for every pair the causes by which the second can come up
+// (bgp-up, bfd-Up or probe-up, and recovered after a hold-down). Active sets
+// of several paths ("a+b") and rarer causes (bfd-Init, bfd-AdminDown) appear
+// when they first happen. Called with m.mu held or before Start.
+func (m *Manager) zeroFailovers() {
+	for _, from := range append([]string{"none"}, m.order...) {
+		for _, to := range append([]string{"none"}, m.order...) {
+			if from == to {
+				continue
+			}
+			var reasons []string
+			if p := m.paths[from]; p != nil {
+				reasons = append(reasons, checkReasons(p.cfg, false)...)
+			}
+			if p := m.paths[to]; p != nil {
+				reasons = append(reasons, checkReasons(p.cfg, true)...)
+				if m.cfg.HoldDown > 0 {
+					reasons = append(reasons, "recovered")
+				}
+			}
+			for _, r := range reasons {
+				m.failovers.WithLabelValues(from, to, r)
+			}
+		}
+	}
+}
+
+// checkReasons lists the causes a path's checks report when it goes up or down.
+func checkReasons(c PathConfig, up bool) []string {
+	out := []string{reason("bgp", up)}
+	switch {
+	case c.BFD != nil && up:
+		out = append(out, "bfd-"+bfd.StateUp.String())
+	case c.BFD != nil:
+		out = append(out, "bfd-"+bfd.StateDown.String())
+	case c.Probe != nil:
+		out = append(out, reason("probe", up))
+	}
+	return out
 }
 
 // Collectors are the manager's metrics, for registration.
@@ -366,7 +415,13 @@ func (m *Manager) program(ctx context.Context, e event, usable bool) {
 	}
 	m.log.Log(ctx, level, "path usable changed", "path", e.path, "usable", usable, "cause", e.reason,
 		"active_before", before, "active_after", after, "detection_to_kernel", took)
-	if before != after {
+	m.mu.Lock()
+	first := !m.selected && before == "none"
+	m.selected = m.selected || after != "none"
+	m.mu.Unlock()
+	// The first path to carry traffic after start is a selection, not a
+	// failover; a later recovery from "none" (every path was down) counts.
+	if before != after && !first {
 		m.failovers.WithLabelValues(before, after, e.reason).Inc()
 	}
 	m.updateActive()

@@ -6,7 +6,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cgwd/cgwd/pkg/bfd"
+	"github.com/cgwd/cgwd/pkg/probe"
 )
 
 // fakeFIB records usable paths; the active path is the first usable in order.
@@ -130,4 +135,82 @@ func TestHoldDownDelaysRecoveryAndAbsorbsFlaps(t *testing.T) {
 		t.Fatal("flapping DX carries traffic during hold-down")
 	}
 	waitFor(t, "DX usable after the hold-down", func() bool { return fib.is("dx1") })
+}
+
+// failoverCount reads one failover series; ok is false if it does not exist.
+func failoverCount(t *testing.T, m *Manager, from, to, reason string) (v float64, ok bool) {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 1024)
+	m.failovers.Collect(ch)
+	close(ch)
+	for pm := range ch {
+		var d dto.Metric
+		if err := pm.Write(&d); err != nil {
+			t.Fatal(err)
+		}
+		l := map[string]string{}
+		for _, lp := range d.GetLabel() {
+			l[lp.GetName()] = lp.GetValue()
+		}
+		if l["from"] == from && l["to"] == to && l["reason"] == reason {
+			return d.GetCounter().GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func TestFailoverSeriesExistAtZeroFromStart(t *testing.T) {
+	m := New(Config{HoldDown: time.Second, Paths: []PathConfig{
+		{Name: "dx1", Kind: "dx", BFD: &bfd.Config{}},
+		{Name: "cgw-t1", Kind: "tunnel", VPN: "vpn1", Probe: &probe.Config{}},
+	}})
+	for _, s := range [][3]string{
+		{"dx1", "cgw-t1", "bfd-Down"}, {"dx1", "cgw-t1", "bgp-down"}, {"dx1", "none", "bfd-Down"},
+		{"cgw-t1", "dx1", "recovered"}, {"cgw-t1", "dx1", "bfd-Up"}, {"none", "dx1", "bgp-up"},
+		{"cgw-t1", "none", "probe-down"}, {"dx1", "cgw-t1", "probe-up"},
+	} {
+		if v, ok := failoverCount(t, m, s[0], s[1], s[2]); !ok || v != 0 {
+			t.Errorf("cgwd_failovers_total%v = %v (exists %v), want 0 before any change", s, v, ok)
+		}
+	}
+	if _, ok := failoverCount(t, m, "cgw-t1", "dx1", "probe-up"); ok {
+		t.Error("a probe reason pre-created for dx1, which has no prober")
+	}
+}
+
+func TestReloadedPathGetsFailoverSeries(t *testing.T) {
+	m, _, _ := start(t, 0)
+	if _, err := m.Reconfigure(Config{Paths: []PathConfig{
+		{Name: "dx1", Kind: "dx", ResetBGPOnDown: true},
+		{Name: "cgw-t1", Kind: "tunnel", VPN: "vpn1"},
+		{Name: "cgw-t2", Kind: "tunnel", VPN: "vpn1"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := failoverCount(t, m, "cgw-t1", "cgw-t2", "bgp-down"); !ok || v != 0 {
+		t.Errorf("series for the added path = %v (exists %v), want 0", v, ok)
+	}
+}
+
+func TestStartupSelectionIsNotAFailover(t *testing.T) {
+	m, fib, _ := start(t, 0)
+	m.BGPState("cgw-t1", true)
+	waitFor(t, "tunnel usable", func() bool { return fib.is("cgw-t1") })
+	m.BGPState("dx1", true)
+	waitFor(t, "switch to DX counted", func() bool {
+		v, _ := failoverCount(t, m, "cgw-t1", "dx1", "bgp-up")
+		return v == 1
+	})
+	if v, _ := failoverCount(t, m, "none", "cgw-t1", "bgp-up"); v != 0 {
+		t.Errorf("start-up selection counted as a failover: none -> cgw-t1 = %v", v)
+	}
+	// Every path down, then one back: an outage's end is a failover.
+	m.BGPState("dx1", false)
+	m.BGPState("cgw-t1", false)
+	waitFor(t, "all down", func() bool { return !fib.is("cgw-t1") && !fib.is("dx1") })
+	m.BGPState("cgw-t1", true)
+	waitFor(t, "recovery from none counted", func() bool {
+		v, _ := failoverCount(t, m, "none", "cgw-t1", "bgp-up")
+		return v == 1
+	})
 }

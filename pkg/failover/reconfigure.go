@@ -75,6 +75,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 		m.order = append(m.order, pc.Name)
 	}
 	m.paths = next
+	m.zeroFailovers()
 	m.mu.Unlock()
 
 	for _, p := range stop {
