@@ -415,8 +415,11 @@ func printIPsec(w io.Writer, st *control.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "%s  IKE %s  spi %s  %s  age %s  rekey in %s  (rekeys %d)\n",
 			t.Name, ip.IKEState, ip.IKESPIs, ip.IKESuite, ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
-		fmt.Fprintf(w, "%s  Child spi %s  %s  age %s  rekey in %s  (rekeys %d)  esp drops %v\n",
-			t.Name, ip.ChildSPIs, ip.ChildSuite, ago(ip.ChildEstablished), in(ip.ChildRekeyDue), ip.ChildRekeys, ip.ESPDropped)
+		fmt.Fprintf(w, "%s  Child spi %s  %s  age %s  rekey in %s  (rekeys %d)\n",
+			t.Name, ip.ChildSPIs, ip.ChildSuite, ago(ip.ChildEstablished), in(ip.ChildRekeyDue), ip.ChildRekeys)
+		if d := nonZero(ip.ESPDropped); d != "" {
+			fmt.Fprintf(w, "%s  ESP dropped: %s\n", t.Name, d)
+		}
 		if d := nonZero(ip.IKEDropped); d != "" {
 			fmt.Fprintf(w, "%s  IKE dropped unread: %s\n", t.Name, d)
 		}

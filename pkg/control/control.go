@@ -3,6 +3,7 @@
 package control
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -36,6 +37,23 @@ type Status struct {
 	// FailClosedRoutes is how many unreachable routes cgwd keeps for AWS
 	// prefixes (fail closed).
 	FailClosedRoutes int `json:"fail_closed_routes"`
+}
+
+// zeroTime is how encoding/json writes a zero time.Time.
+var zeroTime, _ = json.Marshal(time.Time{})
+
+// MarshalJSON writes the status with every zero time ("never", "not
+// holding down") as null instead of 0001-01-01T00:00:00Z, in every part
+// (tunnels, BGP, paths) at once. A string field whose whole value were that
+// exact text would become null too; none carries a date as text. Decoding
+// null into a time.Time leaves it zero, so Query round-trips.
+func (s Status) MarshalJSON() ([]byte, error) {
+	type plain Status // without this method
+	b, err := json.Marshal(plain(s))
+	if err != nil {
+		return nil, err
+	}
+	return bytes.ReplaceAll(b, zeroTime, []byte("null")), nil
 }
 
 // PeerStatus is a BGP session and how many of its routes are in the kernel.

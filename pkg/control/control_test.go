@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
 	"os"
@@ -9,6 +10,11 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/bgp"
+	"github.com/cgwd/cgwd/pkg/failover"
+	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
 func TestQueryErrorsSayWhatToDo(t *testing.T) {
@@ -24,5 +30,36 @@ func TestQueryErrorsSayWhatToDo(t *testing.T) {
 	if !strings.Contains(msg, "permission denied: run this as root") || strings.Contains(msg, "http://") ||
 		strings.Contains(msg, "is cgwd running") {
 		t.Fatalf("permission denied: %s", msg)
+	}
+}
+
+func TestStatusJSONWritesZeroTimesAsNull(t *testing.T) {
+	hs := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	st := Status{
+		Version: "test", Started: hs,
+		Tunnels: []tunnel.Status{{Name: "t1", LastHandshake: hs}, {Name: "t2"}},
+		BGP:     []PeerStatus{{PeerStatus: bgp.PeerStatus{Name: "p1"}, Installed: 3}},
+		Paths:   []failover.PathStatus{{Name: "dx1"}},
+	}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := string(b)
+	if strings.Contains(js, "0001-01-01") {
+		t.Errorf("zero time written as a date: %s", js)
+	}
+	for _, want := range []string{`"last_handshake":null`, `"last_handshake":"2026-12-01T10:00:00Z"`,
+		`"since":null`, `"hold_until":null`, `"installed":3`, `"started":"2026-12-01T10:00:00Z"`} {
+		if !strings.Contains(js, want) {
+			t.Errorf("JSON lacks %s: %s", want, js)
+		}
+	}
+	var back Status
+	if err := json.Unmarshal(b, &back); err != nil {
+		t.Fatal(err)
+	}
+	if !back.Tunnels[0].LastHandshake.Equal(hs) || !back.Tunnels[1].LastHandshake.IsZero() || back.BGP[0].Installed != 3 {
+		t.Errorf("round trip: %+v", back)
 	}
 }
