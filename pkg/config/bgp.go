@@ -83,7 +83,7 @@ func (b *BGP) applyDefaults(controlSocket string) {
 // PeerBGP holds the settings of one BGP session (a tunnel's or a DX link's).
 type PeerBGP struct {
 	// PeerASN is the AWS side's ASN (default 64512).
-	PeerASN uint32 `yaml:"peer_asn"`
+	PeerASN ASN `yaml:"peer_asn"`
 	// Keepalive and HoldTime are the session timers (AWS: VPN 10s/30s, DX 30s/90s).
 	Keepalive Duration `yaml:"keepalive"`
 	HoldTime  Duration `yaml:"hold_time"`
@@ -111,15 +111,16 @@ var (
 )
 
 // applyDefaults fills the peer's defaults; tunnelIndex is 1 or 2 for a VPN
-// tunnel (tunnel 2 prepends more, so it is the standby) and 0 for DX.
-func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int) {
-	if p.PeerASN == 0 {
+// tunnel (tunnel 2 prepends more, so it is the standby) and 0 for DX. A key
+// in given was set in the file: its 0 is kept for Validate to refuse.
+func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int, given func(key string) bool) {
+	if p.PeerASN == 0 && !given("peer_asn") {
 		p.PeerASN = DefaultAWSASN
 	}
 	if p.Keepalive == 0 {
 		p.Keepalive = Duration(t.keepalive)
 	}
-	if p.HoldTime == 0 {
+	if p.HoldTime == 0 && !given("hold_time") {
 		p.HoldTime = Duration(t.hold)
 	}
 	if p.Prepend == nil {
@@ -130,7 +131,7 @@ func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int) {
 		d := Duration(DefaultMaxPrefixRestart)
 		p.MaxPrefixesRestart = &d
 	}
-	if p.MaxPrefixes == 0 {
+	if p.MaxPrefixes == 0 && !given("max_prefixes") {
 		p.MaxPrefixes = DefaultMaxPrefixesVGW
 		if gateway == GatewayTGW {
 			p.MaxPrefixes = DefaultMaxPrefixesTGW
@@ -153,8 +154,12 @@ func (v *validator) gateway(field, g string) {
 func (v *validator) peerBGP(field string, p *PeerBGP) {
 	v.asn(field+".peer_asn", p.PeerASN)
 	hold, ka := time.Duration(p.HoldTime), time.Duration(p.Keepalive)
-	if hold != 0 && (hold < 3*time.Second || hold > 65535*time.Second) {
-		v.add(field+".hold_time", "%v must be 0 or between 3s and 65535s", hold)
+	// BGP allows hold time 0 (no keepalives), but gobgp's API replaces a 0
+	// with 90s, so cgwd refuses it rather than run with another value.
+	if hold == 0 {
+		v.add(field+".hold_time", "0s is not supported (cgwd's BGP speaker would use 90s); set 3s-65535s or leave it out for the default")
+	} else if hold < 3*time.Second || hold > 65535*time.Second {
+		v.add(field+".hold_time", "%v is outside 3s-65535s", hold)
 	}
 	if ka <= 0 || (hold != 0 && ka >= hold) {
 		v.add(field+".keepalive", "%v must be positive and shorter than hold_time %v", ka, hold)
@@ -173,7 +178,9 @@ func (v *validator) peerBGP(field string, p *PeerBGP) {
 	if p.MaxPrefixesRestart != nil && *p.MaxPrefixesRestart < 0 {
 		v.add(field+".max_prefixes_restart", "must not be negative")
 	}
-	if p.MaxPrefixes < 1 || p.MaxPrefixes > 10_000_000 {
+	if p.MaxPrefixes == 0 {
+		v.add(field+".max_prefixes", "0 would mean no limit, which cgwd does not allow; set 1-10000000 or leave it out for the default (vgw 100, tgw 5000)")
+	} else if p.MaxPrefixes < 1 || p.MaxPrefixes > 10_000_000 {
 		v.add(field+".max_prefixes", "%d is outside 1-10000000", p.MaxPrefixes)
 	}
 }

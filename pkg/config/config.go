@@ -31,7 +31,9 @@ const (
 // Config is the whole cgwd configuration.
 type Config struct {
 	// ASN is the local (customer gateway) autonomous system number.
-	ASN uint32 `yaml:"asn"`
+	ASN ASN `yaml:"asn"`
+	// asnGiven tells an explicit asn: 0 from a missing asn.
+	asnGiven bool
 	// RouterID is the BGP router ID; defaults to the first tunnel's inside address.
 	RouterID string `yaml:"router_id"`
 	// Prefixes are the on-prem prefixes advertised to AWS.
@@ -182,6 +184,10 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // Parse decodes YAML strictly and applies defaults. It does not validate.
 func Parse(data []byte) (*Config, error) {
 	var c Config
+	given, numErr := checkNumbers(data)
+	if numErr != nil {
+		return nil, fmt.Errorf("parse: %w", numErr)
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -190,11 +196,14 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, fmt.Errorf("parse: %w", err)
 	}
-	c.applyDefaults()
+	c.asnGiven = given["asn"]
+	c.applyDefaults(given)
 	return &c, nil
 }
 
-func (c *Config) applyDefaults() {
+// applyDefaults fills what was left out; given holds the paths of the keys
+// the file set, so that an explicit 0 is kept for Validate to judge.
+func (c *Config) applyDefaults(given map[string]bool) {
 	if c.ControlSocket == "" {
 		c.ControlSocket = DefaultControlSocket
 	}
@@ -223,7 +232,7 @@ func (c *Config) applyDefaults() {
 			if t.MTU == 0 {
 				t.MTU = DefaultTunnelMTU
 			}
-			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1)
+			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
 			t.BFD.applyDefaults(false)
 			t.Probe.applyDefaults(!t.BFD.On())
 			if w := t.WireGuard; w != nil {
@@ -247,7 +256,7 @@ func (c *Config) applyDefaults() {
 		if d.Gateway == "" {
 			d.Gateway = GatewayVGW
 		}
-		d.BGP.applyDefaults(dxTimers, d.Gateway, 0)
+		d.BGP.applyDefaults(dxTimers, d.Gateway, 0, keysUnder(given, fmt.Sprintf("direct_connect[%d].bgp", i)))
 		d.BFD.applyDefaults(true)
 	}
 }

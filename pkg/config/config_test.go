@@ -75,7 +75,7 @@ func TestValidateBadConfigs(t *testing.T) {
 		{"host bits", "169.254.10.0/30", "169.254.10.1/30", "vpn[0].tunnels[0].inside: 169.254.10.1/30 has host bits set (did you mean 169.254.10.0/30?)"},
 		{"overlap", "169.254.11.0/30", "169.254.10.0/30", "vpn[0].tunnels[1].inside: 169.254.10.0/30 overlaps vpn[0].tunnels[0].inside"},
 		{"bad prefix", "10.10.0.0/16", "10.10.0.0/33", `prefixes[0]: "10.10.0.0/33" is not an IPv4 prefix (e.g. 10.10.0.0/16)`},
-		{"asn zero", "asn: 65000", "asn: 0", "asn: is required (the customer gateway's ASN, e.g. 65000)"},
+		{"asn missing", "asn: 65000\n", "", "asn: is required (the customer gateway's ASN, e.g. 65000)"},
 		{"asn trans", "asn: 65000", "asn: 23456", "asn: 23456 is not a usable ASN"},
 		{"bad kind", "kind: ipsec", "kind: gre", `vpn[0].tunnels[1].kind: "gre" is not one of wireguard, ipsec`},
 		{"dup name", "name: cgw-t2", "name: cgw-t1", `vpn[0].tunnels[1].name: "cgw-t1" is already used by vpn[0].tunnels[0].name`},
@@ -95,11 +95,7 @@ func TestValidateBadConfigs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			src := strings.Replace(goodYAML, tc.from, tc.to, 1)
-			if src == goodYAML {
-				t.Fatalf("replacement %q not found", tc.from)
-			}
-			c, err := Parse([]byte(src))
+			c, err := parseEdited(t, tc.from, tc.to)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,6 +108,16 @@ func TestValidateBadConfigs(t *testing.T) {
 			t.Errorf("want problem %q, got:\n%v", tc.want, probs)
 		})
 	}
+}
+
+// parseEdited parses goodYAML with its first from replaced by to.
+func parseEdited(t *testing.T, from, to string) (*Config, error) {
+	t.Helper()
+	src := strings.Replace(goodYAML, from, to, 1)
+	if src == goodYAML {
+		t.Fatalf("replacement %q not found", from)
+	}
+	return Parse([]byte(src))
 }
 
 func TestParseRejectsUnknownFields(t *testing.T) {

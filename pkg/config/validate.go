@@ -49,7 +49,7 @@ func (v *validator) add(field, format string, args ...any) {
 // problem found, or nil. It does not touch the file system.
 func (c *Config) Validate() Problems {
 	v := &validator{}
-	if c.ASN == 0 {
+	if c.ASN == 0 && !c.asnGiven {
 		v.add("asn", "is required (the customer gateway's ASN, e.g. 65000)")
 	} else {
 		v.asn("asn", c.ASN)
@@ -97,7 +97,7 @@ func (c *Config) Validate() Problems {
 	return v.probs
 }
 
-func (v *validator) asn(field string, asn uint32) {
+func (v *validator) asn(field string, asn ASN) {
 	// 0, 23456 (AS_TRANS) and 4294967295 are not usable.
 	if asn == 0 || asn == 23456 || asn == 4294967295 {
 		v.add(field, "%d is not a usable ASN", asn)

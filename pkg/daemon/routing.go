@@ -21,7 +21,7 @@ var linkLocal = netip.MustParsePrefix("169.254.0.0/16")
 // preferred (rank 0), then each connection's tunnels in order.
 func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
 	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown)}
-	bc := bgp.Config{ASN: cfg.ASN, ListenPort: int32(cfg.BGP.ListenPort), GRPCListen: cfg.BGP.GRPCAddr()}
+	bc := bgp.Config{ASN: uint32(cfg.ASN), ListenPort: int32(cfg.BGP.ListenPort), GRPCListen: cfg.BGP.GRPCAddr()}
 	for _, p := range cfg.Prefixes {
 		pp := netip.MustParsePrefix(p)
 		bc.Prefixes = append(bc.Prefixes, pp)
@@ -94,7 +94,7 @@ func pathHealth(name, kind, vpn, link string, pc bgp.PeerConfig, c *config.BFD, 
 
 func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.PeerConfig, error) {
 	pc := bgp.PeerConfig{
-		Name: name, Address: addr, LocalAddress: local, PeerASN: c.PeerASN,
+		Name: name, Address: addr, LocalAddress: local, PeerASN: uint32(c.PeerASN),
 		Keepalive: time.Duration(c.Keepalive), HoldTime: time.Duration(c.HoldTime),
 		MaxPrefixes: c.MaxPrefixes,
 	}
