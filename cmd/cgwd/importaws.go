@@ -5,10 +5,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/cgwd/cgwd/pkg/awsimport"
+	"github.com/cgwd/cgwd/pkg/config"
 )
 
 const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [--out-dir DIR [--force]]
@@ -58,8 +58,8 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		o.LocalAddress = a
 		return nil
 	})
-	fs.Func("asn", "the customer gateway's ASN (overrides the file's)", func(s string) error {
-		n, err := strconv.ParseUint(s, 10, 32)
+	fs.Func("asn", "the customer gateway's ASN, asplain or asdot (overrides the file's)", func(s string) error {
+		n, err := config.ParseASN(s)
 		if err != nil || n == 0 {
 			return fmt.Errorf("%q is not an ASN", s)
 		}

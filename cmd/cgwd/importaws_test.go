@@ -61,6 +61,16 @@ func TestImportAWSRoundTrip(t *testing.T) {
 	}
 }
 
+func TestImportAWSAsdotASN(t *testing.T) {
+	code, out, errOut := runCLI("import-aws", testdata+"terraform-output.json", "--format", "terraform", "--asn", "1.10", "--local-address", "192.0.2.7")
+	if code != 0 || !strings.Contains(out, "asn: 65546\n") {
+		t.Fatalf("--asn 1.10: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, _, errOut := runCLI("import-aws", testdata+"terraform-output.json", "--format", "terraform", "--asn", "1.65536"); code != exitUsage || !strings.Contains(errOut, `"1.65536" is not an ASN`) {
+		t.Fatalf("--asn 1.65536: exit %d\n%s", code, errOut)
+	}
+}
+
 func TestImportAWSStdoutMissingFacts(t *testing.T) {
 	code, out, errOut := runCLI("import-aws", testdata+"terraform-plain.json", "--format", "terraform", "--psk-dir", "/etc/cgwd/aws")
 	if code != 0 {
