@@ -17,13 +17,17 @@ const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [
 FILE (or - for stdin) is the CustomerGatewayConfiguration XML of an AWS VPN
 connection (console: Download configuration, vendor "Generic"; or the JSON of
 aws ec2 describe-vpn-connections), or with --format terraform the outputs of an
-aws_vpn_connection (terraform output -json). Tunnels are ordered by AWS outside
+aws_vpn_connection (terraform output -json). FILE may be gzip-compressed; it
+may not be larger than 1 MiB, compressed or not. Tunnels are ordered by AWS outside
 address: cgw-t1 is the lower one, which need not be the console's Tunnel 1.
 
 Without --out-dir the config is printed with psk_file references and the
 pre-shared keys are not printed at all. With --out-dir, DIR/cgwd.yaml and
 DIR/cgw-t1.psk, DIR/cgw-t2.psk (mode 0600) are written; existing files are
-kept unless --force.
+kept unless --force. DIR is created if missing, but not its parent.
+
+The XML lists IKEv1 parameters; cgwd speaks IKEv2 only, so the AWS tunnels'
+"IKE versions" option must allow ikev2 (AWS's default allows both).
 
 flags:
 `
@@ -90,6 +94,9 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cgwd import-aws: %s: %v\n", file, err)
 		return exitUsage
 	}
+	if w := conn.IKEv1Notice(); w != "" {
+		fmt.Fprintf(stderr, "cgwd import-aws: warning: %s\n", w)
+	}
 	fmt.Fprintf(stderr, "cgwd import-aws: tunnels ordered by AWS outside address: cgw-t1 -> %s, cgw-t2 -> %s\n",
 		conn.Tunnels[0].AWSOutside, conn.Tunnels[1].AWSOutside)
 
@@ -123,7 +130,8 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// readInput reads FILE or stdin, at most one byte more than the importer accepts.
+// readInput reads FILE or stdin through awsimport.ReadInput (size limit,
+// gzip, empty input); errors name the file.
 func readInput(name string) ([]byte, error) {
 	var r io.Reader = os.Stdin
 	if name != "-" {
@@ -134,9 +142,12 @@ func readInput(name string) ([]byte, error) {
 		defer f.Close()
 		r = f
 	}
-	data, err := io.ReadAll(io.LimitReader(r, awsimport.MaxInputSize+1))
+	data, err := awsimport.ReadInput(r)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		if name == "-" {
+			name = "stdin"
+		}
+		return nil, fmt.Errorf("%s %w", name, err)
 	}
 	return data, nil
 }

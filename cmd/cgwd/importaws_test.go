@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +119,73 @@ func TestImportAWSErrors(t *testing.T) {
 			t.Errorf("%v: printed %q", tc.args, out)
 		}
 		noPSK(t, "stderr", errOut)
+	}
+}
+
+func TestImportAWSInputShapes(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, data []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	xml, err := os.ReadFile(testdata + "vgw.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = zw.Write(xml)
+	_ = zw.Close()
+	gzPath := write("vgw.xml.gz", zb.Bytes())
+
+	// gzip is decompressed; the XML's IKEv1 parameters give a warning, not an error.
+	code, out, errOut := runCLI("import-aws", gzPath, "--prefix", "10.10.0.0/16")
+	if code != 0 || !strings.Contains(out, "vpn:") {
+		t.Errorf("gzip: exit %d\n%s", code, errOut)
+	}
+	if !strings.Contains(errOut, "warning: the XML's ike parameters (mode main) describe IKEv1, but cgwd speaks IKEv2 only") ||
+		!strings.Contains(errOut, `allow ikev2 under "IKE versions"`) {
+		t.Errorf("no IKEv1 warning:\n%s", errOut)
+	}
+	noPSK(t, "stdout", out)
+	noPSK(t, "stderr", errOut)
+	if _, _, errOut := runCLI("import-aws", testdata+"terraform-output.json", "--asn", "65001"); strings.Contains(errOut, "IKEv1") {
+		t.Errorf("IKEv1 warning for terraform input:\n%s", errOut)
+	}
+
+	empty := write("empty.xml", nil)
+	huge := write("huge.xml", append(xml, bytes.Repeat([]byte(" "), 2<<20)...))
+	tfText := write("tf.txt", []byte("tunnel1_address = \"203.0.113.200\"\ntunnel1_preshared_key = <sensitive>\n"))
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{empty}, "import-aws: " + empty + " is empty\n"},
+		{[]string{huge}, "import-aws: " + huge + " is larger than 1 MiB (1048576 bytes), the most accepted"},
+		{[]string{tfText}, "this is the text of `terraform output`"},
+		{[]string{tfText, "--format", "terraform"}, "use `terraform output -json` instead"},
+	} {
+		code, out, errOut := runCLI(append([]string{"import-aws"}, tc.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, stderr\n%s\nwant it to contain %q", tc.args, code, errOut, tc.want)
+		}
+		if out != "" {
+			t.Errorf("%v: printed %q", tc.args, out)
+		}
+	}
+}
+
+func TestImportAWSOutDirParentMissing(t *testing.T) {
+	base := t.TempDir()
+	out := filepath.Join(base, "etc-typo", "cgwd")
+	code, stdout, errOut := runCLI("import-aws", testdata+"vgw.xml", "--out-dir", out, "--prefix", "10.10.0.0/16")
+	if code != exitFailure || !strings.Contains(errOut, "its parent "+filepath.Join(base, "etc-typo")+" does not exist; create it first") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(base, "etc-typo")); !os.IsNotExist(err) {
+		t.Fatalf("parent of --out-dir was created (%v)", err)
 	}
 }

@@ -50,8 +50,27 @@ type Connection struct {
 	GatewayID string
 	// Type is the connection type, normally ipsec.1.
 	Type string
+	// Format is the input it was parsed from: FormatXML (also AWS CLI JSON)
+	// or FormatTerraform.
+	Format string
 	// Tunnels are the connection's two tunnels, sorted by AWS outside address.
 	Tunnels [2]Tunnel
+}
+
+// IKEv1Notice returns a warning for a connection parsed from the
+// CustomerGatewayConfiguration XML, whose ike elements list IKEv1 phase 1
+// parameters (mode "main" is an IKEv1 exchange; IKEv2 has no modes), while
+// cgwd speaks IKEv2 only. It returns "" for other inputs.
+func (c *Connection) IKEv1Notice() string {
+	if c.Format != FormatXML {
+		return ""
+	}
+	mode := ""
+	if m := c.Tunnels[0].IKE.Mode; m != "" {
+		mode = fmt.Sprintf(" (mode %s)", m)
+	}
+	return "the XML's ike parameters" + mode + " describe IKEv1, but cgwd speaks IKEv2 only: " +
+		"make sure both tunnels' options allow ikev2 under \"IKE versions\" (AWS allows ikev1 and ikev2 unless changed)"
 }
 
 // Tunnel is one of a connection's two tunnels.

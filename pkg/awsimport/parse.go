@@ -18,13 +18,17 @@ const (
 // `aws ec2 create-vpn-connection` prints, which carries the XML in its
 // CustomerGatewayConfiguration field. FormatAuto picks XML for a document
 // starting with '<', the AWS CLI shape for JSON with a VpnConnection(s) key,
-// and Terraform for other JSON.
+// and Terraform for other JSON. The text form of `terraform output` (lines
+// of name = value) is refused with a hint to use `terraform output -json`.
 func Parse(data []byte, format string) (*Connection, error) {
 	if len(data) > MaxInputSize {
 		return nil, fmt.Errorf("input is %d bytes; more than the %d an AWS VPN configuration can plausibly be", len(data), MaxInputSize)
 	}
 	trimmed := bytes.TrimSpace(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")))
 	isJSON := len(trimmed) > 0 && trimmed[0] == '{'
+	if format != FormatXML && isTerraformText(trimmed) {
+		return nil, fmt.Errorf("this is the text of `terraform output`, which cgwd cannot read reliably; use `terraform output -json` instead")
+	}
 	switch format {
 	case FormatAuto, "":
 		if !isJSON {

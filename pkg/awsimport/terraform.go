@@ -48,7 +48,7 @@ func ParseTerraform(data []byte) (*Connection, error) {
 	if _, ok := m["tunnel1_address"]; !ok {
 		return nil, fmt.Errorf("terraform JSON: no tunnel1_address output; want the outputs of an aws_vpn_connection (tunnel1_address, tunnel1_cgw_inside_address, ...)")
 	}
-	c := &Connection{}
+	c := &Connection{Format: FormatTerraform}
 	for _, f := range []struct {
 		dst *string
 		key string

@@ -14,7 +14,8 @@ const ConfigFile = "cgwd.yaml"
 
 // WriteDir writes dir/cgwd.yaml (rendered with PSKDir = dir) and one PSK file
 // per tunnel, mode 0600, and returns the paths written. Without force it
-// refuses, writing nothing, if any of those files exists. Each file is
+// refuses, writing nothing, if any of those files exists. It creates dir
+// if missing, but refuses when dir's parent does not exist. Each file is
 // written to a temporary file first and then moved into place, so a reader
 // never sees half a file.
 func WriteDir(dir string, c *Connection, o Options, force bool) ([]string, error) {
@@ -49,7 +50,12 @@ func WriteDir(dir string, c *Connection, o Options, force bool) ([]string, error
 			return nil, fmt.Errorf("%s already exist(s); pass --force to overwrite", strings.Join(exist, ", "))
 		}
 	}
-	if err := os.MkdirAll(abs, 0o750); err != nil {
+	// Create DIR itself if need be, but not its parents: a missing parent is
+	// more likely a typo than a wish.
+	if err := os.Mkdir(abs, 0o750); err != nil && !errors.Is(err, fs.ErrExist) {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("out dir %s: its parent %s does not exist; create it first", dir, filepath.Dir(abs))
+		}
 		return nil, fmt.Errorf("out dir: %w", err)
 	}
 	var written []string

@@ -147,6 +147,7 @@ func (x *xmlConnection) connection() (*Connection, error) {
 		CustomerGatewayID: strings.TrimSpace(x.CGWID),
 		GatewayID:         strings.TrimSpace(x.VGWID),
 		Type:              strings.TrimSpace(x.Type),
+		Format:            FormatXML,
 	}
 	if c.GatewayID == "" {
 		c.GatewayID = strings.TrimSpace(x.TGWID)
