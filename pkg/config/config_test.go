@@ -18,7 +18,7 @@ vpn:
         outside: {local: 198.51.100.2, remote: 203.0.113.10}
         inside: 169.254.10.0/30
         wireguard:
-          private_key_file: KEYFILE
+          private_key_file: /KEYFILE
           peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=
           persistent_keepalive: 25s
       - name: cgw-t2
@@ -26,7 +26,7 @@ vpn:
         outside: {local: 198.51.100.2, remote: 203.0.113.20}
         inside: 169.254.11.0/30
         ipsec:
-          psk_file: KEYFILE
+          psk_file: /KEYFILE
 direct_connect:
   - interface: dx0
     local: 169.254.255.2/30
@@ -63,6 +63,16 @@ func TestParseValidGetsDefaults(t *testing.T) {
 	}
 }
 
+func TestSecondVPNWithOwnPortsIsValid(t *testing.T) {
+	c, err := parseEdited(t, "direct_connect:", secondVPN("203.0.113.30", "listen_port: 51830", "listen_port: 51831")+"direct_connect:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Validate(); p != nil {
+		t.Fatalf("valid config rejected:\n%v", p)
+	}
+}
+
 func TestValidateBadConfigs(t *testing.T) {
 	cases := []struct {
 		name, from, to string
@@ -82,7 +92,7 @@ func TestValidateBadConfigs(t *testing.T) {
 		{"long name", "name: cgw-t2", "name: cgw-tunnel-number-2", `vpn[0].tunnels[1].name: "cgw-tunnel-number-2" is longer than 15 bytes, the Linux limit for interface names`},
 		{"bad outside", "remote: 203.0.113.20", "remote: aws.example", `vpn[0].tunnels[1].outside.remote: "aws.example" is not an IPv4 address`},
 		{"bad key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "short", "vpn[0].tunnels[0].wireguard.peer_public_key: is not a base64 32-byte key"},
-		{"missing psk", "psk_file: KEYFILE", "psk_file: ''", "vpn[0].tunnels[1].ipsec.psk_file: is required"},
+		{"missing psk", "psk_file: /KEYFILE", "psk_file: ''", "vpn[0].tunnels[1].ipsec.psk_file: is required"},
 		{"dx peer outside", "peer: 169.254.255.1", "peer: 169.254.254.1", "direct_connect[0].peer: 169.254.254.1 is not another address in 169.254.255.0/30"},
 		{"log level", "asn: 65000", "asn: 65000\nlog: {level: loud}", `log.level: "loud" is not one of debug, info, warn, error`},
 		{"metrics", "asn: 65000", "asn: 65000\nmetrics: {listen: 9477}", `metrics.listen: "9477" is not host:port or off`},
@@ -91,7 +101,16 @@ func TestValidateBadConfigs(t *testing.T) {
 		{"bad allow", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {allow: [10.200.0.0/8]}\n", "direct_connect[0].bgp.allow[0]: 10.200.0.0/8 has host bits set (did you mean 10.0.0.0/8?)"},
 		{"route protocol", "asn: 65000", "asn: 65000\nbgp: {route_protocol: 2}", "bgp.route_protocol: 2 is outside 5-255 (0-4 belong to the kernel)"},
 		{"gateway", "  - name: vpn1\n", "  - name: vpn1\n    gateway: cgw\n", `vpn[0].gateway: "cgw" is not one of vgw, tgw`},
-		{"one tunnel", "      - name: cgw-t2\n        kind: ipsec\n        outside: {local: 198.51.100.2, remote: 203.0.113.20}\n        inside: 169.254.11.0/30\n        ipsec:\n          psk_file: KEYFILE\n", "", "vpn[0].tunnels: an AWS VPN connection has exactly 2 tunnels, got 1"},
+		{"relative psk", "psk_file: /KEYFILE", "psk_file: keys/t2.psk", `vpn[0].tunnels[1].ipsec.psk_file: "keys/t2.psk" must be an absolute path`},
+		{"relative key", "private_key_file: /KEYFILE", "private_key_file: t1.key", `vpn[0].tunnels[0].wireguard.private_key_file: "t1.key" must be an absolute path`},
+		{"relative password", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {password_file: dx.pw}\n", `direct_connect[0].bgp.password_file: "dx.pw" must be an absolute path`},
+		{"same endpoint", "remote: 203.0.113.20", "remote: 203.0.113.10", "vpn[0].tunnels[1].outside.remote: 203.0.113.10 is already the endpoint of vpn[0].tunnels[0]; every tunnel goes to its own AWS endpoint"},
+		{"same endpoint across vpns", "direct_connect:", secondVPN("203.0.113.10", "", "") + "direct_connect:", "vpn[1].tunnels[0].outside.remote: 203.0.113.10 is already the endpoint of vpn[0].tunnels[0]; every tunnel goes to its own AWS endpoint"},
+		{"default wireguard ports collide", "direct_connect:", secondVPN("203.0.113.30", "", "") + "direct_connect:", "vpn[1].tunnels[0].wireguard.listen_port: 51820 is already used by vpn[0].tunnels[0] (tunnel N of every VPN connection defaults to 51820+N-1; set listen_port)"},
+		{"explicit wireguard ports collide", "direct_connect:", secondVPN("203.0.113.30", "listen_port: 51830", "listen_port: 51830") + "direct_connect:", "vpn[1].tunnels[1].wireguard.listen_port: 51830 is already used by vpn[1].tunnels[0] (tunnel N of every VPN connection defaults to 51820+N-1; set listen_port)"},
+		{"ibgp tunnel", "asn: 65000", "asn: 64512", "vpn[0].tunnels[0].bgp.peer_asn: 64512 equals asn: cgwd speaks eBGP only, the peer needs another ASN"},
+		{"ibgp dx", "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bgp: {peer_asn: 65000}\n", "direct_connect[0].bgp.peer_asn: 65000 equals asn: cgwd speaks eBGP only, the peer needs another ASN"},
+		{"one tunnel", "      - name: cgw-t2\n        kind: ipsec\n        outside: {local: 198.51.100.2, remote: 203.0.113.20}\n        inside: 169.254.11.0/30\n        ipsec:\n          psk_file: /KEYFILE\n", "", "vpn[0].tunnels: an AWS VPN connection has exactly 2 tunnels, got 1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -108,6 +127,24 @@ func TestValidateBadConfigs(t *testing.T) {
 			t.Errorf("want problem %q, got:\n%v", tc.want, probs)
 		})
 	}
+}
+
+// secondVPN is a second VPN connection of two WireGuard tunnels for
+// goodYAML, the first to remote1, with extra keys in their wireguard blocks.
+func secondVPN(remote1, wg1, wg2 string) string {
+	return `  - name: vpn2
+    tunnels:
+      - name: cgw-t3
+        kind: wireguard
+        outside: {local: 198.51.100.2, remote: ` + remote1 + `}
+        inside: 169.254.12.0/30
+        wireguard: {private_key_file: /KEYFILE, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, ` + wg1 + `}
+      - name: cgw-t4
+        kind: wireguard
+        outside: {local: 198.51.100.2, remote: 203.0.113.40}
+        inside: 169.254.13.0/30
+        wireguard: {private_key_file: /KEYFILE, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, ` + wg2 + `}
+`
 }
 
 // parseEdited parses goodYAML with its first from replaced by to.
@@ -133,12 +170,12 @@ func TestParseRejectsUnknownFields(t *testing.T) {
 func TestLoadSecretFilePermissions(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "t1.key")
-	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbA=="
+	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItYS10ZXN0ISE="
 	if err := os.WriteFile(key, []byte(secret+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "cgwd.yaml")
-	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(goodYAML, "KEYFILE", key)), 0o600); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(strings.ReplaceAll(goodYAML, "/KEYFILE", key)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	_, err := Load(cfgPath)

@@ -117,6 +117,7 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	if raw.PSKFile == "" {
 		v.add(field+".psk_file", "is required")
 	}
+	v.secretPath(field+".psk_file", raw.PSKFile)
 	c := raw.WithDefaults()
 	for i, s := range c.IKEProposals {
 		if _, err := ike.ParseProposal(s, true); err != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 func TestIPsecDefaults(t *testing.T) {
-	c := IPsec{PSKFile: "k"}.WithDefaults()
+	c := IPsec{PSKFile: "/k"}.WithDefaults()
 	if *c.Initiate != true || *c.ForceEncap != true || c.ReplayWindow != 1024 ||
 		time.Duration(c.IKELifetime) != 28800*time.Second || time.Duration(c.ChildLifetime) != 3600*time.Second ||
 		time.Duration(c.DPDDelay) != 10*time.Second || time.Duration(c.DPDTimeout) != 30*time.Second ||
@@ -26,15 +26,15 @@ func TestIPsecValidation(t *testing.T) {
 		c    IPsec
 		want string
 	}{
-		{IPsec{PSKFile: "k", IKEProposals: []string{"aes256-sha256"}}, "x.ike_proposals[0]: proposal \"aes256-sha256\": IKE needs a DH group"},
-		{IPsec{PSKFile: "k", ESPProposals: []string{"aes256gcm16-sha1"}}, "x.esp_proposals[0]"},
-		{IPsec{PSKFile: "k", ReplayWindow: 100}, "x.replay_window: 100 is not a multiple of 64"},
-		{IPsec{PSKFile: "k", ForceEncap: &f}, "x.force_encap: must be true"},
-		{IPsec{PSKFile: "k", ChildLifetime: Duration(10 * time.Second)}, "x.child_lifetime"},
-		{IPsec{PSKFile: "k", DPDTimeout: Duration(5 * time.Second)}, "x.dpd_timeout"},
-		{IPsec{PSKFile: "k", RemoteID: "aws.example"}, "x.remote_id"},
-		{IPsec{PSKFile: "k", CookieThreshold: -2}, "x.cookie_threshold: -2 is not in -1..10000"},
-		{IPsec{PSKFile: "k", HalfOpenLimit: 5000}, "x.half_open_limit: 5000 is not in 1..1024"},
+		{IPsec{PSKFile: "/k", IKEProposals: []string{"aes256-sha256"}}, "x.ike_proposals[0]: proposal \"aes256-sha256\": IKE needs a DH group"},
+		{IPsec{PSKFile: "/k", ESPProposals: []string{"aes256gcm16-sha1"}}, "x.esp_proposals[0]"},
+		{IPsec{PSKFile: "/k", ReplayWindow: 100}, "x.replay_window: 100 is not a multiple of 64"},
+		{IPsec{PSKFile: "/k", ForceEncap: &f}, "x.force_encap: must be true"},
+		{IPsec{PSKFile: "/k", ChildLifetime: Duration(10 * time.Second)}, "x.child_lifetime"},
+		{IPsec{PSKFile: "/k", DPDTimeout: Duration(5 * time.Second)}, "x.dpd_timeout"},
+		{IPsec{PSKFile: "/k", RemoteID: "aws.example"}, "x.remote_id"},
+		{IPsec{PSKFile: "/k", CookieThreshold: -2}, "x.cookie_threshold: -2 is not in -1..10000"},
+		{IPsec{PSKFile: "/k", HalfOpenLimit: 5000}, "x.half_open_limit: 5000 is not in 1..1024"},
 	}
 	for _, tc := range cases {
 		v := &validator{}
@@ -44,7 +44,7 @@ func TestIPsecValidation(t *testing.T) {
 		}
 	}
 	v := &validator{}
-	ok := IPsec{PSKFile: "k", IKEProposals: []string{"aes128-aes256-sha1-sha256-modp2048-ecp384"}}
+	ok := IPsec{PSKFile: "/k", IKEProposals: []string{"aes128-aes256-sha1-sha256-modp2048-ecp384"}}
 	v.ipsec("x", &ok)
 	if len(v.probs) != 0 {
 		t.Fatal(v.probs)

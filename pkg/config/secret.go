@@ -2,11 +2,15 @@ package config
 
 import (
 	"bytes"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
+	"unicode/utf8"
 )
 
 // MaxSecretSize caps a secret file. A PSK, a WireGuard key or a TCP MD5
@@ -89,38 +93,69 @@ func secretFileOK(fi os.FileInfo, euid int) error {
 	return nil
 }
 
+// AWS's length limits for a tunnel's pre-shared key, in characters.
+const (
+	MinPSKLen = 8
+	MaxPSKLen = 64
+)
+
 // checkSecretFiles reads every secret file of c the way the daemon will, so
-// that check-config refuses what run would refuse. The contents are cleared
-// at once and never reported.
+// that check-config refuses what run would refuse, and checks that a PSK
+// has a length AWS accepts and a WireGuard private key is a key. The
+// contents are cleared at once and never reported.
 func (c *Config) checkSecretFiles() Problems {
 	v := &validator{}
-	check := func(field, path string) {
-		if path == "" {
+	check := func(field, path string, content func([]byte) string) {
+		if path == "" || !filepath.IsAbs(path) { // Validate reports those
 			return
 		}
-		b, err := readSecret(path)
+		b, err := ReadSecret(field, path)
 		if err != nil {
-			v.add(field, "%s: %v", path, err)
+			v.probs = append(v.probs, Problem{Field: field, Msg: strings.TrimPrefix(err.Error(), field+" ")})
 			return
 		}
-		clear(b)
+		defer clear(b)
+		if content != nil {
+			if msg := content(b); msg != "" {
+				v.add(field, "%s: %s", path, msg)
+			}
+		}
 	}
 	for i, vpn := range c.VPN {
 		for j, t := range vpn.Tunnels {
 			field := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
 			if t.WireGuard != nil {
-				check(field+".wireguard.private_key_file", t.WireGuard.PrivateKeyFile)
+				check(field+".wireguard.private_key_file", t.WireGuard.PrivateKeyFile, wireGuardKeyProblem)
 			}
-			check(field+".bgp.password_file", t.BGP.PasswordFile)
+			check(field+".bgp.password_file", t.BGP.PasswordFile, nil)
 			if t.IPsec != nil {
-				check(field+".ipsec.psk_file", t.IPsec.PSKFile)
+				check(field+".ipsec.psk_file", t.IPsec.PSKFile, pskProblem)
 			}
 		}
 	}
 	for i, d := range c.DirectConnect {
-		check(fmt.Sprintf("direct_connect[%d].bgp.password_file", i), d.BGP.PasswordFile)
+		check(fmt.Sprintf("direct_connect[%d].bgp.password_file", i), d.BGP.PasswordFile, nil)
 	}
 	return v.probs
+}
+
+// pskProblem says what is wrong with a pre-shared key, without quoting it.
+func pskProblem(psk []byte) string {
+	if n := utf8.RuneCount(psk); n < MinPSKLen || n > MaxPSKLen {
+		return fmt.Sprintf("the key is %d characters long; AWS pre-shared keys are %d to %d", n, MinPSKLen, MaxPSKLen)
+	}
+	return ""
+}
+
+// wireGuardKeyProblem says what is wrong with a WireGuard private key file,
+// without quoting it.
+func wireGuardKeyProblem(b []byte) string {
+	buf := make([]byte, base64.StdEncoding.DecodedLen(len(b)))
+	defer clear(buf)
+	if n, err := base64.StdEncoding.Decode(buf, b); err != nil || n != 32 {
+		return "is not a WireGuard private key (base64 of 32 bytes, as `wg genkey` prints)"
+	}
+	return ""
 }
 
 // fileKind names the kind of a file that is not a regular file.

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 )
 
@@ -92,9 +93,55 @@ func (c *Config) Validate() Problems {
 	for i := range c.DirectConnect {
 		v.directConnect(fmt.Sprintf("direct_connect[%d]", i), &c.DirectConnect[i], names)
 	}
+	v.unique(c)
 	v.firewall(c)
 	v.failClosed(c)
 	return v.probs
+}
+
+// unique checks what must differ between tunnels and sessions: WireGuard
+// listen ports (defaults included), AWS endpoints, and each peer's ASN from
+// the gateway's own (cgwd speaks eBGP only).
+func (v *validator) unique(c *Config) {
+	ports := map[int]string{}
+	remotes := map[string]string{}
+	for i, vpn := range c.VPN {
+		for j, t := range vpn.Tunnels {
+			field := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
+			if w := t.WireGuard; w != nil && t.Kind == "wireguard" {
+				if other, dup := ports[w.ListenPort]; dup {
+					v.add(field+".wireguard.listen_port", "%d is already used by %s (tunnel N of every VPN connection defaults to %d+N-1; set listen_port)", w.ListenPort, other, DefaultWireGuardPort)
+				} else {
+					ports[w.ListenPort] = field
+				}
+			}
+			if r := t.Outside.Remote; r != "" {
+				if other, dup := remotes[r]; dup {
+					v.add(field+".outside.remote", "%s is already the endpoint of %s; every tunnel goes to its own AWS endpoint", r, other)
+				} else {
+					remotes[r] = field
+				}
+			}
+			v.ebgp(field+".bgp.peer_asn", c.ASN, t.BGP.PeerASN)
+		}
+	}
+	for i, d := range c.DirectConnect {
+		v.ebgp(fmt.Sprintf("direct_connect[%d].bgp.peer_asn", i), c.ASN, d.BGP.PeerASN)
+	}
+}
+
+func (v *validator) ebgp(field string, asn, peer ASN) {
+	if peer != 0 && peer == asn {
+		v.add(field, "%d equals asn: cgwd speaks eBGP only, the peer needs another ASN", peer)
+	}
+}
+
+// secretPath checks the path of a secret file; its content is checked by
+// checkSecretFiles.
+func (v *validator) secretPath(field, path string) {
+	if path != "" && !filepath.IsAbs(path) {
+		v.add(field, "%q must be an absolute path", path)
+	}
 }
 
 func (v *validator) asn(field string, asn ASN) {
@@ -166,6 +213,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 		v.add(field+".mtu", "%d is outside 576-9000", t.MTU)
 	}
 	v.peerBGP(field+".bgp", &t.BGP)
+	v.secretPath(field+".bgp.password_file", t.BGP.PasswordFile)
 	v.bfd(field+".bfd", &t.BFD)
 	v.probe(field+".probe", &t.Probe)
 	v.inside(field+".inside", t.Inside, insides)
@@ -230,6 +278,7 @@ func (v *validator) wireguard(field string, w *WireGuard) {
 	if w.PrivateKeyFile == "" {
 		v.add(field+".private_key_file", "is required")
 	}
+	v.secretPath(field+".private_key_file", w.PrivateKeyFile)
 	if w.PeerPublicKey == "" {
 		v.add(field+".peer_public_key", "is required")
 	} else if b, err := base64.StdEncoding.DecodeString(w.PeerPublicKey); err != nil || len(b) != 32 {
@@ -252,6 +301,7 @@ func (v *validator) directConnect(field string, d *DirectConnect, names map[stri
 	}
 	v.gateway(field+".gateway", d.Gateway)
 	v.peerBGP(field+".bgp", &d.BGP)
+	v.secretPath(field+".bgp.password_file", d.BGP.PasswordFile)
 	v.bfd(field+".bfd", &d.BFD)
 	local, err := netip.ParsePrefix(d.Local)
 	if err != nil || !local.Addr().Is4() {

@@ -19,14 +19,14 @@ vpn:
         kind: wireguard
         outside: {local: 198.51.100.2, remote: 203.0.113.10}
         inside: 169.254.10.0/30
-        wireguard: {private_key_file: k, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, listen_port: 51820}
+        wireguard: {private_key_file: /k, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, listen_port: 51820}
         bfd: {enabled: true}
       - name: cgw-t2
         kind: ipsec
         outside: {local: 198.51.100.2, remote: 203.0.113.20}
         inside: 169.254.11.0/30
         mtu: 1400
-        ipsec: {psk_file: k}
+        ipsec: {psk_file: /k}
 direct_connect:
   - interface: dx0
     local: 169.254.255.2/30
