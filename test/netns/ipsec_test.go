@@ -252,7 +252,9 @@ func TestIPsecLab(t *testing.T) {
 		defer ipsecRun(t, ipsecSh, nil, "configure", "2")
 		restartCgwd(t, "child_lifetime: 30s;ike_lifetime: 60s;rekey_margin: 15s;rekey_fuzz_percent: 0")
 		tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
-		// 100 packets/s (as fast as ping goes) on each tunnel for 48 s.
+		// 100 packets/s (as fast as ping goes) on each tunnel, 4,800 packets:
+		// 48 s or more. A count, not a deadline: ping -w alone stops at the
+		// deadline with the last request still in flight and counts it lost.
 		type result struct {
 			out string
 			err error
@@ -260,7 +262,7 @@ func TestIPsecLab(t *testing.T) {
 		res := make(chan result, 2)
 		for _, dst := range []string{"169.254.10.1", "169.254.11.1"} {
 			go func() {
-				out, err := inNS("lab-cgw", "ping", "-q", "-i", "0.01", "-w", "48", "-W", "1", dst)
+				out, err := inNS("lab-cgw", "ping", "-q", "-i", "0.01", "-c", "4800", "-w", "100", "-W", "1", dst)
 				res <- result{out, err}
 			}()
 		}
