@@ -151,14 +151,13 @@ func parseConfigArgs(fs *flag.FlagSet, args []string) (path string, code int, ok
 
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
-	p, code, ok := parseConfigArgs(fs, args)
+	path, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
 	}
-	path := &p
-	cfg, err := config.Load(*path)
+	cfg, err := config.Load(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", *path, err)
+		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", path, err)
 		return exitUsage
 	}
 	log := newLogger(cfg.Log, stderr)
@@ -171,7 +170,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	defer notifySystemd(ctx, d, log)()
-	go reloadOnHUP(ctx, *path, d, log)
+	go reloadOnHUP(ctx, path, d, log)
 	if err := d.Run(ctx); err != nil {
 		log.Error("cgwd failed", "err", err)
 		return exitFailure
@@ -236,18 +235,17 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
 	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
-	p, code, ok := parseConfigArgs(fs, args)
+	path, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
 	}
-	path := &p
 	load := config.Load
 	if *skipSecrets {
 		load = config.LoadSkipSecrets
 	}
-	cfg, err := load(*path)
+	cfg, err := load(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: invalid:\n", *path)
+		fmt.Fprintf(stderr, "%s: invalid:\n", path)
 		var probs config.Problems
 		if errors.As(err, &probs) {
 			for _, p := range probs {
@@ -259,9 +257,9 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	for _, w := range cfg.Warnings() {
-		fmt.Fprintf(stderr, "%s: warning: %s\n", *path, w)
+		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", *path)
+	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return exitOK
 }
 
@@ -271,12 +269,11 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 // the config, so it works with missing secret files.
 func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("cleanup", stderr)
-	p, code, ok := parseConfigArgs(fs, args)
+	path, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
 	}
-	path := &p
-	cfg, err := config.ParseFile(*path)
+	cfg, err := config.ParseFile(path)
 	if err != nil {
 		fmt.Fprintf(stderr, "cgwd: %v\n", err)
 		return exitUsage
@@ -288,7 +285,7 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if len(probs) > 0 {
-		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", *path, probs)
+		fmt.Fprintf(stderr, "cgwd: %s:\n%v\n", path, probs)
 		return exitUsage
 	}
 	done, err := daemon.Cleanup(context.Background(), cfg)

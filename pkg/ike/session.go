@@ -698,9 +698,15 @@ func (s *Session) handle(p packet) {
 		req.onResp(m)
 		return
 	}
-	// A request from the peer.
+	// A request from the peer: hashed only once its message ID is one we
+	// answer, so an out-of-window flood costs no hashing.
+	retransmit := h.MsgID+1 == sa.peerID && sa.lastResp != nil
+	if !retransmit && h.MsgID != sa.peerID {
+		s.drop(DropWindow, h, "want", sa.peerID)
+		return
+	}
 	reqHash := sha256.Sum256(p.b)
-	if h.MsgID+1 == sa.peerID && sa.lastResp != nil {
+	if retransmit {
 		// A retransmission is the same datagram again (RFC 7296 2.1);
 		// anything else with that message ID gets no answer.
 		if reqHash != sa.lastReqHash {
@@ -708,10 +714,6 @@ func (s *Session) handle(p packet) {
 			return
 		}
 		s.tr.SendIKE(sa.lastResp, sa.lastNatt)
-		return
-	}
-	if h.MsgID != sa.peerID {
-		s.drop(DropWindow, h, "want", sa.peerID)
 		return
 	}
 	m, err := s.open(h, p.b, sk)
