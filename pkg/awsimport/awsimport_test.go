@@ -13,6 +13,7 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/secret"
 )
 
 // The made-up PSKs of the test corpus: no output or error may contain them.
@@ -212,7 +213,7 @@ func TestRenderRoundTrip(t *testing.T) {
 		if time.Duration(tun.BGP.HoldTime) != 30*time.Second {
 			t.Errorf("tunnel %d: hold_time %v", i, time.Duration(tun.BGP.HoldTime))
 		}
-		psk, err := config.ReadSecret("psk_file", tun.IPsec.PSKFile)
+		psk, err := secret.Read("psk_file", tun.IPsec.PSKFile)
 		if err != nil || string(psk) != want.PSK.Reveal() {
 			t.Errorf("tunnel %d: PSK file %s does not hold its tunnel's key (err %v)", i, tun.IPsec.PSKFile, err)
 		}

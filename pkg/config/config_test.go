@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cgwd/cgwd/pkg/secret"
 )
 
 const goodYAML = `
@@ -170,8 +172,8 @@ func TestParseRejectsUnknownFields(t *testing.T) {
 func TestLoadSecretFilePermissions(t *testing.T) {
 	dir := t.TempDir()
 	key := filepath.Join(dir, "t1.key")
-	const secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItYS10ZXN0ISE="
-	if err := os.WriteFile(key, []byte(secret+"\n"), 0o644); err != nil {
+	const keyText = "c2VjcmV0LWtleS1tYXRlcmlhbC1mb3ItYS10ZXN0ISE="
+	if err := os.WriteFile(key, []byte(keyText+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfgPath := filepath.Join(dir, "cgwd.yaml")
@@ -183,7 +185,7 @@ func TestLoadSecretFilePermissions(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("want %q, got %v", want, err)
 	}
-	if strings.Contains(err.Error(), secret) {
+	if strings.Contains(err.Error(), keyText) {
 		t.Fatal("error leaks the secret")
 	}
 	if err := os.Chmod(key, 0o600); err != nil {
@@ -192,9 +194,9 @@ func TestLoadSecretFilePermissions(t *testing.T) {
 	if _, err := Load(cfgPath); err != nil {
 		t.Fatalf("private key file rejected: %v", err)
 	}
-	got, err := ReadSecret("private_key_file", key)
-	if err != nil || string(got) != secret {
-		t.Fatalf("ReadSecret = %q, %v", got, err)
+	got, err := secret.Read("private_key_file", key)
+	if err != nil || string(got) != keyText {
+		t.Fatalf("secret.Read = %q, %v", got, err)
 	}
 }
 

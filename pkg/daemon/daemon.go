@@ -19,6 +19,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/metrics"
+	"github.com/cgwd/cgwd/pkg/secret"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
 	"github.com/cgwd/cgwd/pkg/tunnel/wireguard"
@@ -76,7 +77,7 @@ func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
 	remoteOut, _ := netip.ParseAddr(tc.Outside.Remote)
 	switch tc.Kind {
 	case string(tunnel.KindWireGuard):
-		key, err := config.ReadSecret("private_key_file", tc.WireGuard.PrivateKeyFile)
+		key, err := secret.Read("private_key_file", tc.WireGuard.PrivateKeyFile)
 		if err != nil {
 			return nil, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/probe"
+	"github.com/cgwd/cgwd/pkg/secret"
 )
 
 // linkLocal is never accepted from AWS: it holds the tunnels' inside addresses.
@@ -112,7 +113,7 @@ func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.Pee
 		pc.Allow = append(pc.Allow, netip.MustParsePrefix(a))
 	}
 	if c.PasswordFile != "" {
-		pw, err := config.ReadSecret("bgp.password_file", c.PasswordFile)
+		pw, err := secret.Read("bgp.password_file", c.PasswordFile)
 		if err != nil {
 			return pc, err
 		}

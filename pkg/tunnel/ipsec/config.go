@@ -8,13 +8,14 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/secret"
 )
 
 // FromConfig builds an IPsec tunnel from a validated tunnel config, reading
 // its pre-shared key file.
 func FromConfig(tc *config.Tunnel, log *slog.Logger) (*Tunnel, error) {
 	c := tc.IPsec.WithDefaults()
-	psk, err := config.ReadSecret("psk_file", c.PSKFile)
+	psk, err := secret.Read("psk_file", c.PSKFile)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
