@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cgwd/cgwd/pkg/esp"
-	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
 // Defaults of an ipsec tunnel, as AWS configures its side.
@@ -17,7 +16,16 @@ const (
 	DefaultRekeyFuzz     = 100
 	DefaultDPDDelay      = 10 * time.Second
 	DefaultDPDTimeout    = 30 * time.Second
-	DefaultReplayWindow  = esp.DefaultWindow
+	DefaultReplayWindow  = 1024
+)
+
+// Bounds of ipsec settings; the IKE engine and the ESP data path enforce
+// the same ones (MinReplayWindow, MaxReplayWindow, MaxHalfOpen), which
+// a test checks, so config need not import them.
+const (
+	MinReplayWindow = 64
+	MaxReplayWindow = 2048
+	MaxHalfOpen     = 1024
 )
 
 // IPsec holds the settings of an ipsec tunnel. Unset fields take the
@@ -62,10 +70,10 @@ type IPsec struct {
 // WithDefaults returns a copy of c with every unset field at its default.
 func (c IPsec) WithDefaults() IPsec {
 	if len(c.IKEProposals) == 0 {
-		c.IKEProposals = []string{ike.DefaultIKEProposal}
+		c.IKEProposals = []string{proposal.DefaultIKE}
 	}
 	if len(c.ESPProposals) == 0 {
-		c.ESPProposals = []string{ike.DefaultESPProposal}
+		c.ESPProposals = []string{proposal.DefaultESP}
 	}
 	t := true
 	if c.Initiate == nil {
@@ -95,16 +103,16 @@ func (c IPsec) WithDefaults() IPsec {
 }
 
 // Proposals parses the proposal lists; c must have passed validation.
-func (c IPsec) Proposals() (ikeP, espP []ike.Proposal, err error) {
+func (c IPsec) Proposals() (ikeP, espP []proposal.Proposal, err error) {
 	for _, s := range c.IKEProposals {
-		p, err := ike.ParseProposal(s, true)
+		p, err := proposal.Parse(s, true)
 		if err != nil {
 			return nil, nil, err
 		}
 		ikeP = append(ikeP, p)
 	}
 	for _, s := range c.ESPProposals {
-		p, err := ike.ParseProposal(s, false)
+		p, err := proposal.Parse(s, false)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -120,12 +128,12 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	v.secretPath(field+".psk_file", raw.PSKFile)
 	c := raw.WithDefaults()
 	for i, s := range c.IKEProposals {
-		if _, err := ike.ParseProposal(s, true); err != nil {
+		if _, err := proposal.Parse(s, true); err != nil {
 			v.add(field+".ike_proposals["+strconv.Itoa(i)+"]", "%v", err)
 		}
 	}
 	for i, s := range c.ESPProposals {
-		if _, err := ike.ParseProposal(s, false); err != nil {
+		if _, err := proposal.Parse(s, false); err != nil {
 			v.add(field+".esp_proposals["+strconv.Itoa(i)+"]", "%v", err)
 		}
 	}
@@ -145,8 +153,8 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	if t := c.CookieThreshold; t < -1 || t > 10000 {
 		v.add(field+".cookie_threshold", "%d is not in -1..10000 (-1: always demand a cookie)", t)
 	}
-	if n := c.HalfOpenLimit; n < 0 || n > ike.MaxHalfOpenTotal {
-		v.add(field+".half_open_limit", "%d is not in 1..%d", n, ike.MaxHalfOpenTotal)
+	if n := c.HalfOpenLimit; n < 0 || n > MaxHalfOpen {
+		v.add(field+".half_open_limit", "%d is not in 1..%d", n, MaxHalfOpen)
 	}
 	if d := time.Duration(c.DPDDelay); d < time.Second {
 		v.add(field+".dpd_delay", "%v is shorter than 1s", d)
@@ -154,8 +162,8 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	if d := time.Duration(c.DPDTimeout); d < time.Duration(c.DPDDelay) {
 		v.add(field+".dpd_timeout", "%v is shorter than dpd_delay (%v)", d, time.Duration(c.DPDDelay))
 	}
-	if w := c.ReplayWindow; w < esp.MinWindow || w > esp.MaxWindow || w%64 != 0 {
-		v.add(field+".replay_window", "%d is not a multiple of 64 in %d..%d", w, esp.MinWindow, esp.MaxWindow)
+	if w := c.ReplayWindow; w < MinReplayWindow || w > MaxReplayWindow || w%64 != 0 {
+		v.add(field+".replay_window", "%d is not a multiple of 64 in %d..%d", w, MinReplayWindow, MaxReplayWindow)
 	}
 	if !*c.ForceEncap {
 		v.add(field+".force_encap", "must be true: cgwd carries ESP only in UDP (RFC 3948), never as raw IP protocol 50")

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/esp"
+	"github.com/cgwd/cgwd/pkg/ike"
 )
 
 func TestIPsecDefaults(t *testing.T) {
@@ -48,5 +51,15 @@ func TestIPsecValidation(t *testing.T) {
 	v.ipsec("x", &ok)
 	if len(v.probs) != 0 {
 		t.Fatal(v.probs)
+	}
+}
+
+// TestIPsecBoundsMatchTheEngines: config checks the bounds that the IKE
+// engine and the ESP data path enforce, without importing them.
+func TestIPsecBoundsMatchTheEngines(t *testing.T) {
+	if DefaultReplayWindow != esp.DefaultWindow || MinReplayWindow != esp.MinWindow || MaxReplayWindow != esp.MaxWindow ||
+		MaxHalfOpen != ike.MaxHalfOpenTotal {
+		t.Fatalf("config bounds %d/%d..%d/%d differ from esp %d/%d..%d and ike %d", DefaultReplayWindow, MinReplayWindow,
+			MaxReplayWindow, MaxHalfOpen, esp.DefaultWindow, esp.MinWindow, esp.MaxWindow, ike.MaxHalfOpenTotal)
 	}
 }

@@ -13,34 +13,33 @@ import (
 	"fmt"
 	"hash"
 	"math/big"
+
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
-// Transform types (RFC 7296 section 3.3.2).
+// Transform types and the transform IDs cgwd supports (see package proposal).
 const (
-	TransformEncr  = 1
-	TransformPRF   = 2
-	TransformInteg = 3
-	TransformDH    = 4
-	TransformESN   = 5
-)
+	TransformEncr  = proposal.TransformEncr
+	TransformPRF   = proposal.TransformPRF
+	TransformInteg = proposal.TransformInteg
+	TransformDH    = proposal.TransformDH
+	TransformESN   = proposal.TransformESN
 
-// Transform IDs cgwd supports.
-const (
-	EncrAESCBC   = 12
-	EncrAESGCM16 = 20
+	EncrAESCBC   = proposal.EncrAESCBC
+	EncrAESGCM16 = proposal.EncrAESGCM16
 
-	PRFHMACSHA1   = 2
-	PRFHMACSHA256 = 5
-	PRFHMACSHA384 = 6
-	PRFHMACSHA512 = 7
+	PRFHMACSHA1   = proposal.PRFHMACSHA1
+	PRFHMACSHA256 = proposal.PRFHMACSHA256
+	PRFHMACSHA384 = proposal.PRFHMACSHA384
+	PRFHMACSHA512 = proposal.PRFHMACSHA512
 
-	IntegNone          = 0
-	IntegHMACSHA1_96   = 2
-	IntegHMACSHA256128 = 12
-	IntegHMACSHA384192 = 13
-	IntegHMACSHA512256 = 14
+	IntegNone          = proposal.IntegNone
+	IntegHMACSHA1_96   = proposal.IntegHMACSHA1_96
+	IntegHMACSHA256128 = proposal.IntegHMACSHA256128
+	IntegHMACSHA384192 = proposal.IntegHMACSHA384192
+	IntegHMACSHA512256 = proposal.IntegHMACSHA512256
 
-	ESNNone = 0
+	ESNNone = proposal.ESNNone
 )
 
 func prfHash(id uint16) func() hash.Hash {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
 // Exchange types.
@@ -43,9 +45,9 @@ const (
 
 // Protocol IDs in proposals, notifies and deletes.
 const (
-	ProtoIKE = 1
-	ProtoAH  = 2
-	ProtoESP = 3
+	ProtoIKE = proposal.ProtoIKE
+	ProtoAH  = proposal.ProtoAH
+	ProtoESP = proposal.ProtoESP
 )
 
 // ID types and the AUTH method cgwd uses.
@@ -114,20 +116,11 @@ func (h Header) IsResponse() bool { return h.Flags&FlagResponse != 0 }
 
 const headerLen = 28
 
-// Transform is one transform of a proposal; KeyLen is in bits (0: none).
-type Transform struct {
-	Type   uint8
-	ID     uint16
-	KeyLen uint16
-}
+// Transform is one transform of a proposal (see package proposal).
+type Transform = proposal.Transform
 
-// Proposal is one proposal of an SA payload.
-type Proposal struct {
-	Num        uint8
-	Protocol   uint8
-	SPI        []byte
-	Transforms []Transform
-}
+// Proposal is one proposal of an SA payload (see package proposal).
+type Proposal = proposal.Proposal
 
 // Payload is one IKE payload.
 type Payload interface{ Type() PayloadType }

@@ -5,155 +5,17 @@ import (
 	"strings"
 
 	"github.com/cgwd/cgwd/pkg/esp"
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
-// Default proposals: AES-GCM-16-256, PRF HMAC-SHA2-384, DH group 20 (and
-// group 20 for PFS when the Child SA is rekeyed).
+// Default proposals, as proposal.DefaultIKE and proposal.DefaultESP.
 const (
-	DefaultIKEProposal = "aes256gcm16-prfsha384-ecp384"
-	DefaultESPProposal = "aes256gcm16-ecp384"
+	DefaultIKEProposal = proposal.DefaultIKE
+	DefaultESPProposal = proposal.DefaultESP
 )
 
-// DH group names as strongSwan writes them.
-var dhNames = map[string]uint16{
-	"modp1024": 2, "modp2048": 14, "modp3072": 15, "modp4096": 16,
-	"ecp256": 19, "ecp384": 20, "ecp521": 21,
-}
-
-var encrNames = map[string]Transform{
-	"aes128":      {TransformEncr, EncrAESCBC, 128},
-	"aes256":      {TransformEncr, EncrAESCBC, 256},
-	"aes128gcm16": {TransformEncr, EncrAESGCM16, 128},
-	"aes256gcm16": {TransformEncr, EncrAESGCM16, 256},
-}
-
-var integNames = map[string]uint16{
-	"sha1": IntegHMACSHA1_96, "sha256": IntegHMACSHA256128, "sha384": IntegHMACSHA384192, "sha512": IntegHMACSHA512256,
-}
-
-var prfNames = map[string]uint16{
-	"prfsha1": PRFHMACSHA1, "prfsha256": PRFHMACSHA256, "prfsha384": PRFHMACSHA384, "prfsha512": PRFHMACSHA512,
-}
-
-// integToPRF is the PRF strongSwan implies from an integrity algorithm.
-var integToPRF = map[uint16]uint16{
-	IntegHMACSHA1_96: PRFHMACSHA1, IntegHMACSHA256128: PRFHMACSHA256, IntegHMACSHA384192: PRFHMACSHA384, IntegHMACSHA512256: PRFHMACSHA512,
-}
-
-// ParseProposal parses a proposal in strongSwan's notation, e.g.
-// "aes256gcm16-prfsha384-ecp384" (IKE) or "aes128-sha256-modp2048" (ESP).
-// Every algorithm listed is offered; for IKE with AES-CBC and no prf, the
-// PRF follows the integrity algorithms. The DH groups of an ESP proposal
-// are used for PFS when the Child SA is rekeyed.
-func ParseProposal(s string, ike bool) (Proposal, error) {
-	p := Proposal{Protocol: ProtoESP}
-	if ike {
-		p.Protocol = ProtoIKE
-	}
-	var encr, integ, prfs, dh []Transform
-	var aead, cbc bool
-	for _, tok := range strings.Split(strings.ToLower(strings.TrimSpace(s)), "-") {
-		if t, ok := encrNames[tok]; ok {
-			encr = append(encr, t)
-			if t.ID == EncrAESGCM16 {
-				aead = true
-			} else {
-				cbc = true
-			}
-		} else if id, ok := integNames[tok]; ok {
-			integ = append(integ, Transform{TransformInteg, id, 0})
-		} else if id, ok := prfNames[tok]; ok && ike {
-			prfs = append(prfs, Transform{TransformPRF, id, 0})
-		} else if id, ok := dhNames[tok]; ok {
-			dh = append(dh, Transform{TransformDH, id, 0})
-		} else {
-			return p, fmt.Errorf("proposal %q: unknown algorithm %q", s, tok)
-		}
-	}
-	switch {
-	case len(encr) == 0:
-		return p, fmt.Errorf("proposal %q: no encryption algorithm", s)
-	case aead && cbc:
-		return p, fmt.Errorf("proposal %q: mixes AEAD (gcm) and non-AEAD ciphers; use two proposals", s)
-	case aead && len(integ) > 0:
-		return p, fmt.Errorf("proposal %q: AES-GCM takes no integrity algorithm", s)
-	case cbc && len(integ) == 0:
-		return p, fmt.Errorf("proposal %q: AES-CBC needs an integrity algorithm", s)
-	case ike && len(dh) == 0:
-		return p, fmt.Errorf("proposal %q: IKE needs a DH group", s)
-	}
-	if ike && len(prfs) == 0 {
-		if aead {
-			return p, fmt.Errorf("proposal %q: AES-GCM needs a prf (e.g. prfsha384)", s)
-		}
-		for _, i := range integ {
-			prfs = append(prfs, Transform{TransformPRF, integToPRF[i.ID], 0})
-		}
-	}
-	p.Transforms = append(p.Transforms, encr...)
-	p.Transforms = append(p.Transforms, prfs...)
-	p.Transforms = append(p.Transforms, integ...)
-	p.Transforms = append(p.Transforms, dh...)
-	if !ike {
-		p.Transforms = append(p.Transforms, Transform{TransformESN, ESNNone, 0})
-	}
-	return p, nil
-}
-
-// WeakDH reports whether the proposal offers DH group 2 (MODP-1024), which
-// is weak: cgwd offers it only when configured explicitly, with a warning.
-func (p Proposal) WeakDH() bool {
-	for _, x := range p.Transforms {
-		if x.Type == TransformDH && x.ID == 2 {
-			return true
-		}
-	}
-	return false
-}
-
-// String writes a proposal in strongSwan's notation.
-func (p Proposal) String() string {
-	var parts []string
-	for _, t := range p.Transforms {
-		parts = append(parts, t.String())
-	}
-	return strings.Join(parts, "-")
-}
-
-func (t Transform) String() string {
-	switch t.Type {
-	case TransformEncr:
-		for n, x := range encrNames {
-			if x == t {
-				return n
-			}
-		}
-	case TransformInteg:
-		for n, x := range integNames {
-			if x == t.ID {
-				return n
-			}
-		}
-	case TransformPRF:
-		for n, x := range prfNames {
-			if x == t.ID {
-				return n
-			}
-		}
-	case TransformDH:
-		for n, x := range dhNames {
-			if x == t.ID {
-				return n
-			}
-		}
-	case TransformESN:
-		if t.ID == 0 {
-			return "noesn"
-		}
-		return "esn"
-	}
-	return fmt.Sprintf("t%d:%d/%d", t.Type, t.ID, t.KeyLen)
-}
+// ParseProposal parses a proposal in strongSwan's notation; see proposal.Parse.
+func ParseProposal(s string, ike bool) (Proposal, error) { return proposal.Parse(s, ike) }
 
 func proposalsString(ps []Proposal) string {
 	var s []string
@@ -301,15 +163,15 @@ func (s suite) espSuite() esp.Suite {
 
 func (s suite) String() string {
 	p := Proposal{}
-	p.Transforms = append(p.Transforms, Transform{TransformEncr, s.encr, s.encrKeyBits})
+	p.Transforms = append(p.Transforms, Transform{Type: TransformEncr, ID: s.encr, KeyLen: s.encrKeyBits})
 	if s.prf != 0 {
-		p.Transforms = append(p.Transforms, Transform{TransformPRF, s.prf, 0})
+		p.Transforms = append(p.Transforms, Transform{Type: TransformPRF, ID: s.prf})
 	}
 	if s.integ != 0 {
-		p.Transforms = append(p.Transforms, Transform{TransformInteg, s.integ, 0})
+		p.Transforms = append(p.Transforms, Transform{Type: TransformInteg, ID: s.integ})
 	}
 	if s.dh != 0 {
-		p.Transforms = append(p.Transforms, Transform{TransformDH, s.dh, 0})
+		p.Transforms = append(p.Transforms, Transform{Type: TransformDH, ID: s.dh})
 	}
 	return p.String()
 }

@@ -605,7 +605,7 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 	s.request(sa, m, "CREATE_CHILD_SA (Child rekey)", func(r *Message) {
 		if n := r.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 			g := binary.BigEndian.Uint16(n.Data)
-			if g != group && offers(s.cfg.ESPProposals, Transform{TransformDH, g, 0}) {
+			if g != group && offers(s.cfg.ESPProposals, Transform{Type: TransformDH, ID: g}) {
 				s.sendChildRekey(sa, c, g)
 				return
 			}
@@ -756,7 +756,7 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	s.request(sa, m, "CREATE_CHILD_SA (IKE rekey)", func(r *Message) {
 		if n := r.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 			g := binary.BigEndian.Uint16(n.Data)
-			if g != group && offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) {
+			if g != group && offers(s.cfg.IKEProposals, Transform{Type: TransformDH, ID: g}) {
 				s.sendIKERekey(sa, g)
 				return
 			}

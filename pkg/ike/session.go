@@ -887,7 +887,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 	if n := m.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 		g := binary.BigEndian.Uint16(n.Data)
 		tried := slices.ContainsFunc(sa.tries, func(t initTry) bool { return t.group == g })
-		if offers(s.cfg.IKEProposals, Transform{TransformDH, g, 0}) && !tried {
+		if offers(s.cfg.IKEProposals, Transform{Type: TransformDH, ID: g}) && !tried {
 			s.log.Info("peer wants another DH group; retrying", "group", g)
 			sa.req = nil
 			sa.group = g
