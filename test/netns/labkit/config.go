@@ -1,0 +1,93 @@
+package labkit
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+)
+
+// An Edit rewrites the text of a cgwd config.
+type Edit func(cfg string) (string, error)
+
+// Replace replaces from, which must occur exactly once, with to.
+func Replace(from, to string) Edit { return ReplaceN(from, to, 1) }
+
+// ReplaceN replaces every from with to; from must occur exactly n times,
+// or at least once when n < 0.
+func ReplaceN(from, to string, n int) Edit {
+	return func(cfg string) (string, error) {
+		if c := strings.Count(cfg, from); c == 0 || (n >= 0 && c != n) {
+			return "", fmt.Errorf("config edit: %q occurs %d times, want %d", from, c, n)
+		}
+		return strings.ReplaceAll(cfg, from, to), nil
+	}
+}
+
+// ReplaceLast replaces the last from with to.
+func ReplaceLast(from, to string) Edit {
+	return func(cfg string) (string, error) {
+		i := strings.LastIndex(cfg, from)
+		if i < 0 {
+			return "", fmt.Errorf("config edit: no %q", from)
+		}
+		return cfg[:i] + to + cfg[i+len(from):], nil
+	}
+}
+
+// Cut removes the text from the first from up to (not including) the first
+// to after it.
+func Cut(from, to string) Edit {
+	return func(cfg string) (string, error) {
+		i, j := strings.Index(cfg, from), strings.Index(cfg, to)
+		if i < 0 || j < i {
+			return "", fmt.Errorf("config edit: no %q before %q", from, to)
+		}
+		return cfg[:i] + cfg[j:], nil
+	}
+}
+
+// AppendUnless appends text unless the config already contains marker.
+func AppendUnless(marker, text string) Edit {
+	return func(cfg string) (string, error) {
+		if strings.Contains(cfg, marker) {
+			return cfg, nil
+		}
+		return cfg + text, nil
+	}
+}
+
+// Edited returns the lab's cgwd.yaml with edits applied, leaving the file as it is.
+func Edited(t testing.TB, edits ...Edit) string {
+	t.Helper()
+	b, err := os.ReadFile(Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	for _, e := range edits {
+		if cfg, err = e(cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cfg
+}
+
+// EditConfig applies edits to the lab's cgwd.yaml; restore writes the file
+// back as it was before.
+func EditConfig(t testing.TB, edits ...Edit) (restore func()) {
+	t.Helper()
+	old, err := os.ReadFile(Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, Edited(t, edits...))
+	return func() { writeConfig(t, string(old)) }
+}
+
+func writeConfig(t testing.TB, cfg string) {
+	t.Helper()
+	if err := os.WriteFile(Config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
