@@ -274,6 +274,37 @@ func TestStrongSwanNames(t *testing.T) {
 	}
 }
 
+// TestEveryAWSGroupMapsToOneCgwdSpeaks: each DH group AWS can list, as
+// "groupN" or "N", becomes a proposal cgwd parses, for IKE and for ESP PFS,
+// naming that very group.
+func TestEveryAWSGroupMapsToOneCgwdSpeaks(t *testing.T) {
+	for _, g := range awsGroups {
+		for _, name := range []string{fmt.Sprintf("group%d", g), fmt.Sprint(g)} {
+			for _, isIKE := range []bool{true, false} {
+				got, ok := strongSwan("aes-128-cbc", "sha2-256", name, isIKE)
+				if !ok {
+					t.Errorf("%s (IKE %v): not translated", name, isIKE)
+					continue
+				}
+				p, err := ike.ParseProposal(got, isIKE)
+				if err != nil {
+					t.Errorf("%s -> %q: %v", name, got, err)
+					continue
+				}
+				var dh []uint16
+				for _, x := range p.Transforms {
+					if x.Type == ike.TransformDH {
+						dh = append(dh, x.ID)
+					}
+				}
+				if len(dh) != 1 || dh[0] != g {
+					t.Errorf("%s -> %q: DH groups %v", name, got, dh)
+				}
+			}
+		}
+	}
+}
+
 func TestWriteDirRefusesOverwrite(t *testing.T) {
 	c, err := Parse(read(t, "vgw.xml"), FormatXML)
 	if err != nil {

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
 // IPsecMTU is the tunnel netdev MTU AWS recommends for IPsec tunnels.
@@ -177,8 +180,6 @@ func strongSwan(enc, integ, group string, ike bool) (string, bool) {
 	encs := map[string]string{"aes-128-cbc": "aes128", "aes-256-cbc": "aes256", "aes-128-gcm-16": "aes128gcm16", "aes-256-gcm-16": "aes256gcm16"}
 	integs := map[string]string{"sha1": "sha1", "hmac-sha1-96": "sha1", "sha": "sha1", "sha2-256": "sha256", "hmac-sha256-128": "sha256",
 		"sha2-384": "sha384", "hmac-sha384-192": "sha384", "sha2-512": "sha512", "hmac-sha512-256": "sha512"}
-	groups := map[string]string{"group2": "modp1024", "group5": "modp1536", "group14": "modp2048", "group15": "modp3072", "group16": "modp4096",
-		"group17": "modp6144", "group18": "modp8192", "group19": "ecp256", "group20": "ecp384", "group21": "ecp521"}
 	e, ok := encs[strings.ToLower(enc)]
 	if !ok {
 		return "", false
@@ -200,13 +201,27 @@ func strongSwan(enc, integ, group string, ike bool) (string, bool) {
 		parts = append(parts, i)
 	}
 	if group != "" {
-		g, ok := groups[strings.ToLower(group)]
-		if !ok {
+		g := groupName(group)
+		if g == "" {
 			return "", false
 		}
 		parts = append(parts, g)
 	}
 	return strings.Join(parts, "-"), true
+}
+
+// awsGroups are the DH group numbers AWS lists for Site-to-Site VPN
+// tunnels (Phase 1 and Phase 2).
+var awsGroups = []uint16{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24}
+
+// groupName translates AWS's "group14" (or "14") into strongSwan's
+// "modp2048"; "" for a group cgwd does not speak.
+func groupName(s string) string {
+	n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToLower(strings.TrimSpace(s)), "group"), 10, 16)
+	if err != nil {
+		return ""
+	}
+	return proposal.GroupName(uint16(n))
 }
 
 func join(parts ...string) string {

@@ -3,7 +3,6 @@ package ike
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha1"
@@ -12,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math/big"
 
 	"github.com/cgwd/cgwd/pkg/proposal"
 )
@@ -227,73 +225,4 @@ func (c *skCipher) open(msg []byte, off int) ([]byte, error) {
 		return nil, fmt.Errorf("%w %w", parseErr("bad padding in encrypted payload"), errInvalidSyntax)
 	}
 	return pt[:len(pt)-1-int(pt[len(pt)-1])], nil
-}
-
-// dhKey is one side's ephemeral Diffie-Hellman key.
-type dhKey interface {
-	public() []byte
-	shared(peer []byte) ([]byte, error)
-}
-
-// newDH makes an ephemeral key for an IKE DH group.
-func newDH(group uint16) (dhKey, error) {
-	switch group {
-	case 19:
-		return newECDH(ecdh.P256())
-	case 20:
-		return newECDH(ecdh.P384())
-	case 21:
-		return newECDH(ecdh.P521())
-	}
-	hexP, ok := modpPrimes[group]
-	if !ok {
-		return nil, fmt.Errorf("DH group %d not supported", group)
-	}
-	p, _ := new(big.Int).SetString(hexP, 16)
-	x, err := rand.Int(rand.Reader, new(big.Int).Sub(p, big.NewInt(3)))
-	if err != nil {
-		return nil, err
-	}
-	x.Add(x, big.NewInt(2))
-	return &modpKey{p: p, x: x}, nil
-}
-
-type modpKey struct{ p, x *big.Int }
-
-func (k *modpKey) size() int { return (k.p.BitLen() + 7) / 8 }
-
-func (k *modpKey) public() []byte {
-	return new(big.Int).Exp(big.NewInt(2), k.x, k.p).FillBytes(make([]byte, k.size()))
-}
-
-func (k *modpKey) shared(peer []byte) ([]byte, error) {
-	if len(peer) != k.size() {
-		return nil, fmt.Errorf("MODP public value is %d bytes, want %d", len(peer), k.size())
-	}
-	y := new(big.Int).SetBytes(peer)
-	if y.Cmp(big.NewInt(1)) <= 0 || y.Cmp(new(big.Int).Sub(k.p, big.NewInt(1))) >= 0 {
-		return nil, errors.New("MODP public value out of range")
-	}
-	return new(big.Int).Exp(y, k.x, k.p).FillBytes(make([]byte, k.size())), nil
-}
-
-type ecKey struct{ k *ecdh.PrivateKey }
-
-func newECDH(c ecdh.Curve) (dhKey, error) {
-	k, err := c.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	return &ecKey{k}, nil
-}
-
-// public is x | y without the 0x04 prefix (RFC 5903 section 7).
-func (e *ecKey) public() []byte { return e.k.PublicKey().Bytes()[1:] }
-
-func (e *ecKey) shared(peer []byte) ([]byte, error) {
-	pub, err := e.k.Curve().NewPublicKey(append([]byte{4}, peer...))
-	if err != nil {
-		return nil, fmt.Errorf("bad ECP public value: %w", err)
-	}
-	return e.k.ECDH(pub) // the x coordinate, as RFC 5903 wants
 }

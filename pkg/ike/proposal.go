@@ -185,14 +185,3 @@ func minNonce(prfID uint16) int {
 	}
 	return n
 }
-
-// weakGroup reports whether a DH group is too weak for new SAs: MODP
-// groups below 2048 bits (1, 2, 5) and the MODP groups with small
-// subgroups (22, 23, 24).
-func weakGroup(g uint16) bool {
-	switch g {
-	case 1, 2, 5, 22, 23, 24:
-		return true
-	}
-	return false
-}

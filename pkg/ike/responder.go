@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
 // underLoad records an IKE_SA_INIT request and reports whether more than
@@ -199,10 +201,16 @@ func nonceOK(sa *ikeSA, n *Nonce) bool {
 	return n != nil && sa.keys != nil && len(n.Data) >= max(16, sa.keys.prf.size()/2)
 }
 
-// warnWeak warns when a weak DH group was negotiated (what: IKE or ESP PFS).
+// warnWeak warns when a weak DH group was negotiated (what: IKE or ESP
+// PFS): one under 112 bits of strength (proposal.WeakGroup), or group 23
+// or 24, whose RFC 5114 parameters RFC 8247 advises against.
 func (s *Session) warnWeak(g uint16, what string) {
-	if weakGroup(g) {
+	switch {
+	case proposal.WeakGroup(g):
 		s.log.Warn("weak Diffie-Hellman group negotiated: configure a group of 2048 bits or more (AWS offers 14-21)",
+			"sa", what, "group", g)
+	case g == 23 || g == 24:
+		s.log.Warn("Diffie-Hellman group negotiated that RFC 8247 advises against (RFC 5114 parameters): prefer 14-21",
 			"sa", what, "group", g)
 	}
 }

@@ -67,10 +67,34 @@ const (
 	DefaultESP = "aes256gcm16-ecp384"
 )
 
-// DH group names as strongSwan writes them.
+// DH group names as strongSwan writes them: every group AWS offers.
 var dhNames = map[string]uint16{
-	"modp1024": 2, "modp2048": 14, "modp3072": 15, "modp4096": 16,
+	"modp1024": 2, "modp1536": 5, "modp2048": 14, "modp3072": 15, "modp4096": 16, "modp6144": 17, "modp8192": 18,
 	"ecp256": 19, "ecp384": 20, "ecp521": 21,
+	"modp1024s160": 22, "modp2048s224": 23, "modp2048s256": 24,
+}
+
+// GroupName is strongSwan's name for DH group g, or "" if cgwd does not
+// speak it.
+func GroupName(g uint16) string {
+	for n, id := range dhNames {
+		if id == g {
+			return n
+		}
+	}
+	return ""
+}
+
+// WeakGroup reports whether DH group g gives less than 112 bits of
+// security: the 1024- and 1536-bit MODP groups (1, 2, 5) and group 22 (a
+// 1024-bit prime). cgwd never offers one by default; a proposal that
+// names one is accepted and logged as weak.
+func WeakGroup(g uint16) bool {
+	switch g {
+	case 1, 2, 5, 22:
+		return true
+	}
+	return false
 }
 
 var encrNames = map[string]Transform{
@@ -153,11 +177,11 @@ func Parse(s string, ike bool) (Proposal, error) {
 	return p, nil
 }
 
-// WeakDH reports whether the proposal offers DH group 2 (MODP-1024), which
-// is weak: cgwd offers it only when configured explicitly, with a warning.
+// WeakDH reports whether the proposal offers a weak DH group (see
+// WeakGroup).
 func (p Proposal) WeakDH() bool {
 	for _, x := range p.Transforms {
-		if x.Type == TransformDH && x.ID == 2 {
+		if x.Type == TransformDH && WeakGroup(x.ID) {
 			return true
 		}
 	}

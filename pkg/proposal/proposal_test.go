@@ -47,9 +47,33 @@ func TestParseErrorsNameTheProblem(t *testing.T) {
 }
 
 func TestWeakDH(t *testing.T) {
-	weak, _ := Parse("aes128-sha1-modp1024", true)
-	strong, _ := Parse(DefaultIKE, true)
-	if !weak.WeakDH() || strong.WeakDH() {
-		t.Fatal("WeakDH wrong")
+	for _, name := range []string{"modp1024", "modp1536", "modp1024s160"} {
+		if weak, err := Parse("aes128-sha1-"+name, true); err != nil || !weak.WeakDH() {
+			t.Errorf("%s: not weak (%v)", name, err)
+		}
+	}
+	for _, name := range []string{"modp2048", "modp8192", "modp2048s224", "modp2048s256", "ecp256"} {
+		if p, err := Parse("aes128-sha1-"+name, false); err != nil || p.WeakDH() {
+			t.Errorf("%s: weak (%v)", name, err)
+		}
+	}
+	if p, _ := Parse(DefaultIKE, true); p.WeakDH() {
+		t.Fatal("default is weak")
+	}
+}
+
+// TestGroupNames: strongSwan's name for every group AWS offers, and back.
+func TestGroupNames(t *testing.T) {
+	want := map[uint16]string{2: "modp1024", 5: "modp1536", 14: "modp2048", 15: "modp3072", 16: "modp4096",
+		17: "modp6144", 18: "modp8192", 19: "ecp256", 20: "ecp384", 21: "ecp521",
+		22: "modp1024s160", 23: "modp2048s224", 24: "modp2048s256"}
+	for g, name := range want {
+		p, err := Parse("aes256gcm16-"+name, false)
+		if GroupName(g) != name || err != nil || p.Transforms[1] != (Transform{Type: TransformDH, ID: g}) {
+			t.Errorf("group %d: %q, %v, %v", g, GroupName(g), err, p.Transforms)
+		}
+	}
+	if GroupName(1) != "" || GroupName(31) != "" {
+		t.Error("names a group cgwd does not speak")
 	}
 }

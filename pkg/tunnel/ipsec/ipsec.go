@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -91,9 +92,9 @@ func New(cfg Config) (*Tunnel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
 	}
-	for _, p := range cfg.IKE.IKEProposals {
+	for _, p := range append(slices.Clip(cfg.IKE.IKEProposals), cfg.IKE.ESPProposals...) {
 		if p.WeakDH() {
-			t.log.Warn("IKE proposal offers DH group 2 (MODP-1024), which is weak", "proposal", p.String())
+			t.log.Warn("proposal offers a weak DH group (modp1024, modp1536 or modp1024s160: under 112 bits)", "proposal", p.String())
 		}
 	}
 	t.sess = sess
