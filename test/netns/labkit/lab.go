@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
 // Namespaces of the lab.
@@ -337,4 +338,29 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 		}
 		time.Sleep(interval)
 	}
+}
+
+// WaitTunnels waits until cgwd reports every tunnel up and handshaken.
+func WaitTunnels(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, "every tunnel up", func() error {
+		for _, tn := range Status(t).Tunnels {
+			if tn.State != tunnel.StateUp || tn.LastHandshake.IsZero() {
+				return fmt.Errorf("%s is %s", tn.Name, tn.State)
+			}
+		}
+		return nil
+	})
+}
+
+// TunnelBytes is a tunnel's received and sent byte counters from cgwd's status.
+func TunnelBytes(t testing.TB, name string) (rx, tx uint64) {
+	t.Helper()
+	for _, tn := range Status(t).Tunnels {
+		if tn.Name == name {
+			return tn.RxBytes, tn.TxBytes
+		}
+	}
+	t.Fatalf("no tunnel %s", name)
+	return 0, 0
 }
