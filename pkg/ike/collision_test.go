@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 // onLoop runs f on s's Run goroutine and waits for it.
@@ -114,7 +116,7 @@ func collide(t *testing.T, a, b side, ike, crossed bool) {
 		})
 	}
 	waitFor(t, 5*time.Second, "both rekey requests sent", func() bool {
-		return a.link.holds(CreateChildSA, false) && b.link.holds(CreateChildSA, false)
+		return a.link.holds(wire.CreateChildSA, false) && b.link.holds(wire.CreateChildSA, false)
 	})
 	if !crossed {
 		a.link.release(true)
@@ -122,9 +124,9 @@ func collide(t *testing.T, a, b side, ike, crossed bool) {
 		return
 	}
 	a.link.release(false) // A's request reaches B; B's answer stays held
-	waitFor(t, 5*time.Second, "B answered A's request", func() bool { return b.link.holds(CreateChildSA, true) })
+	waitFor(t, 5*time.Second, "B answered A's request", func() bool { return b.link.holds(wire.CreateChildSA, true) })
 	b.link.release(false) // B's request, then its answer, reach A
-	waitFor(t, 5*time.Second, "A answered B's request", func() bool { return a.link.holds(CreateChildSA, true) })
+	waitFor(t, 5*time.Second, "A answered B's request", func() bool { return a.link.holds(wire.CreateChildSA, true) })
 	a.link.release(true)
 	b.link.release(true)
 }
@@ -353,12 +355,12 @@ func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(
 
 // peerRequest makes B send A an encrypted request with payloads ps on the
 // current IKE SA and returns A's answer.
-func peerRequest(t *testing.T, b side, exch uint8, ps ...Payload) *Message {
+func peerRequest(t *testing.T, b side, exch uint8, ps ...wire.Payload) *wire.Message {
 	t.Helper()
-	got := make(chan *Message, 1)
+	got := make(chan *wire.Message, 1)
 	onLoop(t, b.s, func() {
-		m := &Message{Header: b.s.reqHeader(b.s.sa, exch), Encrypted: true, Payloads: ps}
-		b.s.request(b.s.sa, m, "test request", func(r *Message) { got <- r }, func() { close(got) })
+		m := &wire.Message{Header: b.s.reqHeader(b.s.sa, exch), Encrypted: true, Payloads: ps}
+		b.s.request(b.s.sa, m, "test request", func(r *wire.Message) { got <- r }, func() { close(got) })
 	})
 	select {
 	case r, ok := <-got:
@@ -381,8 +383,8 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 	spi := func(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }
 
 	// A delete for an SPI A never had: ignored, logged with the peer and SPI.
-	r := peerRequest(t, b, Informational, &Delete{Protocol: ProtoESP, SPIs: [][]byte{spi(0x1234abcd)}})
-	if r.Get(PayloadD) != nil {
+	r := peerRequest(t, b, wire.Informational, &wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{spi(0x1234abcd)}})
+	if r.Get(wire.PayloadD) != nil {
 		t.Fatalf("answer deletes something: %+v", r.Payloads)
 	}
 	if l := logs.String(); !strings.Contains(l, "peer deleted a Child SA we do not have") || !strings.Contains(l, "spi=1234abcd") ||
@@ -391,12 +393,12 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 	}
 
 	// A rekey of an SA A does not have: CHILD_SA_NOT_FOUND naming it.
-	rekey := func(target uint32) *Message {
-		return peerRequest(t, b, CreateChildSA, &Notify{Protocol: ProtoESP, SPI: spi(target), NotifyType: NRekeySA},
-			&SA{Proposals: b.s.espOffer(0x4242, true)}, &Nonce{Data: nonce()})
+	rekey := func(target uint32) *wire.Message {
+		return peerRequest(t, b, wire.CreateChildSA, &wire.Notify{Protocol: wire.ProtoESP, SPI: spi(target), NotifyType: wire.NRekeySA},
+			&wire.SA{Proposals: b.s.espOffer(0x4242, true)}, &wire.Nonce{Data: nonce()})
 	}
 	r = rekey(0x0badc0de)
-	if n := r.Notify(NChildSANotFound); n == nil || !bytes.Equal(n.SPI, spi(0x0badc0de)) {
+	if n := r.Notify(wire.NChildSANotFound); n == nil || !bytes.Equal(n.SPI, spi(0x0badc0de)) {
 		t.Fatalf("want CHILD_SA_NOT_FOUND for 0badc0de, got %+v", r.Payloads)
 	}
 	if l := logs.String(); !strings.Contains(l, "peer wants to rekey a Child SA we do not have") || !strings.Contains(l, "spi=0badc0de") {
@@ -415,7 +417,7 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 		dying = c.sa.OutSPI
 	})
 	r = rekey(dying)
-	if r.Notify(NTemporaryFailure) == nil {
+	if r.Notify(wire.NTemporaryFailure) == nil {
 		t.Fatalf("want TEMPORARY_FAILURE for a rekey of an SA being deleted, got %+v", r.Payloads)
 	}
 	if l := logs.String(); !strings.Contains(l, "already replaced or being deleted: TEMPORARY_FAILURE") || !strings.Contains(l, "spi=00006161") {
@@ -425,12 +427,12 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 	// A malformed REKEY_SA SPI and a malformed delete SPI inside SK: the
 	// codec refuses them (TestPayloadRules), the session answers
 	// INVALID_SYNTAX (RFC 7296 3.10.1), nothing panics.
-	r = peerRequest(t, b, CreateChildSA, &Notify{Protocol: ProtoESP, SPI: []byte{1, 2}, NotifyType: NRekeySA},
-		&SA{Proposals: b.s.espOffer(0x4243, true)}, &Nonce{Data: nonce()})
-	if r.Notify(NInvalidSyntax) == nil {
+	r = peerRequest(t, b, wire.CreateChildSA, &wire.Notify{Protocol: wire.ProtoESP, SPI: []byte{1, 2}, NotifyType: wire.NRekeySA},
+		&wire.SA{Proposals: b.s.espOffer(0x4243, true)}, &wire.Nonce{Data: nonce()})
+	if r.Notify(wire.NInvalidSyntax) == nil {
 		t.Fatalf("want INVALID_SYNTAX, got %+v", r.Payloads)
 	}
-	if r = peerRequest(t, b, Informational, &Delete{Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3}}}); r.Notify(NInvalidSyntax) == nil {
+	if r = peerRequest(t, b, wire.Informational, &wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{{1, 2, 3}}}); r.Notify(wire.NInvalidSyntax) == nil {
 		t.Fatalf("want INVALID_SYNTAX for a 3-byte delete SPI, got %+v", r.Payloads)
 	}
 
@@ -447,7 +449,7 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 // its SA again meanwhile. Our exchange's SA is still the redundant one: it
 // must be deleted, not put in place of the newer SA.
 func TestLateResponseAfterPeerWon(t *testing.T) {
-	isResp := func(h Header) bool { return h.Exchange == CreateChildSA && h.IsResponse() }
+	isResp := func(h wire.Header) bool { return h.Exchange == wire.CreateChildSA && h.IsResponse() }
 	for attempt := 0; ; attempt++ {
 		if attempt == 20 {
 			t.Fatal("B never won in 20 collisions")
@@ -459,16 +461,16 @@ func TestLateResponseAfterPeerWon(t *testing.T) {
 			onLoop(t, x.s, func() { x.s.child.rekeyAt = time.Now() })
 		}
 		waitFor(t, 5*time.Second, "both rekey requests sent", func() bool {
-			return a.link.holds(CreateChildSA, false) && b.link.holds(CreateChildSA, false)
+			return a.link.holds(wire.CreateChildSA, false) && b.link.holds(wire.CreateChildSA, false)
 		})
 		// B holds on to its answer to A's request from here on; all else flows.
 		b.link.mu.Lock()
 		b.link.only = isResp
 		b.link.mu.Unlock()
 		a.link.release(false)
-		waitFor(t, 5*time.Second, "B answered A's request", func() bool { return b.link.holds(CreateChildSA, true) })
-		b.link.releaseIf(func(h Header) bool { return !h.IsResponse() }) // B's request reaches A
-		waitFor(t, 5*time.Second, "A answered B's request", func() bool { return a.link.holds(CreateChildSA, true) })
+		waitFor(t, 5*time.Second, "B answered A's request", func() bool { return b.link.holds(wire.CreateChildSA, true) })
+		b.link.releaseIf(func(h wire.Header) bool { return !h.IsResponse() }) // B's request reaches A
+		waitFor(t, 5*time.Second, "A answered B's request", func() bool { return a.link.holds(wire.CreateChildSA, true) })
 		a.link.release(true) // B gets its answer and settles the collision
 		var bWon bool
 		waitFor(t, 5*time.Second, "B settled", func() bool {
@@ -491,7 +493,7 @@ func TestLateResponseAfterPeerWon(t *testing.T) {
 		current := snap(t, a.s).childIn
 		b.link.release(true) // A's answer, at last
 		waitFor(t, 10*time.Second, "settled", func() bool {
-			return settled(t, a, b) && !a.link.holds(CreateChildSA, true)
+			return settled(t, a, b) && !a.link.holds(wire.CreateChildSA, true)
 		})
 		if got := snap(t, a.s).childIn; got != current {
 			t.Fatalf("late answer replaced the current SA %08x with %08x", current, got)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 // established is a pair of sessions with their IKE and Child SAs up and
@@ -27,9 +29,9 @@ func waitDropped(t *testing.T, s *Session, r DropReason, before uint64) {
 	waitFor(t, 5*time.Second, r.String()+" drop", func() bool { return dropped(s, r) > before })
 }
 
-func cleartext(t testing.TB, h Header, ps ...Payload) []byte {
+func cleartext(t testing.TB, h wire.Header, ps ...wire.Payload) []byte {
 	t.Helper()
-	b, err := (&Message{Header: h, Payloads: ps}).marshal(nil)
+	b, err := marshal(&wire.Message{Header: h, Payloads: ps}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func cleartext(t testing.TB, h Header, ps ...Payload) []byte {
 func TestCleartextAfterInitChangesNothing(t *testing.T) {
 	a, b := established(t)
 	before := snap(t, a.s)
-	req := Header{SPIi: before.spiI, SPIr: before.spiR, MsgID: before.peerID} // from the responder: no I flag
+	req := wire.Header{SPIi: before.spiI, SPIr: before.spiR, MsgID: before.peerID} // from the responder: no I flag
 	var spi [4]byte
 	binary.BigEndian.PutUint32(spi[:], before.childOut)
 	dh, err := newDH(20)
@@ -52,10 +54,10 @@ func TestCleartextAfterInitChangesNothing(t *testing.T) {
 	}
 	esp := espProposalWithSPI(t, 0x01020304)
 	attacks := map[string][]byte{
-		"Delete(IKE)": cleartext(t, withExch(req, Informational), &Delete{Protocol: ProtoIKE}),
-		"CREATE_CHILD_SA": cleartext(t, withExch(req, CreateChildSA), &SA{Proposals: []Proposal{esp}},
-			&Nonce{Data: make([]byte, 32)}, &KE{Group: 20, Data: dh.public()}, anyTS(false), anyTS(true)),
-		"Delete(ESP)": cleartext(t, withExch(req, Informational), &Delete{Protocol: ProtoESP, SPIs: [][]byte{spi[:]}}),
+		"Delete(IKE)": cleartext(t, withExch(req, wire.Informational), &wire.Delete{Protocol: wire.ProtoIKE}),
+		"CREATE_CHILD_SA": cleartext(t, withExch(req, wire.CreateChildSA), &wire.SA{Proposals: []Proposal{esp}},
+			&wire.Nonce{Data: make([]byte, 32)}, &wire.KE{Group: 20, Data: dh.public()}, anyTS(false), anyTS(true)),
+		"Delete(ESP)": cleartext(t, withExch(req, wire.Informational), &wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{spi[:]}}),
 	}
 	for _, name := range []string{"Delete(IKE)", "CREATE_CHILD_SA", "Delete(ESP)"} {
 		n := dropped(a.s, DropUnencrypted)
@@ -71,7 +73,7 @@ func TestCleartextAfterInitChangesNothing(t *testing.T) {
 	}
 }
 
-func withExch(h Header, exch uint8) Header { h.Exchange = exch; return h }
+func withExch(h wire.Header, exch uint8) wire.Header { h.Exchange = exch; return h }
 
 func espProposalWithSPI(t *testing.T, spi uint32) Proposal {
 	t.Helper()
@@ -79,7 +81,7 @@ func espProposalWithSPI(t *testing.T, spi uint32) Proposal {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Num, p.Protocol, p.SPI = 1, ProtoESP, binary.BigEndian.AppendUint32(nil, spi)
+	p.Num, p.Protocol, p.SPI = 1, wire.ProtoESP, binary.BigEndian.AppendUint32(nil, spi)
 	return p
 }
 
@@ -94,7 +96,7 @@ func TestCleartextResponseIsNotLiveness(t *testing.T) {
 	var v snapshot
 	waitFor(t, 5*time.Second, "a DPD request", func() bool { v = snap(t, a.s); return v.busy })
 	n := dropped(a.s, DropUnencrypted)
-	a.s.Deliver(cleartext(t, Header{SPIi: v.spiI, SPIr: v.spiR, Exchange: Informational, Flags: FlagResponse, MsgID: v.nextID}), true)
+	a.s.Deliver(cleartext(t, wire.Header{SPIi: v.spiI, SPIr: v.spiR, Exchange: wire.Informational, Flags: wire.FlagResponse, MsgID: v.nextID}), true)
 	waitDropped(t, a.s, DropUnencrypted, n)
 	if now := snap(t, a.s); !now.busy || now.nextID != v.nextID {
 		t.Fatalf("cleartext response taken as the answer: %+v", now)
@@ -114,7 +116,7 @@ func TestRetransmitMustBeIdentical(t *testing.T) {
 	var last []byte
 	a.link.mu.Lock()
 	for _, m := range a.link.sent {
-		if h, err := ParseHeader(m); err == nil && !h.IsResponse() && h.MsgID+1 == v.peerID {
+		if h, err := wire.ParseHeader(m); err == nil && !h.IsResponse() && h.MsgID+1 == v.peerID {
 			last = m
 		}
 	}
@@ -143,19 +145,19 @@ func spoofedInit(t testing.TB, cookie []byte) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.Num, p.Protocol = 1, ProtoIKE
+	p.Num, p.Protocol = 1, wire.ProtoIKE
 	dh, err := newDH(firstDH([]Proposal{p}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ni := make([]byte, 32)
 	rand.Read(ni)
-	var ps []Payload
+	var ps []wire.Payload
 	if cookie != nil {
-		ps = append(ps, &Notify{NotifyType: NCookie, Data: cookie})
+		ps = append(ps, &wire.Notify{NotifyType: wire.NCookie, Data: cookie})
 	}
-	ps = append(ps, &SA{Proposals: []Proposal{p}}, &KE{Group: firstDH([]Proposal{p}), Data: dh.public()}, &Nonce{Data: ni})
-	return cleartext(t, Header{SPIi: randSPI(), Exchange: IKESAInit, Flags: FlagInitiator}, ps...)
+	ps = append(ps, &wire.SA{Proposals: []Proposal{p}}, &wire.KE{Group: firstDH([]Proposal{p}), Data: dh.public()}, &wire.Nonce{Data: ni})
+	return cleartext(t, wire.Header{SPIi: randSPI(), Exchange: wire.IKESAInit, Flags: wire.FlagInitiator}, ps...)
 }
 
 func halfOpen(t *testing.T, s *Session) (n int) {
@@ -172,11 +174,11 @@ func TestSpoofedInitDoesNotEvictHalfOpen(t *testing.T) {
 	cr.CookieThreshold = 1000 // the trickle stays below it
 	a, b := pairUp(t, ci, cr, func(s *Session) {
 		if s.cfg.Initiate {
-			s.tr.(*link).only = func(h Header) bool { return h.Exchange == IKEAuth }
+			s.tr.(*link).only = func(h wire.Header) bool { return h.Exchange == wire.IKEAuth }
 			s.tr.(*link).hold = true
 		}
 	})
-	waitFor(t, 5*time.Second, "the initiator's IKE_AUTH", func() bool { return a.link.holds(IKEAuth, false) })
+	waitFor(t, 5*time.Second, "the initiator's IKE_AUTH", func() bool { return a.link.holds(wire.IKEAuth, false) })
 	for i := 0; i < 5; i++ {
 		b.s.Deliver(spoofedInit(t, nil), true)
 	}
@@ -207,13 +209,13 @@ func TestHalfOpenTableBounded(t *testing.T) {
 	// A flood that echoes our cookies (an on-path attacker) fills the table, no more.
 	for i := 0; i < 40; i++ {
 		m := spoofedInit(t, nil)
-		h, _ := ParseHeader(m)
-		pk, err := peekInit(m)
+		h, _ := wire.ParseHeader(m)
+		pk, err := wire.PeekInit(m)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var c []byte
-		onLoop(t, b.s, func() { c = bytes.Clone(b.s.cookies.make(time.Now(), pk.nonce, b.s.cfg.Remote, h.SPIi)) })
+		onLoop(t, b.s, func() { c = bytes.Clone(b.s.cookies.make(time.Now(), pk.Nonce, b.s.cfg.Remote, h.SPIi)) })
 		b.s.Deliver(spoofedInit(t, c), true) // another nonce: the cookie does not fit
 	}
 	if n := halfOpen(t, b.s); n > 16 {
@@ -231,20 +233,20 @@ func TestForgedInvalidKEDoesNotDerail(t *testing.T) {
 	ci := cfg("198.51.100.2", "203.0.113.10", "k", two, DefaultESPProposal, true)
 	cr := cfg("203.0.113.10", "198.51.100.2", "k", two, DefaultESPProposal, false)
 	hold := func(s *Session) {
-		s.tr.(*link).only = func(h Header) bool { return h.Exchange == IKESAInit }
+		s.tr.(*link).only = func(h wire.Header) bool { return h.Exchange == wire.IKESAInit }
 		s.tr.(*link).hold = true
 	}
 	a, b := pairUp(t, ci, cr, hold)
-	waitFor(t, 5*time.Second, "the first IKE_SA_INIT", func() bool { return a.link.holds(IKESAInit, false) })
+	waitFor(t, 5*time.Second, "the first IKE_SA_INIT", func() bool { return a.link.holds(wire.IKESAInit, false) })
 	var spiI uint64
 	a.link.mu.Lock()
 	spiI = binary.BigEndian.Uint64(a.link.held[0].b)
 	a.link.mu.Unlock()
 	a.link.release(false)
-	waitFor(t, 5*time.Second, "the real answer", func() bool { return b.link.holds(IKESAInit, true) })
-	a.s.Deliver(cleartext(t, Header{SPIi: spiI, Exchange: IKESAInit, Flags: FlagResponse},
-		&Notify{NotifyType: NInvalidKEPayload, Data: binary.BigEndian.AppendUint16(nil, 19)}), false)
-	waitFor(t, 5*time.Second, "the retry with group 19", func() bool { return a.link.holds(IKESAInit, false) })
+	waitFor(t, 5*time.Second, "the real answer", func() bool { return b.link.holds(wire.IKESAInit, true) })
+	a.s.Deliver(cleartext(t, wire.Header{SPIi: spiI, Exchange: wire.IKESAInit, Flags: wire.FlagResponse},
+		&wire.Notify{NotifyType: wire.NInvalidKEPayload, Data: binary.BigEndian.AppendUint16(nil, 19)}), false)
+	waitFor(t, 5*time.Second, "the retry with group 19", func() bool { return a.link.holds(wire.IKESAInit, false) })
 	b.link.release(true) // the real answer, for group 20
 	a.link.release(true)
 	waitFor(t, 10*time.Second, "established", func() bool { return up(a, b) })
@@ -263,8 +265,8 @@ func TestNonceTooShortForPRF(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg.Get(PayloadNonce).(*Nonce).Data = make([]byte, 16)
-	short, _ := msg.marshal(nil)
+	msg.Get(wire.PayloadNonce).(*wire.Nonce).Data = make([]byte, 16)
+	short, _ := marshal(msg, nil)
 	n := dropped(b.s, DropMalformed)
 	b.s.Deliver(short, false)
 	waitDropped(t, b.s, DropMalformed, n)

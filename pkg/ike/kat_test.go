@@ -5,6 +5,8 @@ import (
 	"crypto/cipher"
 	"encoding/hex"
 	"testing"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 func unhex(t *testing.T, s string) []byte {
@@ -116,9 +118,9 @@ func TestSKRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := &Message{Header: Header{SPIi: 1, SPIr: 2, Exchange: Informational, MsgID: 7}, Encrypted: true,
-			Payloads: []Payload{&Delete{Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}}}, &Notify{NotifyType: NInitialContact}}}
-		b, err := m.marshal(k.encI)
+		m := &wire.Message{Header: wire.Header{SPIi: 1, SPIr: 2, Exchange: wire.Informational, MsgID: 7}, Encrypted: true,
+			Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}}}, &wire.Notify{NotifyType: wire.NInitialContact}}}
+		b, err := marshal(m, k.encI)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +128,7 @@ func TestSKRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", s, err)
 		}
-		if d, ok := got.Payloads[0].(*Delete); !ok || !bytes.Equal(d.SPIs[0], []byte{1, 2, 3, 4}) || got.Notify(NInitialContact) == nil {
+		if d, ok := got.Payloads[0].(*wire.Delete); !ok || !bytes.Equal(d.SPIs[0], []byte{1, 2, 3, 4}) || got.Notify(wire.NInitialContact) == nil {
 			t.Fatalf("%v: payloads %+v", s, got.Payloads)
 		}
 		b[len(b)-1] ^= 1

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
@@ -79,14 +80,14 @@ func (s *Session) expireHalfOpen(now time.Time) {
 // sendCookie answers an IKE_SA_INIT request with N(COOKIE) alone. It is
 // encoded by hand into a reused buffer: under a flood this is the answer
 // to every request, and it must make no garbage.
-func (s *Session) sendCookie(req Header, cookie []byte, natt bool) {
+func (s *Session) sendCookie(req wire.Header, cookie []byte, natt bool) {
 	const nLen = 8 // generic payload header, protocol, SPI size, type
-	b := appendHeader(s.scratch[:0], Header{SPIi: req.SPIi, Exchange: IKESAInit, Flags: FlagResponse},
-		PayloadN, headerLen+nLen+len(cookie))
-	b = append(b, byte(PayloadNone), 0)
+	b := wire.AppendHeader(s.scratch[:0], wire.Header{SPIi: req.SPIi, Exchange: wire.IKESAInit, Flags: wire.FlagResponse},
+		wire.PayloadN, wire.HeaderLen+nLen+len(cookie))
+	b = append(b, byte(wire.PayloadNone), 0)
 	b = binary.BigEndian.AppendUint16(b, uint16(nLen+len(cookie)))
 	b = append(b, 0, 0)
-	b = binary.BigEndian.AppendUint16(b, NCookie)
+	b = binary.BigEndian.AppendUint16(b, wire.NCookie)
 	b = append(b, cookie...)
 	s.scratch = b
 	s.tr.SendIKE(b, natt)
@@ -96,7 +97,7 @@ func (s *Session) sendCookie(req Header, cookie []byte, natt bool) {
 // stored or computed for it before the cheap checks pass: a pre-parse of
 // the fixed fields, the retransmission and table checks, and the COOKIE
 // under load; only then the full parse, the proposal and Diffie-Hellman.
-func (s *Session) handleInitRequest(h Header, p packet) {
+func (s *Session) handleInitRequest(h wire.Header, p packet) {
 	if h.MsgID != 0 || h.SPIr != 0 {
 		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request with a responder SPI or message ID")
 		return
@@ -109,27 +110,27 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		s.tr.SendIKE(hf.lastResp, hf.lastNatt) // a retransmission
 		return
 	}
-	pk, err := peekInit(p.b)
+	pk, err := wire.PeekInit(p.b)
 	if err != nil {
 		s.drop(DropMalformed, h, "err", err)
 		return
 	}
 	tmp := &ikeSA{spiI: h.SPIi}
-	refuse := func(n *Notify) { s.respond(tmp, h, []Payload{n}, false, p.natt) }
-	if !pk.hasSA || pk.ke == nil || pk.nonce == nil {
+	refuse := func(n *wire.Notify) { s.respond(tmp, h, []wire.Payload{n}, false, p.natt) }
+	if !pk.HasSA || pk.KE == nil || pk.Nonce == nil {
 		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request lacks SA, KE or nonce")
-		refuse(&Notify{NotifyType: NInvalidSyntax})
+		refuse(&wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return
 	}
 	now := time.Now()
-	if s.underLoad(now) && !s.cookies.valid(now, pk.cookie, pk.nonce, s.cfg.Remote, h.SPIi) {
+	if s.underLoad(now) && !s.cookies.valid(now, pk.Cookie, pk.Nonce, s.cfg.Remote, h.SPIi) {
 		s.drop(DropCookie, h)
 		if !s.loadLogged {
 			s.log.Info("IKE_SA_INIT requests above the cookie threshold or half-open table half full: asking for a COOKIE",
 				"half_open", len(s.halves))
 			s.loadLogged = true
 		}
-		s.sendCookie(h, s.cookies.make(now, pk.nonce, s.cfg.Remote, h.SPIi), p.natt)
+		s.sendCookie(h, s.cookies.make(now, pk.Nonce, s.cfg.Remote, h.SPIi), p.natt)
 		return
 	}
 	if len(s.halves) >= s.cfg.HalfOpenLimit || halfOpenTotal.Load() >= MaxHalfOpenTotal {
@@ -141,40 +142,40 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		s.drop(DropMalformed, h, "err", err)
 		return
 	}
-	spa, _ := m.Get(PayloadSA).(*SA)
-	ke, _ := m.Get(PayloadKE).(*KE)
-	ni, _ := m.Get(PayloadNonce).(*Nonce)
+	spa, _ := m.Get(wire.PayloadSA).(*wire.SA)
+	ke, _ := m.Get(wire.PayloadKE).(*wire.KE)
+	ni, _ := m.Get(wire.PayloadNonce).(*wire.Nonce)
 	if spa == nil || ke == nil || ni == nil {
 		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request lacks SA, KE or nonce")
-		refuse(&Notify{NotifyType: NInvalidSyntax})
+		refuse(&wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return
 	}
 	chosen, ok := selectProposal(s.cfg.IKEProposals, spa.Proposals, true)
 	if !ok {
 		s.fail("no IKE proposal in common with the peer: NO_PROPOSAL_CHOSEN",
 			"peer_proposals", proposalsString(spa.Proposals), "our_proposals", proposalsString(s.cfg.IKEProposals))
-		refuse(&Notify{NotifyType: NNoProposalChosen})
+		refuse(&wire.Notify{NotifyType: wire.NNoProposalChosen})
 		return
 	}
 	st := suiteOf(chosen)
 	if len(ni.Data) < minNonce(st.prf) {
 		s.drop(DropMalformed, h, "err", fmt.Sprintf("nonce of %d bytes, the PRF wants at least %d", len(ni.Data), minNonce(st.prf)))
-		refuse(&Notify{NotifyType: NInvalidSyntax})
+		refuse(&wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return
 	}
 	if ke.Group != st.dh {
-		refuse(&Notify{NotifyType: NInvalidKEPayload, Data: binary.BigEndian.AppendUint16(nil, st.dh)})
+		refuse(&wire.Notify{NotifyType: wire.NInvalidKEPayload, Data: binary.BigEndian.AppendUint16(nil, st.dh)})
 		return
 	}
 	dh, err := newDH(st.dh)
 	if err != nil {
-		refuse(&Notify{NotifyType: NNoProposalChosen})
+		refuse(&wire.Notify{NotifyType: wire.NNoProposalChosen})
 		return
 	}
 	gir, err := dh.shared(ke.Data)
 	if err != nil {
 		s.log.Warn("bad KE payload in IKE_SA_INIT", "err", err)
-		refuse(&Notify{NotifyType: NInvalidSyntax})
+		refuse(&wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return
 	}
 	sa := &ikeSA{spiI: h.SPIi, spiR: randSPI(), state: stRespInit, group: st.dh, dh: dh, ni: ni.Data, nr: nonce(),
@@ -184,7 +185,7 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 		return
 	}
 	chosen.SPI = nil
-	ps := []Payload{&SA{Proposals: []Proposal{chosen}}, &KE{Group: st.dh, Data: dh.public()}, &Nonce{Data: sa.nr}}
+	ps := []wire.Payload{&wire.SA{Proposals: []Proposal{chosen}}, &wire.KE{Group: st.dh, Data: dh.public()}, &wire.Nonce{Data: sa.nr}}
 	ps = append(ps, s.natHashes(sa.spiI, sa.spiR)...)
 	s.start = now
 	s.respond(sa, h, ps, false, p.natt)
@@ -197,7 +198,7 @@ func (s *Session) handleInitRequest(h Header, p packet) {
 
 // nonceOK reports whether n is a nonce long enough for sa's PRF (RFC 7296
 // 2.10: at least 128 bits and half the PRF's key size).
-func nonceOK(sa *ikeSA, n *Nonce) bool {
+func nonceOK(sa *ikeSA, n *wire.Nonce) bool {
 	return n != nil && sa.keys != nil && len(n.Data) >= max(16, sa.keys.prf.size()/2)
 }
 
@@ -216,46 +217,46 @@ func (s *Session) warnWeak(g uint16, what string) {
 }
 
 // handleAuthRequest authenticates the peer, picks the Child SA and answers.
-func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) {
-	id, _ := m.Get(PayloadIDi).(*ID)
-	auth, _ := m.Get(PayloadAuth).(*Auth)
-	spa, _ := m.Get(PayloadSA).(*SA)
-	tsi, _ := m.Get(PayloadTSi).(*TS)
-	tsr, _ := m.Get(PayloadTSr).(*TS)
+func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, natt bool) {
+	id, _ := m.Get(wire.PayloadIDi).(*wire.ID)
+	auth, _ := m.Get(wire.PayloadAuth).(*wire.Auth)
+	spa, _ := m.Get(wire.PayloadSA).(*wire.SA)
+	tsi, _ := m.Get(wire.PayloadTSi).(*wire.TS)
+	tsr, _ := m.Get(wire.PayloadTSr).(*wire.TS)
 	if id == nil || auth == nil {
-		s.respond(sa, h, []Payload{&Notify{NotifyType: NInvalidSyntax}}, true, natt)
+		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NInvalidSyntax}}, true, natt)
 		s.removeHalfOpen(sa)
 		return
 	}
-	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, body(id))
-	if auth.Method != AuthPSK || !hmac.Equal(want, auth.Data) || !idMatches(id, s.cfg.RemoteID) {
+	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
+	if auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) || !idMatches(id, s.cfg.RemoteID) {
 		s.fail("peer failed authentication: AUTHENTICATION_FAILED (wrong pre-shared key or identity)",
 			"peer_id", idString(id), "expected_id", s.cfg.RemoteID)
-		s.respond(sa, h, []Payload{&Notify{NotifyType: NAuthenticationFailed}}, true, natt)
+		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
 		s.removeHalfOpen(sa)
 		return
 	}
 	myID := idPayload(s.cfg.LocalID, true)
-	myAuth := &Auth{Method: AuthPSK, Data: pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, body(myID))}
+	myAuth := &wire.Auth{Method: wire.AuthPSK, Data: pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(myID))}
 	childErr := func(n uint16, msg string, args ...any) {
 		s.fail(msg, args...)
-		s.respond(sa, h, []Payload{myID, myAuth, &Notify{NotifyType: n}}, true, natt)
+		s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.Notify{NotifyType: n}}, true, natt)
 		s.removeHalfOpen(sa)
 	}
 	if spa == nil || tsi == nil || tsr == nil {
-		childErr(NNoProposalChosen, "IKE_AUTH request carries no Child SA")
+		childErr(wire.NNoProposalChosen, "IKE_AUTH request carries no Child SA")
 		return
 	}
 	chosen, ok := selectProposal(s.cfg.ESPProposals, spa.Proposals, false)
 	if !ok || len(chosen.SPI) != 4 {
-		childErr(NNoProposalChosen, "no ESP proposal in common with the peer: NO_PROPOSAL_CHOSEN",
+		childErr(wire.NNoProposalChosen, "no ESP proposal in common with the peer: NO_PROPOSAL_CHOSEN",
 			"peer_proposals", proposalsString(spa.Proposals), "our_proposals", proposalsString(s.cfg.ESPProposals))
 		return
 	}
 	st := suiteOf(chosen)
 	remote, local := toESP(tsi.Selectors), toESP(tsr.Selectors)
 	if len(remote) == 0 || len(local) == 0 {
-		childErr(NTSUnacceptable, "peer's traffic selectors have no IPv4 range: TS_UNACCEPTABLE")
+		childErr(wire.NTSUnacceptable, "peer's traffic selectors have no IPv4 range: TS_UNACCEPTABLE")
 		return
 	}
 	inSPI := randChildSPI()
@@ -263,8 +264,8 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 	c := &child{suite: st, sa: &ChildSA{InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(chosen.SPI), Suite: st.espSuite(),
 		InKey: iToR, OutKey: rToI, LocalTS: local, RemoteTS: remote}}
 	chosen.SPI = binary.BigEndian.AppendUint32(nil, inSPI)
-	s.respond(sa, h, []Payload{myID, myAuth, &SA{Proposals: []Proposal{chosen}},
-		&TS{Selectors: tsi.Selectors}, &TS{Responder: true, Selectors: tsr.Selectors}}, true, natt)
+	s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.SA{Proposals: []Proposal{chosen}},
+		&wire.TS{Selectors: tsi.Selectors}, &wire.TS{Responder: true, Selectors: tsr.Selectors}}, true, natt)
 	if s.sa != nil { // replaced: the peer started over (INITIAL_CONTACT)
 		s.dropChildren()
 		s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil
@@ -275,17 +276,17 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h Header, m *Message, natt bool) 
 	s.installChild(c, true)
 }
 
-func (s *Session) handleInformational(sa *ikeSA, h Header, m *Message, natt bool) {
+func (s *Session) handleInformational(sa *ikeSA, h wire.Header, m *wire.Message, natt bool) {
 	var ours [][]byte
 	for _, p := range m.Payloads {
 		switch p := p.(type) {
-		case *Delete:
-			if p.Protocol == ProtoIKE {
+		case *wire.Delete:
+			if p.Protocol == wire.ProtoIKE {
 				s.respond(sa, h, nil, true, natt)
 				s.peerDeletedIKE(sa)
 				return
 			}
-			if p.Protocol != ProtoESP {
+			if p.Protocol != wire.ProtoESP {
 				s.log.Warn("peer deleted SAs of a protocol cgwd does not use; ignoring", "protocol", p.Protocol)
 				continue
 			}
@@ -303,15 +304,15 @@ func (s *Session) handleInformational(sa *ikeSA, h Header, m *Message, natt bool
 				ours = append(ours, binary.BigEndian.AppendUint32(nil, c.sa.InSPI))
 				s.peerDeletedChild(c)
 			}
-		case *Notify:
+		case *wire.Notify:
 			if p.NotifyType < 16384 {
-				s.log.Warn("peer reports an error", "notify", NotifyName(p.NotifyType))
+				s.log.Warn("peer reports an error", "notify", wire.NotifyName(p.NotifyType))
 			}
 		}
 	}
-	var resp []Payload
+	var resp []wire.Payload
 	if len(ours) > 0 {
-		resp = append(resp, &Delete{Protocol: ProtoESP, SPIs: ours})
+		resp = append(resp, &wire.Delete{Protocol: wire.ProtoESP, SPIs: ours})
 	}
 	s.respond(sa, h, resp, true, natt)
 }
@@ -367,23 +368,23 @@ func (s *Session) peerDeletedChild(c *child) {
 // Child SA or of the IKE SA. When we are rekeying the same SA, both
 // exchanges complete and the nonces decide later which new SA stays
 // (RFC 7296 2.8.1, 2.8.2, 2.25).
-func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) {
+func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, natt bool) {
 	refuse := func(n uint16, data []byte) {
-		s.respond(sa, h, []Payload{&Notify{NotifyType: n, Data: data}}, true, natt)
+		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: n, Data: data}}, true, natt)
 	}
-	spa, _ := m.Get(PayloadSA).(*SA)
-	ni, _ := m.Get(PayloadNonce).(*Nonce)
-	ke, _ := m.Get(PayloadKE).(*KE)
+	spa, _ := m.Get(wire.PayloadSA).(*wire.SA)
+	ni, _ := m.Get(wire.PayloadNonce).(*wire.Nonce)
+	ke, _ := m.Get(wire.PayloadKE).(*wire.KE)
 	if spa == nil || !nonceOK(sa, ni) || len(spa.Proposals) == 0 {
 		s.log.Warn("peer sent a CREATE_CHILD_SA without SA or a long enough nonce: INVALID_SYNTAX")
-		refuse(NInvalidSyntax, nil)
+		refuse(wire.NInvalidSyntax, nil)
 		return
 	}
-	ikeRekey := spa.Proposals[0].Protocol == ProtoIKE
+	ikeRekey := spa.Proposals[0].Protocol == wire.ProtoIKE
 	if sa != s.sa || sa.state != stEstablished {
 		s.log.Info("peer sent CREATE_CHILD_SA on an IKE SA that is being replaced or deleted: TEMPORARY_FAILURE",
 			"spi_i", fmt.Sprintf("%016x", sa.spiI))
-		refuse(NTemporaryFailure, nil)
+		refuse(wire.NTemporaryFailure, nil)
 		return
 	}
 	var target *child
@@ -391,22 +392,22 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 		switch {
 		case s.child != nil && s.child.rekeying:
 			s.log.Info("peer wants to rekey the IKE SA while our Child SA rekey is under way: TEMPORARY_FAILURE")
-			refuse(NTemporaryFailure, nil)
+			refuse(wire.NTemporaryFailure, nil)
 			return
 		case s.old != nil || s.ikeSpare != nil || s.ikeCollided != nil:
 			s.log.Info("peer wants to rekey the IKE SA before the previous rekey finished: TEMPORARY_FAILURE")
-			refuse(NTemporaryFailure, nil)
+			refuse(wire.NTemporaryFailure, nil)
 			return
 		}
 	} else {
-		rn := m.Notify(NRekeySA)
+		rn := m.Notify(wire.NRekeySA)
 		if rn == nil {
-			refuse(NNoAdditionalSAs, nil)
+			refuse(wire.NNoAdditionalSAs, nil)
 			return
 		}
 		if len(rn.SPI) != 4 {
 			s.log.Warn("peer's REKEY_SA has a malformed SPI: INVALID_SYNTAX", "spi_len", len(rn.SPI))
-			refuse(NInvalidSyntax, nil)
+			refuse(wire.NInvalidSyntax, nil)
 			return
 		}
 		spi := binary.BigEndian.Uint32(rn.SPI)
@@ -414,21 +415,21 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 		switch {
 		case sa.rekeying:
 			s.log.Info("peer wants to rekey the Child SA while our IKE SA rekey is under way: TEMPORARY_FAILURE")
-			refuse(NTemporaryFailure, nil)
+			refuse(wire.NTemporaryFailure, nil)
 			return
 		case target == nil:
 			s.log.Warn("peer wants to rekey a Child SA we do not have: CHILD_SA_NOT_FOUND", "spi", fmt.Sprintf("%08x", spi))
-			s.respond(sa, h, []Payload{&Notify{Protocol: ProtoESP, SPI: rn.SPI, NotifyType: NChildSANotFound}}, true, natt)
+			s.respond(sa, h, []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: rn.SPI, NotifyType: wire.NChildSANotFound}}, true, natt)
 			return
 		case target != s.child:
 			s.log.Warn("peer wants to rekey a Child SA that is already replaced or being deleted: TEMPORARY_FAILURE",
 				"spi", fmt.Sprintf("%08x", spi))
-			refuse(NTemporaryFailure, nil)
+			refuse(wire.NTemporaryFailure, nil)
 			return
 		case target.rekeying && s.collided != nil:
 			s.log.Warn("peer rekeys the same Child SA a second time during a collision: TEMPORARY_FAILURE",
 				"spi", fmt.Sprintf("%08x", spi))
-			refuse(NTemporaryFailure, nil)
+			refuse(wire.NTemporaryFailure, nil)
 			return
 		}
 	}
@@ -440,7 +441,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	if !ok {
 		s.fail("no proposal in common for the peer's rekey: NO_PROPOSAL_CHOSEN",
 			"peer_proposals", proposalsString(spa.Proposals), "our_proposals", proposalsString(ours))
-		refuse(NNoProposalChosen, nil)
+		refuse(wire.NNoProposalChosen, nil)
 		return
 	}
 	st := suiteOf(chosen)
@@ -448,7 +449,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	var gir []byte
 	if st.dh != 0 {
 		if ke == nil || ke.Group != st.dh {
-			refuse(NInvalidKEPayload, binary.BigEndian.AppendUint16(nil, st.dh))
+			refuse(wire.NInvalidKEPayload, binary.BigEndian.AppendUint16(nil, st.dh))
 			return
 		}
 		var err error
@@ -457,7 +458,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 		}
 		if err != nil {
 			s.log.Warn("bad KE payload in the peer's CREATE_CHILD_SA: INVALID_SYNTAX", "err", err)
-			refuse(NInvalidSyntax, nil)
+			refuse(wire.NInvalidSyntax, nil)
 			return
 		}
 		if ikeRekey {
@@ -469,17 +470,17 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	nr := nonce()
 	if ikeRekey {
 		if len(chosen.SPI) != 8 || dh == nil {
-			refuse(NInvalidSyntax, nil)
+			refuse(wire.NInvalidSyntax, nil)
 			return
 		}
 		spiI, spiR := binary.BigEndian.Uint64(chosen.SPI), randSPI()
 		keys, err := deriveIKEKeys(st, gir, ni.Data, nr, spiI, spiR, sa.keys.d, sa.keys.prf)
 		if err != nil {
-			refuse(NNoProposalChosen, nil)
+			refuse(wire.NNoProposalChosen, nil)
 			return
 		}
 		chosen.SPI = binary.BigEndian.AppendUint64(nil, spiR)
-		s.respond(sa, h, []Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: nr}, &KE{Group: st.dh, Data: dh.public()}}, true, natt)
+		s.respond(sa, h, []wire.Payload{&wire.SA{Proposals: []Proposal{chosen}}, &wire.Nonce{Data: nr}, &wire.KE{Group: st.dh, Data: dh.public()}}, true, natt)
 		next := &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni.Data, nr: nr}
 		if sa.rekeying {
 			// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
@@ -493,15 +494,15 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 		s.ikeRekeyed(sa, next, false)
 		return
 	}
-	tsi, _ := m.Get(PayloadTSi).(*TS)
-	tsr, _ := m.Get(PayloadTSr).(*TS)
+	tsi, _ := m.Get(wire.PayloadTSi).(*wire.TS)
+	tsr, _ := m.Get(wire.PayloadTSr).(*wire.TS)
 	if tsi == nil || tsr == nil || len(chosen.SPI) != 4 {
-		refuse(NInvalidSyntax, nil)
+		refuse(wire.NInvalidSyntax, nil)
 		return
 	}
 	remote, local := toESP(tsi.Selectors), toESP(tsr.Selectors)
 	if len(remote) == 0 || len(local) == 0 {
-		refuse(NTSUnacceptable, nil)
+		refuse(wire.NTSUnacceptable, nil)
 		return
 	}
 	inSPI := randChildSPI()
@@ -509,16 +510,16 @@ func (s *Session) handleCreateChild(sa *ikeSA, h Header, m *Message, natt bool) 
 	c := &child{suite: st, ni: ni.Data, nr: nr, sa: &ChildSA{InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(chosen.SPI), Suite: st.espSuite(),
 		InKey: iToR, OutKey: rToI, LocalTS: local, RemoteTS: remote}}
 	chosen.SPI = binary.BigEndian.AppendUint32(nil, inSPI)
-	ps := []Payload{&SA{Proposals: []Proposal{chosen}}, &Nonce{Data: nr}}
+	ps := []wire.Payload{&wire.SA{Proposals: []Proposal{chosen}}, &wire.Nonce{Data: nr}}
 	if dh != nil {
-		ps = append(ps, &KE{Group: st.dh, Data: dh.public()})
+		ps = append(ps, &wire.KE{Group: st.dh, Data: dh.public()})
 	}
-	ps = append(ps, &TS{Selectors: tsi.Selectors}, &TS{Responder: true, Selectors: tsr.Selectors})
+	ps = append(ps, &wire.TS{Selectors: tsi.Selectors}, &wire.TS{Responder: true, Selectors: tsr.Selectors})
 	// Make before break: accept on the new SA now, keep sending on the old
 	// one until the peer deletes it (it has the new inbound SA by then).
 	if err := s.addChild(c); err != nil {
 		s.fail("cannot install inbound ESP SA for the peer's rekey", "err", err)
-		refuse(NTemporaryFailure, nil)
+		refuse(wire.NTemporaryFailure, nil)
 		return
 	}
 	s.respond(sa, h, ps, true, natt)
@@ -555,13 +556,13 @@ func (s *Session) ikeRekeyed(old, next *ikeSA, weInitiated bool) {
 func (s *Session) deleteOld() {
 	old := s.old
 	old.state = stDeleting
-	m := &Message{Header: s.reqHeader(old, Informational), Encrypted: true, Payloads: []Payload{&Delete{Protocol: ProtoIKE}}}
+	m := &wire.Message{Header: s.reqHeader(old, wire.Informational), Encrypted: true, Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 	done := func() {
 		if s.old == old {
 			s.old = nil
 		}
 	}
-	s.request(old, m, "INFORMATIONAL delete", func(*Message) { done() }, done)
+	s.request(old, m, "INFORMATIONAL delete", func(*wire.Message) { done() }, done)
 }
 
 // deleteSpare deletes sa, our redundant new IKE SA of a rekey collision.
@@ -569,21 +570,21 @@ func (s *Session) deleteSpare(sa *ikeSA) {
 	now := time.Now()
 	sa.state, sa.est, sa.lastRecv, sa.expireAt = stDeleting, now, now, now.Add(s.cfg.DPDTimeout)
 	s.ikeSpare = sa
-	m := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true, Payloads: []Payload{&Delete{Protocol: ProtoIKE}}}
+	m := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true, Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 	done := func() {
 		if s.ikeSpare == sa {
 			s.ikeSpare = nil
 		}
 	}
-	s.request(sa, m, "INFORMATIONAL delete redundant IKE SA", func(*Message) { done() }, done)
+	s.request(sa, m, "INFORMATIONAL delete redundant IKE SA", func(*wire.Message) { done() }, done)
 }
 
 // deleteChild asks the peer to delete c (already retired); then runs done.
 func (s *Session) deleteChild(sa *ikeSA, c *child, what string, done func()) {
 	c.deleting = true
-	del := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true,
-		Payloads: []Payload{&Delete{Protocol: ProtoESP, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.sa.InSPI)}}}}
-	s.request(sa, del, what, func(*Message) { done() }, done)
+	del := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true,
+		Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{binary.BigEndian.AppendUint32(nil, c.sa.InSPI)}}}}
+	s.request(sa, del, what, func(*wire.Message) { done() }, done)
 }
 
 // rekeyChild replaces the Child SA with CREATE_CHILD_SA (with PFS when the
@@ -596,8 +597,8 @@ func (s *Session) rekeyChild() {
 
 func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 	newSPI, ni := randChildSPI(), nonce()
-	ps := []Payload{&Notify{Protocol: ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, c.sa.InSPI), NotifyType: NRekeySA},
-		&SA{Proposals: s.espOffer(newSPI, true)}, &Nonce{Data: ni}}
+	ps := []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: binary.BigEndian.AppendUint32(nil, c.sa.InSPI), NotifyType: wire.NRekeySA},
+		&wire.SA{Proposals: s.espOffer(newSPI, true)}, &wire.Nonce{Data: ni}}
 	var dh dhKey
 	if group != 0 {
 		var err error
@@ -606,12 +607,12 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
 			return
 		}
-		ps = append(ps, &KE{Group: group, Data: dh.public()})
+		ps = append(ps, &wire.KE{Group: group, Data: dh.public()})
 	}
-	ps = append(ps, &TS{Selectors: fromESP(c.sa.LocalTS)}, &TS{Responder: true, Selectors: fromESP(c.sa.RemoteTS)})
-	m := &Message{Header: s.reqHeader(sa, CreateChildSA), Encrypted: true, Payloads: ps}
-	s.request(sa, m, "CREATE_CHILD_SA (Child rekey)", func(r *Message) {
-		if n := r.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
+	ps = append(ps, &wire.TS{Selectors: fromESP(c.sa.LocalTS)}, &wire.TS{Responder: true, Selectors: fromESP(c.sa.RemoteTS)})
+	m := &wire.Message{Header: s.reqHeader(sa, wire.CreateChildSA), Encrypted: true, Payloads: ps}
+	s.request(sa, m, "CREATE_CHILD_SA (Child rekey)", func(r *wire.Message) {
+		if n := r.Notify(wire.NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 			g := binary.BigEndian.Uint16(n.Data)
 			if g != group && offers(s.cfg.ESPProposals, Transform{Type: TransformDH, ID: g}) {
 				s.sendChildRekey(sa, c, g)
@@ -628,7 +629,7 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 
 // childRekeyDone completes our rekey of c with the peer's response r,
 // settling a collision with the peer's own rekey of c if there was one.
-func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32, dh dhKey, ni []byte) {
+func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI uint32, dh dhKey, ni []byte) {
 	peer := c.rival // the peer's new SA if it rekeyed c too
 	c.rival = nil
 	peerLive := peer != nil && s.installed(peer)
@@ -651,15 +652,15 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *Message, newSPI uint32,
 		}
 	}
 	if n := r.ErrorNotify(); n != nil {
-		if n.NotifyType == NChildSANotFound && peer == nil && s.child == c {
+		if n.NotifyType == wire.NChildSANotFound && peer == nil && s.child == c {
 			s.fail("peer does not know the Child SA we tried to rekey: CHILD_SA_NOT_FOUND", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
 			s.restart("Child SA not found by the peer")
 			return
 		}
-		failed("peer refused the Child SA rekey", "notify", NotifyName(n.NotifyType))
+		failed("peer refused the Child SA rekey", "notify", wire.NotifyName(n.NotifyType))
 		return
 	}
-	nr, _ := r.Get(PayloadNonce).(*Nonce)
+	nr, _ := r.Get(wire.PayloadNonce).(*wire.Nonce)
 	if !nonceOK(sa, nr) {
 		failed("peer's Child SA rekey response has no nonce or one too short for the PRF")
 		return
@@ -738,8 +739,8 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	for i := range props {
 		props[i].SPI = binary.BigEndian.AppendUint64(nil, newSPI)
 	}
-	m := &Message{Header: s.reqHeader(sa, CreateChildSA), Encrypted: true,
-		Payloads: []Payload{&SA{Proposals: props}, &Nonce{Data: ni}, &KE{Group: group, Data: dh.public()}}}
+	m := &wire.Message{Header: s.reqHeader(sa, wire.CreateChildSA), Encrypted: true,
+		Payloads: []wire.Payload{&wire.SA{Proposals: props}, &wire.Nonce{Data: ni}, &wire.KE{Group: group, Data: dh.public()}}}
 	// settle takes the peer's colliding new IKE SA off sa, if any, and
 	// reports whether it is still there (the peer deletes it once it lost).
 	settle := func() (peer *ikeSA, live bool) {
@@ -761,8 +762,8 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 		s.log.Warn(msg+"; retrying later", args...)
 		sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second)
 	}
-	s.request(sa, m, "CREATE_CHILD_SA (IKE rekey)", func(r *Message) {
-		if n := r.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
+	s.request(sa, m, "CREATE_CHILD_SA (IKE rekey)", func(r *wire.Message) {
+		if n := r.Notify(wire.NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 			g := binary.BigEndian.Uint16(n.Data)
 			if g != group && offers(s.cfg.IKEProposals, Transform{Type: TransformDH, ID: g}) {
 				s.sendIKERekey(sa, g)
@@ -770,12 +771,12 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 			}
 		}
 		if n := r.ErrorNotify(); n != nil {
-			failed("peer refused the IKE SA rekey", "notify", NotifyName(n.NotifyType))
+			failed("peer refused the IKE SA rekey", "notify", wire.NotifyName(n.NotifyType))
 			return
 		}
-		spa, _ := r.Get(PayloadSA).(*SA)
-		nr, _ := r.Get(PayloadNonce).(*Nonce)
-		ke, _ := r.Get(PayloadKE).(*KE)
+		spa, _ := r.Get(wire.PayloadSA).(*wire.SA)
+		nr, _ := r.Get(wire.PayloadNonce).(*wire.Nonce)
+		ke, _ := r.Get(wire.PayloadKE).(*wire.KE)
 		if spa == nil || !nonceOK(sa, nr) || ke == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 8 {
 			failed("bad IKE rekey response")
 			return

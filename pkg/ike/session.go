@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/esp"
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 // Config is one IKE peering: cgwd and one AWS tunnel endpoint.
@@ -265,8 +266,8 @@ type initTry struct {
 
 type initError struct {
 	at     time.Time
-	notify *Notify // an error notify, or nil
-	msg    string  // otherwise, what was wrong with the answer
+	notify *wire.Notify // an error notify, or nil
+	msg    string       // otherwise, what was wrong with the answer
 	args   []any
 }
 
@@ -282,7 +283,7 @@ type pending struct {
 	wait     time.Duration
 	deadline time.Time
 	what     string
-	onResp   func(*Message)
+	onResp   func(*wire.Message)
 	onFail   func()
 }
 
@@ -305,11 +306,11 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	}
 	for i := range cfg.IKEProposals {
 		cfg.IKEProposals[i].Num = uint8(i + 1)
-		cfg.IKEProposals[i].Protocol = ProtoIKE
+		cfg.IKEProposals[i].Protocol = wire.ProtoIKE
 	}
 	for i := range cfg.ESPProposals {
 		cfg.ESPProposals[i].Num = uint8(i + 1)
-		cfg.ESPProposals[i].Protocol = ProtoESP
+		cfg.ESPProposals[i].Protocol = wire.ProtoESP
 	}
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
@@ -376,7 +377,7 @@ func (s *Session) Status() Status {
 }
 
 // drop counts a received message dropped for r and logs it at debug level.
-func (s *Session) drop(r DropReason, h Header, args ...any) {
+func (s *Session) drop(r DropReason, h wire.Header, args ...any) {
 	s.drops.add(r)
 	if s.log.Enabled(context.Background(), slog.LevelDebug) {
 		s.log.Debug("dropping IKE message", append([]any{"reason", r.String(), "exchange", h.Exchange,
@@ -425,8 +426,8 @@ func (s *Session) Run(ctx context.Context) {
 
 func (s *Session) shutdown() {
 	if sa := s.sa; sa != nil && sa.state == stEstablished {
-		msg := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true,
-			Payloads: []Payload{&Delete{Protocol: ProtoIKE}}}
+		msg := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true,
+			Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 		if b, err := s.marshal(sa, msg); err == nil {
 			s.tr.SendIKE(b, sa.natt)
 		}
@@ -477,26 +478,26 @@ func (s *Session) rekeyTime(from time.Time, life time.Duration) time.Time {
 
 // --- sending --------------------------------------------------------------
 
-func (s *Session) reqHeader(sa *ikeSA, exch uint8) Header {
-	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, MsgID: sa.nextID}
+func (s *Session) reqHeader(sa *ikeSA, exch uint8) wire.Header {
+	h := wire.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: exch, MsgID: sa.nextID}
 	if sa.initiator {
-		h.Flags |= FlagInitiator
+		h.Flags |= wire.FlagInitiator
 	}
 	return h
 }
 
-func (s *Session) marshal(sa *ikeSA, m *Message) ([]byte, error) {
+func (s *Session) marshal(sa *ikeSA, m *wire.Message) ([]byte, error) {
 	if !m.Encrypted {
-		return m.marshal(nil)
+		return marshal(m, nil)
 	}
 	if sa.initiator {
-		return m.marshal(sa.keys.encI)
+		return marshal(m, sa.keys.encI)
 	}
-	return m.marshal(sa.keys.encR)
+	return marshal(m, sa.keys.encR)
 }
 
 // request sends a request on sa and retransmits it until a response or timeout.
-func (s *Session) request(sa *ikeSA, m *Message, what string, onResp func(*Message), onFail func()) {
+func (s *Session) request(sa *ikeSA, m *wire.Message, what string, onResp func(*wire.Message), onFail func()) {
 	b, err := s.marshal(sa, m)
 	if err != nil {
 		s.fail("cannot encode request", "exchange", what, "err", err)
@@ -510,12 +511,12 @@ func (s *Session) request(sa *ikeSA, m *Message, what string, onResp func(*Messa
 	}
 }
 
-func (s *Session) respond(sa *ikeSA, req Header, ps []Payload, encrypted, natt bool) {
-	h := Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: req.Exchange, MsgID: req.MsgID, Flags: FlagResponse}
+func (s *Session) respond(sa *ikeSA, req wire.Header, ps []wire.Payload, encrypted, natt bool) {
+	h := wire.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: req.Exchange, MsgID: req.MsgID, Flags: wire.FlagResponse}
 	if sa.initiator {
-		h.Flags |= FlagInitiator
+		h.Flags |= wire.FlagInitiator
 	}
-	b, err := s.marshal(sa, &Message{Header: h, Encrypted: encrypted, Payloads: ps})
+	b, err := s.marshal(sa, &wire.Message{Header: h, Encrypted: encrypted, Payloads: ps})
 	if err != nil {
 		s.log.Error("cannot encode response", "err", err)
 		return
@@ -606,8 +607,8 @@ func (s *Session) tick(now time.Time) {
 
 func (s *Session) dpd(sa *ikeSA) {
 	s.log.Debug("sending liveness check", "msg_id", sa.nextID)
-	m := &Message{Header: s.reqHeader(sa, Informational), Encrypted: true}
-	s.request(sa, m, "DPD", func(*Message) {}, func() {
+	m := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true}
+	s.request(sa, m, "DPD", func(*wire.Message) {}, func() {
 		s.fail("peer is dead: no answer to liveness checks", "timeout", s.cfg.DPDTimeout)
 		s.restart("DPD")
 	})
@@ -653,12 +654,12 @@ func (s *Session) dropAll() {
 // --- receiving ------------------------------------------------------------
 
 func (s *Session) handle(p packet) {
-	h, err := ParseHeader(p.b)
+	h, err := wire.ParseHeader(p.b)
 	if err != nil {
 		s.drop(DropMalformed, h, "err", err)
 		return
 	}
-	if h.Exchange == IKESAInit && !h.IsResponse() {
+	if h.Exchange == wire.IKESAInit && !h.IsResponse() {
 		s.handleInitRequest(h, p)
 		return
 	}
@@ -667,19 +668,19 @@ func (s *Session) handle(p packet) {
 		s.drop(DropUnknownSPI, h, "spi_i", fmt.Sprintf("%016x", h.SPIi), "spi_r", fmt.Sprintf("%016x", h.SPIr))
 		return
 	}
-	if h.IsResponse() && h.Exchange == IKESAInit {
+	if h.IsResponse() && h.Exchange == wire.IKESAInit {
 		s.handleInitResponse(sa, h, p)
 		return
 	}
 	// Every exchange after IKE_SA_INIT travels in an SK payload, and SK is
 	// the only payload outside it (RFC 7296 3.14): anything else is not
 	// the peer's and must not touch the SA, however plausible it looks.
-	if PayloadType(p.b[16]) != PayloadSK || sa.keys == nil {
+	if wire.PayloadType(p.b[16]) != wire.PayloadSK || sa.keys == nil {
 		s.drop(DropUnencrypted, h)
 		return
 	}
 	sk := sa.keys.encR
-	if h.Flags&FlagInitiator != 0 {
+	if h.Flags&wire.FlagInitiator != 0 {
 		sk = sa.keys.encI
 	}
 	if h.IsResponse() {
@@ -721,14 +722,14 @@ func (s *Session) handle(p packet) {
 		// Only with a verified ICV does a bad request get an answer
 		// (RFC 7296 3.10.1): the critical payload or the bad syntax was
 		// inside SK, so it is the peer's.
-		var ec errCritical
+		var ec wire.CriticalError
 		switch {
 		case errors.As(err, &ec):
 			sa.lastReqHash = reqHash
-			s.respond(sa, h, []Payload{&Notify{NotifyType: NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
+			s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NUnsupportedCriticalPayload, Data: []byte{byte(ec)}}}, true, p.natt)
 		case errors.Is(err, errInvalidSyntax):
 			sa.lastReqHash = reqHash
-			s.respond(sa, h, []Payload{&Notify{NotifyType: NInvalidSyntax}}, true, p.natt)
+			s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NInvalidSyntax}}, true, p.natt)
 		}
 		return
 	}
@@ -738,23 +739,23 @@ func (s *Session) handle(p packet) {
 		sa.natt = true
 	}
 	switch h.Exchange {
-	case IKEAuth:
+	case wire.IKEAuth:
 		if sa.state == stRespInit && s.isHalfOpen(sa) {
 			s.handleAuthRequest(sa, h, m, p.natt)
 		}
-	case Informational:
+	case wire.Informational:
 		s.handleInformational(sa, h, m, p.natt)
-	case CreateChildSA:
+	case wire.CreateChildSA:
 		s.handleCreateChild(sa, h, m, p.natt)
 	}
 }
 
 // open verifies and decrypts a message after IKE_SA_INIT. It counts and
 // logs a failure; an unsupported critical payload is returned as
-// errCritical once the ICV has been verified.
-func (s *Session) open(h Header, b []byte, sk *skCipher) (*Message, error) {
+// wire.CriticalError once the ICV has been verified.
+func (s *Session) open(h wire.Header, b []byte, sk *skCipher) (*wire.Message, error) {
 	m, err := parse(b, sk)
-	var ec errCritical
+	var ec wire.CriticalError
 	switch {
 	case err == nil && !m.Encrypted:
 		s.drop(DropUnencrypted, h)
@@ -770,10 +771,10 @@ func (s *Session) open(h Header, b []byte, sk *skCipher) (*Message, error) {
 	return nil, err
 }
 
-func (s *Session) findSA(h Header) *ikeSA {
+func (s *Session) findSA(h wire.Header) *ikeSA {
 	match := func(sa *ikeSA) bool {
 		return sa != nil && sa.spiI == h.SPIi &&
-			(sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == IKESAInit))
+			(sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == wire.IKESAInit))
 	}
 	for _, sa := range [...]*ikeSA{s.sa, s.old, s.ikeCollided, s.ikeSpare} {
 		if match(sa) {
@@ -789,7 +790,7 @@ func (s *Session) findSA(h Header) *ikeSA {
 }
 
 // natHashes are the NAT detection payloads for the addresses we send from and to.
-func (s *Session) natHashes(spiI, spiR uint64) []Payload {
+func (s *Session) natHashes(spiI, spiR uint64) []wire.Payload {
 	hash := func(a netip.Addr, port uint16) []byte {
 		h := sha1.New()
 		binary.Write(h, binary.BigEndian, spiI)
@@ -804,9 +805,9 @@ func (s *Session) natHashes(spiI, spiR uint64) []Payload {
 		src = make([]byte, 20) // deliberately wrong: makes both ends use UDP encapsulation
 		rand.Read(src)
 	}
-	return []Payload{
-		&Notify{NotifyType: NNATDetectionSourceIP, Data: src},
-		&Notify{NotifyType: NNATDetectionDestinationIP, Data: hash(s.cfg.Remote, 500)},
+	return []wire.Payload{
+		&wire.Notify{NotifyType: wire.NNATDetectionSourceIP, Data: src},
+		&wire.Notify{NotifyType: wire.NNATDetectionDestinationIP, Data: hash(s.cfg.Remote, 500)},
 	}
 }
 
@@ -844,14 +845,14 @@ func (s *Session) sendInit(sa *ikeSA) {
 		}
 		sa.ni = nonce()
 	}
-	var ps []Payload
+	var ps []wire.Payload
 	if sa.cookie != nil {
-		ps = append(ps, &Notify{NotifyType: NCookie, Data: sa.cookie})
+		ps = append(ps, &wire.Notify{NotifyType: wire.NCookie, Data: sa.cookie})
 	}
-	ps = append(ps, &SA{Proposals: s.cfg.IKEProposals}, &KE{Group: sa.group, Data: sa.dh.public()}, &Nonce{Data: sa.ni})
+	ps = append(ps, &wire.SA{Proposals: s.cfg.IKEProposals}, &wire.KE{Group: sa.group, Data: sa.dh.public()}, &wire.Nonce{Data: sa.ni})
 	ps = append(ps, s.natHashes(sa.spiI, 0)...)
-	m := &Message{Header: Header{SPIi: sa.spiI, Exchange: IKESAInit, Flags: FlagInitiator}, Payloads: ps}
-	b, _ := m.marshal(nil)
+	m := &wire.Message{Header: wire.Header{SPIi: sa.spiI, Exchange: wire.IKESAInit, Flags: wire.FlagInitiator}, Payloads: ps}
+	b, _ := marshal(m, nil)
 	sa.initReq = b
 	try := initTry{group: sa.group, dh: sa.dh, ni: sa.ni, req: b}
 	if i := slices.IndexFunc(sa.tries, func(t initTry) bool { return t.group == sa.group }); i >= 0 {
@@ -867,7 +868,7 @@ func (s *Session) sendInit(sa *ikeSA) {
 	})
 }
 
-func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
+func (s *Session) handleInitResponse(sa *ikeSA, h wire.Header, p packet) {
 	if sa.state != stInitSent || sa.req == nil || h.MsgID != 0 {
 		s.drop(DropWindow, h)
 		return
@@ -877,14 +878,14 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 		s.drop(DropMalformed, h, "err", err)
 		return
 	}
-	if n := m.Notify(NCookie); n != nil {
+	if n := m.Notify(wire.NCookie); n != nil {
 		sa.req = nil
 		sa.cookie = n.Data
 		s.log.Info("peer asked for a cookie; retrying IKE_SA_INIT with it")
 		s.sendInit(sa)
 		return
 	}
-	if n := m.Notify(NInvalidKEPayload); n != nil && len(n.Data) == 2 {
+	if n := m.Notify(wire.NInvalidKEPayload); n != nil && len(n.Data) == 2 {
 		g := binary.BigEndian.Uint16(n.Data)
 		tried := slices.ContainsFunc(sa.tries, func(t initTry) bool { return t.group == g })
 		if offers(s.cfg.IKEProposals, Transform{Type: TransformDH, ID: g}) && !tried {
@@ -900,7 +901,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 	}
 	// Nothing below is authenticated: a bad answer is noted, and believed
 	// only if no valid one follows in time.
-	suspect := func(n *Notify, msg string, args ...any) {
+	suspect := func(n *wire.Notify, msg string, args ...any) {
 		if sa.initErr == nil {
 			sa.initErr = &initError{at: time.Now(), notify: n, msg: msg, args: args}
 			s.log.Info("unauthenticated error answer to IKE_SA_INIT: waiting for a valid one", "wait", initErrGrace)
@@ -910,9 +911,9 @@ func (s *Session) handleInitResponse(sa *ikeSA, h Header, p packet) {
 		suspect(n, "")
 		return
 	}
-	spa, _ := m.Get(PayloadSA).(*SA)
-	ke, _ := m.Get(PayloadKE).(*KE)
-	nr, _ := m.Get(PayloadNonce).(*Nonce)
+	spa, _ := m.Get(wire.PayloadSA).(*wire.SA)
+	ke, _ := m.Get(wire.PayloadKE).(*wire.KE)
+	nr, _ := m.Get(wire.PayloadNonce).(*wire.Nonce)
 	if spa == nil || ke == nil || nr == nil || len(spa.Proposals) != 1 || h.SPIr == 0 {
 		suspect(nil, "IKE_SA_INIT response lacks SA, KE or nonce")
 		return
@@ -978,30 +979,30 @@ func offers(ps []Proposal, t Transform) bool {
 	return false
 }
 
-func (s *Session) initFailed(n *Notify, exch string) {
+func (s *Session) initFailed(n *wire.Notify, exch string) {
 	switch n.NotifyType {
-	case NNoProposalChosen:
+	case wire.NNoProposalChosen:
 		s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN", "exchange", exch,
 			"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals))
-	case NAuthenticationFailed:
+	case wire.NAuthenticationFailed:
 		s.fail("peer rejected our authentication: AUTHENTICATION_FAILED (check the pre-shared key and the identities)",
 			"exchange", exch, "local_id", s.cfg.LocalID, "remote_id", s.cfg.RemoteID)
-	case NTSUnacceptable:
+	case wire.NTSUnacceptable:
 		s.fail("peer rejected our traffic selectors: TS_UNACCEPTABLE", "exchange", exch, "tsi", "0.0.0.0/0", "tsr", "0.0.0.0/0")
 	default:
-		s.fail("peer refused the exchange", "exchange", exch, "notify", NotifyName(n.NotifyType))
+		s.fail("peer refused the exchange", "exchange", exch, "notify", wire.NotifyName(n.NotifyType))
 	}
 	s.sa = nil
 	s.scheduleRetry(false)
 }
 
-func idPayload(a netip.Addr, responder bool) *ID {
+func idPayload(a netip.Addr, responder bool) *wire.ID {
 	b := a.As4()
-	return &ID{Responder: responder, IDType: IDIPv4Addr, Data: b[:]}
+	return &wire.ID{Responder: responder, IDType: wire.IDIPv4Addr, Data: b[:]}
 }
 
-func anyTS(responder bool) *TS {
-	return &TS{Responder: responder, Selectors: []Selector{{StartPort: 0, EndPort: 65535,
+func anyTS(responder bool) *wire.TS {
+	return &wire.TS{Responder: responder, Selectors: []wire.Selector{{StartPort: 0, EndPort: 65535,
 		Start: netip.AddrFrom4([4]byte{}), End: netip.AddrFrom4([4]byte{255, 255, 255, 255})}}}
 }
 
@@ -1010,7 +1011,7 @@ func (s *Session) espOffer(spi uint32, withDH bool) []Proposal {
 	var out []Proposal
 	spib := binary.BigEndian.AppendUint32(nil, spi)
 	for _, p := range s.cfg.ESPProposals {
-		q := Proposal{Num: p.Num, Protocol: ProtoESP, SPI: spib}
+		q := Proposal{Num: p.Num, Protocol: wire.ProtoESP, SPI: spib}
 		for _, t := range p.Transforms {
 			if t.Type != TransformDH || withDH {
 				q.Transforms = append(q.Transforms, t)
@@ -1025,32 +1026,32 @@ func (s *Session) sendAuth(sa *ikeSA) {
 	sa.state = stAuthSent
 	sa.childSPI = randChildSPI()
 	id := idPayload(s.cfg.LocalID, false)
-	auth := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, body(id))
-	ps := []Payload{id, &Notify{NotifyType: NInitialContact}, idPayload(s.cfg.RemoteID, true),
-		&Auth{Method: AuthPSK, Data: auth}, &SA{Proposals: s.espOffer(sa.childSPI, false)}, anyTS(false), anyTS(true)}
-	m := &Message{Header: s.reqHeader(sa, IKEAuth), Encrypted: true, Payloads: ps}
-	s.request(sa, m, "IKE_AUTH", func(r *Message) { s.handleAuthResponse(sa, r) }, func() {
+	auth := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
+	ps := []wire.Payload{id, &wire.Notify{NotifyType: wire.NInitialContact}, idPayload(s.cfg.RemoteID, true),
+		&wire.Auth{Method: wire.AuthPSK, Data: auth}, &wire.SA{Proposals: s.espOffer(sa.childSPI, false)}, anyTS(false), anyTS(true)}
+	m := &wire.Message{Header: s.reqHeader(sa, wire.IKEAuth), Encrypted: true, Payloads: ps}
+	s.request(sa, m, "IKE_AUTH", func(r *wire.Message) { s.handleAuthResponse(sa, r) }, func() {
 		s.fail("peer unreachable: no answer to IKE_AUTH on UDP 4500", "timeout", s.cfg.DPDTimeout)
 		s.sa = nil
 		s.scheduleRetry(false)
 	})
 }
 
-func (s *Session) handleAuthResponse(sa *ikeSA, m *Message) {
-	if n := m.ErrorNotify(); n != nil && m.Get(PayloadAuth) == nil {
+func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
+	if n := m.ErrorNotify(); n != nil && m.Get(wire.PayloadAuth) == nil {
 		s.initFailed(n, "IKE_AUTH")
 		return
 	}
-	id, _ := m.Get(PayloadIDr).(*ID)
-	auth, _ := m.Get(PayloadAuth).(*Auth)
+	id, _ := m.Get(wire.PayloadIDr).(*wire.ID)
+	auth, _ := m.Get(wire.PayloadAuth).(*wire.Auth)
 	if id == nil || auth == nil {
 		s.fail("IKE_AUTH response lacks IDr or AUTH")
 		s.sa = nil
 		s.scheduleRetry(false)
 		return
 	}
-	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, body(id))
-	if auth.Method != AuthPSK || !hmac.Equal(want, auth.Data) {
+	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(id))
+	if auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) {
 		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
 		s.sa = nil
 		s.scheduleRetry(false)
@@ -1077,25 +1078,25 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *Message) {
 	s.installChild(c, true)
 }
 
-func idString(id *ID) string {
-	if id.IDType == IDIPv4Addr && len(id.Data) == 4 {
+func idString(id *wire.ID) string {
+	if id.IDType == wire.IDIPv4Addr && len(id.Data) == 4 {
 		return netip.AddrFrom4([4]byte(id.Data)).String()
 	}
 	return fmt.Sprintf("type%d:%q", id.IDType, id.Data)
 }
 
-func idMatches(id *ID, want netip.Addr) bool {
-	if id.IDType == IDIPv4Addr && len(id.Data) == 4 {
+func idMatches(id *wire.ID, want netip.Addr) bool {
+	if id.IDType == wire.IDIPv4Addr && len(id.Data) == 4 {
 		return netip.AddrFrom4([4]byte(id.Data)) == want
 	}
-	return (id.IDType == IDFQDN || id.IDType == 11) && string(id.Data) == want.String()
+	return (id.IDType == wire.IDFQDN || id.IDType == 11) && string(id.Data) == want.String()
 }
 
 // childFromResponse checks the responder's choice for a Child SA we proposed.
-func (s *Session) childFromResponse(m *Message, inSPI uint32, dh dhKey, ni, nr []byte, withDH bool) (*child, error) {
-	spa, _ := m.Get(PayloadSA).(*SA)
-	tsi, _ := m.Get(PayloadTSi).(*TS)
-	tsr, _ := m.Get(PayloadTSr).(*TS)
+func (s *Session) childFromResponse(m *wire.Message, inSPI uint32, dh dhKey, ni, nr []byte, withDH bool) (*child, error) {
+	spa, _ := m.Get(wire.PayloadSA).(*wire.SA)
+	tsi, _ := m.Get(wire.PayloadTSi).(*wire.TS)
+	tsr, _ := m.Get(wire.PayloadTSr).(*wire.TS)
 	if spa == nil || tsi == nil || tsr == nil || len(spa.Proposals) != 1 || len(spa.Proposals[0].SPI) != 4 {
 		return nil, errors.New("response lacks SA or traffic selectors")
 	}
@@ -1110,7 +1111,7 @@ func (s *Session) childFromResponse(m *Message, inSPI uint32, dh dhKey, ni, nr [
 	var gir []byte
 	if withDH && st.dh != 0 {
 		s.warnWeak(st.dh, "ESP PFS")
-		ke, _ := m.Get(PayloadKE).(*KE)
+		ke, _ := m.Get(wire.PayloadKE).(*wire.KE)
 		if ke == nil || dh == nil || ke.Group != st.dh {
 			return nil, errors.New("response lacks the KE payload for PFS")
 		}
@@ -1131,7 +1132,7 @@ func (s *Session) childFromResponse(m *Message, inSPI uint32, dh dhKey, ni, nr [
 	}}, nil
 }
 
-func toESP(ss []Selector) []esp.Selector {
+func toESP(ss []wire.Selector) []esp.Selector {
 	var out []esp.Selector
 	for _, s := range ss {
 		out = append(out, esp.Selector{First: s.Start, Last: s.End})
@@ -1139,10 +1140,10 @@ func toESP(ss []Selector) []esp.Selector {
 	return out
 }
 
-func fromESP(ss []esp.Selector) []Selector {
-	var out []Selector
+func fromESP(ss []esp.Selector) []wire.Selector {
+	var out []wire.Selector
 	for _, s := range ss {
-		out = append(out, Selector{EndPort: 65535, Start: s.First, End: s.Last})
+		out = append(out, wire.Selector{EndPort: 65535, Start: s.First, End: s.Last})
 	}
 	return out
 }

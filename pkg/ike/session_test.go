@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 // link connects two sessions in memory; drop makes it lose everything,
@@ -21,7 +23,7 @@ type link struct {
 	hold bool
 	held []packet
 	// only, when set, limits holding to the messages it matches.
-	only func(Header) bool
+	only func(wire.Header) bool
 	sent [][]byte // everything sent, in order
 }
 
@@ -29,7 +31,7 @@ func (l *link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
 	l.sent = append(l.sent, append([]byte(nil), b...))
 	p, drop := l.peer, l.drop
-	h, _ := ParseHeader(b)
+	h, _ := wire.ParseHeader(b)
 	if l.hold && !drop && (l.only == nil || l.only(h)) {
 		l.held = append(l.held, packet{b: append([]byte(nil), b...), natt: natt})
 		l.mu.Unlock()
@@ -64,11 +66,11 @@ func (l *link) release(stop bool) {
 }
 
 // releaseIf delivers the held messages that match, keeps the others.
-func (l *link) releaseIf(match func(Header) bool) {
+func (l *link) releaseIf(match func(wire.Header) bool) {
 	l.mu.Lock()
 	var out, keep []packet
 	for _, m := range l.held {
-		if h, err := ParseHeader(m.b); err == nil && match(h) {
+		if h, err := wire.ParseHeader(m.b); err == nil && match(h) {
 			out = append(out, m)
 		} else {
 			keep = append(keep, m)
@@ -88,7 +90,7 @@ func (l *link) holds(exch uint8, response bool) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, m := range l.held {
-		if h, err := ParseHeader(m.b); err == nil && h.Exchange == exch && h.IsResponse() == response {
+		if h, err := wire.ParseHeader(m.b); err == nil && h.Exchange == exch && h.IsResponse() == response {
 			return true
 		}
 	}

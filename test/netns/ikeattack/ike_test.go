@@ -11,14 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
 // walk checks m's payload chain the way a receiver must: every length
 // inside the message, the chain ending exactly at its end. It returns the
 // payload types in order.
 func walk(m []byte) ([]uint8, error) {
-	if _, err := ike.ParseHeader(m); err != nil {
+	if _, err := wire.ParseHeader(m); err != nil {
 		return nil, err
 	}
 	var types []uint8

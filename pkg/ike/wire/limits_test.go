@@ -1,7 +1,7 @@
-package ike
+package wire
 
 // The tests in this file use only what the parser had before the parsing
-// limits (parse, marshal, Raw), so that they can be run against the old
+// limits (Parse, Marshal, Raw), so that they can be run against the old
 // parser to show that they fail there.
 
 import (
@@ -9,17 +9,9 @@ import (
 	"encoding/binary"
 	"runtime"
 	"testing"
-)
 
-// allocBudget is the most the codec may allocate for one n-byte datagram,
-// whatever its content. The 64 KiB cover the decoded structures, which
-// maxPayloads and maxItems bound whatever the length (64 payloads and 256
-// proposals, selectors or SPIs of at most 56 bytes each: under 24 KiB),
-// the MAC state and the error values. The 4 bytes per datagram byte cover
-// what grows with the length: the decrypted SK body (1x), the copies of
-// payload data the Message keeps (at most 1x), the transform arrays (6
-// bytes per transform of at least 8 bytes: under 1x) and append's slack.
-func allocBudget(n int) uint64 { return 64<<10 + 4*uint64(n) }
+	"github.com/cgwd/cgwd/pkg/proposal"
+)
 
 // allocated is how many bytes the heap handed out while f ran.
 func allocated(f func()) uint64 {
@@ -30,20 +22,20 @@ func allocated(f func()) uint64 {
 	return after.TotalAlloc - before.TotalAlloc
 }
 
-// within runs f and fails t if it allocated more than allocBudget(n).
+// within runs f and fails t if it allocated more than AllocBudget(n).
 func within(t *testing.T, what string, n int, f func()) {
 	t.Helper()
-	if got := allocated(f); got > allocBudget(n) {
-		t.Errorf("%s of %d bytes allocated %d bytes, budget %d", what, n, got, allocBudget(n))
+	if got := allocated(f); got > AllocBudget(n) {
+		t.Errorf("%s of %d bytes allocated %d bytes, budget %d", what, n, got, AllocBudget(n))
 	}
 }
 
-// parseWithin parses b without keys within allocBudget.
+// parseWithin parses b without keys within AllocBudget.
 func parseWithin(t *testing.T, b []byte) (*Message, error) {
 	t.Helper()
 	var m *Message
 	var err error
-	within(t, "parse", len(b), func() { m, err = parse(b, nil) })
+	within(t, "Parse", len(b), func() { m, err = Parse(b, nil) })
 	return m, err
 }
 
@@ -55,7 +47,7 @@ func rawMsg(ex uint8, ps ...Payload) []byte {
 	if ex != IKESAInit {
 		h.SPIr, h.MsgID = 0x8877665544332211, 1
 	}
-	b, err := (&Message{Header: h, Payloads: ps}).marshal(nil)
+	b, err := (&Message{Header: h, Payloads: ps}).Marshal(nil)
 	if err != nil {
 		panic(err)
 	}
@@ -92,7 +84,9 @@ func transformBody(last, typ byte, id int, attrs ...[]byte) []byte {
 var keyLen128 = []byte{0x80, 14, 0, 128} // TV attribute: key length 128
 
 // aes128 is a valid transform.
-func aes128(last byte) []byte { return transformBody(last, TransformEncr, EncrAESCBC, keyLen128) }
+func aes128(last byte) []byte {
+	return transformBody(last, proposal.TransformEncr, proposal.EncrAESCBC, keyLen128)
+}
 
 // proposalBody is a proposal substructure; last is 0 for the last one, 2
 // otherwise; nt is the transform count it claims.
@@ -163,13 +157,15 @@ func codecCases() []codecCase {
 		ts[k-1] = aes128(0)
 		return ts
 	}
-	attrs := func(k int) []byte { return transformBody(0, TransformEncr, EncrAESCBC, bytes.Repeat(keyLen128, k)) }
+	attrs := func(k int) []byte {
+		return transformBody(0, proposal.TransformEncr, proposal.EncrAESCBC, bytes.Repeat(keyLen128, k))
+	}
 	v4s := func(k int) [][]byte { return rep2(k, selector(7, 16)) }
-	bigV := func(total int) []byte { return init(raw(v, make([]byte, total-headerLen-4))) }
+	bigV := func(total int) []byte { return init(raw(v, make([]byte, total-HeaderLen-4))) }
 	var bigBadLen []byte // a payload that overruns the message by one byte
 	{
 		b := init(raw(v, make([]byte, 8)))
-		binary.BigEndian.PutUint16(b[headerLen+2:], 4+9)
+		binary.BigEndian.PutUint16(b[HeaderLen+2:], 4+9)
 		bigBadLen = b
 	}
 	return []codecCase{
@@ -229,7 +225,7 @@ func codecCases() []codecCase {
 		{"SA, 16 attributes", init(raw(sa, proposalBody(0, ProtoIKE, nil, 1, attrs(16)))), true},
 		{"SA, 17 attributes", init(raw(sa, proposalBody(0, ProtoIKE, nil, 1, attrs(17)))), false},
 		{"SA, TLV attribute beyond the transform", init(raw(sa, proposalBody(0, ProtoIKE, nil, 1,
-			transformBody(0, TransformEncr, EncrAESCBC, []byte{0, 1, 0, 9, 1, 2})))), false},
+			transformBody(0, proposal.TransformEncr, proposal.EncrAESCBC, []byte{0, 1, 0, 9, 1, 2})))), false},
 		{"TS, 32 selectors", info(raw(ts, tsBody(32, v4s(32)...))), true},
 		{"TS, 33 selectors", info(raw(ts, tsBody(33, v4s(33)...))), false},
 		{"TS, 256 selectors in 8 payloads", info(rep(8, raw(ts, tsBody(32, v4s(32)...)))...), true},

@@ -1,4 +1,9 @@
-package ike
+// Package wire encodes and decodes IKEv2 messages (RFC 7296 section 3):
+// the header, the payloads cgwd uses and the SK payload's framing. It holds
+// no session or key state: an SK payload is sealed and opened by a Cipher
+// the caller supplies. Everything it parses is bounded by the parsing
+// limits below, and whatever it rejects wraps ErrMalformed.
+package wire
 
 import (
 	"encoding/binary"
@@ -114,7 +119,8 @@ type Header struct {
 // IsResponse reports whether the R flag is set.
 func (h Header) IsResponse() bool { return h.Flags&FlagResponse != 0 }
 
-const headerLen = 28
+// HeaderLen is the length of the fixed IKE header.
+const HeaderLen = 28
 
 // Transform is one transform of a proposal (see package proposal).
 type Transform = proposal.Transform
@@ -248,8 +254,9 @@ func (m *Message) Get(t PayloadType) Payload {
 
 func be16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
 
-// body is a payload's content after its generic header.
-func body(p Payload) []byte {
+// Body is a payload's content after its generic header; RFC 7296 section
+// 2.15 signs an ID payload's.
+func Body(p Payload) []byte {
 	var b []byte
 	switch p := p.(type) {
 	case *SA:
@@ -337,7 +344,7 @@ func encodeChain(ps []Payload) (PayloadType, []byte) {
 		if i+1 < len(ps) {
 			next = ps[i+1].Type()
 		}
-		bd := body(p)
+		bd := Body(p)
 		crit := byte(0)
 		if r, ok := p.(*Raw); ok && r.Critical {
 			crit = 0x80
@@ -352,7 +359,9 @@ func encodeChain(ps []Payload) (PayloadType, []byte) {
 	return ps[0].Type(), b
 }
 
-func appendHeader(b []byte, h Header, next PayloadType, length int) []byte {
+// AppendHeader appends header h, whose first payload has type next, of a
+// message of length bytes.
+func AppendHeader(b []byte, h Header, next PayloadType, length int) []byte {
 	b = binary.BigEndian.AppendUint64(b, h.SPIi)
 	b = binary.BigEndian.AppendUint64(b, h.SPIr)
 	b = append(b, byte(next), 0x20, h.Exchange, h.Flags)
@@ -360,39 +369,53 @@ func appendHeader(b []byte, h Header, next PayloadType, length int) []byte {
 	return binary.BigEndian.AppendUint32(b, uint32(length))
 }
 
+// Cipher seals and opens the SK payload of one direction (RFC 7296
+// section 3.14); pkg/ike's keys implement it.
+type Cipher interface {
+	// SealedLen is the length of the SK payload body (IV, ciphertext,
+	// padding and ICV) that Seal makes of plainLen bytes.
+	SealedLen(plainLen int) int
+	// Seal appends to head, the message up to the SK payload's body, the
+	// sealed plain, and returns the whole message.
+	Seal(head, plain []byte) []byte
+	// Open verifies and decrypts the SK payload whose body starts at
+	// msg[off:], msg being the whole message, and returns its content.
+	// A failure that is not an integrity-check failure wraps ErrMalformed.
+	Open(msg []byte, off int) ([]byte, error)
+}
+
 // Marshal encodes m; sk must be set when m.Encrypted.
-func (m *Message) marshal(sk *skCipher) ([]byte, error) {
+func (m *Message) Marshal(sk Cipher) ([]byte, error) {
 	first, chain := encodeChain(m.Payloads)
 	if !m.Encrypted {
-		return append(appendHeader(nil, m.Header, first, headerLen+len(chain)), chain...), nil
+		return append(AppendHeader(nil, m.Header, first, HeaderLen+len(chain)), chain...), nil
 	}
 	if sk == nil {
 		return nil, errors.New("no keys to encrypt the message")
 	}
-	return sealChain(sk, m.Header, first, chain), nil
+	return SealChain(sk, m.Header, first, chain), nil
 }
 
-// sealChain makes a message of header h and one SK payload holding chain,
+// SealChain makes a message of header h and one SK payload holding chain,
 // whose first payload has type first.
-func sealChain(sk *skCipher, h Header, first PayloadType, chain []byte) []byte {
-	skLen := 4 + sk.sealedLen(len(chain))
-	head := appendHeader(nil, h, PayloadSK, headerLen+skLen)
+func SealChain(sk Cipher, h Header, first PayloadType, chain []byte) []byte {
+	skLen := 4 + sk.SealedLen(len(chain))
+	head := AppendHeader(nil, h, PayloadSK, HeaderLen+skLen)
 	head = append(head, byte(first), 0)
 	head = be16(head, uint16(skLen))
-	return sk.seal(head, chain)
+	return sk.Seal(head, chain)
 }
 
 // Parsing limits. Everything below is read before the peer is
 // authenticated, so each limit bounds what one datagram can make cgwd
-// allocate (see README, "IKE parsing limits", and allocBudget in
-// fuzz_test.go): the structures a message decodes to are capped by
-// maxPayloads and maxItems, and everything else is a copy of at most the
-// datagram's bytes.
+// allocate (see README, "IKE parsing limits", and AllocBudget): the
+// structures a message decodes to are capped by maxPayloads and maxItems,
+// and everything else is a copy of at most the datagram's bytes.
 const (
-	// maxMessageLen is the longest IKE message cgwd parses. The header's
+	// MaxMessageLen is the longest IKE message cgwd parses. The header's
 	// length field has 32 bits, but a UDP datagram carries at most 65,507
 	// bytes over IPv4 and pkg/tunnel/ipsec reads into 65,536-byte buffers.
-	maxMessageLen = 65535
+	MaxMessageLen = 65535
 	maxPayloads   = 64 // per message: outer chain, SK payload and inner chain together
 	maxProposals  = 64 // per SA payload
 	maxTransforms = 64 // per proposal
@@ -408,38 +431,49 @@ const (
 	maxCookieLen = 64 // RFC 7296 section 2.6: COOKIE data is 1 to 64 bytes
 )
 
-// errMalformed is wrapped (errors.Is) by every error that says a message
+// AllocBudget is the most the codec may allocate for one n-byte datagram,
+// whatever its content; the fuzz targets hold Parse and PeekInit to it.
+// The 64 KiB cover the decoded structures, which maxPayloads and maxItems
+// bound whatever the length (64 payloads and 256 proposals, selectors or
+// SPIs of at most 56 bytes each: under 24 KiB), the MAC state and the
+// error values. The 4 bytes per datagram byte cover
+// what grows with the length: the decrypted SK body (1x), the copies of
+// payload data the Message keeps (at most 1x), the transform arrays (6
+// bytes per transform of at least 8 bytes: under 1x) and append's slack.
+func AllocBudget(n int) uint64 { return 64<<10 + 4*uint64(n) }
+
+// ErrMalformed is wrapped (errors.Is) by every error that says a message
 // breaks RFC 7296's encoding or one of the parsing limits: the header, a
 // payload chain, a payload's structure, an unsupported critical payload, or
 // the layout of a decrypted SK payload. An SK payload that fails its
-// integrity check is errICV instead.
-var errMalformed = errors.New("malformed IKE message")
+// integrity check fails with the Cipher's own error instead.
+var ErrMalformed = errors.New("malformed IKE message")
 
-// errInvalidSyntax is wrapped, next to errMalformed, by the errors of an SK
+// ErrInvalidSyntax is wrapped, next to ErrMalformed, by the errors of an SK
 // payload whose integrity check passed but whose content is malformed: the
 // peer holding the keys sent it, so RFC 7296 section 3.10.1 allows
-// answering INVALID_SYNTAX (an errCritical found there is wrapped too).
-var errInvalidSyntax = errors.New("in a verified encrypted payload")
+// answering INVALID_SYNTAX (a CriticalError found there is wrapped too).
+var ErrInvalidSyntax = errors.New("in a verified encrypted payload")
 
-// parseErr is a structural parse failure; it wraps errMalformed. Made from
-// a constant it converts to error without allocating, which peekInit needs.
-type parseErr string
+// ParseError is a structural Parse failure; it wraps ErrMalformed. Made from
+// a constant it converts to error without allocating, which PeekInit needs.
+type ParseError string
 
-func (e parseErr) Error() string { return string(e) }
-func (e parseErr) Unwrap() error { return errMalformed }
+func (e ParseError) Error() string { return string(e) }
+func (e ParseError) Unwrap() error { return ErrMalformed }
 
 // ParseHeader decodes the fixed header and checks version and length.
 func ParseHeader(b []byte) (Header, error) {
 	var h Header
 	switch {
-	case len(b) < headerLen:
-		return h, parseErr("message shorter than the IKE header")
-	case len(b) > maxMessageLen:
-		return h, parseErr("message longer than 65535 bytes")
+	case len(b) < HeaderLen:
+		return h, ParseError("message shorter than the IKE header")
+	case len(b) > MaxMessageLen:
+		return h, ParseError("message longer than 65535 bytes")
 	case b[17]>>4 != 2:
-		return h, parseErr("IKE major version is not 2")
+		return h, ParseError("IKE major version is not 2")
 	case int(binary.BigEndian.Uint32(b[24:])) != len(b):
-		return h, parseErr("IKE header length does not match the datagram")
+		return h, ParseError("IKE header length does not match the datagram")
 	}
 	h.SPIi = binary.BigEndian.Uint64(b)
 	h.SPIr = binary.BigEndian.Uint64(b[8:])
@@ -448,29 +482,29 @@ func ParseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
-// errCritical is returned for an unknown payload marked critical; it wraps
-// errMalformed.
-type errCritical PayloadType
+// CriticalError is returned for an unknown payload marked critical; it wraps
+// ErrMalformed.
+type CriticalError PayloadType
 
-func (e errCritical) Error() string {
+func (e CriticalError) Error() string {
 	return fmt.Sprintf("unsupported critical payload %d", uint8(e))
 }
 
-func (e errCritical) Unwrap() error { return errMalformed }
+func (e CriticalError) Unwrap() error { return ErrMalformed }
 
 // quota counts what one message has used of maxPayloads and maxItems.
 type quota struct{ payloads, items int }
 
 func (q *quota) payload() error {
 	if q.payloads++; q.payloads > maxPayloads {
-		return parseErr("more than 64 payloads in one message")
+		return ParseError("more than 64 payloads in one message")
 	}
 	return nil
 }
 
 func (q *quota) take(n int) error {
 	if q.items += n; q.items > maxItems {
-		return parseErr("more than 256 proposals, traffic selectors and Delete SPIs in one message")
+		return ParseError("more than 256 proposals, traffic selectors and Delete SPIs in one message")
 	}
 	return nil
 }
@@ -490,7 +524,7 @@ type chain struct {
 func (c *chain) payload(q *quota) (PayloadType, bool, []byte, error) {
 	if c.next == PayloadNone {
 		if c.off != len(c.b) {
-			return PayloadNone, false, nil, parseErr("data after the last payload")
+			return PayloadNone, false, nil, ParseError("data after the last payload")
 		}
 		return PayloadNone, false, nil, nil
 	}
@@ -499,26 +533,26 @@ func (c *chain) payload(q *quota) (PayloadType, bool, []byte, error) {
 	}
 	rest := c.b[c.off:]
 	if len(rest) < 4 {
-		return PayloadNone, false, nil, parseErr("truncated payload header")
+		return PayloadNone, false, nil, ParseError("truncated payload header")
 	}
 	plen := int(binary.BigEndian.Uint16(rest[2:]))
 	if plen < 4 || plen > len(rest) {
-		return PayloadNone, false, nil, parseErr("payload length overruns the message")
+		return PayloadNone, false, nil, ParseError("payload length overruns the message")
 	}
 	t := c.next
 	c.next, c.off = PayloadType(rest[0]), c.off+plen
 	return t, rest[1]&0x80 != 0, rest[4:plen], nil
 }
 
-// parse decodes a whole message; sk (may be nil) opens an SK payload.
-func parse(b []byte, sk *skCipher) (*Message, error) {
+// Parse decodes a whole message; sk (may be nil) opens an SK payload.
+func Parse(b []byte, sk Cipher) (*Message, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
 		return nil, err
 	}
 	m := &Message{Header: h}
 	var q quota
-	c := chain{b: b, off: headerLen, next: PayloadType(b[16])}
+	c := chain{b: b, off: HeaderLen, next: PayloadType(b[16])}
 	for {
 		start := c.off
 		t, critical, body, err := c.payload(&q)
@@ -530,18 +564,18 @@ func parse(b []byte, sk *skCipher) (*Message, error) {
 			return m, nil
 		case PayloadSK:
 			if c.off != len(b) {
-				return nil, parseErr("encrypted payload is not the last payload")
+				return nil, ParseError("encrypted payload is not the last payload")
 			}
 			if sk == nil {
-				return nil, parseErr("encrypted payload but no keys")
+				return nil, ParseError("encrypted payload but no keys")
 			}
-			inner, err := sk.open(b, start+4)
+			inner, err := sk.Open(b, start+4)
 			if err != nil {
 				return nil, err
 			}
 			ps, err := parseChain(c.next, inner, &q)
 			if err != nil {
-				return nil, fmt.Errorf("%w %w", err, errInvalidSyntax)
+				return nil, fmt.Errorf("%w %w", err, ErrInvalidSyntax)
 			}
 			m.Encrypted = true
 			m.Payloads = append(m.Payloads, ps...)
@@ -576,7 +610,7 @@ func clone(b []byte) []byte { return append([]byte(nil), b...) }
 
 // checkPayload validates the body of a payload of type t against RFC 7296
 // section 3 and the parsing limits, charging q for its items. It allocates
-// nothing; parsePayload and peekInit share it.
+// nothing; parsePayload and PeekInit share it.
 func checkPayload(t PayloadType, critical bool, b []byte, q *quota) error {
 	switch t {
 	case PayloadSA:
@@ -587,22 +621,22 @@ func checkPayload(t PayloadType, critical bool, b []byte, q *quota) error {
 		return q.take(n)
 	case PayloadKE:
 		if len(b) < 4 {
-			return parseErr("KE payload shorter than 4 bytes")
+			return ParseError("KE payload shorter than 4 bytes")
 		}
 		if len(b)-4 > maxKELen {
-			return parseErr("KE data longer than 1024 bytes")
+			return ParseError("KE data longer than 1024 bytes")
 		}
 	case PayloadNonce:
 		if len(b) < minNonceLen || len(b) > maxNonceLen {
-			return parseErr("nonce not 16 to 256 bytes long")
+			return ParseError("nonce not 16 to 256 bytes long")
 		}
 	case PayloadIDi, PayloadIDr:
 		if len(b) < 4 {
-			return parseErr("ID payload shorter than 4 bytes")
+			return ParseError("ID payload shorter than 4 bytes")
 		}
 	case PayloadAuth:
 		if len(b) < 4 {
-			return parseErr("AUTH payload shorter than 4 bytes")
+			return ParseError("AUTH payload shorter than 4 bytes")
 		}
 	case PayloadN:
 		_, err := checkNotify(b)
@@ -620,10 +654,10 @@ func checkPayload(t PayloadType, critical bool, b []byte, q *quota) error {
 		}
 		return q.take(n)
 	case PayloadSK:
-		return parseErr("nested encrypted payload")
+		return ParseError("nested encrypted payload")
 	default:
 		if critical {
-			return errCritical(t)
+			return CriticalError(t)
 		}
 	}
 	return nil
@@ -668,7 +702,7 @@ func parsePayload(t PayloadType, critical bool, b []byte, q *quota) (Payload, er
 // returns the length of its SPI.
 func checkNotify(b []byte) (int, error) {
 	if len(b) < 4 {
-		return 0, parseErr("notify payload shorter than 4 bytes")
+		return 0, ParseError("notify payload shorter than 4 bytes")
 	}
 	spi := int(b[1])
 	switch {
@@ -676,14 +710,14 @@ func checkNotify(b []byte) (int, error) {
 	case spi == 4 && (b[0] == ProtoAH || b[0] == ProtoESP):
 	case spi == 8 && b[0] == ProtoIKE:
 	default:
-		return 0, parseErr("notify payload: SPI size is not 0, 4 for AH or ESP, or 8 for IKE")
+		return 0, ParseError("notify payload: SPI size is not 0, 4 for AH or ESP, or 8 for IKE")
 	}
 	if len(b) < 4+spi {
-		return 0, parseErr("notify payload: SPI overruns the payload")
+		return 0, ParseError("notify payload: SPI overruns the payload")
 	}
 	if binary.BigEndian.Uint16(b[2:]) == NCookie {
 		if n := len(b) - 4 - spi; n < 1 || n > maxCookieLen {
-			return 0, parseErr("COOKIE notify data not 1 to 64 bytes long")
+			return 0, ParseError("COOKIE notify data not 1 to 64 bytes long")
 		}
 	}
 	return spi, nil
@@ -694,23 +728,23 @@ func checkNotify(b []byte) (int, error) {
 // ESP, which must fill the payload exactly.
 func checkDelete(b []byte) (int, error) {
 	if len(b) < 4 {
-		return 0, parseErr("delete payload shorter than 4 bytes")
+		return 0, ParseError("delete payload shorter than 4 bytes")
 	}
 	size, n := int(b[1]), int(binary.BigEndian.Uint16(b[2:]))
 	switch b[0] {
 	case ProtoIKE:
 		if size != 0 || n != 0 || len(b) != 4 {
-			return 0, parseErr("delete payload: an IKE SA deletion carries SPIs")
+			return 0, ParseError("delete payload: an IKE SA deletion carries SPIs")
 		}
 	case ProtoAH, ProtoESP:
 		if size != 4 {
-			return 0, parseErr("delete payload: SPI size for AH or ESP is not 4")
+			return 0, ParseError("delete payload: SPI size for AH or ESP is not 4")
 		}
 		if len(b)-4 != 4*n {
-			return 0, parseErr("delete payload: SPI count does not match its length")
+			return 0, ParseError("delete payload: SPI count does not match its length")
 		}
 	default:
-		return 0, parseErr("delete payload: protocol is not IKE, AH or ESP")
+		return 0, ParseError("delete payload: protocol is not IKE, AH or ESP")
 	}
 	return n, nil
 }
@@ -729,21 +763,21 @@ func scanSA(b []byte) (int, error) {
 	n := 0
 	for more := true; more; n++ {
 		if n == maxProposals {
-			return 0, parseErr("SA payload: more than 64 proposals")
+			return 0, ParseError("SA payload: more than 64 proposals")
 		}
 		if len(b) < 8 {
-			return 0, parseErr("SA payload: truncated proposal")
+			return 0, ParseError("SA payload: truncated proposal")
 		}
 		switch b[0] {
 		case 0:
 			more = false
 		case 2:
 		default:
-			return 0, parseErr("SA payload: proposal's Last Substruc is not 0 or 2")
+			return 0, ParseError("SA payload: proposal's Last Substruc is not 0 or 2")
 		}
 		plen := int(binary.BigEndian.Uint16(b[2:]))
 		if plen < 8 || plen > len(b) {
-			return 0, parseErr("SA payload: proposal length overruns the payload")
+			return 0, ParseError("SA payload: proposal length overruns the payload")
 		}
 		if err := scanProposal(b[:plen]); err != nil {
 			return 0, err
@@ -751,7 +785,7 @@ func scanSA(b []byte) (int, error) {
 		b = b[plen:]
 	}
 	if len(b) != 0 {
-		return 0, parseErr("SA payload: data after the last proposal")
+		return 0, ParseError("SA payload: data after the last proposal")
 	}
 	return n, nil
 }
@@ -763,25 +797,25 @@ func scanProposal(p []byte) error {
 	case p[5] == ProtoIKE && (spiSize == 0 || spiSize == 8):
 	case (p[5] == ProtoAH || p[5] == ProtoESP) && spiSize == 4:
 	default:
-		return parseErr("SA payload: proposal's SPI size does not fit its protocol (IKE 0 or 8, AH and ESP 4)")
+		return ParseError("SA payload: proposal's SPI size does not fit its protocol (IKE 0 or 8, AH and ESP 4)")
 	}
 	if 8+spiSize > len(p) {
-		return parseErr("SA payload: SPI overruns the proposal")
+		return ParseError("SA payload: SPI overruns the proposal")
 	}
 	if nt > maxTransforms {
-		return parseErr("SA payload: more than 64 transforms in a proposal")
+		return ParseError("SA payload: more than 64 transforms in a proposal")
 	}
 	tb := p[8+spiSize:]
 	for i := 0; i < nt; i++ {
 		if len(tb) < 8 {
-			return parseErr("SA payload: truncated transform")
+			return ParseError("SA payload: truncated transform")
 		}
 		if last := i == nt-1; tb[0] != 0 && last || tb[0] != 3 && !last {
-			return parseErr("SA payload: transform's Last Substruc disagrees with the transform count")
+			return ParseError("SA payload: transform's Last Substruc disagrees with the transform count")
 		}
 		tl := int(binary.BigEndian.Uint16(tb[2:]))
 		if tl < 8 || tl > len(tb) {
-			return parseErr("SA payload: transform length overruns the proposal")
+			return ParseError("SA payload: transform length overruns the proposal")
 		}
 		if err := scanAttributes(tb[8:tl]); err != nil {
 			return err
@@ -789,7 +823,7 @@ func scanProposal(p []byte) error {
 		tb = tb[tl:]
 	}
 	if len(tb) != 0 {
-		return parseErr("SA payload: data after the last transform")
+		return ParseError("SA payload: data after the last transform")
 	}
 	return nil
 }
@@ -799,17 +833,17 @@ func scanProposal(p []byte) error {
 func scanAttributes(ab []byte) error {
 	for n := 0; len(ab) > 0; n++ {
 		if n == maxAttributes {
-			return parseErr("SA payload: more than 16 attributes in a transform")
+			return ParseError("SA payload: more than 16 attributes in a transform")
 		}
 		if len(ab) < 4 {
-			return parseErr("SA payload: truncated attribute")
+			return ParseError("SA payload: truncated attribute")
 		}
 		al := 4
 		if ab[0]&0x80 == 0 { // TLV
 			al += int(binary.BigEndian.Uint16(ab[2:]))
 		}
 		if al > len(ab) {
-			return parseErr("SA payload: attribute overruns the transform")
+			return ParseError("SA payload: attribute overruns the transform")
 		}
 		ab = ab[al:]
 	}
@@ -867,33 +901,33 @@ func parseTS(responder bool, b []byte, q *quota) (*TS, error) {
 // its number of selectors and how many of them are IPv4 ranges.
 func scanTS(b []byte) (n, v4 int, err error) {
 	if len(b) < 4 {
-		return 0, 0, parseErr("TS payload shorter than 4 bytes")
+		return 0, 0, ParseError("TS payload shorter than 4 bytes")
 	}
 	n = int(b[0])
 	if n > maxSelectors {
-		return 0, 0, parseErr("TS payload: more than 32 selectors")
+		return 0, 0, ParseError("TS payload: more than 32 selectors")
 	}
 	b = b[4:]
 	for i := 0; i < n; i++ {
 		if len(b) < 8 {
-			return 0, 0, parseErr("TS payload: truncated selector")
+			return 0, 0, ParseError("TS payload: truncated selector")
 		}
 		sl := int(binary.BigEndian.Uint16(b[2:]))
 		if sl < 8 || sl > len(b) {
-			return 0, 0, parseErr("TS payload: selector length overruns the payload")
+			return 0, 0, ParseError("TS payload: selector length overruns the payload")
 		}
 		switch {
 		case b[0] == tsIPv4 && sl != 16:
-			return 0, 0, parseErr("TS payload: IPv4 selector is not 16 bytes")
+			return 0, 0, ParseError("TS payload: IPv4 selector is not 16 bytes")
 		case b[0] == tsIPv4:
 			v4++
 		case b[0] == tsIPv6 && sl != 40:
-			return 0, 0, parseErr("TS payload: IPv6 selector is not 40 bytes")
+			return 0, 0, ParseError("TS payload: IPv6 selector is not 40 bytes")
 		}
 		b = b[sl:]
 	}
 	if len(b) != 0 {
-		return 0, 0, parseErr("TS payload: selector count does not match its length")
+		return 0, 0, ParseError("TS payload: selector count does not match its length")
 	}
 	return n, v4, nil
 }
@@ -925,66 +959,66 @@ func buildTS(responder bool, b []byte) *TS {
 	return ts
 }
 
-// initPeek is what an IKE_SA_INIT request offers, as slices into the
-// datagram; peekInit allocates nothing. A field is nil when the message
+// InitPeek is what an IKE_SA_INIT request offers, as slices into the
+// datagram; PeekInit allocates nothing. A field is nil when the message
 // lacks its payload; the first payload of each type counts.
-type initPeek struct {
-	cookie  []byte // N(COOKIE) data
-	keGroup uint16
-	ke      []byte // KE data
-	nonce   []byte // Ni data
-	hasSA   bool
+type InitPeek struct {
+	Cookie  []byte // N(COOKIE) data
+	KEGroup uint16
+	KE      []byte // KE data
+	Nonce   []byte // Ni data
+	HasSA   bool
 }
 
-// peekInit checks an IKE_SA_INIT request as cheaply as possible, before any
+// PeekInit checks an IKE_SA_INIT request as cheaply as possible, before any
 // state or Diffie-Hellman work: the header (an INIT request, message ID 0,
 // no responder SPI), the payload chain and every payload's structure under
-// the same rules and limits as parse, without an SK payload. It allocates
+// the same rules and limits as Parse, without an SK payload. It allocates
 // nothing and keeps no reference to b beyond the returned slices.
-func peekInit(b []byte) (initPeek, error) {
+func PeekInit(b []byte) (InitPeek, error) {
 	h, err := ParseHeader(b)
 	if err != nil {
-		return initPeek{}, err
+		return InitPeek{}, err
 	}
 	switch {
 	case h.Exchange != IKESAInit || h.IsResponse():
-		return initPeek{}, parseErr("not an IKE_SA_INIT request")
+		return InitPeek{}, ParseError("not an IKE_SA_INIT request")
 	case h.MsgID != 0:
-		return initPeek{}, parseErr("IKE_SA_INIT request with a message ID other than 0")
+		return InitPeek{}, ParseError("IKE_SA_INIT request with a message ID other than 0")
 	case h.SPIr != 0:
-		return initPeek{}, parseErr("IKE_SA_INIT request with a responder SPI")
+		return InitPeek{}, ParseError("IKE_SA_INIT request with a responder SPI")
 	}
-	var p initPeek
+	var p InitPeek
 	var q quota
-	c := chain{b: b, off: headerLen, next: PayloadType(b[16])}
+	c := chain{b: b, off: HeaderLen, next: PayloadType(b[16])}
 	for {
 		t, critical, body, err := c.payload(&q)
 		if err != nil {
-			return initPeek{}, err
+			return InitPeek{}, err
 		}
 		if t == PayloadNone {
 			return p, nil
 		}
 		if t == PayloadSK {
-			return initPeek{}, parseErr("encrypted payload in an IKE_SA_INIT request")
+			return InitPeek{}, ParseError("encrypted payload in an IKE_SA_INIT request")
 		}
 		if err := checkPayload(t, critical, body, &q); err != nil {
-			return initPeek{}, err
+			return InitPeek{}, err
 		}
 		switch t {
 		case PayloadSA:
-			p.hasSA = true
+			p.HasSA = true
 		case PayloadKE:
-			if p.ke == nil {
-				p.keGroup, p.ke = binary.BigEndian.Uint16(body), body[4:]
+			if p.KE == nil {
+				p.KEGroup, p.KE = binary.BigEndian.Uint16(body), body[4:]
 			}
 		case PayloadNonce:
-			if p.nonce == nil {
-				p.nonce = body
+			if p.Nonce == nil {
+				p.Nonce = body
 			}
 		case PayloadN:
-			if binary.BigEndian.Uint16(body[2:]) == NCookie && p.cookie == nil {
-				p.cookie = body[4+int(body[1]):]
+			if binary.BigEndian.Uint16(body[2:]) == NCookie && p.Cookie == nil {
+				p.Cookie = body[4+int(body[1]):]
 			}
 		}
 	}
