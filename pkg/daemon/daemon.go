@@ -146,7 +146,8 @@ func (d *Daemon) routeEvent(ev bgp.RouteEvent) {
 }
 
 // peerEvent passes a BGP session's state to failover and, when it went
-// down, withdraws what it offered.
+// down, withdraws what it offered. Failover hears first: the withdrawal
+// moves traffic at once, and failover counts that move from what it saw.
 func (d *Daemon) peerEvent(name string, up bool) {
 	d.paths.BGPState(name, up)
 	if !up {

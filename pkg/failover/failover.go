@@ -79,6 +79,11 @@ type event struct {
 	hold   bool // hold-down expired
 	at     time.Time
 	reason string
+	// seen is what carried traffic when a BGP session went down, taken
+	// before the daemon withdrew the session's routes (which moves traffic
+	// by itself); seenAt is the number of programs run by then.
+	seen   string
+	seenAt uint64
 }
 
 // Manager runs the health checks and drives the route programmer.
@@ -97,6 +102,9 @@ type Manager struct {
 	// selected is set once a path first carries traffic after start; that
 	// first selection is not a failover.
 	selected bool
+	// programs counts program calls, so that a BGP-down event knows
+	// whether its snapshot of the active paths is still the latest view.
+	programs uint64
 
 	failovers *prometheus.CounterVec
 	duration  prometheus.Histogram
@@ -199,9 +207,19 @@ func (m *Manager) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp, m.probeRTT, m.probeLoss, m.probeJit}
 }
 
-// BGPState reports a path's BGP session state; call it from BGP's peer events.
+// BGPState reports a path's BGP session state; call it from BGP's peer
+// events. When a session goes down, call it before withdrawing the
+// session's routes from the FIB: the withdrawal moves traffic at once, and
+// the failover is counted from what carried traffic when BGPState was called.
 func (m *Manager) BGPState(path string, up bool) {
-	m.send(event{path: path, bgp: &up, at: time.Now(), reason: reason("bgp", up)})
+	e := event{path: path, bgp: &up, at: time.Now(), reason: reason("bgp", up)}
+	if !up && m.fib != nil {
+		m.mu.Lock()
+		e.seenAt = m.programs
+		m.mu.Unlock()
+		e.seen = m.activeName()
+	}
+	m.send(e)
 }
 
 func reason(src string, up bool) string {
@@ -402,9 +420,20 @@ func (m *Manager) stopHold(p *pathState) {
 	p.holdUntil = time.Time{}
 }
 
-// program applies a path change to the kernel and records it.
+// program applies a path change to the kernel and records it. A failover is
+// counted from what carried traffic before: the FIB's view now or, for a BGP
+// session that went down, the view taken when it was reported, if no other
+// change was programmed since (the daemon withdraws the session's routes
+// right after reporting it, so by now traffic may have moved already).
 func (m *Manager) program(ctx context.Context, e event, usable bool) {
+	m.mu.Lock()
+	latest := e.seen != "" && e.seenAt == m.programs
+	m.programs++
+	m.mu.Unlock()
 	before := m.activeName()
+	if latest {
+		before = e.seen
+	}
 	m.fib.SetUsable(e.path, usable)
 	took := time.Since(e.at)
 	after := m.activeName()

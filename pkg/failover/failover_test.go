@@ -14,12 +14,25 @@ import (
 	"github.com/cgwd/cgwd/pkg/probe"
 )
 
-// fakeFIB records usable paths; the active path is the first usable in order.
+// fakeFIB records usable paths; the active path is the first usable in
+// order (of those offering routes, when withdrawn is set).
 type fakeFIB struct {
-	mu     sync.Mutex
-	order  []string
-	usable map[string]bool
-	calls  int
+	mu        sync.Mutex
+	order     []string
+	usable    map[string]bool
+	withdrawn map[string]bool // paths whose routes BGP withdrew (fib.RemovePath)
+	calls     int
+}
+
+// removePath withdraws a path's routes, as the daemon does when its BGP
+// session goes down: traffic moves without failover.
+func (f *fakeFIB) removePath(p string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.withdrawn == nil {
+		f.withdrawn = map[string]bool{}
+	}
+	f.withdrawn[p] = true
 }
 
 func (f *fakeFIB) SetUsable(p string, ok bool) {
@@ -34,7 +47,7 @@ func (f *fakeFIB) Active() map[string]bool {
 	defer f.mu.Unlock()
 	out := map[string]bool{}
 	for _, p := range f.order {
-		if f.usable[p] {
+		if f.usable[p] && !f.withdrawn[p] {
 			out[p] = true
 			break
 		}
@@ -51,13 +64,26 @@ func (f *fakeFIB) is(p string) bool {
 type fakeBGP struct {
 	mu    sync.Mutex
 	reset []string
+	// hold, when set, keeps ShutdownPeer (and so failover's loop) busy
+	// until it is closed.
+	hold chan struct{}
 }
 
 func (b *fakeBGP) ShutdownPeer(_ context.Context, name, _ string) error {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	b.reset = append(b.reset, name)
+	hold := b.hold
+	b.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
 	return nil
+}
+
+func (b *fakeBGP) resets() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.reset)
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -213,4 +239,47 @@ func TestStartupSelectionIsNotAFailover(t *testing.T) {
 		v, _ := failoverCount(t, m, "none", "cgw-t1", "bgp-up")
 		return v == 1
 	})
+}
+
+// The lab's tunnel-1 drop: BIRD's BFD tears its session down and the
+// NOTIFICATION arrives before cgwd's BFD verdict; the daemon reports the
+// session down and withdraws its routes at once, which moves traffic to
+// tunnel 2 before failover handles the report. The move is still counted,
+// from tunnel 1.
+func TestFailoverCountedWhenWithdrawalMovesTrafficFirst(t *testing.T) {
+	fib := &fakeFIB{order: []string{"dx1", "cgw-t1", "cgw-t2"}, usable: map[string]bool{}}
+	bgp := &fakeBGP{}
+	m := New(Config{Paths: []PathConfig{
+		{Name: "dx1", Kind: "dx", ResetBGPOnDown: true},
+		{Name: "cgw-t1", Kind: "tunnel", VPN: "vpn1"},
+		{Name: "cgw-t2", Kind: "tunnel", VPN: "vpn1"},
+	}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done, err := m.Start(ctx, fib, bgp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); <-done }()
+	for _, p := range []string{"dx1", "cgw-t1", "cgw-t2"} {
+		m.BGPState(p, true)
+		waitFor(t, p+" usable", func() bool { return fib.is(p) })
+	}
+	// DX goes down by BFD; failover's loop then stays busy tearing the DX
+	// session down while tunnel 1's session goes down and is withdrawn.
+	bgp.mu.Lock()
+	bgp.hold = make(chan struct{})
+	bgp.mu.Unlock()
+	down := false
+	m.send(event{path: "dx1", health: &down, at: time.Now(), reason: "bfd-Down"})
+	waitFor(t, "DX session being reset", func() bool { return bgp.resets() == 1 })
+	m.BGPState("cgw-t1", false)
+	fib.removePath("cgw-t1")
+	close(bgp.hold)
+	waitFor(t, "failover cgw-t1 -> cgw-t2 by bgp-down counted (traffic moved by the withdrawal before failover looked)", func() bool {
+		v, _ := failoverCount(t, m, "cgw-t1", "cgw-t2", "bgp-down")
+		return v == 1
+	})
+	if v, _ := failoverCount(t, m, "dx1", "cgw-t1", "bfd-Down"); v != 1 {
+		t.Errorf("dx1 -> cgw-t1 by bfd-Down = %v, want 1", v)
+	}
 }
