@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // routeWatch polls `ip route get 10.200.0.10` in lab-cgw until finished and
@@ -215,7 +217,7 @@ func TestFailClosedLab(t *testing.T) {
 	t.Run("AllPathsDown", func(t *testing.T) {
 		closedWindow(t, "all paths down", leaked, func(w *routeWatch) {
 			restore := []func(){
-				dropAll(t, "lab-cgw", "dx0"), dropAll(t, "lab-aws", "dx0"), // DX
+				labkit.CutDX(t),               // DX, both ways
 				dropAll(t, "lab-aws", "wan0"), // both tunnels' underlay, past lab-inet's counter
 			}
 			// BFD tears every session down; their routes are withdrawn.

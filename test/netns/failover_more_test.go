@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // fmConfig writes a variant of the lab's cgwd.yaml: every edit replaces text
@@ -159,16 +161,6 @@ func fmLogSince(t *testing.T, offset int) (string, int) {
 	return string(b[offset:]), len(b)
 }
 
-// fmRandomLoss drops pct% of the packets arriving on dev in ns (netdev ingress).
-func fmRandomLoss(t *testing.T, ns, dev string, pct int) func() {
-	t.Helper()
-	table := "cgwdloss_" + dev
-	nft(t, ns, "add", "table", "netdev", table)
-	nft(t, ns, "add", "chain", "netdev", table, "ing", fmt.Sprintf("{ type filter hook ingress device %q priority 0; }", dev))
-	nft(t, ns, "add", "rule", "netdev", table, "ing", "numgen", "random", "mod", "100", "<", fmt.Sprint(pct), "drop")
-	return func() { nft(t, ns, "delete", "table", "netdev", table) }
-}
-
 // TestFailoverMoreLab: ECMP over both tunnels, random loss on DX with the
 // default hold-down, and DX recovery only after the hold-down.
 func TestFailoverMoreLab(t *testing.T) {
@@ -198,7 +190,7 @@ func TestFailoverMoreLab(t *testing.T) {
 		waitDev(t, 30*time.Second, "dx0")
 		fmAllVia(t, 5*time.Second, "dx0")
 
-		restore := []func(){dropAll(t, "lab-cgw", "dx0"), dropAll(t, "lab-aws", "dx0")}
+		restore := []func(){labkit.CutDX(t)}
 		defer func() {
 			for _, r := range restore {
 				r()
@@ -257,7 +249,7 @@ func TestFailoverMoreLab(t *testing.T) {
 		_, off := fmLogSince(t, 0)
 		f0 := fmFailovers(t)
 		start := time.Now()
-		restore := []func(){fmRandomLoss(t, "lab-cgw", "dx0", 30), fmRandomLoss(t, "lab-aws", "dx0", 30)}
+		restore := []func(){labkit.LossDX(t, 30)}
 		type change struct {
 			at  time.Time
 			dev string
@@ -302,7 +294,7 @@ func TestFailoverMoreLab(t *testing.T) {
 
 	t.Run("DXReturnsOnlyAfterHoldDown", func(t *testing.T) {
 		const holdDown = 10 * time.Second // the config of the previous subtest
-		restore := []func(){dropAll(t, "lab-cgw", "dx0"), dropAll(t, "lab-aws", "dx0")}
+		restore := []func(){labkit.CutDX(t)}
 		waitDev(t, 5*time.Second, "cgw-t1")
 		// Wait for BFD to see the cut (a pending hold-down alone also reads unusable).
 		eventually(t, 10*time.Second, "dx1 BFD down, unusable, no hold-down", func() error {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // nft runs an nft command in a namespace.
@@ -66,9 +68,7 @@ func TestFailoverLab(t *testing.T) {
 
 	t.Run("DXSilentDropFailsOverToTunnel1", func(t *testing.T) {
 		var restore []func()
-		rep := stream(t, func() {
-			restore = append(restore, dropAll(t, "lab-cgw", "dx0"), dropAll(t, "lab-aws", "dx0"))
-		})
+		rep := stream(t, func() { restore = append(restore, labkit.CutDX(t)) })
 		t.Logf("DX silent drop: %s", rep)
 		if rep.LongestGap > detection+100*time.Millisecond {
 			t.Errorf("longest gap %v, want under detection %v + 100ms", rep.LongestGap, detection)
@@ -91,26 +91,52 @@ func TestFailoverLab(t *testing.T) {
 		waitDev(t, 40*time.Second, "dx0")
 	})
 
+	// cgwd's dx0 loses carrier (lab-dx's end of its veth goes down).
 	t.Run("DXLinkDownFailsOverAndBack", func(t *testing.T) {
-		rep := stream(t, func() {
-			if out, err := inNS("lab-aws", "ip", "link", "set", "dx0", "down"); err != nil {
-				t.Fatalf("%v: %s", err, out)
-			}
-		})
+		var up func()
+		rep := stream(t, func() { up = labkit.DXLinkDown(t, labkit.CGW) })
 		t.Logf("DX link down: %s", rep)
 		if rep.LongestGap > detection+100*time.Millisecond {
 			t.Errorf("longest gap %v, want under %v", rep.LongestGap, detection+100*time.Millisecond)
 		}
 		waitDev(t, 5*time.Second, "cgw-t1")
-		if out, err := inNS("lab-aws", "ip", "link", "set", "dx0", "up"); err != nil {
-			t.Fatalf("%v: %s", err, out)
+		up()
+		waitDev(t, 40*time.Second, "dx0")
+	})
+
+	// The far side's link goes down (lab-dx's end toward lab-aws): cgwd's dx0
+	// keeps carrier, so only BFD can tell cgwd that DX is gone.
+	t.Run("DXFarLinkDownIsSeenByBFD", func(t *testing.T) {
+		_, off := fmLogSince(t, 0)
+		var up func()
+		rep := stream(t, func() { up = labkit.DXLinkDown(t, labkit.AWS) })
+		defer func() {
+			if up != nil {
+				up()
+			}
+		}()
+		t.Logf("DX far link down: %s", rep)
+		if !labkit.Carrier(t, labkit.CGW, labkit.DX) {
+			t.Errorf("lab-cgw's dx0 lost carrier when only the far side went down")
 		}
+		if rep.LongestGap > detection+100*time.Millisecond {
+			t.Errorf("longest gap %v, want under %v", rep.LongestGap, detection+100*time.Millisecond)
+		}
+		if rep.Received == 0 || rep.Sent < 7000 {
+			t.Errorf("stream too small: %s", rep)
+		}
+		waitDev(t, 5*time.Second, "cgw-t1")
+		logs, _ := fmLogSince(t, off)
+		if !strings.Contains(logs, `msg="path usable changed" component=failover path=dx1 usable=false cause=bfd-Down`) {
+			t.Errorf("no failover of dx1 caused by BFD Down in cgwd's log since the link went down:\n%s", logs)
+		}
+		up()
+		up = nil
 		waitDev(t, 40*time.Second, "dx0")
 	})
 
 	t.Run("Tunnel1SilentDropMovesToTunnel2", func(t *testing.T) {
-		restoreDX := dropAll(t, "lab-cgw", "dx0")
-		restoreDX2 := dropAll(t, "lab-aws", "dx0")
+		restoreDX := labkit.CutDX(t)
 		waitDev(t, 10*time.Second, "cgw-t1")
 		// Drop tunnel 1's outside packets at the AWS end: the tunnel goes silent.
 		nft(t, "lab-aws", "add", "table", "inet", "cgwdtest_t1")
@@ -127,7 +153,6 @@ func TestFailoverLab(t *testing.T) {
 		}
 		nft(t, "lab-aws", "delete", "table", "inet", "cgwdtest_t1")
 		restoreDX()
-		restoreDX2()
 		waitDev(t, 40*time.Second, "dx0")
 	})
 

@@ -7,6 +7,10 @@
 #   lab.sh wait-tunnels wait until both tunnels have handshaken (bounded)
 #   lab.sh wait-bgp     wait until BIRD has all three sessions Established (bounded)
 #   lab.sh stop-cgwd    SIGTERM cgwd and wait for it to exit
+#   lab.sh dx-cut       silently drop everything the DX cross-connect forwards, both ways (one nft rule)
+#   lab.sh dx-restore   remove every rule dx-cut (or a test) added in lab-dx
+#   lab.sh dx-link cgw|aws down|up
+#                       drop or restore carrier on one side of DX only (lab-dx's end of that veth)
 #   lab.sh down         kill what the lab started (by PID) and delete its namespaces
 #
 # Processes are recorded in $LAB_STATE/pids and killed by PID, never by name.
@@ -16,7 +20,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 LAB_STATE=${LAB_STATE:-/run/cgwd-lab}
 BIN=${BIN:-$ROOT/bin}
-NAMESPACES=(lab-onprem lab-cgw lab-inet lab-aws lab-vpc)
+NAMESPACES=(lab-onprem lab-cgw lab-inet lab-dx lab-aws lab-vpc)
 WG_SOCKETS=(cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a)
 
 log() { printf 'lab: %s\n' "$*" >&2; }
@@ -39,6 +43,24 @@ genkeys() {
 }
 
 pub() { cat "$LAB_STATE/keys/$1.pub"; }
+
+# dx_cross_connect: the Direct Connect link, lab-cgw dx0 <-> lab-dx <-> lab-aws dx0.
+# lab-dx is the provider in between, as a DX cross-connect is: a bridge br-dx
+# with one port toward each end (dx-cgw, dx-aws), no addresses of its own, and
+# an empty nftables chain (bridge lab_dx cut) where a cut is one rule.
+dx_cross_connect() {
+	veth lab-cgw dx0 lab-dx dx-cgw
+	veth lab-dx dx-aws lab-aws dx0
+	in_ns lab-dx ip link add br-dx type bridge stp_state 0 forward_delay 0
+	in_ns lab-dx ip link set dx-cgw master br-dx
+	in_ns lab-dx ip link set dx-aws master br-dx
+	in_ns lab-dx ip link set br-dx up
+	in_ns lab-dx nft -f - <<-'EOF'
+		table bridge lab_dx {
+			chain cut { type filter hook forward priority 0; policy accept; }
+		}
+	EOF
+}
 
 # aws_wg NAME INSIDE PORT CGW_KEY: an upstream wireguard-go peer in lab-aws.
 aws_wg() {
@@ -64,7 +86,7 @@ cmd_up() {
 	veth lab-onprem eth0 lab-cgw lan0
 	veth lab-cgw wan0 lab-inet to-cgw
 	veth lab-inet to-aws lab-aws wan0
-	veth lab-cgw dx0 lab-aws dx0
+	dx_cross_connect
 	veth lab-aws vpc0 lab-vpc eth0
 
 	in_ns lab-onprem ip addr add 10.10.0.10/24 dev eth0
@@ -179,10 +201,13 @@ cmd_down() {
 
 case ${1:-} in
 up) cmd_up ;;
+dx-cut) dx_cut ;;
+dx-restore) dx_restore ;;
+dx-link) dx_link "${2:-}" "${3:-}" ;;
 start-cgwd) cmd_start_cgwd ;;
 wait-tunnels) cmd_wait_tunnels ;;
 wait-bgp) cmd_wait_bgp ;;
 stop-cgwd) cmd_stop_cgwd ;;
 down) cmd_down; log "down" ;;
-*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|down" >&2; exit 2 ;;
+*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|dx-cut|dx-restore|dx-link cgw|aws down|up|down" >&2; exit 2 ;;
 esac

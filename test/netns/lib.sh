@@ -39,6 +39,27 @@ kill_pidfile() {
 	rm -f "$f"
 }
 
+# The DX cross-connect (lab.sh builds it): lab-dx bridges dx-cgw (the veth to
+# lab-cgw's dx0) and dx-aws (to lab-aws's dx0); chain `bridge lab_dx cut`
+# sees every frame crossing it, in both directions.
+
+# dx_cut: silently drop every frame crossing DX, both directions at once (one
+# rule, one transaction); both ends keep carrier, so only BFD can tell.
+dx_cut() { in_ns lab-dx nft add rule bridge lab_dx cut drop; }
+
+# dx_restore: remove every rule from the cut chain (dx_cut's and any other).
+dx_restore() { in_ns lab-dx nft flush chain bridge lab_dx cut; }
+
+# dx_link cgw|aws down|up: set lab-dx's end of the veth toward lab-cgw or
+# lab-aws down or up. Only that end's peer loses carrier: with `aws down`,
+# cgwd's dx0 stays up and the loss shows only in BFD.
+dx_link() {
+	case $1/$2 in
+	cgw/down | cgw/up | aws/down | aws/up) in_ns lab-dx ip link set "dx-$1" "$2" ;;
+	*) echo "dx_link: want cgw|aws down|up, got '$1' '$2'" >&2; return 2 ;;
+	esac
+}
+
 # take_lab_lock SCRIPT: hold /run/cgwd-lab.lock on descriptor 9 for the rest
 # of the calling script (for scripts run outside `flock`); waits at most 10 minutes.
 take_lab_lock() {

@@ -78,14 +78,6 @@ func ingress(t testing.TB, ns, prefix, dev string, rule ...string) func() {
 	return func() { Nft(t, ns, "delete", "table", "netdev", table) }
 }
 
-// CutDX silently drops everything on the Direct Connect link, both ways,
-// until the returned function lets it through again.
-func CutDX(t testing.TB) (restore func()) {
-	t.Helper()
-	r1, r2 := DropIngress(t, CGW, DX), DropIngress(t, AWS, DX)
-	return func() { r1(); r2() }
-}
-
 // InputFilter is an inet table in a namespace with a chain "in" on the
 // input hook (priority -10), to which a test adds drop rules.
 type InputFilter struct {
