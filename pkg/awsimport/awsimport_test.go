@@ -201,13 +201,13 @@ func TestRenderRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("config.Load of the imported config: %v\n%s", err, yml)
 	}
-	if cfg.ASN != 65000 || len(cfg.Prefixes) != 2 || cfg.Prefixes[1] != "10.20.0.0/16" || len(cfg.VPN) != 1 || cfg.VPN[0].Name != "vpn-0a1b2c3d4e5f60718" {
+	if cfg.ASN != 65000 || len(cfg.Prefixes) != 2 || cfg.Prefixes[1].String() != "10.20.0.0/16" || len(cfg.VPN) != 1 || cfg.VPN[0].Name != "vpn-0a1b2c3d4e5f60718" {
 		t.Fatalf("config: %+v", cfg)
 	}
 	for i, tun := range cfg.VPN[0].Tunnels {
 		want := c.Tunnels[i]
-		if tun.Name != TunnelName(i) || tun.Kind != "ipsec" || tun.Outside.Local != "192.0.2.7" || tun.Outside.Remote != want.AWSOutside.String() ||
-			tun.Inside != want.Inside.String() || tun.MTU != IPsecMTU || tun.BGP.PeerASN != 64512 {
+		if tun.Name != TunnelName(i) || tun.Kind != "ipsec" || tun.Outside.Local.String() != "192.0.2.7" || tun.Outside.Remote.String() != want.AWSOutside.String() ||
+			tun.Inside.String() != want.Inside.String() || tun.MTU != IPsecMTU || tun.BGP.PeerASN != 64512 {
 			t.Errorf("tunnel %d: %+v", i, tun)
 		}
 		if time.Duration(tun.BGP.HoldTime) != 30*time.Second {

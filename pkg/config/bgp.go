@@ -3,21 +3,7 @@ package config
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
-)
-
-// Gateway kinds on the AWS side.
-const (
-	GatewayVGW = "vgw"
-	GatewayTGW = "tgw"
-)
-
-// Tunnel modes of a VPN connection.
-const (
-	ModeActiveStandby = "active-standby"
-	ModeECMP          = "ecmp"
 )
 
 // BGP defaults.
@@ -90,10 +76,10 @@ type PeerBGP struct {
 	// Prepend is how many times the local ASN is prepended to advertisements on this session.
 	Prepend *int `yaml:"prepend"`
 	// Communities are attached to advertisements, e.g. 7224:7100 (DX local preference: low).
-	Communities []string `yaml:"communities"`
+	Communities []Community `yaml:"communities"`
 	// Allow, when set, accepts only prefixes inside these; by default anything but
 	// the on-prem prefixes and 169.254.0.0/16 is accepted.
-	Allow []string `yaml:"allow"`
+	Allow []Prefix `yaml:"allow"`
 	// MaxPrefixes tears the session down when the peer sends more (VGW 100, TGW 5000).
 	MaxPrefixes int `yaml:"max_prefixes"`
 	// MaxPrefixesRestart re-enables the session this long after the limit tore it
@@ -113,7 +99,7 @@ var (
 // applyDefaults fills the peer's defaults; tunnelIndex is 1 or 2 for a VPN
 // tunnel (tunnel 2 prepends more, so it is the standby) and 0 for DX. A key
 // in given was set in the file: its 0 is kept for Validate to refuse.
-func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int, given func(key string) bool) {
+func (p *PeerBGP) applyDefaults(t peerTimers, gateway Gateway, tunnelIndex int, given func(key string) bool) {
 	if p.PeerASN == 0 && !given("peer_asn") {
 		p.PeerASN = DefaultAWSASN
 	}
@@ -139,13 +125,13 @@ func (p *PeerBGP) applyDefaults(t peerTimers, gateway string, tunnelIndex int, g
 	}
 }
 
-func (v *validator) mode(field, m string) {
+func (v *validator) mode(field string, m Mode) {
 	if m != ModeActiveStandby && m != ModeECMP {
 		v.add(field, "%q is not one of active-standby, ecmp", m)
 	}
 }
 
-func (v *validator) gateway(field, g string) {
+func (v *validator) gateway(field string, g Gateway) {
 	if g != GatewayVGW && g != GatewayTGW {
 		v.add(field, "%q is not one of vgw, tgw", g)
 	}
@@ -168,8 +154,8 @@ func (v *validator) peerBGP(field string, p *PeerBGP) {
 		v.add(field+".prepend", "%d is outside 0-10", *p.Prepend)
 	}
 	for i, c := range p.Communities {
-		if _, err := ParseCommunity(c); err != nil {
-			v.add(fmt.Sprintf("%s.communities[%d]", field, i), "%v", err)
+		if c.err != "" {
+			v.add(fmt.Sprintf("%s.communities[%d]", field, i), "%s", c.err)
 		}
 	}
 	for i, a := range p.Allow {
@@ -201,15 +187,4 @@ func (v *validator) bgpGlobal(b *BGP) {
 	if b.StaleTime < 0 {
 		v.add("bgp.stale_time", "must not be negative")
 	}
-}
-
-// ParseCommunity parses a standard community "ASN:value" into its 32-bit form.
-func ParseCommunity(s string) (uint32, error) {
-	a, b, ok := strings.Cut(s, ":")
-	hi, err1 := strconv.ParseUint(a, 10, 16)
-	lo, err2 := strconv.ParseUint(b, 10, 16)
-	if !ok || err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("%q is not a community (e.g. 7224:7100)", s)
-	}
-	return uint32(hi)<<16 | uint32(lo), nil
 }

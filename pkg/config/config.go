@@ -35,13 +35,13 @@ type Config struct {
 	// asnGiven tells an explicit asn: 0 from a missing asn.
 	asnGiven bool
 	// RouterID is the BGP router ID; defaults to the first tunnel's inside address.
-	RouterID string `yaml:"router_id"`
+	RouterID Addr `yaml:"router_id"`
 	// Prefixes are the on-prem prefixes advertised to AWS.
-	Prefixes []string `yaml:"prefixes"`
+	Prefixes []Prefix `yaml:"prefixes"`
 	// AWSPrefixes are AWS prefixes (VPC CIDRs) made unreachable, rather
 	// than routed by the default route, while no path to AWS is usable, even
 	// before BGP has offered them (fail closed).
-	AWSPrefixes []string `yaml:"aws_prefixes"`
+	AWSPrefixes []Prefix `yaml:"aws_prefixes"`
 	// FailClosed keeps an unreachable route below cgwd's own for every AWS
 	// prefix, also while cgwd is stopped, so that traffic for AWS never
 	// leaves in clear text through the default route (default true).
@@ -88,10 +88,10 @@ type VPN struct {
 	// Name labels the connection in metrics and status.
 	Name string `yaml:"name"`
 	// Gateway is the AWS side: vgw (virtual private gateway) or tgw (transit gateway).
-	Gateway string `yaml:"gateway"`
+	Gateway Gateway `yaml:"gateway"`
 	// Mode is how traffic uses the tunnels: active-standby (tunnel 1, then
 	// tunnel 2) or ecmp (every healthy tunnel; for a transit gateway).
-	Mode string `yaml:"mode"`
+	Mode Mode `yaml:"mode"`
 	// Tunnels are the connection's two tunnels.
 	Tunnels []Tunnel `yaml:"tunnels"`
 }
@@ -100,12 +100,12 @@ type VPN struct {
 type Tunnel struct {
 	// Name is the TUN netdev name, e.g. cgw-t1.
 	Name string `yaml:"name"`
-	// Kind is "wireguard" or "ipsec".
-	Kind string `yaml:"kind"`
+	// Kind is wireguard or ipsec.
+	Kind TunnelKind `yaml:"kind"`
 	// Outside holds the public (outside) endpoint addresses.
 	Outside Outside `yaml:"outside"`
 	// Inside is the /30 inside CIDR; AWS takes the first usable address, cgwd the second.
-	Inside string `yaml:"inside"`
+	Inside Prefix `yaml:"inside"`
 	// MTU of the tunnel netdev.
 	MTU int `yaml:"mtu"`
 	// WireGuard holds the keys and ports of a wireguard tunnel.
@@ -123,9 +123,9 @@ type Tunnel struct {
 // Outside holds a tunnel's outside (underlay) addresses.
 type Outside struct {
 	// Local is the customer gateway's public address.
-	Local string `yaml:"local"`
+	Local Addr `yaml:"local"`
 	// Remote is the AWS tunnel endpoint's public address.
-	Remote string `yaml:"remote"`
+	Remote Addr `yaml:"remote"`
 }
 
 // WireGuard holds the settings of a wireguard tunnel.
@@ -149,11 +149,11 @@ type DirectConnect struct {
 	// Interface is the netdev carrying the link.
 	Interface string `yaml:"interface"`
 	// Local is cgwd's address with its /30, e.g. 169.254.255.2/30.
-	Local string `yaml:"local"`
+	Local Prefix `yaml:"local"`
 	// Peer is the AWS router's address.
-	Peer string `yaml:"peer"`
+	Peer Addr `yaml:"peer"`
 	// Gateway is the AWS side: vgw or tgw.
-	Gateway string `yaml:"gateway"`
+	Gateway Gateway `yaml:"gateway"`
 	// BGP overrides the link's BGP peer settings.
 	BGP PeerBGP `yaml:"bgp"`
 	// BFD checks the link (on by default, 300ms x 3).
@@ -300,7 +300,7 @@ func load(path string, checkSecrets bool) (*Config, error) {
 // InsideAddrs returns the AWS side's and cgwd's addresses of a tunnel's inside
 // /30: the first and second usable addresses. The CIDR must have passed Validate.
 func (t *Tunnel) InsideAddrs() (aws, local netip.Prefix) {
-	p := netip.MustParsePrefix(t.Inside).Masked()
+	p := t.Inside.Prefix().Masked()
 	a := p.Addr().Next()
 	return netip.PrefixFrom(a, 30), netip.PrefixFrom(a.Next(), 30)
 }

@@ -11,11 +11,7 @@ func (c *Config) FailClosedOn() bool { return c.FailClosed == nil || *c.FailClos
 
 // AWSPrefixList returns aws_prefixes parsed; the config must have passed Validate.
 func (c *Config) AWSPrefixList() []netip.Prefix {
-	out := make([]netip.Prefix, 0, len(c.AWSPrefixes))
-	for _, s := range c.AWSPrefixes {
-		out = append(out, netip.MustParsePrefix(s))
-	}
-	return out
+	return Prefixes(c.AWSPrefixes)
 }
 
 // failClosed checks aws_prefixes: IPv4 prefixes that neither overlap the
@@ -25,7 +21,7 @@ func (c *Config) AWSPrefixList() []netip.Prefix {
 func (v *validator) failClosed(c *Config) {
 	var onprem []netip.Prefix
 	for _, s := range c.Prefixes {
-		if p, err := netip.ParsePrefix(s); err == nil {
+		if p := s.Prefix(); p.IsValid() {
 			onprem = append(onprem, p)
 		}
 	}
@@ -37,10 +33,10 @@ func (v *validator) failClosed(c *Config) {
 	for i, vpn := range c.VPN {
 		for j, t := range vpn.Tunnels {
 			f := fmt.Sprintf("vpn[%d].tunnels[%d].outside", i, j)
-			if a, err := netip.ParseAddr(t.Outside.Remote); err == nil {
+			if a := t.Outside.Remote.Addr(); a.IsValid() {
 				endpoints = append(endpoints, endpoint{f + ".remote", a})
 			}
-			if a, err := netip.ParseAddr(t.Outside.Local); err == nil {
+			if a := t.Outside.Local.Addr(); a.IsValid() {
 				endpoints = append(endpoints, endpoint{f + ".local", a})
 			}
 		}

@@ -2,9 +2,7 @@ package config
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"time"
 )
 
 // DefaultICMPRate is the firewall's ICMP rate limit when none is given.
@@ -22,28 +20,15 @@ type Firewall struct {
 	WANInterface string `yaml:"wan_interface"`
 	// AllowSSHFrom lists the IPv4 prefixes allowed to reach TCP 22 over the
 	// WAN interface (none by default).
-	AllowSSHFrom []string `yaml:"allow_ssh_from"`
+	AllowSSHFrom []Prefix `yaml:"allow_ssh_from"`
 	// ICMPRate limits ICMP arriving on the WAN interface, e.g. 10/second.
-	ICMPRate string `yaml:"icmp_rate"`
+	ICMPRate Rate `yaml:"icmp_rate"`
 }
 
 func (f *Firewall) applyDefaults() {
-	if f.ICMPRate == "" {
-		f.ICMPRate = DefaultICMPRate
+	if f.ICMPRate.text == "" {
+		f.ICMPRate = NewRate(DefaultICMPRate)
 	}
-}
-
-// ParseRate parses a packet rate "N/second", "N/minute" or "N/hour" (N from
-// 1 to 1000000) into a count and its period.
-func ParseRate(s string) (n uint64, per time.Duration, err error) {
-	num, unit, ok := strings.Cut(s, "/")
-	n, perr := strconv.ParseUint(num, 10, 64)
-	units := map[string]time.Duration{"second": time.Second, "minute": time.Minute, "hour": time.Hour}
-	per, uok := units[unit]
-	if !ok || perr != nil || !uok || n < 1 || n > 1_000_000 {
-		return 0, 0, fmt.Errorf("%q is not a rate like 10/second (1-1000000 per second, minute or hour)", s)
-	}
-	return n, per, nil
 }
 
 func (v *validator) firewall(c *Config) {
@@ -51,8 +36,8 @@ func (v *validator) firewall(c *Config) {
 	for i, s := range f.AllowSSHFrom {
 		v.prefix(fmt.Sprintf("firewall.allow_ssh_from[%d]", i), s)
 	}
-	if _, _, err := ParseRate(f.ICMPRate); err != nil {
-		v.add("firewall.icmp_rate", "%v", err)
+	if f.ICMPRate.err != "" {
+		v.add("firewall.icmp_rate", "%s", f.ICMPRate.err)
 	}
 	if !f.Enabled {
 		return

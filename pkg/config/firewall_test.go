@@ -11,7 +11,7 @@ func TestFirewallDefaultsOff(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Firewall.Enabled || c.Firewall.ICMPRate != DefaultICMPRate || len(c.Firewall.AllowSSHFrom) != 0 {
+	if c.Firewall.Enabled || c.Firewall.ICMPRate.String() != DefaultICMPRate || len(c.Firewall.AllowSSHFrom) != 0 {
 		t.Errorf("firewall defaults: %+v", c.Firewall)
 	}
 }

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"net/netip"
 	"strconv"
 	"time"
 
@@ -57,8 +56,8 @@ type IPsec struct {
 	ForceEncap *bool `yaml:"force_encap"`
 	// LocalID and RemoteID are the IPv4 identities; they default to the
 	// outside addresses, as AWS uses them.
-	LocalID  string `yaml:"local_id"`
-	RemoteID string `yaml:"remote_id"`
+	LocalID  Addr `yaml:"local_id"`
+	RemoteID Addr `yaml:"remote_id"`
 	// CookieThreshold is how many IKE_SA_INIT requests a second make cgwd,
 	// as responder, demand a COOKIE first (default 10; -1: always).
 	CookieThreshold int `yaml:"cookie_threshold"`
@@ -168,11 +167,11 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	if !*c.ForceEncap {
 		v.add(field+".force_encap", "must be true: cgwd carries ESP only in UDP (RFC 3948), never as raw IP protocol 50")
 	}
-	for _, id := range []struct{ name, val string }{{"local_id", c.LocalID}, {"remote_id", c.RemoteID}} {
-		if id.val == "" {
-			continue
-		}
-		if a, err := netip.ParseAddr(id.val); err != nil || !a.Is4() {
+	for _, id := range []struct {
+		name string
+		val  Addr
+	}{{"local_id", c.LocalID}, {"remote_id", c.RemoteID}} {
+		if id.val.IsSet() && !id.val.is4() {
 			v.add(field+"."+id.name, "%q is not an IPv4 address", id.val)
 		}
 	}

@@ -35,7 +35,7 @@ func TestIPsecValidation(t *testing.T) {
 		{IPsec{PSKFile: "/k", ForceEncap: &f}, "x.force_encap: must be true"},
 		{IPsec{PSKFile: "/k", ChildLifetime: Duration(10 * time.Second)}, "x.child_lifetime"},
 		{IPsec{PSKFile: "/k", DPDTimeout: Duration(5 * time.Second)}, "x.dpd_timeout"},
-		{IPsec{PSKFile: "/k", RemoteID: "aws.example"}, "x.remote_id"},
+		{IPsec{PSKFile: "/k", RemoteID: NewAddr("aws.example")}, "x.remote_id"},
 		{IPsec{PSKFile: "/k", CookieThreshold: -2}, "x.cookie_threshold: -2 is not in -1..10000"},
 		{IPsec{PSKFile: "/k", HalfOpenLimit: 5000}, "x.half_open_limit: 5000 is not in 1..1024"},
 	}

@@ -55,10 +55,8 @@ func (c *Config) Validate() Problems {
 	} else {
 		v.asn("asn", c.ASN)
 	}
-	if c.RouterID != "" {
-		if a, err := netip.ParseAddr(c.RouterID); err != nil || !a.Is4() {
-			v.add("router_id", "%q is not an IPv4 address", c.RouterID)
-		}
+	if c.RouterID.IsSet() && !c.RouterID.is4() {
+		v.add("router_id", "%q is not an IPv4 address", c.RouterID)
 	}
 	if len(c.Prefixes) == 0 {
 		v.add("prefixes", "at least one on-prem prefix is required")
@@ -108,14 +106,14 @@ func (v *validator) unique(c *Config) {
 	for i, vpn := range c.VPN {
 		for j, t := range vpn.Tunnels {
 			field := fmt.Sprintf("vpn[%d].tunnels[%d]", i, j)
-			if w := t.WireGuard; w != nil && t.Kind == "wireguard" {
+			if w := t.WireGuard; w != nil && t.Kind == KindWireGuard {
 				if other, dup := ports[w.ListenPort]; dup {
 					v.add(field+".wireguard.listen_port", "%d is already used by %s (tunnel N of every VPN connection defaults to %d+N-1; set listen_port)", w.ListenPort, other, DefaultWireGuardPort)
 				} else {
 					ports[w.ListenPort] = field
 				}
 			}
-			if r := t.Outside.Remote; r != "" {
+			if r := t.Outside.Remote.String(); r != "" {
 				if other, dup := remotes[r]; dup {
 					v.add(field+".outside.remote", "%s is already the endpoint of %s; every tunnel goes to its own AWS endpoint", r, other)
 				} else {
@@ -151,9 +149,9 @@ func (v *validator) asn(field string, asn ASN) {
 	}
 }
 
-func (v *validator) prefix(field, s string) (netip.Prefix, bool) {
-	p, err := netip.ParsePrefix(s)
-	if err != nil || !p.Addr().Is4() {
+func (v *validator) prefix(field string, s Prefix) (netip.Prefix, bool) {
+	p := s.Prefix()
+	if !s.is4() {
 		v.add(field, "%q is not an IPv4 prefix (e.g. 10.10.0.0/16)", s)
 		return netip.Prefix{}, false
 	}
@@ -164,10 +162,10 @@ func (v *validator) prefix(field, s string) (netip.Prefix, bool) {
 	return p, true
 }
 
-func (v *validator) addr(field, s string) (netip.Addr, bool) {
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		if s == "" {
+func (v *validator) addr(field string, s Addr) (netip.Addr, bool) {
+	a := s.Addr()
+	if !s.is4() {
+		if !s.IsSet() {
 			v.add(field, "is required")
 		} else {
 			v.add(field, "%q is not an IPv4 address", s)
@@ -218,13 +216,13 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 	v.probe(field+".probe", &t.Probe)
 	v.inside(field+".inside", t.Inside, insides)
 	switch t.Kind {
-	case "wireguard":
+	case KindWireGuard:
 		if t.WireGuard == nil {
 			v.add(field+".wireguard", "is required for kind wireguard")
 			break
 		}
 		v.wireguard(field+".wireguard", t.WireGuard)
-	case "ipsec":
+	case KindIPsec:
 		if t.IPsec == nil {
 			v.add(field+".ipsec", "is required for kind ipsec")
 			break
@@ -235,17 +233,17 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 	default:
 		v.add(field+".kind", "%q is not one of wireguard, ipsec", t.Kind)
 	}
-	if t.Kind != "wireguard" && t.WireGuard != nil {
+	if t.Kind != KindWireGuard && t.WireGuard != nil {
 		v.add(field+".wireguard", "is set but kind is %q", t.Kind)
 	}
-	if t.Kind != "ipsec" && t.IPsec != nil {
+	if t.Kind != KindIPsec && t.IPsec != nil {
 		v.add(field+".ipsec", "is set but kind is %q", t.Kind)
 	}
 }
 
 // inside applies AWS's rules for tunnel inside CIDRs.
-func (v *validator) inside(field, s string, insides map[netip.Prefix]string) {
-	if s == "" {
+func (v *validator) inside(field string, s Prefix, insides map[netip.Prefix]string) {
+	if !s.IsSet() {
 		v.add(field, "is required (a /30 from 169.254.0.0/16)")
 		return
 	}
@@ -303,8 +301,8 @@ func (v *validator) directConnect(field string, d *DirectConnect, names map[stri
 	v.peerBGP(field+".bgp", &d.BGP)
 	v.secretPath(field+".bgp.password_file", d.BGP.PasswordFile)
 	v.bfd(field+".bfd", &d.BFD)
-	local, err := netip.ParsePrefix(d.Local)
-	if err != nil || !local.Addr().Is4() {
+	local := d.Local.Prefix()
+	if !d.Local.is4() {
 		v.add(field+".local", "%q is not an IPv4 address with prefix length (e.g. 169.254.255.2/30)", d.Local)
 		return
 	}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
@@ -19,10 +18,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/metrics"
-	"github.com/cgwd/cgwd/pkg/secret"
 	"github.com/cgwd/cgwd/pkg/tunnel"
-	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
-	"github.com/cgwd/cgwd/pkg/tunnel/wireguard"
 	"github.com/cgwd/cgwd/pkg/version"
 )
 
@@ -69,36 +65,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.bgpCfg.Logger, d.fibCfg.Logger, foCfg.Logger = log, log, log
 	d.paths = failover.New(foCfg)
 	return d, nil
-}
-
-func newTunnel(tc *config.Tunnel, log *slog.Logger) (tunnel.Tunnel, error) {
-	awsInside, localInside := tc.InsideAddrs()
-	localOut, _ := netip.ParseAddr(tc.Outside.Local)
-	remoteOut, _ := netip.ParseAddr(tc.Outside.Remote)
-	switch tc.Kind {
-	case string(tunnel.KindWireGuard):
-		key, err := secret.Read("private_key_file", tc.WireGuard.PrivateKeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tunnel %s: %w", tc.Name, err)
-		}
-		return wireguard.New(wireguard.Config{
-			Name:                tc.Name,
-			MTU:                 tc.MTU,
-			Inside:              localInside,
-			PeerInside:          awsInside.Addr(),
-			LocalOutside:        localOut,
-			Endpoint:            netip.AddrPortFrom(remoteOut, uint16(tc.WireGuard.RemotePort)),
-			ListenPort:          tc.WireGuard.ListenPort,
-			PrivateKey:          key,
-			PeerPublicKey:       tc.WireGuard.PeerPublicKey,
-			PersistentKeepalive: time.Duration(tc.WireGuard.PersistentKeepalive),
-			Logger:              log,
-		})
-	case string(tunnel.KindIPsec):
-		return ipsec.FromConfig(tc, log)
-	default:
-		return nil, fmt.Errorf("tunnel %s: kind %q is not supported by this build of cgwd", tc.Name, tc.Kind)
-	}
 }
 
 // newEcmp reports whether any VPN connection of cfg spreads traffic over its tunnels.
@@ -276,7 +242,7 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		}
 	}
 	if d.cfg.Firewall.Enabled {
-		fw, err := firewall.InstallConfig(d.cfg)
+		fw, err := firewall.Install(firewallSpec(d.cfg))
 		if err != nil {
 			return err
 		}

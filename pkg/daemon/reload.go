@@ -117,17 +117,12 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	bgpCfg.Logger, fibCfg.Logger, foCfg.Logger = d.log, d.log, d.log
-	if newCfg.RouterID == "" {
+	if !newCfg.RouterID.IsSet() {
 		// A derived router ID is chosen once, at start-up, as routers do:
 		// removing the session it came from must not reset every other one.
 		d.mu.Lock()
 		bgpCfg.RouterID = d.bgpCfg.RouterID
 		d.mu.Unlock()
-	}
-	if newCfg.Firewall.Enabled {
-		if _, err := firewall.FromConfig(newCfg); err != nil {
-			return fmt.Errorf("reload: firewall: %w", err)
-		}
 	}
 	tc := diffTunnels(old, newCfg)
 	// Build every added or changed tunnel first, so a bad key file changes nothing.
@@ -231,7 +226,7 @@ func (d *Daemon) reloadFirewall(old, cur *config.Config) error {
 		}
 		// Endpoints, ports, peers or MTUs may have changed: rebuild the table
 		// (one atomic batch replacing the old one).
-		fw, err := firewall.InstallConfig(cur)
+		fw, err := firewall.Install(firewallSpec(cur))
 		if err != nil {
 			return fmt.Errorf("reload: firewall: %w", err)
 		}

@@ -65,13 +65,13 @@ func TestDiffTunnelsMatchesByName(t *testing.T) {
 func TestRestartFieldsNamesOnlyWhatAReloadCannotApply(t *testing.T) {
 	a := loadExample(t)
 	b := loadExample(t)
-	b.Prefixes = append(b.Prefixes, "10.99.0.0/16")
+	b.Prefixes = append(b.Prefixes, config.NewPrefix("10.99.0.0/16"))
 	b.ASN++
 	b.Failover.HoldDown = nil
 	b.DirectConnect = nil
 	off := false
 	b.FailClosed = &off
-	b.AWSPrefixes = []string{"10.200.0.0/16"}
+	b.AWSPrefixes = []config.Prefix{config.NewPrefix("10.200.0.0/16")}
 	if d := restartFields(a, b); len(d) != 0 {
 		t.Errorf("reloadable changes refused: %v", d)
 	}
@@ -86,7 +86,7 @@ func TestRestartFieldsNamesOnlyWhatAReloadCannotApply(t *testing.T) {
 
 func TestRoutingConfigCarriesFailClosed(t *testing.T) {
 	c := loadExample(t)
-	c.AWSPrefixes = []string{"10.200.0.0/16"}
+	c.AWSPrefixes = []config.Prefix{config.NewPrefix("10.200.0.0/16")}
 	_, fc, _, err := routingConfig(c, slog.Default())
 	if err != nil {
 		t.Fatal(err)

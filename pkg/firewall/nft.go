@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
@@ -156,16 +155,6 @@ func (f *Firewall) Remove() error {
 		return fmt.Errorf("firewall: delete table inet %s: %w", f.table.Name, err)
 	}
 	return nil
-}
-
-// InstallConfig installs the table for a validated config with its firewall
-// section enabled.
-func InstallConfig(c *config.Config) (*Firewall, error) {
-	s, err := FromConfig(c)
-	if err != nil {
-		return nil, err
-	}
-	return Install(s)
 }
 
 // RemoveTable deletes the inet table name if it exists (left by a run that

@@ -82,7 +82,7 @@ func listed(out string) map[string][]string {
 // second Install replaces a leftover table, and that Remove deletes it.
 func TestInstallRoundTrip(t *testing.T) {
 	ns := privateNetns(t)
-	s := testSpec(t, testYAML)
+	s := testSpec()
 	// A leftover from a crashed run, with a rule Install must not keep.
 	nftIn(t, ns, "add table inet cgwd; add chain inet cgwd stale; add rule inet cgwd stale drop")
 	fw, err := Install(s, nftables.WithNetNSFd(int(ns.Fd())))

@@ -12,8 +12,6 @@ import (
 	"net/netip"
 	"strings"
 	"time"
-
-	"github.com/cgwd/cgwd/pkg/config"
 )
 
 // DefaultTable is the name of cgwd's nftables table.
@@ -72,51 +70,6 @@ type Link struct {
 	Interface string
 	Peer      netip.Addr
 	BFD       bool
-}
-
-// FromConfig derives the Spec from a validated config.
-func FromConfig(c *config.Config) (Spec, error) {
-	f := c.Firewall
-	s := Spec{Table: DefaultTable, WAN: f.WANInterface}
-	var err error
-	if s.ICMPRate, s.ICMPPer, err = config.ParseRate(f.ICMPRate); err != nil {
-		return Spec{}, fmt.Errorf("firewall.icmp_rate: %w", err)
-	}
-	if c.BGP.ListenPort > 0 {
-		s.BGPPort = uint16(c.BGP.ListenPort)
-	}
-	for i, p := range f.AllowSSHFrom {
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			return Spec{}, fmt.Errorf("firewall.allow_ssh_from[%d]: %w", i, err)
-		}
-		s.AllowSSHFrom = append(s.AllowSSHFrom, pfx)
-	}
-	for _, v := range c.VPN {
-		for _, t := range v.Tunnels {
-			remote, err := netip.ParseAddr(t.Outside.Remote)
-			if err != nil {
-				return Spec{}, fmt.Errorf("tunnel %s: outside.remote: %w", t.Name, err)
-			}
-			aws, _ := t.InsideAddrs()
-			ft := Tunnel{Netdev: t.Name, Remote: remote, Peer: aws.Addr(), BFD: t.BFD.On(), MTU: t.MTU}
-			switch {
-			case t.WireGuard != nil:
-				ft.UDPPorts = []uint16{uint16(t.WireGuard.ListenPort)}
-			case t.IPsec != nil:
-				ft.UDPPorts = []uint16{PortIKE, PortNATT}
-			}
-			s.Tunnels = append(s.Tunnels, ft)
-		}
-	}
-	for _, d := range c.DirectConnect {
-		peer, err := netip.ParseAddr(d.Peer)
-		if err != nil {
-			return Spec{}, fmt.Errorf("direct connect %s: peer: %w", d.Name, err)
-		}
-		s.DirectConnect = append(s.DirectConnect, Link{Interface: d.Interface, Peer: peer, BFD: d.BFD.On()})
-	}
-	return s, nil
 }
 
 // Chains of the table.

@@ -6,52 +6,22 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cgwd/cgwd/pkg/config"
 )
 
-const testYAML = `
-asn: 65000
-prefixes: [10.10.0.0/16]
-vpn:
-  - tunnels:
-      - name: cgw-t1
-        kind: wireguard
-        outside: {local: 198.51.100.2, remote: 203.0.113.10}
-        inside: 169.254.10.0/30
-        wireguard: {private_key_file: /k, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, listen_port: 51820}
-        bfd: {enabled: true}
-      - name: cgw-t2
-        kind: ipsec
-        outside: {local: 198.51.100.2, remote: 203.0.113.20}
-        inside: 169.254.11.0/30
-        mtu: 1400
-        ipsec: {psk_file: /k}
-direct_connect:
-  - interface: dx0
-    local: 169.254.255.2/30
-    peer: 169.254.255.1
-firewall:
-  enabled: true
-  wan_interface: wan0
-  allow_ssh_from: [192.0.2.0/24, 198.51.100.7/32]
-  icmp_rate: 20/second
-`
-
-func testSpec(t *testing.T, yaml string) Spec {
-	t.Helper()
-	c, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatal(err)
+// testSpec is a gateway with a WireGuard tunnel (with BFD), an IPsec tunnel
+// and a Direct Connect link, locked down with SSH from two prefixes.
+func testSpec() Spec {
+	return Spec{
+		Table: "cgwd", WAN: "wan0",
+		Tunnels: []Tunnel{
+			{Netdev: "cgw-t1", Remote: netip.MustParseAddr("203.0.113.10"), UDPPorts: []uint16{51820}, Peer: netip.MustParseAddr("169.254.10.1"), BFD: true, MTU: 1420},
+			{Netdev: "cgw-t2", Remote: netip.MustParseAddr("203.0.113.20"), UDPPorts: []uint16{500, 4500}, Peer: netip.MustParseAddr("169.254.11.1"), MTU: 1400},
+		},
+		DirectConnect: []Link{{Interface: "dx0", Peer: netip.MustParseAddr("169.254.255.1"), BFD: true}},
+		AllowSSHFrom:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32")},
+		ICMPRate:      20, ICMPPer: time.Second,
+		BGPPort: 179,
 	}
-	if p := c.Validate(); p != nil {
-		t.Fatal(p)
-	}
-	s, err := FromConfig(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 func render(rs []Rule, chain string) []string {
@@ -64,29 +34,8 @@ func render(rs []Rule, chain string) []string {
 	return out
 }
 
-func TestFromConfig(t *testing.T) {
-	s := testSpec(t, testYAML)
-	want := Spec{
-		Table: "cgwd", WAN: "wan0",
-		Tunnels: []Tunnel{
-			{Netdev: "cgw-t1", Remote: netip.MustParseAddr("203.0.113.10"), UDPPorts: []uint16{51820}, Peer: netip.MustParseAddr("169.254.10.1"), BFD: true, MTU: 1420},
-			{Netdev: "cgw-t2", Remote: netip.MustParseAddr("203.0.113.20"), UDPPorts: []uint16{500, 4500}, Peer: netip.MustParseAddr("169.254.11.1"), MTU: 1400},
-		},
-		DirectConnect: []Link{{Interface: "dx0", Peer: netip.MustParseAddr("169.254.255.1"), BFD: true}},
-		AllowSSHFrom:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32")},
-		ICMPRate:      20, ICMPPer: time.Second,
-		BGPPort: 179,
-	}
-	if s.Table != want.Table || s.WAN != want.WAN || !slices.EqualFunc(s.Tunnels, want.Tunnels, func(a, b Tunnel) bool {
-		return a.Netdev == b.Netdev && a.Remote == b.Remote && slices.Equal(a.UDPPorts, b.UDPPorts) && a.Peer == b.Peer && a.BFD == b.BFD && a.MTU == b.MTU
-	}) || !slices.Equal(s.DirectConnect, want.DirectConnect) || !slices.Equal(s.AllowSSHFrom, want.AllowSSHFrom) ||
-		s.ICMPRate != want.ICMPRate || s.ICMPPer != want.ICMPPer || s.BGPPort != want.BGPPort {
-		t.Errorf("FromConfig =\n%+v\nwant\n%+v", s, want)
-	}
-}
-
 func TestRulesInput(t *testing.T) {
-	got := render(Rules(testSpec(t, testYAML)), ChainInput)
+	got := render(Rules(testSpec()), ChainInput)
 	want := []string{
 		`iifname "wan0" icmp type echo-request limit rate over 20/second counter drop comment "ICMP echo over the rate limit"`,
 		`iifname "wan0" icmpv6 type echo-request limit rate over 20/second counter drop comment "ICMP echo over the rate limit"`,
@@ -121,7 +70,7 @@ func TestRulesInput(t *testing.T) {
 }
 
 func TestRulesForwardAndMSS(t *testing.T) {
-	rs := Rules(testSpec(t, testYAML))
+	rs := Rules(testSpec())
 	if d := diff(render(rs, ChainForward), []string{
 		`iifname "wan0" ct state established,related accept`,
 		`iifname "wan0" counter drop comment "default deny inbound on WAN"`,
@@ -141,17 +90,18 @@ func TestRulesForwardAndMSS(t *testing.T) {
 // Without SSH prefixes, without a BGP listener and without BFD no rule
 // accepts SSH, BGP or BFD; BGP and BFD are still dropped from strangers.
 func TestRulesMinimal(t *testing.T) {
-	y := strings.Replace(testYAML, "  allow_ssh_from: [192.0.2.0/24, 198.51.100.7/32]\n", "", 1)
-	y = strings.Replace(y, "bfd: {enabled: true}", "bfd: {enabled: false}", 1)
-	y = strings.Replace(y, "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bfd: {enabled: false}\n", 1)
-	y += "bgp: {listen_port: -1}\n"
-	for _, r := range Rules(testSpec(t, y)) {
+	y := testSpec()
+	y.AllowSSHFrom = nil
+	y.Tunnels[0].BFD = false
+	y.DirectConnect[0].BFD = false
+	y.BGPPort = 0 // bgp: {listen_port: -1}
+	for _, r := range Rules(y) {
 		s := r.String()
 		if r.Verdict == Accept && (strings.Contains(s, "dport 22") || strings.Contains(s, "dport 179") || strings.Contains(s, "dport 378")) {
 			t.Errorf("unexpected rule %s", s)
 		}
 	}
-	got := render(Rules(testSpec(t, y)), ChainInput)
+	got := render(Rules(y), ChainInput)
 	if !slices.Contains(got, `tcp dport 179 counter drop comment "BGP from anyone else"`) {
 		t.Errorf("BGP not dropped:\n%s", strings.Join(got, "\n"))
 	}

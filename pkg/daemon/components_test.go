@@ -1,0 +1,69 @@
+package daemon
+
+import (
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/firewall"
+)
+
+const firewallYAML = `
+asn: 65000
+prefixes: [10.10.0.0/16]
+vpn:
+  - tunnels:
+      - name: cgw-t1
+        kind: wireguard
+        outside: {local: 198.51.100.2, remote: 203.0.113.10}
+        inside: 169.254.10.0/30
+        wireguard: {private_key_file: /k, peer_public_key: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=, listen_port: 51820}
+        bfd: {enabled: true}
+      - name: cgw-t2
+        kind: ipsec
+        outside: {local: 198.51.100.2, remote: 203.0.113.20}
+        inside: 169.254.11.0/30
+        mtu: 1400
+        ipsec: {psk_file: /k}
+direct_connect:
+  - interface: dx0
+    local: 169.254.255.2/30
+    peer: 169.254.255.1
+firewall:
+  enabled: true
+  wan_interface: wan0
+  allow_ssh_from: [192.0.2.0/24, 198.51.100.7/32]
+  icmp_rate: 20/second
+`
+
+// The firewall's spec is what the config says, each tunnel with the
+// underlay ports of its kind.
+func TestFirewallSpec(t *testing.T) {
+	c, err := config.Parse([]byte(firewallYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := c.Validate(); p != nil {
+		t.Fatal(p)
+	}
+	s := firewallSpec(c)
+	want := firewall.Spec{
+		Table: "cgwd", WAN: "wan0",
+		Tunnels: []firewall.Tunnel{
+			{Netdev: "cgw-t1", Remote: netip.MustParseAddr("203.0.113.10"), UDPPorts: []uint16{51820}, Peer: netip.MustParseAddr("169.254.10.1"), BFD: true, MTU: 1420},
+			{Netdev: "cgw-t2", Remote: netip.MustParseAddr("203.0.113.20"), UDPPorts: []uint16{500, 4500}, Peer: netip.MustParseAddr("169.254.11.1"), MTU: 1400},
+		},
+		DirectConnect: []firewall.Link{{Interface: "dx0", Peer: netip.MustParseAddr("169.254.255.1"), BFD: true}},
+		AllowSSHFrom:  []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24"), netip.MustParsePrefix("198.51.100.7/32")},
+		ICMPRate:      20, ICMPPer: time.Second,
+		BGPPort: 179,
+	}
+	if s.Table != want.Table || s.WAN != want.WAN || !slices.EqualFunc(s.Tunnels, want.Tunnels, func(a, b firewall.Tunnel) bool {
+		return a.Netdev == b.Netdev && a.Remote == b.Remote && slices.Equal(a.UDPPorts, b.UDPPorts) && a.Peer == b.Peer && a.BFD == b.BFD && a.MTU == b.MTU
+	}) || !slices.Equal(s.DirectConnect, want.DirectConnect) || !slices.Equal(s.AllowSSHFrom, want.AllowSSHFrom) ||
+		s.ICMPRate != want.ICMPRate || s.ICMPPer != want.ICMPPer || s.BGPPort != want.BGPPort {
+		t.Errorf("firewallSpec =\n%+v\nwant\n%+v", s, want)
+	}
+}
