@@ -33,9 +33,9 @@ type IPsec struct {
 	// PSKFile holds the pre-shared key (mode 0600).
 	PSKFile string `yaml:"psk_file"`
 	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
-	IKEProposals []string `yaml:"ike_proposals"`
+	IKEProposals []IKEProposal `yaml:"ike_proposals"`
 	// ESPProposals in strongSwan notation; a DH group means PFS on rekey.
-	ESPProposals []string `yaml:"esp_proposals"`
+	ESPProposals []ESPProposal `yaml:"esp_proposals"`
 	// Initiate makes cgwd start the IKE SA (default true); false only answers.
 	Initiate *bool `yaml:"initiate"`
 	// IKELifetime and ChildLifetime are the SAs' hard lifetimes.
@@ -69,10 +69,10 @@ type IPsec struct {
 // WithDefaults returns a copy of c with every unset field at its default.
 func (c IPsec) WithDefaults() IPsec {
 	if len(c.IKEProposals) == 0 {
-		c.IKEProposals = []string{proposal.DefaultIKE}
+		c.IKEProposals = []IKEProposal{NewIKEProposal(proposal.DefaultIKE)}
 	}
 	if len(c.ESPProposals) == 0 {
-		c.ESPProposals = []string{proposal.DefaultESP}
+		c.ESPProposals = []ESPProposal{NewESPProposal(proposal.DefaultESP)}
 	}
 	t := true
 	if c.Initiate == nil {
@@ -101,23 +101,15 @@ func (c IPsec) WithDefaults() IPsec {
 	return c
 }
 
-// Proposals parses the proposal lists; c must have passed validation.
-func (c IPsec) Proposals() (ikeP, espP []proposal.Proposal, err error) {
-	for _, s := range c.IKEProposals {
-		p, err := proposal.Parse(s, true)
-		if err != nil {
-			return nil, nil, err
-		}
-		ikeP = append(ikeP, p)
+// Proposals returns copies of the parsed proposals; c must have passed validation.
+func (c IPsec) Proposals() (ikeP, espP []proposal.Proposal) {
+	for _, p := range c.IKEProposals {
+		ikeP = append(ikeP, p.Proposal())
 	}
-	for _, s := range c.ESPProposals {
-		p, err := proposal.Parse(s, false)
-		if err != nil {
-			return nil, nil, err
-		}
-		espP = append(espP, p)
+	for _, p := range c.ESPProposals {
+		espP = append(espP, p.Proposal())
 	}
-	return ikeP, espP, nil
+	return ikeP, espP
 }
 
 func (v *validator) ipsec(field string, raw *IPsec) {
@@ -126,14 +118,14 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	}
 	v.secretPath(field+".psk_file", raw.PSKFile)
 	c := raw.WithDefaults()
-	for i, s := range c.IKEProposals {
-		if _, err := proposal.Parse(s, true); err != nil {
-			v.add(field+".ike_proposals["+strconv.Itoa(i)+"]", "%v", err)
+	for i, p := range c.IKEProposals {
+		if p.err != "" {
+			v.add(field+".ike_proposals["+strconv.Itoa(i)+"]", "%s", p.err)
 		}
 	}
-	for i, s := range c.ESPProposals {
-		if _, err := proposal.Parse(s, false); err != nil {
-			v.add(field+".esp_proposals["+strconv.Itoa(i)+"]", "%v", err)
+	for i, p := range c.ESPProposals {
+		if p.err != "" {
+			v.add(field+".esp_proposals["+strconv.Itoa(i)+"]", "%s", p.err)
 		}
 	}
 	ikeLife, childLife := time.Duration(c.IKELifetime), time.Duration(c.ChildLifetime)

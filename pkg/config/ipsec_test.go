@@ -14,7 +14,7 @@ func TestIPsecDefaults(t *testing.T) {
 	if *c.Initiate != true || *c.ForceEncap != true || c.ReplayWindow != 1024 ||
 		time.Duration(c.IKELifetime) != 28800*time.Second || time.Duration(c.ChildLifetime) != 3600*time.Second ||
 		time.Duration(c.DPDDelay) != 10*time.Second || time.Duration(c.DPDTimeout) != 30*time.Second ||
-		c.IKEProposals[0] != "aes256gcm16-prfsha384-ecp384" || c.ESPProposals[0] != "aes256gcm16-ecp384" {
+		c.IKEProposals[0].String() != "aes256gcm16-prfsha384-ecp384" || c.ESPProposals[0].String() != "aes256gcm16-ecp384" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	short := IPsec{ChildLifetime: Duration(30 * time.Second)}.WithDefaults()
@@ -29,8 +29,8 @@ func TestIPsecValidation(t *testing.T) {
 		c    IPsec
 		want string
 	}{
-		{IPsec{PSKFile: "/k", IKEProposals: []string{"aes256-sha256"}}, "x.ike_proposals[0]: proposal \"aes256-sha256\": IKE needs a DH group"},
-		{IPsec{PSKFile: "/k", ESPProposals: []string{"aes256gcm16-sha1"}}, "x.esp_proposals[0]"},
+		{IPsec{PSKFile: "/k", IKEProposals: []IKEProposal{NewIKEProposal("aes256-sha256")}}, "x.ike_proposals[0]: proposal \"aes256-sha256\": IKE needs a DH group"},
+		{IPsec{PSKFile: "/k", ESPProposals: []ESPProposal{NewESPProposal("aes256gcm16-sha1")}}, "x.esp_proposals[0]"},
 		{IPsec{PSKFile: "/k", ReplayWindow: 100}, "x.replay_window: 100 is not a multiple of 64"},
 		{IPsec{PSKFile: "/k", ForceEncap: &f}, "x.force_encap: must be true"},
 		{IPsec{PSKFile: "/k", ChildLifetime: Duration(10 * time.Second)}, "x.child_lifetime"},
@@ -47,7 +47,7 @@ func TestIPsecValidation(t *testing.T) {
 		}
 	}
 	v := &validator{}
-	ok := IPsec{PSKFile: "/k", IKEProposals: []string{"aes128-aes256-sha1-sha256-modp2048-ecp384"}}
+	ok := IPsec{PSKFile: "/k", IKEProposals: []IKEProposal{NewIKEProposal("aes128-aes256-sha1-sha256-modp2048-ecp384")}}
 	v.ipsec("x", &ok)
 	if len(v.probs) != 0 {
 		t.Fatal(v.probs)

@@ -3,11 +3,14 @@ package config
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
 // The config's typed values are parsed once, when the file is decoded, so
@@ -204,3 +207,57 @@ func ParseRate(s string) (n uint64, per time.Duration, err error) {
 	}
 	return n, per, nil
 }
+
+// IKEProposal is an IKE SA proposal field in strongSwan notation, e.g.
+// aes256gcm16-prfsha384-ecp384.
+type IKEProposal struct{ parsedProposal }
+
+// ESPProposal is a Child SA (ESP) proposal field in strongSwan notation,
+// e.g. aes256gcm16-ecp384; a DH group means PFS on rekey.
+type ESPProposal struct{ parsedProposal }
+
+type parsedProposal struct {
+	p    proposal.Proposal
+	err  string // why the text is not a proposal; "" when it is
+	text string
+}
+
+func parseProposal(s string, ike bool) parsedProposal {
+	p, err := proposal.Parse(s, ike)
+	pp := parsedProposal{p: p, text: s}
+	if err != nil {
+		pp.err = err.Error()
+	}
+	return pp
+}
+
+// NewIKEProposal is the field the decoder makes of the text s.
+func NewIKEProposal(s string) IKEProposal { return IKEProposal{parseProposal(s, true)} }
+
+// NewESPProposal is the field the decoder makes of the text s.
+func NewESPProposal(s string) ESPProposal { return ESPProposal{parseProposal(s, false)} }
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *IKEProposal) UnmarshalYAML(n *yaml.Node) error {
+	s, err := scalar(n)
+	*p = NewIKEProposal(s)
+	return err
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (p *ESPProposal) UnmarshalYAML(n *yaml.Node) error {
+	s, err := scalar(n)
+	*p = NewESPProposal(s)
+	return err
+}
+
+// Proposal is a copy of the parsed proposal, which its user may change.
+func (p parsedProposal) Proposal() proposal.Proposal {
+	c := p.p
+	c.SPI = slices.Clone(c.SPI)
+	c.Transforms = slices.Clone(c.Transforms)
+	return c
+}
+
+// String is the text the file gave.
+func (p parsedProposal) String() string { return p.text }

@@ -183,10 +183,7 @@ func wireGuardConfig(tc *config.Tunnel, log *slog.Logger) (wireguard.Config, err
 // ipsecConfig is an IPsec tunnel's config, with its pre-shared key read.
 func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	c := tc.IPsec.WithDefaults()
-	ikeP, espP, err := c.Proposals()
-	if err != nil {
-		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
-	}
+	ikeP, espP := c.Proposals()
 	psk, err := secret.Read("psk_file", c.PSKFile)
 	if err != nil {
 		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
