@@ -223,10 +223,8 @@ func logWarnings(log *slog.Logger, cfg *config.Config) {
 }
 
 func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if c.Format == "json" {
+	opts := &slog.HandlerOptions{Level: c.Level.Slog()}
+	if c.Format == config.LogJSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))

@@ -69,9 +69,9 @@ type Config struct {
 // Log configures the slog handler.
 type Log struct {
 	// Level is debug, info, warn or error.
-	Level string `yaml:"level"`
+	Level LogLevel `yaml:"level"`
 	// Format is text or json.
-	Format string `yaml:"format"`
+	Format LogFormat `yaml:"format"`
 }
 
 // Metrics configures the Prometheus endpoint.
@@ -211,10 +211,10 @@ func (c *Config) applyDefaults(given map[string]bool) {
 		c.Metrics.Listen = DefaultMetricsListen
 	}
 	if c.Log.Level == "" {
-		c.Log.Level = "info"
+		c.Log.Level = LogInfo
 	}
 	if c.Log.Format == "" {
-		c.Log.Format = "text"
+		c.Log.Format = LogText
 	}
 	for i := range c.VPN {
 		v := &c.VPN[i]

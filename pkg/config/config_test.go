@@ -1,6 +1,7 @@
 package config
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -216,6 +217,14 @@ func TestExamplesAreValid(t *testing.T) {
 		}
 		if p := c.Validate(); p != nil {
 			t.Errorf("%s:\n%v", f, p)
+		}
+	}
+}
+
+func TestLogLevelSlog(t *testing.T) {
+	for l, want := range map[LogLevel]slog.Level{LogDebug: slog.LevelDebug, LogInfo: slog.LevelInfo, LogWarn: slog.LevelWarn, LogError: slog.LevelError} {
+		if got := l.Slog(); got != want {
+			t.Errorf("%s: %v, want %v", l, got, want)
 		}
 	}
 }

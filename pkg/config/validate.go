@@ -68,12 +68,12 @@ func (c *Config) Validate() Problems {
 		v.add("control_socket", "%q must be an absolute path", c.ControlSocket)
 	}
 	switch c.Log.Level {
-	case "debug", "info", "warn", "error":
+	case LogDebug, LogInfo, LogWarn, LogError:
 	default:
 		v.add("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "text", "json":
+	case LogText, LogJSON:
 	default:
 		v.add("log.format", "%q is not one of text, json", c.Log.Format)
 	}
