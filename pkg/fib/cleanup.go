@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/cgwd/cgwd/pkg/nexthop"
+	"github.com/cgwd/cgwd/pkg/fib/internal/nexthop"
 )
 
 // Removed counts what Cleanup deleted.

@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"math/bits"
 	"net/netip"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -109,9 +108,8 @@ const (
 
 // Counters are the FIB's running totals.
 type Counters struct {
-	Programmed    atomic.Uint64 // routes added, replaced or deleted in the kernel
-	Errors        atomic.Uint64 // failed kernel operations
-	GroupReplaces atomic.Uint64 // nexthop group replaces (failovers without route rewrites)
+	Programmed atomic.Uint64 // routes added, replaced or deleted in the kernel
+	Errors     atomic.Uint64 // failed kernel operations
 }
 
 // FIB decides and installs routes.
@@ -238,9 +236,6 @@ func (f *FIB) adopt() error {
 	return nil
 }
 
-// GroupMode reports whether failover uses nexthop groups.
-func (f *FIB) GroupMode() bool { return f.groups }
-
 // Add records that path offers prefix via nexthop (the BGP next hop).
 func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 	f.mu.Lock()
@@ -348,14 +343,6 @@ func (f *FIB) SetUsable(path string, ok bool) {
 	}
 	f.mu.Unlock()
 	f.flush()
-}
-
-// Usable reports whether path is usable.
-func (f *FIB) Usable(path string) bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	i, ok := f.pathIdx[path]
-	return ok && f.usable&(1<<i) != 0
 }
 
 func (f *FIB) poke() {
@@ -531,9 +518,7 @@ func (f *FIB) flush() {
 			f.dirtyGroups = true
 			f.nexthopsLost = true // the next reconcile rewrites the nexthop objects
 			f.mu.Unlock()
-			continue
 		}
-		f.Counters.GroupReplaces.Add(1)
 	}
 	f.apply(replace, false)
 	f.syncFailClosed() // after the new routes (they carry traffic), before any route goes
@@ -827,17 +812,5 @@ func (f *FIB) Installed() map[string]int {
 		}
 		out[p.Name] = n
 	}
-	return out
-}
-
-// Routes returns the installed routes sorted by prefix.
-func (f *FIB) Routes() []Route {
-	f.mu.Lock()
-	out := make([]Route, 0, len(f.installed))
-	for _, r := range f.installed {
-		out = append(out, r)
-	}
-	f.mu.Unlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].Prefix.String() < out[j].Prefix.String() })
 	return out
 }

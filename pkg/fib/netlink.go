@@ -6,7 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
-	"github.com/cgwd/cgwd/pkg/nexthop"
+	"github.com/cgwd/cgwd/pkg/fib/internal/nexthop"
 	"golang.org/x/sys/unix"
 )
 

@@ -82,7 +82,7 @@ func testNamespace(tb testing.TB) *Handle {
 	tb.Cleanup(func() { tun.Close() })
 	ipn(tb, "addr", "add", "169.254.10.2/30", "dev", "tun0")
 	ipn(tb, "link", "set", "tun0", "up")
-	h, err := OpenNamespace(testNS)
+	h, err := openNamespace(testNS)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func prefixes(n int) []netip.Prefix {
 func routesVia(ps []netip.Prefix, nhid uint32, table uint32) []Route {
 	rs := make([]Route, len(ps))
 	for i, p := range ps {
-		rs[i] = Route{Dst: p, NexthopID: nhid, Table: table, Protocol: RTProtBGP}
+		rs[i] = Route{Dst: p, NexthopID: nhid, Table: table, Protocol: rtProtBGP}
 	}
 	return rs
 }
@@ -188,24 +188,24 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	must(h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0}))
-	must(h.Add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1}))
-	must(h.Add(Nexthop{ID: 3, LinkIndex: tun0})) // device only: point-to-point TUN
-	must(h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}))
-	if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1}); !errors.Is(err, syscall.EEXIST) {
+	must(h.add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0}))
+	must(h.add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1}))
+	must(h.add(Nexthop{ID: 3, LinkIndex: tun0})) // device only: point-to-point TUN
+	must(h.add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}))
+	if err := h.add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1}); !errors.Is(err, syscall.EEXIST) {
 		t.Fatalf("adding an existing id: %v, want EEXIST", err)
 	}
-	if err := h.Add(Nexthop{ID: 4, Gateway: netip.MustParseAddr("203.0.113.9"), LinkIndex: nh0}); err == nil {
+	if err := h.add(Nexthop{ID: 4, Gateway: netip.MustParseAddr("203.0.113.9"), LinkIndex: nh0}); err == nil {
 		t.Fatal("gateway outside every connected subnet accepted")
 	} else {
 		t.Logf("unreachable gateway refused: %v", err)
 	}
-	got, err := h.Get(10)
+	got, err := h.get(10)
 	must(err)
 	if !(len(got.Group) == 1 && got.Group[0] == Member{ID: 1, Weight: 1}) {
 		t.Fatalf("Get(10) = %+v", got)
 	}
-	if got, err := h.Get(1); err != nil || got.Gateway != netip.MustParseAddr(gw1) || got.LinkIndex != nh0 {
+	if got, err := h.get(1); err != nil || got.Gateway != netip.MustParseAddr(gw1) || got.LinkIndex != nh0 {
 		t.Fatalf("Get(1) = %+v, %v", got, err)
 	}
 	out := ipn(t, "nexthop", "show")
@@ -220,13 +220,13 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 	start := time.Now()
 	must(h.ReplaceRoutes(routesVia(ps, 10, 0)))
 	t.Logf("installed %d routes on group 10 in %v", n, time.Since(start).Round(time.Millisecond))
-	listed, err := h.ListRoutes(0, RTProtBGP)
+	listed, err := h.ListRoutes(0, rtProtBGP)
 	must(err)
 	if len(listed) != n {
 		t.Fatalf("ListRoutes: %d routes, want %d", len(listed), n)
 	}
 	for _, r := range listed {
-		if r.NexthopID != 10 || r.Protocol != RTProtBGP || r.Dst.Bits() != 24 {
+		if r.NexthopID != 10 || r.Protocol != rtProtBGP || r.Dst.Bits() != 24 {
 			t.Fatalf("listed route %+v", r)
 		}
 	}
@@ -252,7 +252,7 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 
 	// ECMP with weights.
 	must(h.Replace(Nexthop{ID: 10, Group: []Member{{ID: 1, Weight: 1}, {ID: 2, Weight: 3}}}))
-	got, err = h.Get(10)
+	got, err = h.get(10)
 	must(err)
 	if len(got.Group) != 2 || got.Group[0] != (Member{ID: 1, Weight: 1}) || got.Group[1] != (Member{ID: 2, Weight: 3}) {
 		t.Fatalf("ECMP group %+v", got.Group)
@@ -262,32 +262,32 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 	}
 	// Deleting one member of a multi-member group keeps the group and routes.
 	must(h.Delete(1))
-	if got, err := h.Get(10); err != nil || len(got.Group) != 1 || got.Group[0].ID != 2 {
+	if got, err := h.get(10); err != nil || len(got.Group) != 1 || got.Group[0].ID != 2 {
 		t.Fatalf("group after deleting member 1: %+v %v", got, err)
 	}
 	checkAllVia(t, n, 10, "via 198.51.100.2 dev nh1")
 
 	// Routes in another table, a table above 255, and the gateway fallback.
 	must(h.ReplaceRoutes([]Route{
-		{Dst: netip.MustParsePrefix("10.250.0.0/16"), NexthopID: 10, Table: 1000, Protocol: RTProtBGP},
-		{Dst: netip.MustParsePrefix("10.251.0.0/16"), Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0, Table: 1000, Protocol: RTProtBGP, Priority: 5},
+		{Dst: netip.MustParsePrefix("10.250.0.0/16"), NexthopID: 10, Table: 1000, Protocol: rtProtBGP},
+		{Dst: netip.MustParsePrefix("10.251.0.0/16"), Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0, Table: 1000, Protocol: rtProtBGP, Priority: 5},
 	}))
 	if out := ipn(t, "route", "show", "table", "1000"); !strings.Contains(out, "10.250.0.0/16 nhid 10") ||
 		!strings.Contains(out, "10.251.0.0/16 via 192.0.2.2 dev nh0 proto bgp metric 5") {
 		t.Fatalf("table 1000:\n%s", out)
 	}
-	if rs, err := h.ListRoutes(1000, RTProtBGP); err != nil || len(rs) != 2 {
+	if rs, err := h.ListRoutes(1000, rtProtBGP); err != nil || len(rs) != 2 {
 		t.Fatalf("ListRoutes(1000) = %+v, %v", rs, err)
 	}
 
 	// Cleanup by protocol.
-	if k, err := h.DeleteRoutesByProtocol(0, RTProtBGP); err != nil || k != n {
+	if k, err := h.DeleteRoutesByProtocol(0, rtProtBGP); err != nil || k != n {
 		t.Fatalf("DeleteRoutesByProtocol(main) = %d, %v; want %d", k, err, n)
 	}
 	if out := strings.TrimSpace(ipn(t, "route", "show", "proto", "bgp")); out != "" {
 		t.Fatalf("routes left in main:\n%s", out)
 	}
-	if k, err := h.DeleteRoutesByProtocol(1000, RTProtBGP); err != nil || k != 2 {
+	if k, err := h.DeleteRoutesByProtocol(1000, rtProtBGP); err != nil || k != 2 {
 		t.Fatalf("DeleteRoutesByProtocol(1000) = %d, %v", k, err)
 	}
 	for _, id := range []uint32{10, 2, 3} {
@@ -296,7 +296,7 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 	if all, err := h.List(); err != nil || len(all) != 0 {
 		t.Fatalf("List after delete = %+v, %v", all, err)
 	}
-	if _, err := h.Get(10); !errors.Is(err, ErrNotFound) {
+	if _, err := h.get(10); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("Get(10) after delete: %v", err)
 	}
 	if err := h.Delete(10); !errors.Is(err, syscall.ENOENT) || !errors.Is(err, ErrNotFound) {
@@ -309,10 +309,10 @@ func TestNamespaceNexthopsGroupsAndRoutes(t *testing.T) {
 func TestLastMemberGotcha(t *testing.T) {
 	h := testNamespace(t)
 	nh0 := link(t, h, "nh0")
-	if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0}); err != nil {
+	if err := h.add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: nh0}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
+	if err := h.add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := h.ReplaceRoutes(routesVia(prefixes(10), 10, 0)); err != nil {
@@ -321,10 +321,10 @@ func TestLastMemberGotcha(t *testing.T) {
 	if err := h.Delete(1); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := h.Get(10); !errors.Is(err, ErrNotFound) {
+	if _, err := h.get(10); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("group 10 survived deleting its only member: %v", err)
 	}
-	if rs, err := h.ListRoutes(0, RTProtBGP); err != nil || len(rs) != 0 {
+	if rs, err := h.ListRoutes(0, rtProtBGP); err != nil || len(rs) != 0 {
 		t.Fatalf("%d routes survived, %v", len(rs), err)
 	}
 }
@@ -333,7 +333,7 @@ func TestReplaceRoutesNamesRefusedRoute(t *testing.T) {
 	h := testNamespace(t)
 	rs := routesVia(prefixes(3), 10, 0)
 	rs[2].NexthopID = 99 // no such nexthop
-	if err := h.Add(Nexthop{ID: 10, Blackhole: true}); err != nil {
+	if err := h.add(Nexthop{ID: 10, Blackhole: true}); err != nil {
 		t.Fatal(err)
 	}
 	err := h.ReplaceRoutes(rs)
@@ -358,27 +358,27 @@ func TestUnreachableRoutes(t *testing.T) {
 	const metric = 4000000000
 	vpc := netip.MustParsePrefix("10.200.0.0/16")
 	fc := []Route{
-		{Dst: vpc, Type: TypeUnreachable, Protocol: RTProtBGP, Priority: metric},
-		{Dst: netip.MustParsePrefix("2001:db8:200::/48"), Type: TypeUnreachable, Protocol: RTProtBGP, Priority: metric},
+		{Dst: vpc, Type: TypeUnreachable, Protocol: rtProtBGP, Priority: metric},
+		{Dst: netip.MustParsePrefix("2001:db8:200::/48"), Type: TypeUnreachable, Protocol: rtProtBGP, Priority: metric},
 	}
 	ipn(t, "route", "add", "default", "via", gw1)
 	must(h.ReplaceRoutes(fc))
 	must(h.ReplaceRoutes(fc)) // replace: idempotent
 	nh1 := link(t, h, "nh1")
-	must(h.ReplaceRoutes([]Route{{Dst: vpc, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1, Protocol: RTProtBGP}}))
+	must(h.ReplaceRoutes([]Route{{Dst: vpc, Gateway: netip.MustParseAddr(gw2), LinkIndex: nh1, Protocol: rtProtBGP}}))
 	if out := ipn(t, "route", "get", "10.200.0.10"); !strings.Contains(out, "dev nh1") {
 		t.Fatalf("the unicast route does not win: %s", out)
 	}
-	if rs, err := h.ListRoutes(0, RTProtBGP); err != nil || len(rs) != 1 || rs[0].Type != 0 {
+	if rs, err := h.ListRoutes(0, rtProtBGP); err != nil || len(rs) != 1 || rs[0].Type != 0 {
 		t.Fatalf("ListRoutes = %+v, %v; want the unicast route only", rs, err)
 	}
-	got, err := h.ListRoutesOfType(0, RTProtBGP, TypeUnreachable)
+	got, err := h.ListRoutesOfType(0, rtProtBGP, TypeUnreachable)
 	must(err)
-	if !reflect.DeepEqual(got, []Route{{Dst: vpc, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP, Priority: metric},
-		{Dst: fc[1].Dst, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP, Priority: metric}}) {
+	if !reflect.DeepEqual(got, []Route{{Dst: vpc, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: rtProtBGP, Priority: metric},
+		{Dst: fc[1].Dst, Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: rtProtBGP, Priority: metric}}) {
 		t.Fatalf("ListRoutesOfType = %+v", got)
 	}
-	if k, err := h.DeleteRoutesByProtocol(0, RTProtBGP); err != nil || k != 1 {
+	if k, err := h.DeleteRoutesByProtocol(0, rtProtBGP); err != nil || k != 1 {
 		t.Fatalf("DeleteRoutesByProtocol = %d, %v; want the unicast route only", k, err)
 	}
 	out, err := exec.Command("ip", "-n", testNS, "route", "get", "10.200.0.10").CombinedOutput()
@@ -389,7 +389,7 @@ func TestUnreachableRoutes(t *testing.T) {
 	if out := ipn(t, "route", "get", "10.200.0.10"); !strings.Contains(out, "via "+gw1) {
 		t.Fatalf("after deleting the unreachable route: %s", out)
 	}
-	if rs, err := h.ListRoutesOfType(0, RTProtBGP, TypeUnreachable); err != nil || len(rs) != 0 {
+	if rs, err := h.ListRoutesOfType(0, rtProtBGP, TypeUnreachable); err != nil || len(rs) != 0 {
 		t.Fatalf("left: %+v, %v", rs, err)
 	}
 }
@@ -398,10 +398,10 @@ func BenchmarkInstallRoutes(b *testing.B) {
 	for _, n := range []int{100, 10000, 100000} {
 		b.Run(fmt.Sprintf("routes=%d", n), func(b *testing.B) {
 			h := testNamespace(b)
-			if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
+			if err := h.add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
 				b.Fatal(err)
 			}
-			if err := h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
+			if err := h.add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
 				b.Fatal(err)
 			}
 			rs := routesVia(prefixes(n), 10, 0)
@@ -430,13 +430,13 @@ func BenchmarkGroupReplace(b *testing.B) {
 			b.Run(fmt.Sprintf("compat=%d/routes=%d", compat, n), func(b *testing.B) {
 				h := testNamespace(b)
 				sh(b, "ip", "netns", "exec", testNS, "sysctl", "-q", "-w", fmt.Sprintf("net.ipv4.nexthop_compat_mode=%d", compat))
-				if err := h.Add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
+				if err := h.add(Nexthop{ID: 1, Gateway: netip.MustParseAddr(gw1), LinkIndex: link(b, h, "nh0")}); err != nil {
 					b.Fatal(err)
 				}
-				if err := h.Add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(b, h, "nh1")}); err != nil {
+				if err := h.add(Nexthop{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(b, h, "nh1")}); err != nil {
 					b.Fatal(err)
 				}
-				if err := h.Add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
+				if err := h.add(Nexthop{ID: 10, Group: []Member{{ID: 1}}}); err != nil {
 					b.Fatal(err)
 				}
 				if err := h.ReplaceRoutes(routesVia(prefixes(n), 10, 0)); err != nil {
@@ -479,7 +479,7 @@ func inNS(tb testing.TB, f func() error) {
 
 func TestCompatMode(t *testing.T) {
 	h := testNamespace(t)
-	rootBefore, err := CompatMode()
+	rootBefore, err := compatMode()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,15 +487,15 @@ func TestCompatMode(t *testing.T) {
 		if err := SetCompatMode(false); err != nil {
 			return err
 		}
-		if on, err := CompatMode(); err != nil || on {
-			return fmt.Errorf("CompatMode() = %v, %v after SetCompatMode(false)", on, err)
+		if on, err := compatMode(); err != nil || on {
+			return fmt.Errorf("compatMode() = %v, %v after SetCompatMode(false)", on, err)
 		}
 		return nil
 	})
 	if got := strings.TrimSpace(sh(t, "ip", "netns", "exec", testNS, "sysctl", "-n", "net.ipv4.nexthop_compat_mode")); got != "0" {
 		t.Fatalf("sysctl in %s = %s, want 0", testNS, got)
 	}
-	if rootAfter, _ := CompatMode(); rootAfter != rootBefore {
+	if rootAfter, _ := compatMode(); rootAfter != rootBefore {
 		t.Fatal("SetCompatMode in the namespace changed the root namespace")
 	}
 	// Without compat mode the replace still moves the forwarding of every route.
@@ -504,7 +504,7 @@ func TestCompatMode(t *testing.T) {
 		{ID: 2, Gateway: netip.MustParseAddr(gw2), LinkIndex: link(t, h, "nh1")},
 		{ID: 10, Group: []Member{{ID: 1}}},
 	} {
-		if err := h.Add(n); err != nil {
+		if err := h.add(n); err != nil {
 			t.Fatal(err)
 		}
 	}

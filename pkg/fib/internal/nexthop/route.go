@@ -12,10 +12,6 @@ import (
 // rtaNHID is RTA_NH_ID (linux/rtnetlink.h), which x/sys/unix lacks.
 const rtaNHID = 30
 
-// RTProtBGP is the route protocol number conventionally used for routes
-// learned by BGP (RTPROT_BGP, shown as "proto bgp" by iproute2).
-const RTProtBGP = 186
-
 // Route types (rtm_type) besides unicast.
 const (
 	// TypeUnreachable drops packets and tells the sender "no route to
@@ -38,7 +34,7 @@ type Route struct {
 	LinkIndex int
 	// Table is the routing table; 0 means main (254).
 	Table uint32
-	// Protocol marks who installed the route (e.g. RTProtBGP); it is how
+	// Protocol marks who installed the route (cgwd: bgp.route_protocol); it is how
 	// ListRoutes and DeleteRoutes find our routes again.
 	Protocol uint8
 	// Priority is the metric; routes differing only in metric coexist.

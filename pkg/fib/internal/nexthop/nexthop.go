@@ -119,11 +119,6 @@ func structBytes[T any](v *T, size int) []byte {
 	return append([]byte(nil), unsafe.Slice((*byte)(unsafe.Pointer(v)), size)...)
 }
 
-// Add creates a nexthop or group; it fails if the ID exists.
-func (h *Handle) Add(n Nexthop) error {
-	return h.newNexthop(n, unix.NLM_F_CREATE|unix.NLM_F_EXCL, "add")
-}
-
 // Replace creates a nexthop or group, or atomically replaces the existing
 // one with the same ID: every route using it follows. A group can only be
 // replaced by a group, and a single nexthop by a single nexthop.
@@ -142,6 +137,10 @@ func (h *Handle) newNexthop(n Nexthop, flags uint16, op string) error {
 	return nil
 }
 
+// ErrNotFound is returned (wrapped) by Delete for an unknown ID; the error
+// also matches syscall.ENOENT.
+var ErrNotFound = errors.New("no such nexthop")
+
 // Delete removes a nexthop. Beware: deleting the last member of a group
 // deletes the group and every route that uses it; replace the group first.
 func (h *Handle) Delete(id uint32) error {
@@ -153,29 +152,6 @@ func (h *Handle) Delete(id uint32) error {
 		return fmt.Errorf("nexthop %d: delete: %w", id, err)
 	}
 	return nil
-}
-
-// ErrNotFound is returned (wrapped) by Get and Delete for an unknown ID;
-// the error of Delete also matches syscall.ENOENT.
-var ErrNotFound = errors.New("no such nexthop")
-
-// Get returns the nexthop with the given ID.
-func (h *Handle) Get(id uint32) (Nexthop, error) {
-	hdr := unix.Nhmsg{}
-	m := newMessage(unix.RTM_GETNEXTHOP, 0, structBytes(&hdr, unix.SizeofNhmsg)).u32(unix.NHA_ID, id)
-	rs, err := h.do(m)
-	if errors.Is(err, syscall.ENOENT) {
-		return Nexthop{}, fmt.Errorf("nexthop %d: %w", id, ErrNotFound)
-	}
-	if err != nil {
-		return Nexthop{}, fmt.Errorf("nexthop %d: get: %w", id, err)
-	}
-	for _, r := range rs {
-		if r.typ == unix.RTM_NEWNEXTHOP {
-			return parseNexthop(r.data)
-		}
-	}
-	return Nexthop{}, fmt.Errorf("nexthop %d: %w", id, ErrNotFound)
 }
 
 // List returns every nexthop object in the namespace.
@@ -246,18 +222,6 @@ func (h *Handle) Supported() (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("nexthop: probe: %w", err)
-}
-
-// Supported reports whether the kernel has nexthop objects, probing in the
-// network namespace of the calling thread. Any failure counts as no.
-func Supported() bool {
-	h, err := Open()
-	if err != nil {
-		return false
-	}
-	defer h.Close()
-	ok, _ := h.Supported()
-	return ok
 }
 
 // LinkIndex returns the index of the interface named name in this handle's

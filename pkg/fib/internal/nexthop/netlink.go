@@ -4,10 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"runtime"
 	"syscall"
 
-	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -51,36 +49,6 @@ func (h *Handle) init() error {
 		unix.SetsockoptInt(h.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 4<<20)
 	}
 	return nil
-}
-
-// OpenNamespace returns a Handle in the named network namespace (as made by
-// `ip netns add NAME`).
-func OpenNamespace(name string) (*Handle, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return nil, fmt.Errorf("nexthop: current namespace: %w", err)
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(name)
-	if err != nil {
-		return nil, fmt.Errorf("nexthop: namespace %s: %w", name, err)
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return nil, fmt.Errorf("nexthop: enter namespace %s: %w", name, err)
-	}
-	h, openErr := Open()
-	if err := netns.Set(orig); err != nil {
-		// The thread is in the wrong namespace: let it die with the goroutine.
-		runtime.LockOSThread()
-		if h != nil {
-			h.Close()
-		}
-		return nil, fmt.Errorf("nexthop: return from namespace %s: %w", name, err)
-	}
-	return h, openErr
 }
 
 // Close closes the socket.

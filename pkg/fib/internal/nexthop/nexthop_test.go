@@ -15,7 +15,7 @@ import (
 
 func TestNexthopMessageRoundTrip(t *testing.T) {
 	for _, n := range []Nexthop{
-		{ID: 1, Gateway: netip.MustParseAddr("192.0.2.2"), LinkIndex: 3, Protocol: RTProtBGP},
+		{ID: 1, Gateway: netip.MustParseAddr("192.0.2.2"), LinkIndex: 3, Protocol: rtProtBGP},
 		{ID: 2, LinkIndex: 7, OnLink: true},
 		{ID: 3, Blackhole: true},
 		{ID: 10, Group: []Member{{ID: 1, Weight: 1}, {ID: 2, Weight: 256}}},
@@ -82,8 +82,8 @@ func TestNexthopValidation(t *testing.T) {
 
 func TestRouteMessageRoundTrip(t *testing.T) {
 	for _, r := range []Route{
-		{Dst: netip.MustParsePrefix("10.1.2.0/24"), NexthopID: 10, Table: unix.RT_TABLE_MAIN, Protocol: RTProtBGP},
-		{Dst: netip.MustParsePrefix("0.0.0.0/0"), NexthopID: 1, Table: 1000, Protocol: RTProtBGP, Priority: 20},
+		{Dst: netip.MustParsePrefix("10.1.2.0/24"), NexthopID: 10, Table: unix.RT_TABLE_MAIN, Protocol: rtProtBGP},
+		{Dst: netip.MustParsePrefix("0.0.0.0/0"), NexthopID: 1, Table: 1000, Protocol: rtProtBGP, Priority: 20},
 		{Dst: netip.MustParsePrefix("10.9.0.0/16"), Gateway: netip.MustParseAddr("192.0.2.2"), LinkIndex: 4, Table: 100, Protocol: 17},
 		{Dst: netip.MustParsePrefix("10.200.0.0/16"), Type: TypeUnreachable, Table: unix.RT_TABLE_MAIN, Protocol: 200, Priority: 4000000000},
 		{Dst: netip.MustParsePrefix("2001:db8:200::/48"), Type: TypeUnreachable, Table: 1000, Protocol: 200, Priority: 7},
@@ -143,7 +143,7 @@ func FuzzParse(f *testing.F) {
 	n := Nexthop{ID: 10, Group: []Member{{ID: 1}, {ID: 2, Weight: 3}}}
 	m, _ := n.message(0)
 	f.Add([]byte(m[unix.NLMSG_HDRLEN:]))
-	r := Route{Dst: netip.MustParsePrefix("10.1.2.0/24"), NexthopID: 10, Protocol: RTProtBGP}
+	r := Route{Dst: netip.MustParsePrefix("10.1.2.0/24"), NexthopID: 10, Protocol: rtProtBGP}
 	m, _ = r.message(unix.RTM_NEWROUTE, 0)
 	f.Add([]byte(m[unix.NLMSG_HDRLEN:]))
 	f.Add([]byte{})

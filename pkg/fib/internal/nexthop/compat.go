@@ -6,24 +6,13 @@ import (
 	"strings"
 )
 
-const compatModePath = "/proc/sys/net/ipv4/nexthop_compat_mode"
-
-// CompatMode reports net.ipv4.nexthop_compat_mode of the calling thread's
+// SetCompatMode sets net.ipv4.nexthop_compat_mode in the calling thread's
 // network namespace. When on (the kernel default), a group replace is
 // acknowledged only after the kernel has sent a route notification for every
 // route on the group, so its cost grows with the number of routes (about
 // 60 ms for 100,000 routes here); when off it is constant (about 25 µs), and
-// route dumps (`ip route`) show "nhid N" without the resolved gateway.
-func CompatMode() (bool, error) {
-	b, err := os.ReadFile(compatModePath)
-	if err != nil {
-		return false, fmt.Errorf("nexthop: compat mode: %w", err)
-	}
-	return strings.TrimSpace(string(b)) != "0", nil
-}
-
-// SetCompatMode sets net.ipv4.nexthop_compat_mode in the calling thread's
-// network namespace (see CompatMode). It needs CAP_NET_ADMIN.
+// route dumps (`ip route`) show "nhid N" without the resolved gateway. It
+// needs CAP_NET_ADMIN.
 func SetCompatMode(on bool) error {
 	v := "0\n"
 	if on {
