@@ -6,6 +6,8 @@ import (
 	"fmt"
 	mrand "math/rand/v2"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/bfd/packet"
 )
 
 // SlowTxInterval is the minimum transmit interval while a session is not Up
@@ -27,11 +29,11 @@ type Timers struct {
 
 // Validate checks the timers, naming the bad field.
 func (t Timers) Validate() error {
-	if t.DesiredMinTx < MinInterval || t.DesiredMinTx > maxInterval {
-		return fmt.Errorf("bfd: desired min tx %v: must be between %v and %v", t.DesiredMinTx, MinInterval, maxInterval)
+	if t.DesiredMinTx < MinInterval || t.DesiredMinTx > packet.MaxInterval {
+		return fmt.Errorf("bfd: desired min tx %v: must be between %v and %v", t.DesiredMinTx, MinInterval, packet.MaxInterval)
 	}
-	if t.RequiredMinRx < MinInterval || t.RequiredMinRx > maxInterval {
-		return fmt.Errorf("bfd: required min rx %v: must be between %v and %v", t.RequiredMinRx, MinInterval, maxInterval)
+	if t.RequiredMinRx < MinInterval || t.RequiredMinRx > packet.MaxInterval {
+		return fmt.Errorf("bfd: required min rx %v: must be between %v and %v", t.RequiredMinRx, MinInterval, packet.MaxInterval)
 	}
 	if t.DetectMult == 0 {
 		return fmt.Errorf("bfd: detect multiplier must be at least 1")

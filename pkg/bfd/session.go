@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cgwd/cgwd/pkg/bfd/packet"
 )
 
 // Port is the UDP destination port of single-hop BFD control packets (RFC 5881).
@@ -285,7 +287,7 @@ func (s *Session) receive(ctx context.Context, c *net.UDPConn, out chan<- Packet
 			s.log.Debug("bfd: packet dropped", "from", from.String(), "reason", reason)
 			continue
 		}
-		p, err := Parse(buf[:n])
+		p, err := packet.Parse(buf[:n])
 		if err != nil {
 			s.dropped.Add(1)
 			s.log.Debug("bfd: packet dropped", "from", from.String(), "err", err)
@@ -326,7 +328,7 @@ func (s *Session) run(ctx context.Context, tx *net.UDPConn, pkts <-chan Packet) 
 	peer := net.UDPAddrFromAddrPort(netip.AddrPortFrom(s.cfg.Peer, Port))
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	buf := make([]byte, 0, HeaderLen)
+	buf := make([]byte, 0, packet.HeaderLen)
 	for {
 		var (
 			out Output

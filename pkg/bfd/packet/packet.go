@@ -1,8 +1,9 @@
-// Package bfd implements Bidirectional Forwarding Detection in asynchronous
-// mode (RFC 5880) for single-hop IPv4 sessions (RFC 5881): the control packet
-// codec, a clock-free session state machine (Machine) and a UDP runner
-// (Session) that reports state changes.
-package bfd
+// Package packet is BFD's control packet codec (RFC 5880 section 4.1): pure
+// functions from bytes to Packet and back, with the reception checks of RFC
+// 5880 6.8.6 that need no session state. It keeps no state, starts nothing
+// and allocates nothing for a packet it accepts (AllocBudget bounds what a
+// rejected one costs); package bfd runs sessions on top of it.
+package packet
 
 import (
 	"encoding/binary"
@@ -112,6 +113,11 @@ const (
 	flagM = 0x01
 )
 
+// AllocBudget is the most Parse allocates for any input, in bytes, once
+// fmt's buffers are warm: nothing for a packet it accepts, one wrapped
+// error (under 100 bytes) otherwise. The fuzz target checks it.
+const AllocBudget = 256
+
 // Parse decodes a control packet from b (the UDP payload) and applies the
 // reception checks of RFC 5880 6.8.6 that need no session state. A packet
 // with the A bit is rejected with ErrAuth after its authentication section
@@ -170,8 +176,8 @@ func Parse(b []byte) (Packet, error) {
 	return p, nil
 }
 
-// maxInterval is the largest interval the 32-bit microsecond fields carry.
-const maxInterval = time.Duration(1<<32-1) * time.Microsecond
+// MaxInterval is the largest interval the 32-bit microsecond fields carry.
+const MaxInterval = time.Duration(1<<32-1) * time.Microsecond
 
 // Append encodes p (without authentication) and appends it to b. Flags A and
 // M are never set; negative or too large intervals are an error.
@@ -180,7 +186,7 @@ func (p *Packet) Append(b []byte) ([]byte, error) {
 		name string
 		d    time.Duration
 	}{{"desired min tx", p.DesiredMinTx}, {"required min rx", p.RequiredMinRx}, {"required min echo rx", p.RequiredMinEchoRx}} {
-		if iv.d < 0 || iv.d > maxInterval {
+		if iv.d < 0 || iv.d > MaxInterval {
 			return b, fmt.Errorf("%w: %s %v", ErrInterval, iv.name, iv.d)
 		}
 	}

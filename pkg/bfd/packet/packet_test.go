@@ -1,9 +1,11 @@
-package bfd
+package packet
 
 import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"math"
+	"runtime"
 	"testing"
 	"time"
 )
@@ -38,7 +40,7 @@ func TestRoundTrip(t *testing.T) {
 		{State: StateUp, Diag: DiagControlDetectExpired, Poll: true, DetectMult: 255, MyDiscr: 0xffffffff, YourDiscr: 7,
 			DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond, RequiredMinEchoRx: time.Microsecond},
 		{State: StateInit, Diag: DiagNeighborDown, Final: true, ControlPlaneIndependent: true, Demand: true, DetectMult: 1, MyDiscr: 9, YourDiscr: 10,
-			DesiredMinTx: maxInterval, RequiredMinRx: 0},
+			DesiredMinTx: MaxInterval, RequiredMinRx: 0},
 		{State: StateAdminDown, Diag: DiagAdminDown, DetectMult: 5, MyDiscr: 3},
 	}
 	for _, c := range cases {
@@ -66,7 +68,7 @@ func TestRoundTrip(t *testing.T) {
 func TestAppendRejectsBadIntervals(t *testing.T) {
 	for _, p := range []Packet{
 		{MyDiscr: 1, DetectMult: 3, DesiredMinTx: -1},
-		{MyDiscr: 1, DetectMult: 3, RequiredMinRx: maxInterval + time.Microsecond},
+		{MyDiscr: 1, DetectMult: 3, RequiredMinRx: MaxInterval + time.Microsecond},
 	} {
 		if _, err := p.Append(nil); !errors.Is(err, ErrInterval) {
 			t.Errorf("%v: got %v, want ErrInterval", p, err)
@@ -126,6 +128,30 @@ func TestParseRejects(t *testing.T) {
 	}
 }
 
+// parseErrors are the errors Parse may return; every rejection wraps one.
+var parseErrors = []error{ErrShort, ErrVersion, ErrLength, ErrDetectMult, ErrMultipoint, ErrMyDiscr, ErrYourDiscr,
+	ErrAuth, ErrAuthSection}
+
+// allocated is how many bytes f allocates, from the runtime's statistics:
+// the least of three runs, since the fuzzing engine's own goroutines may
+// allocate during one.
+func allocated(f func()) uint64 {
+	least := uint64(math.MaxUint64)
+	for range 3 {
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		f()
+		runtime.ReadMemStats(&after)
+		least = min(least, after.TotalAlloc-before.TotalAlloc)
+	}
+	return least
+}
+
+// FuzzParse checks more than the absence of panics: every input costs at
+// most AllocBudget bytes (an accepted one nothing), every rejection wraps
+// one of Parse's errors, and whatever parses encodes and parses back to the
+// same packet and to the same 24 bytes. Its seeds (below and testdata/fuzz)
+// run as plain tests.
 func FuzzParse(f *testing.F) {
 	f.Add(mustHex(f, birdDown))
 	up := Packet{State: StateUp, Poll: true, DetectMult: 3, MyDiscr: 1, YourDiscr: 2, DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond}
@@ -134,10 +160,23 @@ func FuzzParse(f *testing.F) {
 	f.Add(append(mustHex(f, "2044031f1122334400000000000f42400000c35000000000"), 1, 7, 1, 'a', 'b', 'c', 'd'))
 	f.Add([]byte{})
 	f.Add(make([]byte, 24))
+	f.Add(make([]byte, 65535))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := Parse(b)
+		var p Packet
+		var err error
+		if n := allocated(func() { p, err = Parse(b) }); n > AllocBudget {
+			t.Fatalf("Parse of %d bytes allocated %d bytes, budget %d (err %v)", len(b), n, AllocBudget, err)
+		}
 		if err != nil {
-			return
+			for _, e := range parseErrors {
+				if errors.Is(err, e) {
+					return
+				}
+			}
+			t.Fatalf("error of no class: %v", err)
+		}
+		if n := testing.AllocsPerRun(1, func() { p, err = Parse(b) }); n != 0 {
+			t.Fatalf("Parse allocated %v times for a packet it accepts", n)
 		}
 		// Whatever parses must re-encode and parse to the same packet.
 		out, err := p.Append(nil)
