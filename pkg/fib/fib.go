@@ -510,7 +510,14 @@ func (f *FIB) flush() {
 	f.mu.Unlock()
 
 	for _, g := range gops {
-		if err := f.kernel.ReplaceGroup(g.id, g.members); err != nil {
+		err := f.kernel.ReplaceGroup(g.id, g.members)
+		if err != nil && f.rewriteMembers(g.members) {
+			// A member's object was gone: the kernel deletes a nexthop when
+			// its link loses carrier, and a path that comes back finds it
+			// missing. Written again, the group can take it.
+			err = f.kernel.ReplaceGroup(g.id, g.members)
+		}
+		if err != nil {
 			f.Counters.Errors.Add(1)
 			f.log.Error("nexthop group replace failed", "group", g.id, "err", err)
 			f.mu.Lock()
@@ -523,6 +530,24 @@ func (f *FIB) flush() {
 	f.apply(replace, false)
 	f.syncFailClosed() // after the new routes (they carry traffic), before any route goes
 	f.apply(del, true)
+}
+
+// rewriteMembers writes the nexthop objects of a group's members again and
+// reports whether every write succeeded. Called with f.kmu held.
+func (f *FIB) rewriteMembers(ids []uint32) bool {
+	f.mu.Lock()
+	paths := append([]Path(nil), f.paths...)
+	f.mu.Unlock()
+	for _, id := range ids {
+		var p Path // the blackhole: no link, no gateway
+		if id != nhBlackhole {
+			p = paths[id-nhPathBase]
+		}
+		if err := f.kernel.ReplaceNexthop(id, p.Link, p.Gateway); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 func equal(a, b []uint32) bool {

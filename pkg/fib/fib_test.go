@@ -412,3 +412,31 @@ func TestRestartAdoptsGroupsAndCollectsThemOnceUnused(t *testing.T) {
 		t.Errorf("route via %s, want dx0", r.Link)
 	}
 }
+
+// The kernel deletes a nexthop object when its link loses carrier (DX link
+// down). When the path comes back, its group is written with the object
+// made again, at once, not a reconcile later.
+func TestPathBackAfterLinkLossRewritesItsNexthop(t *testing.T) {
+	k := newFakeKernel()
+	k.groups = true
+	f, cancel, done := start(t, k, 0)
+	defer func() { cancel(); <-done }()
+	f.Add(vpc, "dx1", dxGw)
+	f.Add(vpc, "cgw-t1", t1Gw)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
+	f.SetUsable("dx1", false)
+	if r, _ := k.get(vpc); r.Link != "cgw-t1" {
+		t.Fatalf("DX unusable: via %s, want cgw-t1", r.Link)
+	}
+	k.mu.Lock()
+	delete(k.nexthops, nhPathBase) // dx0 lost carrier: the kernel flushed DX's nexthop
+	k.mu.Unlock()
+	errs := f.Counters.Errors.Load()
+	f.SetUsable("dx1", true) // returns once the kernel follows
+	if r, _ := k.get(vpc); r.Link != "dx0" {
+		t.Errorf("DX back: via %s, want dx0", r.Link)
+	}
+	if got := f.Counters.Errors.Load() - errs; got != 0 {
+		t.Errorf("%d kernel errors, want 0", got)
+	}
+}
