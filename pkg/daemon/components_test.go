@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"testing"
@@ -66,4 +67,37 @@ func TestFirewallSpec(t *testing.T) {
 		s.ICMPRate != want.ICMPRate || s.ICMPPer != want.ICMPPer || s.BGPPort != want.BGPPort {
 		t.Errorf("firewallSpec =\n%+v\nwant\n%+v", s, want)
 	}
+}
+
+// Mapping parses no string: a config whose addresses, prefixes and
+// communities are garbage (as Validate would refuse them) maps without a
+// panic. Before config held typed values, routingConfig called
+// netip.MustParse* on these strings.
+func TestMappingParsesNoString(t *testing.T) {
+	c, err := config.Parse([]byte(`
+asn: 65000
+router_id: gw.example
+prefixes: [10.0.0.0/33]
+aws_prefixes: [vpc]
+vpn:
+  - mode: ecmp
+    tunnels:
+      - {name: cgw-t1, kind: wireguard, inside: inside, outside: {local: here, remote: there}, wireguard: {private_key_file: /k, peer_public_key: x}}
+direct_connect:
+  - interface: dx0
+    local: 169.254.255.2
+    peer: aws
+    bgp: {communities: [7224-7100], allow: [everything]}
+firewall: {enabled: true, wan_interface: wan0, allow_ssh_from: [anyone], icmp_rate: fast}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Validate() == nil {
+		t.Fatal("Validate accepted the garbage")
+	}
+	if _, _, _, err := routingConfig(c, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	firewallSpec(c)
 }
