@@ -42,14 +42,14 @@ type snapshot struct {
 func snap(t *testing.T, s *Session) (v snapshot) {
 	t.Helper()
 	onLoop(t, s, func() {
-		if sa := s.sa; sa != nil {
+		if sa := s.sas.ike; sa != nil {
 			v.spiI, v.spiR, v.ikeOurs, v.nextID, v.peerID, v.busy = sa.spiI, sa.spiR, sa.initiator, sa.nextID, sa.peerID, sa.req != nil
 		}
-		if c := s.child; c != nil {
+		if c := s.sas.child; c != nil {
 			v.childIn, v.childOut, v.childOurs = c.sa.InSPI, c.sa.OutSPI, c.ours
 		}
-		v.retired = len(s.retired)
-		v.pending = s.collided != nil || s.ikeCollided != nil || s.old != nil || s.ikeSpare != nil
+		v.retired = len(s.sas.retired)
+		v.pending = s.sas.rival != nil || s.sas.ikeRival != nil || s.sas.old != nil || s.sas.spare != nil
 	})
 	return v
 }
@@ -109,9 +109,9 @@ func collide(t *testing.T, a, b side, ike, crossed bool) {
 	for _, x := range []side{a, b} {
 		onLoop(t, x.s, func() {
 			if ike {
-				x.s.sa.rekeyAt = time.Now()
+				x.s.sas.ike.rekeyAt = time.Now()
 			} else {
-				x.s.child.rekeyAt = time.Now()
+				x.s.sas.child.rekeyAt = time.Now()
 			}
 		})
 	}
@@ -199,7 +199,7 @@ func checkChildOutcome(t *testing.T, a, b side, before [2]snapshot, rekeysBefore
 func rekeyAgain(t *testing.T, a, b side) {
 	t.Helper()
 	ra, rb := a.s.Status().ChildRekeys, b.s.Status().ChildRekeys
-	onLoop(t, a.s, func() { a.s.child.rekeyAt = time.Now() })
+	onLoop(t, a.s, func() { a.s.sas.child.rekeyAt = time.Now() })
 	waitFor(t, 10*time.Second, "a plain rekey after the collision", func() bool {
 		return a.s.Status().ChildRekeys == ra+1 && b.s.Status().ChildRekeys == rb+1 && settled(t, a, b)
 	})
@@ -359,8 +359,8 @@ func peerRequest(t *testing.T, b side, exch uint8, ps ...wire.Payload) *wire.Mes
 	t.Helper()
 	got := make(chan *wire.Message, 1)
 	onLoop(t, b.s, func() {
-		m := &wire.Message{Header: b.s.reqHeader(b.s.sa, exch), Encrypted: true, Payloads: ps}
-		b.s.request(b.s.sa, m, "test request", func(r *wire.Message) { got <- r }, func() { close(got) })
+		m := &wire.Message{Header: b.s.reqHeader(b.s.sas.ike, exch), Encrypted: true, Payloads: ps}
+		b.s.request(b.s.sas.ike, m, "test request", func(r *wire.Message) { got <- r }, func() { close(got) })
 	})
 	select {
 	case r, ok := <-got:
@@ -408,8 +408,8 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 	// A rekey of an SA A is deleting: TEMPORARY_FAILURE, logged.
 	var dying uint32
 	onLoop(t, a.s, func() {
-		c := &child{sa: &ChildSA{InSPI: 0x5151, OutSPI: 0x6161, Suite: a.s.child.sa.Suite, InKey: a.s.child.sa.InKey,
-			OutKey: a.s.child.sa.OutKey}, expireAt: time.Now().Add(time.Minute), deleting: true}
+		c := &child{sa: &ChildSA{InSPI: 0x5151, OutSPI: 0x6161, Suite: a.s.sas.child.sa.Suite, InKey: a.s.sas.child.sa.InKey,
+			OutKey: a.s.sas.child.sa.OutKey}, expireAt: time.Now().Add(time.Minute), deleting: true}
 		if err := a.s.addChild(c); err != nil {
 			t.Error(err)
 		}
@@ -437,7 +437,7 @@ func TestBadPeerRekeyAndDelete(t *testing.T) {
 	}
 
 	// Still one tunnel, message IDs in step, the real Child SA untouched.
-	onLoop(t, a.s, func() { a.s.dropChild(a.s.childByOutSPI(dying)) })
+	onLoop(t, a.s, func() { a.s.dropChild(a.s.sas.childByOutSPI(dying)) })
 	waitFor(t, 5*time.Second, "still up", func() bool { return settled(t, a, b) })
 	if st := a.s.Status(); st.State != "established" || st.Establishments != 1 {
 		t.Fatalf("status after bad requests: %+v", st)
@@ -458,7 +458,7 @@ func TestLateResponseAfterPeerWon(t *testing.T) {
 		a.link.setHold(true)
 		b.link.setHold(true)
 		for _, x := range []side{a, b} {
-			onLoop(t, x.s, func() { x.s.child.rekeyAt = time.Now() })
+			onLoop(t, x.s, func() { x.s.sas.child.rekeyAt = time.Now() })
 		}
 		waitFor(t, 5*time.Second, "both rekey requests sent", func() bool {
 			return a.link.holds(wire.CreateChildSA, false) && b.link.holds(wire.CreateChildSA, false)
@@ -485,7 +485,7 @@ func TestLateResponseAfterPeerWon(t *testing.T) {
 		// B deleted the old SA, so A moved to B's new one; then B rekeys it.
 		waitFor(t, 5*time.Second, "A on B's SA", func() bool { return snap(t, a.s).childIn == snap(t, b.s).childOut })
 		rekeys := b.s.Status().ChildRekeys
-		onLoop(t, b.s, func() { b.s.child.rekeyAt = time.Now() })
+		onLoop(t, b.s, func() { b.s.sas.child.rekeyAt = time.Now() })
 		waitFor(t, 5*time.Second, "B's second rekey", func() bool {
 			sa, sb := snap(t, a.s), snap(t, b.s)
 			return b.s.Status().ChildRekeys == rekeys+1 && sa.childIn == sb.childOut && sa.retired == 0

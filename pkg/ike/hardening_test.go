@@ -161,7 +161,7 @@ func spoofedInit(t testing.TB, cookie []byte) []byte {
 }
 
 func halfOpen(t *testing.T, s *Session) (n int) {
-	onLoop(t, s, func() { n = len(s.halves) })
+	onLoop(t, s, func() { n = len(s.sas.halves) })
 	return n
 }
 
@@ -306,7 +306,7 @@ func TestCookieSecretRotates(t *testing.T) {
 func TestDroppedSAKeysAreWiped(t *testing.T) {
 	a, _ := established(t)
 	var k *ikeKeys
-	onLoop(t, a.s, func() { k = a.s.sa.keys })
+	onLoop(t, a.s, func() { k = a.s.sas.ike.keys })
 	if bytes.Count(k.d, []byte{0}) == len(k.d) {
 		t.Fatal("SK_d is zero before the SA was dropped")
 	}

@@ -28,7 +28,7 @@ func (s *Session) underLoad(now time.Time) bool {
 	}
 	s.initArrivals = keep
 	return s.cfg.CookieThreshold < 0 || len(s.initArrivals) > s.cfg.CookieThreshold ||
-		2*len(s.halves) >= s.cfg.HalfOpenLimit
+		2*len(s.sas.halves) >= s.cfg.HalfOpenLimit
 }
 
 // halfOpenTotal counts the half-open IKE SAs of every session of the
@@ -38,40 +38,12 @@ var halfOpenTotal atomic.Int64
 // MaxHalfOpenTotal caps the half-open IKE SAs of all sessions together.
 const MaxHalfOpenTotal = 1024
 
-func (s *Session) halfOpenBySPIi(spiI uint64) *ikeSA {
-	for _, sa := range s.halves {
-		if sa.spiI == spiI {
-			return sa
-		}
-	}
-	return nil
-}
-
-func (s *Session) isHalfOpen(sa *ikeSA) bool { return slices.Contains(s.halves, sa) }
-
-func (s *Session) addHalfOpen(sa *ikeSA) {
-	s.halves = append(s.halves, sa)
-	halfOpenTotal.Add(1)
-}
-
-func (s *Session) removeHalfOpen(sa *ikeSA) {
-	if i := slices.Index(s.halves, sa); i >= 0 {
-		s.halves = slices.Delete(s.halves, i, i+1)
-		halfOpenTotal.Add(-1)
-	}
-}
-
-func (s *Session) clearHalfOpen() {
-	halfOpenTotal.Add(-int64(len(s.halves)))
-	s.halves = nil
-}
-
 // expireHalfOpen forgets half-open SAs whose IKE_AUTH did not come in time.
 func (s *Session) expireHalfOpen(now time.Time) {
-	for _, sa := range slices.Clone(s.halves) {
+	for _, sa := range slices.Clone(s.sas.halves) {
 		if now.Sub(sa.lastRecv) > s.cfg.HalfOpenTimeout {
 			s.log.Debug("half-open IKE SA expired: no IKE_AUTH followed its IKE_SA_INIT", "spi_i", fmt.Sprintf("%016x", sa.spiI))
-			s.removeHalfOpen(sa)
+			s.sas.removeHalf(sa)
 			sa.keys.wipe()
 		}
 	}
@@ -102,7 +74,7 @@ func (s *Session) handleInitRequest(h wire.Header, p packet) {
 		s.drop(DropMalformed, h, "err", "IKE_SA_INIT request with a responder SPI or message ID")
 		return
 	}
-	if hf := s.halfOpenBySPIi(h.SPIi); hf != nil {
+	if hf := s.sas.halfBySPIi(h.SPIi); hf != nil {
 		if !bytes.Equal(hf.initReq, p.b) {
 			s.drop(DropRetransmitMismatch, h)
 			return
@@ -127,14 +99,14 @@ func (s *Session) handleInitRequest(h wire.Header, p packet) {
 		s.drop(DropCookie, h)
 		if !s.loadLogged {
 			s.log.Info("IKE_SA_INIT requests above the cookie threshold or half-open table half full: asking for a COOKIE",
-				"half_open", len(s.halves))
+				"half_open", len(s.sas.halves))
 			s.loadLogged = true
 		}
 		s.sendCookie(h, s.cookies.make(now, pk.Nonce, s.cfg.Remote, h.SPIi), p.natt)
 		return
 	}
-	if len(s.halves) >= s.cfg.HalfOpenLimit || halfOpenTotal.Load() >= MaxHalfOpenTotal {
-		s.drop(DropHalfOpen, h, "half_open", len(s.halves))
+	if len(s.sas.halves) >= s.cfg.HalfOpenLimit || halfOpenTotal.Load() >= MaxHalfOpenTotal {
+		s.drop(DropHalfOpen, h, "half_open", len(s.sas.halves))
 		return
 	}
 	m, err := parse(p.b, nil)
@@ -191,7 +163,7 @@ func (s *Session) handleInitRequest(h wire.Header, p packet) {
 	s.respond(sa, h, ps, false, p.natt)
 	sa.initResp = sa.lastResp
 	sa.nextID = 0
-	s.addHalfOpen(sa)
+	s.sas.addHalf(sa)
 	s.warnWeak(st.dh, "IKE")
 	s.log.Info("answered IKE_SA_INIT", "spi_i", fmt.Sprintf("%016x", sa.spiI), "suite", st.String())
 }
@@ -225,7 +197,7 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 	tsr, _ := m.Get(wire.PayloadTSr).(*wire.TS)
 	if id == nil || auth == nil {
 		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NInvalidSyntax}}, true, natt)
-		s.removeHalfOpen(sa)
+		s.sas.removeHalf(sa)
 		return
 	}
 	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
@@ -233,7 +205,7 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 		s.fail("peer failed authentication: AUTHENTICATION_FAILED (wrong pre-shared key or identity)",
 			"peer_id", idString(id), "expected_id", s.cfg.RemoteID)
 		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
-		s.removeHalfOpen(sa)
+		s.sas.removeHalf(sa)
 		return
 	}
 	myID := idPayload(s.cfg.LocalID, true)
@@ -241,7 +213,7 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 	childErr := func(n uint16, msg string, args ...any) {
 		s.fail(msg, args...)
 		s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.Notify{NotifyType: n}}, true, natt)
-		s.removeHalfOpen(sa)
+		s.sas.removeHalf(sa)
 	}
 	if spa == nil || tsi == nil || tsr == nil {
 		childErr(wire.NNoProposalChosen, "IKE_AUTH request carries no Child SA")
@@ -266,12 +238,10 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 	chosen.SPI = binary.BigEndian.AppendUint32(nil, inSPI)
 	s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.SA{Proposals: []Proposal{chosen}},
 		&wire.TS{Selectors: tsi.Selectors}, &wire.TS{Responder: true, Selectors: tsr.Selectors}}, true, natt)
-	if s.sa != nil { // replaced: the peer started over (INITIAL_CONTACT)
+	if s.sas.ike != nil { // replaced: the peer started over (INITIAL_CONTACT)
 		s.dropChildren()
-		s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil
 	}
-	s.sa = sa
-	s.removeHalfOpen(sa)
+	s.sas.replaceIKE(sa)
 	s.ikeUp(sa)
 	s.installChild(c, true)
 }
@@ -296,7 +266,7 @@ func (s *Session) handleInformational(sa *ikeSA, h wire.Header, m *wire.Message,
 					continue
 				}
 				out := binary.BigEndian.Uint32(spi)
-				c := s.childByOutSPI(out)
+				c := s.sas.childByOutSPI(out)
 				if c == nil {
 					s.log.Warn("peer deleted a Child SA we do not have; ignoring", "spi", fmt.Sprintf("%08x", out))
 					continue
@@ -320,26 +290,26 @@ func (s *Session) handleInformational(sa *ikeSA, h wire.Header, m *wire.Message,
 // peerDeletedIKE handles the peer's delete of the IKE SA sa (already answered).
 func (s *Session) peerDeletedIKE(sa *ikeSA) {
 	switch sa {
-	case s.old:
-		s.old = nil
-	case s.ikeSpare:
-		s.ikeSpare = nil
-	case s.ikeCollided:
+	case s.sas.old:
+		s.sas.old = nil
+	case s.sas.spare:
+		s.sas.spare = nil
+	case s.sas.ikeRival:
 		// The peer lost the collision before our own rekey completed.
 		s.log.Info("peer deleted its redundant new IKE SA of a rekey collision", "spi_i", fmt.Sprintf("%016x", sa.spiI))
-		s.ikeCollided = nil
-	case s.sa:
-		if next := s.ikeCollided; next != nil {
+		s.sas.ikeRival = nil
+	case s.sas.ike:
+		if next := s.sas.ikeRival; next != nil {
 			// The peer rekeyed this SA too and deletes it: its new SA
 			// carries on and our own rekey is forgotten (RFC 7296 2.25.2).
 			// Only the winner's side deletes the old SA: we lost, even if the
 			// answer to our own request never comes (it would come on sa).
 			s.log.Info("IKE SA rekey collision lost: the peer deleted the IKE SA we were rekeying after rekeying it itself; moving to its new IKE SA",
 				"survivor_spi_i", fmt.Sprintf("%016x", next.spiI))
-			s.ikeCollided, sa.rival = nil, nil
+			s.sas.ikeRival, sa.rival = nil, nil
 			sa.req = nil
 			s.ikeRekeyed(sa, next, false)
-			s.old = nil
+			s.sas.old = nil
 			return
 		}
 		s.log.Info("peer deleted the IKE SA")
@@ -352,13 +322,13 @@ func (s *Session) peerDeletedIKE(sa *ikeSA) {
 // takes over first.
 func (s *Session) peerDeletedChild(c *child) {
 	switch {
-	case c == s.child && s.collided != nil:
+	case c == s.sas.child && s.sas.rival != nil:
 		s.log.Info("peer deleted the Child SA it rekeyed in a collision; its new SA replaces it",
-			"spi_in", fmt.Sprintf("%08x", s.collided.sa.InSPI))
-		s.adopt(s.collided)
-	case c == s.child:
+			"spi_in", fmt.Sprintf("%08x", s.sas.rival.sa.InSPI))
+		s.adopt(s.sas.rival)
+	case c == s.sas.child:
 		s.log.Info("peer deleted the Child SA", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
-	case c == s.collided:
+	case c == s.sas.rival:
 		s.log.Info("peer deleted its redundant Child SA of a rekey collision", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
 	}
 	s.dropChild(c)
@@ -381,7 +351,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 		return
 	}
 	ikeRekey := spa.Proposals[0].Protocol == wire.ProtoIKE
-	if sa != s.sa || sa.state != stEstablished {
+	if sa != s.sas.ike || sa.state != stEstablished {
 		s.log.Info("peer sent CREATE_CHILD_SA on an IKE SA that is being replaced or deleted: TEMPORARY_FAILURE",
 			"spi_i", fmt.Sprintf("%016x", sa.spiI))
 		refuse(wire.NTemporaryFailure, nil)
@@ -390,11 +360,11 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 	var target *child
 	if ikeRekey {
 		switch {
-		case s.child != nil && s.child.rekeying:
+		case s.sas.child != nil && s.sas.child.rekeying:
 			s.log.Info("peer wants to rekey the IKE SA while our Child SA rekey is under way: TEMPORARY_FAILURE")
 			refuse(wire.NTemporaryFailure, nil)
 			return
-		case s.old != nil || s.ikeSpare != nil || s.ikeCollided != nil:
+		case s.sas.old != nil || s.sas.spare != nil || s.sas.ikeRival != nil:
 			s.log.Info("peer wants to rekey the IKE SA before the previous rekey finished: TEMPORARY_FAILURE")
 			refuse(wire.NTemporaryFailure, nil)
 			return
@@ -411,7 +381,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 			return
 		}
 		spi := binary.BigEndian.Uint32(rn.SPI)
-		target = s.childByOutSPI(spi)
+		target = s.sas.childByOutSPI(spi)
 		switch {
 		case sa.rekeying:
 			s.log.Info("peer wants to rekey the Child SA while our IKE SA rekey is under way: TEMPORARY_FAILURE")
@@ -421,12 +391,12 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 			s.log.Warn("peer wants to rekey a Child SA we do not have: CHILD_SA_NOT_FOUND", "spi", fmt.Sprintf("%08x", spi))
 			s.respond(sa, h, []wire.Payload{&wire.Notify{Protocol: wire.ProtoESP, SPI: rn.SPI, NotifyType: wire.NChildSANotFound}}, true, natt)
 			return
-		case target != s.child:
+		case target != s.sas.child:
 			s.log.Warn("peer wants to rekey a Child SA that is already replaced or being deleted: TEMPORARY_FAILURE",
 				"spi", fmt.Sprintf("%08x", spi))
 			refuse(wire.NTemporaryFailure, nil)
 			return
-		case target.rekeying && s.collided != nil:
+		case target.rekeying && s.sas.rival != nil:
 			s.log.Warn("peer rekeys the same Child SA a second time during a collision: TEMPORARY_FAILURE",
 				"spi", fmt.Sprintf("%08x", spi))
 			refuse(wire.NTemporaryFailure, nil)
@@ -486,7 +456,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 			// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
 			now := time.Now()
 			next.state, next.est, next.lastRecv, next.expireAt = stEstablished, now, now, now.Add(s.cfg.IKELifetime)
-			s.ikeCollided, sa.rival = next, next
+			s.sas.ikeRival, sa.rival = next, next
 			s.log.Info("IKE SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
 				"peer_spi_i", fmt.Sprintf("%016x", spiI))
 			return
@@ -524,7 +494,7 @@ func (s *Session) handleCreateChild(sa *ikeSA, h wire.Header, m *wire.Message, n
 	}
 	s.respond(sa, h, ps, true, natt)
 	if target.rekeying {
-		s.collided, target.rival = c, c
+		s.sas.rival, target.rival = c, c
 		s.log.Info("Child SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
 			"spi_in", fmt.Sprintf("%08x", inSPI))
 		return
@@ -543,7 +513,7 @@ func (s *Session) ikeRekeyed(old, next *ikeSA, weInitiated bool) {
 	if !weInitiated {
 		old.state = stDeleting // the peer deletes it
 	}
-	s.old, s.sa = old, next
+	s.sas.promoteIKE(old, next)
 	s.log.Info("IKE SA rekeyed", "spi_i", fmt.Sprintf("%016x", next.spiI), "spi_r", fmt.Sprintf("%016x", next.spiR))
 	s.setStatus(func(st *Status) {
 		st.SPIi, st.SPIr = fmt.Sprintf("%016x", next.spiI), fmt.Sprintf("%016x", next.spiR)
@@ -554,12 +524,12 @@ func (s *Session) ikeRekeyed(old, next *ikeSA, weInitiated bool) {
 
 // deleteOld deletes the IKE SA we replaced by rekeying.
 func (s *Session) deleteOld() {
-	old := s.old
+	old := s.sas.old
 	old.state = stDeleting
 	m := &wire.Message{Header: s.reqHeader(old, wire.Informational), Encrypted: true, Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 	done := func() {
-		if s.old == old {
-			s.old = nil
+		if s.sas.old == old {
+			s.sas.old = nil
 		}
 	}
 	s.request(old, m, "INFORMATIONAL delete", func(*wire.Message) { done() }, done)
@@ -569,11 +539,11 @@ func (s *Session) deleteOld() {
 func (s *Session) deleteSpare(sa *ikeSA) {
 	now := time.Now()
 	sa.state, sa.est, sa.lastRecv, sa.expireAt = stDeleting, now, now, now.Add(s.cfg.DPDTimeout)
-	s.ikeSpare = sa
+	s.sas.spare = sa
 	m := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true, Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 	done := func() {
-		if s.ikeSpare == sa {
-			s.ikeSpare = nil
+		if s.sas.spare == sa {
+			s.sas.spare = nil
 		}
 	}
 	s.request(sa, m, "INFORMATIONAL delete redundant IKE SA", func(*wire.Message) { done() }, done)
@@ -590,7 +560,7 @@ func (s *Session) deleteChild(sa *ikeSA, c *child, what string, done func()) {
 // rekeyChild replaces the Child SA with CREATE_CHILD_SA (with PFS when the
 // ESP proposals have a DH group), then deletes the old one.
 func (s *Session) rekeyChild() {
-	sa, c := s.sa, s.child
+	sa, c := s.sas.ike, s.sas.child
 	c.rekeying = true
 	s.sendChildRekey(sa, c, firstDH(s.cfg.ESPProposals))
 }
@@ -632,27 +602,27 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI uint32, dh dhKey, ni []byte) {
 	peer := c.rival // the peer's new SA if it rekeyed c too
 	c.rival = nil
-	peerLive := peer != nil && s.installed(peer)
-	if peer != nil && s.collided == peer {
-		s.collided = nil
+	peerLive := peer != nil && s.sas.installed(peer)
+	if peer != nil && s.sas.rival == peer {
+		s.sas.rival = nil
 	}
 	failed := func(msg string, args ...any) {
 		if peer != nil {
 			// The peer's rekey completed; it deletes c (RFC 7296 2.8.1).
 			s.log.Info("our Child SA rekey failed but the peer's succeeded; its new SA replaces the old one",
 				append([]any{"reason", msg}, args...)...)
-			if s.child == c && peerLive {
+			if s.sas.child == c && peerLive {
 				s.adopt(peer)
 			}
 			return
 		}
-		if s.child == c {
+		if s.sas.child == c {
 			s.log.Warn(msg+"; retrying later", args...)
 			c.rekeyAt = time.Now().Add(10 * time.Second)
 		}
 	}
 	if n := r.ErrorNotify(); n != nil {
-		if n.NotifyType == wire.NChildSANotFound && peer == nil && s.child == c {
+		if n.NotifyType == wire.NChildSANotFound && peer == nil && s.sas.child == c {
 			s.fail("peer does not know the Child SA we tried to rekey: CHILD_SA_NOT_FOUND", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI))
 			s.restart("Child SA not found by the peer")
 			return
@@ -686,7 +656,7 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI ui
 		// stays and the peer, its initiator, deletes the old one. The
 		// verdict stands even if the peer's SA is gone by now (replaced
 		// by a later rekey after it deleted the old one).
-		if s.child == c && peerLive {
+		if s.sas.child == c && peerLive {
 			s.adopt(peer)
 		}
 		redundant("Child SA rekey collision lost: deleting our redundant SA; the peer's new SA replaced the old one")
@@ -694,7 +664,7 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI ui
 	}
 	// Without a collision our SA replaces c, unless c was replaced
 	// meanwhile by something newer than the rekey we started.
-	if s.child != c && s.child != nil && s.child != peer {
+	if s.sas.child != c && s.sas.child != nil && s.sas.child != peer {
 		redundant("Child SA rekey completed after the SA it replaces was gone: deleting the new SA")
 		return
 	}
@@ -709,11 +679,11 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI ui
 		s.fail("cannot install outbound ESP SA", "err", err)
 	}
 	s.adopt(nc)
-	if !slices.Contains(s.retired, c) {
+	if !slices.Contains(s.sas.retired, c) {
 		return // the peer already deleted the old SA
 	}
 	linger := func() { // keep the old inbound SA briefly for packets in flight
-		if slices.Contains(s.retired, c) {
+		if slices.Contains(s.sas.retired, c) {
 			c.expireAt = time.Now().Add(s.oldLinger)
 		}
 	}
@@ -722,7 +692,7 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI ui
 
 // rekeyIKE replaces the IKE SA with CREATE_CHILD_SA, then deletes the old one.
 func (s *Session) rekeyIKE() {
-	sa := s.sa
+	sa := s.sas.ike
 	sa.rekeying = true
 	s.sendIKERekey(sa, firstDH(s.cfg.IKEProposals))
 }
@@ -745,8 +715,8 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	// reports whether it is still there (the peer deletes it once it lost).
 	settle := func() (peer *ikeSA, live bool) {
 		peer, sa.rival = sa.rival, nil
-		if live = peer != nil && s.ikeCollided == peer; live {
-			s.ikeCollided = nil
+		if live = peer != nil && s.sas.ikeRival == peer; live {
+			s.sas.ikeRival = nil
 		}
 		return peer, live
 	}
@@ -817,7 +787,7 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 					"survivor_spi_i", fmt.Sprintf("%016x", next.spiI), "redundant_spi_i", fmt.Sprintf("%016x", peer.spiI))
 				if live {
 					peer.state, peer.expireAt = stDeleting, time.Now().Add(s.cfg.DPDTimeout)
-					s.ikeSpare = peer
+					s.sas.spare = peer
 				}
 			}
 		}

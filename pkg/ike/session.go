@@ -135,27 +135,7 @@ type Session struct {
 	status Status
 
 	// Owned by Run.
-	sa *ikeSA // established, or being established by us
-	// halves are peer-initiated SAs between IKE_SA_INIT and IKE_AUTH, at
-	// most HalfOpenLimit; a new IKE_SA_INIT never replaces one of them.
-	halves []*ikeSA
-	old    *ikeSA // the SA being replaced by an IKE rekey, kept to answer its delete
-	// ikeCollided is the IKE SA the peer created by rekeying sa while our
-	// own rekey of it was under way (RFC 7296 2.8.2); the nonces decide
-	// which of the two new SAs survives once our exchange ends.
-	ikeCollided *ikeSA
-	// ikeSpare is the redundant new IKE SA of a rekey collision, kept
-	// until its creator's delete completes.
-	ikeSpare *ikeSA
-
-	child *child // the current Child SA
-	// collided is the Child SA the peer created by rekeying child while our
-	// own rekey of it was under way (RFC 7296 2.8.1).
-	collided *child
-	// retired Child SAs (replaced by a rekey, or redundant after a
-	// collision) stay installed until deleted or until they expire.
-	retired []*child
-	out     *child // whose outbound SA the data path sends with
+	sas saSet
 	// oldLinger is how long a rekeyed Child SA still accepts packets after
 	// its delete completed.
 	oldLinger time.Duration
@@ -421,11 +401,20 @@ func (s *Session) Run(ctx context.Context) {
 		case f := <-s.ctl:
 			f()
 		}
+		if saCheck != nil {
+			if err := s.sas.check(); err != nil {
+				saCheck(err)
+			}
+		}
 	}
 }
 
+// saCheck, when set (by tests), is told of every broken invariant of the
+// SA set, checked after each event the Run loop handles.
+var saCheck func(error)
+
 func (s *Session) shutdown() {
-	if sa := s.sa; sa != nil && sa.state == stEstablished {
+	if sa := s.sas.ike; sa != nil && sa.state == stEstablished {
 		msg := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true,
 			Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 		if b, err := s.marshal(sa, msg); err == nil {
@@ -529,7 +518,7 @@ func (s *Session) respond(sa *ikeSA, req wire.Header, ps []wire.Payload, encrypt
 // --- timers ---------------------------------------------------------------
 
 func (s *Session) tick(now time.Time) {
-	for _, sa := range []*ikeSA{s.sa, s.old, s.ikeSpare} {
+	for _, sa := range []*ikeSA{s.sas.ike, s.sas.old, s.sas.spare} {
 		if sa == nil || sa.req == nil {
 			continue
 		}
@@ -552,7 +541,7 @@ func (s *Session) tick(now time.Time) {
 	}
 	s.expireHalfOpen(now)
 	s.initErrExpired(now)
-	sa := s.sa
+	sa := s.sas.ike
 	if sa == nil {
 		if s.cfg.Initiate && !s.retryAt.IsZero() && now.After(s.retryAt) {
 			s.retryAt = time.Time{}
@@ -568,18 +557,18 @@ func (s *Session) tick(now time.Time) {
 		s.restart("IKE SA expired")
 		return
 	}
-	for _, c := range append([]*child(nil), s.retired...) {
+	for _, c := range append([]*child(nil), s.sas.retired...) {
 		if now.After(c.expireAt) {
 			s.dropChild(c)
 		}
 	}
-	if o := s.old; o != nil && o.state == stDeleting && o.req == nil && now.After(o.expireAt) {
-		s.old = nil
+	if o := s.sas.old; o != nil && o.state == stDeleting && o.req == nil && now.After(o.expireAt) {
+		s.sas.old = nil
 	}
-	if o := s.ikeSpare; o != nil && o.req == nil && now.After(o.expireAt) {
-		s.ikeSpare = nil
+	if o := s.sas.spare; o != nil && o.req == nil && now.After(o.expireAt) {
+		s.sas.spare = nil
 	}
-	if c := s.child; c != nil && now.After(c.expireAt) {
+	if c := s.sas.child; c != nil && now.After(c.expireAt) {
 		s.log.Warn("Child SA lifetime expired before a rekey completed")
 		s.restart("Child SA expired")
 		return
@@ -588,13 +577,13 @@ func (s *Session) tick(now time.Time) {
 		return // message-ID window 1: one request at a time
 	}
 	switch {
-	case s.old != nil && s.old.req == nil && s.old.state == stEstablished:
+	case s.sas.old != nil && s.sas.old.req == nil && s.sas.old.state == stEstablished:
 		s.deleteOld()
-	case now.After(sa.rekeyAt) && !sa.rekeying && s.old == nil && s.ikeSpare == nil && s.ikeCollided == nil:
+	case now.After(sa.rekeyAt) && !sa.rekeying && s.sas.old == nil && s.sas.spare == nil && s.sas.ikeRival == nil:
 		s.rekeyIKE()
-	case s.child != nil && !s.child.rekeying && s.collided == nil && (now.After(s.child.rekeyAt) || s.dp.OutboundSeq() > seqRekey):
+	case s.sas.child != nil && !s.sas.child.rekeying && s.sas.rival == nil && (now.After(s.sas.child.rekeyAt) || s.dp.OutboundSeq() > seqRekey):
 		s.rekeyChild()
-	case s.child == nil:
+	case s.sas.child == nil:
 		s.restart("no Child SA")
 	default:
 		// Only IKE proves the peer hears us: inbound ESP alone (BFD, BGP
@@ -638,13 +627,9 @@ func (s *Session) scheduleRetry(soon bool) {
 func (s *Session) dropAll() {
 	s.dropChildren()
 	// No message goes out or comes in on these SAs any more.
-	for _, sa := range append([]*ikeSA{s.sa, s.old, s.ikeCollided, s.ikeSpare}, s.halves...) {
-		if sa != nil {
-			sa.keys.wipe()
-		}
+	for _, sa := range s.sas.clearIKE() {
+		sa.keys.wipe()
 	}
-	s.clearHalfOpen()
-	s.sa, s.old, s.ikeCollided, s.ikeSpare = nil, nil, nil, nil
 	s.setStatus(func(st *Status) {
 		*st = Status{State: "connecting", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
 			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Establishments: st.Establishments, EstablishTime: st.EstablishTime}
@@ -663,7 +648,7 @@ func (s *Session) handle(p packet) {
 		s.handleInitRequest(h, p)
 		return
 	}
-	sa := s.findSA(h)
+	sa := s.sas.find(h)
 	if sa == nil {
 		s.drop(DropUnknownSPI, h, "spi_i", fmt.Sprintf("%016x", h.SPIi), "spi_r", fmt.Sprintf("%016x", h.SPIr))
 		return
@@ -740,7 +725,7 @@ func (s *Session) handle(p packet) {
 	}
 	switch h.Exchange {
 	case wire.IKEAuth:
-		if sa.state == stRespInit && s.isHalfOpen(sa) {
+		if sa.state == stRespInit && s.sas.isHalf(sa) {
 			s.handleAuthRequest(sa, h, m, p.natt)
 		}
 	case wire.Informational:
@@ -771,24 +756,6 @@ func (s *Session) open(h wire.Header, b []byte, sk *skCipher) (*wire.Message, er
 	return nil, err
 }
 
-func (s *Session) findSA(h wire.Header) *ikeSA {
-	match := func(sa *ikeSA) bool {
-		return sa != nil && sa.spiI == h.SPIi &&
-			(sa.spiR == h.SPIr || (sa.state == stInitSent && h.Exchange == wire.IKESAInit))
-	}
-	for _, sa := range [...]*ikeSA{s.sa, s.old, s.ikeCollided, s.ikeSpare} {
-		if match(sa) {
-			return sa
-		}
-	}
-	for _, sa := range s.halves {
-		if match(sa) {
-			return sa
-		}
-	}
-	return nil
-}
-
 // natHashes are the NAT detection payloads for the addresses we send from and to.
 func (s *Session) natHashes(spiI, spiR uint64) []wire.Payload {
 	hash := func(a netip.Addr, port uint16) []byte {
@@ -816,7 +783,7 @@ func (s *Session) natHashes(spiI, spiR uint64) []wire.Payload {
 func (s *Session) initiate() {
 	s.start = time.Now()
 	sa := &ikeSA{initiator: true, spiI: randSPI(), state: stInitSent, group: firstDH(s.cfg.IKEProposals)}
-	s.sa = sa
+	s.sas.ike = sa
 	s.log.Info("initiating IKE SA", "spi_i", fmt.Sprintf("%016x", sa.spiI), "proposals", proposalsString(s.cfg.IKEProposals))
 	s.sendInit(sa)
 }
@@ -839,7 +806,7 @@ func (s *Session) sendInit(sa *ikeSA) {
 		var err error
 		if sa.dh, err = newDH(sa.group); err != nil {
 			s.fail("cannot make DH key", "group", sa.group, "err", err)
-			s.sa = nil
+			s.sas.ike = nil
 			s.scheduleRetry(false)
 			return
 		}
@@ -863,7 +830,7 @@ func (s *Session) sendInit(sa *ikeSA) {
 	sa.nextID = 0
 	s.request(sa, m, "IKE_SA_INIT", nil, func() {
 		s.fail("peer unreachable: no answer to IKE_SA_INIT", "timeout", s.cfg.DPDTimeout)
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 	})
 }
@@ -940,7 +907,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h wire.Header, p packet) {
 	sa.spiR, sa.nr, sa.initResp = h.SPIr, nr.Data, bytes.Clone(p.b)
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.fail("key derivation failed", "err", err)
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
@@ -953,7 +920,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h wire.Header, p packet) {
 // initErrExpired acts on an error answer to our IKE_SA_INIT once no valid
 // answer came within initErrGrace.
 func (s *Session) initErrExpired(now time.Time) {
-	sa := s.sa
+	sa := s.sas.ike
 	if sa == nil || sa.state != stInitSent || sa.initErr == nil || now.Sub(sa.initErr.at) < initErrGrace {
 		return
 	}
@@ -964,7 +931,7 @@ func (s *Session) initErrExpired(now time.Time) {
 		return
 	}
 	s.fail(e.msg, e.args...)
-	s.sa = nil
+	s.sas.ike = nil
 	s.scheduleRetry(false)
 }
 
@@ -992,7 +959,7 @@ func (s *Session) initFailed(n *wire.Notify, exch string) {
 	default:
 		s.fail("peer refused the exchange", "exchange", exch, "notify", wire.NotifyName(n.NotifyType))
 	}
-	s.sa = nil
+	s.sas.ike = nil
 	s.scheduleRetry(false)
 }
 
@@ -1032,7 +999,7 @@ func (s *Session) sendAuth(sa *ikeSA) {
 	m := &wire.Message{Header: s.reqHeader(sa, wire.IKEAuth), Encrypted: true, Payloads: ps}
 	s.request(sa, m, "IKE_AUTH", func(r *wire.Message) { s.handleAuthResponse(sa, r) }, func() {
 		s.fail("peer unreachable: no answer to IKE_AUTH on UDP 4500", "timeout", s.cfg.DPDTimeout)
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 	})
 }
@@ -1046,20 +1013,20 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
 	auth, _ := m.Get(wire.PayloadAuth).(*wire.Auth)
 	if id == nil || auth == nil {
 		s.fail("IKE_AUTH response lacks IDr or AUTH")
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
 	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(id))
 	if auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) {
 		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
 	if !idMatches(id, s.cfg.RemoteID) {
 		s.fail("peer authenticated with an unexpected identity (AUTHENTICATION_FAILED)", "got", idString(id), "want", s.cfg.RemoteID)
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
@@ -1071,7 +1038,7 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
 	c, err := s.childFromResponse(m, sa.childSPI, nil, sa.ni, sa.nr, false)
 	if err != nil {
 		s.fail("Child SA not established", "err", err)
-		s.sa = nil
+		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
@@ -1125,7 +1092,7 @@ func (s *Session) childFromResponse(m *wire.Message, inSPI uint32, dh dhKey, ni,
 	if len(local) == 0 || len(remote) == 0 {
 		return nil, errors.New("responder narrowed the traffic selectors to nothing IPv4")
 	}
-	iToR, rToI := childKeys(s.sa.keys, st, gir, ni, nr)
+	iToR, rToI := childKeys(s.sas.ike.keys, st, gir, ni, nr)
 	return &child{suite: st, sa: &ChildSA{
 		InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(spa.Proposals[0].SPI), Suite: st.espSuite(),
 		OutKey: iToR, InKey: rToI, LocalTS: local, RemoteTS: remote,
@@ -1203,7 +1170,7 @@ func (s *Session) useOut(c *child) error {
 	if err := s.dp.UseOutbound(c.sa); err != nil {
 		return err
 	}
-	s.out = c
+	s.sas.out = c
 	return nil
 }
 
@@ -1211,19 +1178,14 @@ func (s *Session) useOut(c *child) error {
 // is retired: it keeps its inbound SA, and the outbound one while traffic
 // still uses it, until it is deleted.
 func (s *Session) adopt(c *child) {
-	if s.child == c {
+	if s.sas.child == c {
 		return
 	}
-	if old := s.child; old != nil {
+	if old := s.sas.promote(c); old != nil {
 		s.retire(old, 30*time.Second) // until the old SA's delete completes
 		s.setStatus(func(st *Status) { st.ChildRekeys++ })
 	}
-	s.child = c
-	if s.collided == c {
-		s.collided = nil
-	}
-	s.retired = slices.DeleteFunc(s.retired, func(x *child) bool { return x == c })
-	if s.out == nil {
+	if s.sas.out == nil {
 		if err := s.useOut(c); err != nil {
 			s.fail("cannot install outbound ESP SA", "err", err)
 		}
@@ -1238,30 +1200,15 @@ func (s *Session) adopt(c *child) {
 }
 
 // retire keeps c installed until it is deleted, at most for linger.
-func (s *Session) retire(c *child, linger time.Duration) {
-	if until := time.Now().Add(linger); until.Before(c.expireAt) {
-		c.expireAt = until
-	}
-	if !slices.Contains(s.retired, c) {
-		s.retired = append(s.retired, c)
-	}
-}
+func (s *Session) retire(c *child, linger time.Duration) { s.sas.retire(c, time.Now().Add(linger)) }
 
 // dropChild removes c from the data path. When outbound traffic still
 // used c it moves to the current Child SA first, so that there is no
 // moment without an outbound SA (make before break).
 func (s *Session) dropChild(c *child) {
-	if s.child == c {
-		s.child = nil
-	}
-	if s.collided == c {
-		s.collided = nil
-	}
-	s.retired = slices.DeleteFunc(s.retired, func(x *child) bool { return x == c })
-	if s.out == c {
-		s.out = nil
-		if s.child != nil {
-			if err := s.useOut(s.child); err != nil {
+	if s.sas.remove(c) {
+		if s.sas.child != nil {
+			if err := s.useOut(s.sas.child); err != nil {
 				s.fail("cannot install outbound ESP SA", "err", err)
 			}
 		}
@@ -1271,35 +1218,9 @@ func (s *Session) dropChild(c *child) {
 
 // dropChildren removes every Child SA from the data path.
 func (s *Session) dropChildren() {
-	for _, c := range s.children() {
+	for _, c := range s.sas.clearChildren() {
 		s.dp.Remove(c.sa.InSPI)
 	}
-	s.child, s.collided, s.retired, s.out = nil, nil, nil, nil
-}
-
-// children lists the installed Child SAs, the current one first.
-func (s *Session) children() []*child {
-	var cs []*child
-	for _, c := range []*child{s.child, s.collided} {
-		if c != nil {
-			cs = append(cs, c)
-		}
-	}
-	return append(cs, s.retired...)
-}
-
-// installed reports whether c is still in the data path.
-func (s *Session) installed(c *child) bool { return slices.Contains(s.children(), c) }
-
-// childByOutSPI finds an installed Child SA by the SPI the peer receives
-// it on, which is how the peer names it in REKEY_SA and Delete payloads.
-func (s *Session) childByOutSPI(spi uint32) *child {
-	for _, c := range s.children() {
-		if c.sa.OutSPI == spi {
-			return c
-		}
-	}
-	return nil
 }
 
 // lostCollision reports whether our exchange (nonces ni, nr) holds the
