@@ -202,11 +202,11 @@ func (set *saSet) check() error {
 	cs := set.children()
 	for i, c := range cs {
 		if slices.Contains(cs[i+1:], c) {
-			return fmt.Errorf("Child SA %08x holds two roles", c.sa.InSPI)
+			return fmt.Errorf("child SA %08x holds two roles", c.sa.InSPI)
 		}
 	}
 	if r := set.rival; r != nil && (set.child == nil || !set.child.rekeying || set.child.rival != r) {
-		return errors.New("Child rekey rival set while the current Child SA is not rekeying against it")
+		return errors.New("child rekey rival set while the current Child SA is not rekeying against it")
 	}
 	if set.out != nil && !slices.Contains(cs, set.out) {
 		return fmt.Errorf("outbound Child SA %08x is not installed", set.out.sa.InSPI)

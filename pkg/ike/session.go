@@ -136,6 +136,7 @@ type Session struct {
 	// its delete completed.
 	oldLinger time.Duration
 
+	timers   *timers // Run's
 	retryAt  time.Time
 	failures int
 	start    time.Time // when the current attempt began
@@ -348,12 +349,14 @@ func (s *Session) drop(r DropReason, h wire.Header, args ...any) {
 
 // Run drives the session until ctx ends, then deletes the SAs (best effort).
 func (s *Session) Run(ctx context.Context) {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	s.timers = newTimers()
+	defer s.timers.stop()
 	if s.cfg.Initiate {
 		s.initiate()
 	}
+	t := &s.timers.t
 	for {
+		s.arm(time.Now())
 		select {
 		case <-ctx.Done():
 			s.shutdown()
@@ -361,8 +364,18 @@ func (s *Session) Run(ctx context.Context) {
 		case p := <-s.in:
 			s.handle(p)
 			p.release()
-		case now := <-tick.C:
-			s.tick(now)
+		case <-t[tRetransmit].C:
+			s.onTimer(tRetransmit, time.Now())
+		case <-t[tHalfOpen].C:
+			s.onTimer(tHalfOpen, time.Now())
+		case <-t[tInitErr].C:
+			s.onTimer(tInitErr, time.Now())
+		case <-t[tRetry].C:
+			s.onTimer(tRetry, time.Now())
+		case <-t[tExpiry].C:
+			s.onTimer(tExpiry, time.Now())
+		case <-t[tNext].C:
+			s.onTimer(tNext, time.Now())
 		case f := <-s.ctl:
 			f()
 		}

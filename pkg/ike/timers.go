@@ -5,11 +5,189 @@ import (
 	"time"
 )
 
-// Timers: retransmission, liveness checks, rekeys, lifetimes, half-open
-// expiry and the initiator's retries.
+// Timers work like wireguard-go's device/timers.go: each purpose has a
+// timer of its own, and nothing polls. After every event the Run loop
+// handles (a message, a timer, a test's function) arm sets each timer from
+// the state that event left: when the next retransmission or request
+// timeout is due, when a half-open SA expires, and so on. A handler checks
+// the state again when its timer fires, so a timer that fires early or
+// for nothing is harmless; none may fire late.
 
-func (s *Session) tick(now time.Time) {
-	for _, sa := range []*ikeSA{s.sas.ike, s.sas.old, s.sas.spare} {
+// timerKind names the purpose of one of a session's timers.
+type timerKind int
+
+const (
+	tRetransmit timerKind = iota // our requests: retransmissions and timeouts
+	tHalfOpen                    // half-open SAs whose IKE_AUTH did not come
+	tInitErr                     // an unauthenticated error answer to our IKE_SA_INIT
+	tRetry                       // the initiator's next attempt after a failure
+	tExpiry                      // hard lifetimes of the IKE and Child SAs
+	tNext                        // our next request: a delete, a rekey or a liveness check
+	numTimers
+)
+
+// seqCheckInterval is how often the outbound ESP sequence number is
+// compared with seqRekey: the data path counts without telling the
+// session. 2^24 packets of headroom last 16 s at a million packets a
+// second.
+const seqCheckInterval = time.Second
+
+// minRearm is the least time between two firings of one timer, so that a
+// handler that cannot act (a request that fails to encode) does not spin.
+const minRearm = 10 * time.Millisecond
+
+// timers are a session's timers; only the Run goroutine touches them.
+type timers struct {
+	t     [numTimers]*time.Timer
+	at    [numTimers]time.Time // when each fires; zero when stopped
+	fired [numTimers]time.Time // when each last fired
+}
+
+func newTimers() *timers {
+	var ts timers
+	for k := range ts.t {
+		ts.t[k] = time.NewTimer(time.Hour)
+		ts.t[k].Stop()
+	}
+	return &ts
+}
+
+// set makes timer k fire at at, or never when at is zero.
+func (ts *timers) set(k timerKind, at time.Time) {
+	if at.IsZero() {
+		if !ts.at[k].IsZero() {
+			ts.t[k].Stop()
+			ts.at[k] = time.Time{}
+		}
+		return
+	}
+	if earliest := ts.fired[k].Add(minRearm); at.Before(earliest) {
+		at = earliest
+	}
+	if at.Equal(ts.at[k]) {
+		return
+	}
+	ts.at[k] = at
+	ts.t[k].Reset(max(time.Until(at), 0))
+}
+
+// fire notes that timer k fired.
+func (ts *timers) fire(k timerKind, now time.Time) {
+	ts.at[k], ts.fired[k] = time.Time{}, now
+}
+
+func (ts *timers) stop() {
+	for _, t := range ts.t {
+		t.Stop()
+	}
+}
+
+// earliest is the earlier of two deadlines, zero meaning none.
+func earliest(a, b time.Time) time.Time {
+	if a.IsZero() || !b.IsZero() && b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// arm sets every timer from the session's state.
+func (s *Session) arm(now time.Time) {
+	ts := s.timers
+	var retransmit time.Time
+	for _, sa := range [...]*ikeSA{s.sas.ike, s.sas.old, s.sas.spare} {
+		if sa != nil && sa.req != nil {
+			retransmit = earliest(retransmit, earliest(sa.req.next, sa.req.deadline))
+		}
+	}
+	ts.set(tRetransmit, retransmit)
+	var halfOpen time.Time
+	for _, sa := range s.sas.halves {
+		halfOpen = earliest(halfOpen, sa.lastRecv.Add(s.cfg.HalfOpenTimeout))
+	}
+	ts.set(tHalfOpen, halfOpen)
+	var initErr, retry time.Time
+	sa := s.sas.ike
+	if sa != nil && sa.state == stInitSent && sa.initErr != nil {
+		initErr = sa.initErr.at.Add(initErrGrace)
+	}
+	if sa == nil && s.cfg.Initiate {
+		retry = s.retryAt
+	}
+	ts.set(tInitErr, initErr)
+	ts.set(tRetry, retry)
+	if sa == nil || sa.state != stEstablished {
+		ts.set(tExpiry, time.Time{})
+		ts.set(tNext, time.Time{})
+		return
+	}
+	ts.set(tExpiry, s.expiryDue())
+	ts.set(tNext, s.nextDue(now))
+}
+
+// expiryDue is when the first lifetime onExpiry enforces ends.
+func (s *Session) expiryDue() time.Time {
+	at := s.sas.ike.expireAt
+	for _, c := range s.sas.retired {
+		at = earliest(at, c.expireAt)
+	}
+	if o := s.sas.old; o != nil && o.state == stDeleting && o.req == nil {
+		at = earliest(at, o.expireAt)
+	}
+	if o := s.sas.spare; o != nil && o.req == nil {
+		at = earliest(at, o.expireAt)
+	}
+	if c := s.sas.child; c != nil {
+		at = earliest(at, c.expireAt)
+	}
+	return at
+}
+
+// nextDue is when onNext has a request to send on the established IKE
+// SA, which carries one request at a time; zero while one is under way.
+func (s *Session) nextDue(now time.Time) time.Time {
+	sa, c := s.sas.ike, s.sas.child
+	switch o := s.sas.old; {
+	case sa.req != nil:
+		return time.Time{}
+	case o != nil && o.req == nil && o.state == stEstablished, c == nil:
+		return now
+	}
+	at := sa.lastRecv.Add(s.cfg.DPDDelay)
+	if !sa.rekeying && s.sas.old == nil && s.sas.spare == nil && s.sas.ikeRival == nil {
+		at = earliest(at, sa.rekeyAt)
+	}
+	if !c.rekeying && s.sas.rival == nil {
+		at = earliest(at, earliest(c.rekeyAt, now.Add(seqCheckInterval)))
+	}
+	return at
+}
+
+// onTimer runs the handler of timer k.
+func (s *Session) onTimer(k timerKind, now time.Time) {
+	s.timers.fire(k, now)
+	switch k {
+	case tRetransmit:
+		s.retransmit(now)
+	case tHalfOpen:
+		s.expireHalfOpen(now)
+	case tInitErr:
+		s.initErrExpired(now)
+	case tRetry:
+		if s.sas.ike == nil && s.cfg.Initiate && !s.retryAt.IsZero() && now.After(s.retryAt) {
+			s.retryAt = time.Time{}
+			s.initiate()
+		}
+	case tExpiry:
+		s.expire(now)
+	case tNext:
+		s.next(now)
+	}
+}
+
+// retransmit resends our outstanding requests whose wait is over, and
+// gives up those whose deadline passed.
+func (s *Session) retransmit(now time.Time) {
+	for _, sa := range [...]*ikeSA{s.sas.ike, s.sas.old, s.sas.spare} {
 		if sa == nil || sa.req == nil {
 			continue
 		}
@@ -30,17 +208,13 @@ func (s *Session) tick(now time.Time) {
 			s.tr.SendIKE(p.data, p.natt)
 		}
 	}
-	s.expireHalfOpen(now)
-	s.initErrExpired(now)
+}
+
+// expire enforces the lifetimes of the established IKE SA and its Child
+// SAs, and forgets replaced IKE SAs whose delete is over.
+func (s *Session) expire(now time.Time) {
 	sa := s.sas.ike
-	if sa == nil {
-		if s.cfg.Initiate && !s.retryAt.IsZero() && now.After(s.retryAt) {
-			s.retryAt = time.Time{}
-			s.initiate()
-		}
-		return
-	}
-	if sa.state != stEstablished {
+	if sa == nil || sa.state != stEstablished {
 		return
 	}
 	if now.After(sa.expireAt) {
@@ -62,9 +236,15 @@ func (s *Session) tick(now time.Time) {
 	if c := s.sas.child; c != nil && now.After(c.expireAt) {
 		s.log.Warn("Child SA lifetime expired before a rekey completed")
 		s.restart("Child SA expired")
-		return
 	}
-	if sa.req != nil {
+}
+
+// next sends the request that is due on the established IKE SA, if any:
+// the delete of the SA an IKE rekey replaced, an IKE or Child SA rekey,
+// or a liveness check.
+func (s *Session) next(now time.Time) {
+	sa := s.sas.ike
+	if sa == nil || sa.state != stEstablished || sa.req != nil {
 		return // message-ID window 1: one request at a time
 	}
 	switch {
