@@ -46,6 +46,7 @@ const usage = `usage: cgwd <command> [flags]
 commands:
   run           run the daemon in the foreground (-c FILE or FILE; default /etc/cgwd/cgwd.yaml)
   check-config  validate a config file and list every problem (-c FILE or FILE)
+  config dump   print the effective config, every default filled in (-c FILE or FILE)
   status        show the running daemon's tunnels
   import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
   cleanup       remove what a stopped cgwd left in the kernel (fail-closed routes included)
@@ -63,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
+	case "config":
+		return cmdConfig(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
 	case "import-aws":
@@ -230,15 +233,11 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check-config", stderr)
-	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
-	path, code, ok := parseConfigArgs(fs, args)
-	if !ok {
-		return code
-	}
+// loadConfig loads and validates the file at path, listing every problem
+// on stderr when it is invalid.
+func loadConfig(path string, skipSecrets bool, stderr io.Writer) (cfg *config.Config, code int, ok bool) {
 	load := config.Load
-	if *skipSecrets {
+	if skipSecrets {
 		load = config.LoadSkipSecrets
 	}
 	cfg, err := load(path)
@@ -252,7 +251,21 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintf(stderr, "  %v\n", err)
 		}
-		return exitUsage
+		return nil, exitUsage, false
+	}
+	return cfg, exitOK, true
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check-config", stderr)
+	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
+	path, code, ok := parseConfigArgs(fs, args)
+	if !ok {
+		return code
+	}
+	cfg, code, ok := loadConfig(path, *skipSecrets, stderr)
+	if !ok {
+		return code
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
