@@ -21,17 +21,19 @@ import (
 )
 
 // startSpeaker starts a speaker with no peers and no BGP listener whose API
-// is on grpcListen; it is stopped when the test ends.
-func startSpeaker(t *testing.T, grpcListen string) (*Speaker, error) {
+// is on grpcListen; stop stops it and waits until it has stopped, and runs
+// when the test ends.
+func startSpeaker(t *testing.T, grpcListen string) (stop func(), err error) {
 	t.Helper()
 	s := New(Config{ASN: 65000, RouterID: netip.MustParseAddr("192.0.2.1"), ListenPort: -1, GRPCListen: grpcListen})
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
 	if err := s.Start(ctx, func(RouteEvent) {}, func(string, bool) {}); err != nil {
+		cancel()
 		return nil, err
 	}
-	t.Cleanup(s.Stop)
-	return s, nil
+	stop = func() { cancel(); <-s.Done() }
+	t.Cleanup(stop)
+	return stop, nil
 }
 
 // apiASN asks gobgp's API at target (a grpc target, as the stock CLI dials
@@ -103,7 +105,7 @@ func TestDefaultAPIIsPrivateUnixSocket(t *testing.T) {
 		t.Fatalf("default grpc address %q, want the unix socket %s", addr, sock)
 	}
 	before := tcpListeners(t)
-	s, err := startSpeaker(t, addr)
+	stop, err := startSpeaker(t, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,7 @@ func TestDefaultAPIIsPrivateUnixSocket(t *testing.T) {
 	if n := tcpListeners(t) - before; n != 0 {
 		t.Errorf("the speaker with the default config listens on %d TCP sockets, want none", n)
 	}
-	s.Stop()
+	stop()
 	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 		t.Errorf("socket still there after stop: %v", err)
 	}
@@ -137,7 +139,7 @@ func TestAPISocketStaleAndForeignFiles(t *testing.T) {
 	}
 	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	ln.Close()
-	s, err := startSpeaker(t, unixScheme+sock)
+	stop, err := startSpeaker(t, unixScheme+sock)
 	if err != nil {
 		t.Fatalf("stale socket not replaced: %v", err)
 	}
@@ -149,7 +151,7 @@ func TestAPISocketStaleAndForeignFiles(t *testing.T) {
 	if _, err := startSpeaker(t, unixScheme+sock); err == nil || !strings.Contains(err.Error(), "another process serves it") {
 		t.Errorf("second speaker on a live socket: %v", err)
 	}
-	s.Stop()
+	stop()
 
 	// Anything else at the path is not deleted.
 	if err := os.WriteFile(sock, []byte("keep"), 0o600); err != nil {

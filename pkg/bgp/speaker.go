@@ -96,9 +96,13 @@ type Speaker struct {
 	reconf   sync.Mutex                           // serialises Reconfigure
 	apiSock  string                               // the gRPC API's unix socket, removed at stop
 
-	mu     sync.Mutex
-	ctx    context.Context
-	cancel context.CancelFunc
+	// deliver is held while gobgp's watch goroutine runs a callback; once
+	// stopped is set under it, no callback runs again (gobgp's watch
+	// goroutine is its own and cannot be joined).
+	deliver sync.Mutex
+	stopped bool
+	wg      sync.WaitGroup // the speaker's own goroutines, started only while !stopped
+	done    chan struct{}
 }
 
 // view is a configuration with its lookups, read lock-free by the watch.
@@ -123,14 +127,24 @@ func New(cfg Config) *Speaker {
 	if log == nil {
 		log = slog.Default()
 	}
-	s := &Speaker{log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{}}
+	s := &Speaker{
+		log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{},
+		done: make(chan struct{}),
+	}
 	s.v.Store(newView(cfg))
 	return s
 }
 
 // Start starts the server, its policies, peers and advertisements, and
 // calls onRoute (from one goroutine) for every accepted or withdrawn route
-// and onPeer for every session state change, until ctx ends or Stop is called.
+// and onPeer for every session state change, until ctx ends. Then it closes
+// every session with a Cease NOTIFICATION, stops listening and closes the
+// gRPC API; Done is closed once that is done, the speaker's own goroutines
+// have returned and no callback runs or will run. Start may be called once.
+//
+// What cgwd cannot end is gobgp's own: BgpServer.Serve has no exit, so its
+// goroutine stays, idle, with no peer, listener or API server, and gobgp's
+// watch goroutine returns shortly after ctx ends, on its own.
 func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer func(name string, up bool)) (err error) {
 	v := s.v.Load()
 	s.onRoute, s.onPeer = onRoute, onPeer
@@ -145,13 +159,13 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 	}
 	s.srv = server.NewBgpServer(opts...)
 	ctx, cancel := context.WithCancel(ctx)
-	// gobgp's Serve loop has no exit: after StopBgp it idles with no peers,
+	// gobgp's Serve loop has no exit: after Stop it idles with no peers,
 	// listeners or API server. It is the one goroutine cgwd cannot end.
 	go s.srv.Serve()
 	defer func() {
 		if err != nil {
 			cancel()
-			s.stopServer()
+			s.shutdown()
 		}
 	}()
 	if s.apiSock != "" {
@@ -182,9 +196,11 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}
-	s.mu.Lock()
-	s.ctx, s.cancel = ctx, cancel
-	s.mu.Unlock()
+	go func() {
+		<-ctx.Done()
+		s.shutdown()
+		s.log.Info("bgp stopped")
+	}()
 	s.log.Info("bgp started", "asn", v.cfg.ASN, "router_id", v.cfg.RouterID, "peers", len(v.cfg.Peers), "grpc", v.cfg.GRPCListen)
 	return nil
 }
@@ -242,6 +258,11 @@ func (s *Speaker) watch(ctx context.Context) error {
 			{Type: api.WatchEventRequest_Table_Filter_ADJIN},
 		}},
 	}, func(r *api.WatchEventResponse) {
+		s.deliver.Lock()
+		defer s.deliver.Unlock()
+		if s.stopped {
+			return
+		}
 		v := s.v.Load()
 		if pe := r.GetPeer(); pe != nil && pe.Type == api.WatchEventResponse_PeerEvent_STATE {
 			st := pe.Peer.GetState()
@@ -285,7 +306,7 @@ func (s *Speaker) watch(ctx context.Context) error {
 			}
 		}
 		for _, name := range over {
-			go s.enforcePrefixLimit(ctx, v.peers[name])
+			s.goroutine(func() { s.enforcePrefixLimit(ctx, v.peers[name]) })
 		}
 	})
 }
@@ -403,7 +424,7 @@ func (s *Speaker) maxPrefixExceeded(ctx context.Context, name string) {
 	if p.MaxPrefixRestart <= 0 {
 		return
 	}
-	go func() {
+	s.goroutine(func() {
 		t := time.NewTimer(p.MaxPrefixRestart)
 		defer t.Stop()
 		select {
@@ -419,6 +440,16 @@ func (s *Speaker) maxPrefixExceeded(ctx context.Context, name string) {
 			}
 			s.log.Info("bgp: peer re-enabled after max-prefix hold-down", "peer", name)
 		}
+	})
+}
+
+// goroutine runs fn in a goroutine that shutdown waits for. Called only
+// from a callback, with s.deliver held and s.stopped false.
+func (s *Speaker) goroutine(fn func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		fn()
 	}()
 }
 
@@ -463,26 +494,23 @@ func (s *Speaker) ShutdownPeer(ctx context.Context, name, reason string) error {
 	return fmt.Errorf("bgp: no peer %q", name)
 }
 
-// Stop closes every session and stops the server.
-func (s *Speaker) Stop() {
-	s.mu.Lock()
-	cancel := s.cancel
-	s.cancel = nil
-	s.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	s.stopServer()
-	s.log.Info("bgp stopped")
-}
+// Done is closed when the speaker has stopped after Start's context ended.
+func (s *Speaker) Done() <-chan struct{} { return s.done }
 
-// stopServer closes every session, the listeners and the gRPC API.
-func (s *Speaker) stopServer() {
+// shutdown closes every session with a Cease NOTIFICATION (gobgp's StopBgp
+// sends it and waits for each session's goroutines), the listeners and the
+// gRPC API, then stops the callbacks, waits for the speaker's own
+// goroutines (they end with the context, which has ended) and closes done.
+func (s *Speaker) shutdown() {
 	s.srv.Stop()
+	s.deliver.Lock()
+	s.stopped = true
+	s.deliver.Unlock()
+	s.wg.Wait()
 	if s.apiSock != "" {
 		removeSocket(s.apiSock)
 	}
+	close(s.done)
 }
 
 func sessionState(st api.PeerState_SessionState) string {

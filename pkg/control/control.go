@@ -53,11 +53,8 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NullTimes(b), nil
+	return bytes.ReplaceAll(b, zeroTime, []byte("null")), nil
 }
-
-// NullTimes replaces every zero time in the JSON b with null.
-func NullTimes(b []byte) []byte { return bytes.ReplaceAll(b, zeroTime, []byte("null")) }
 
 // PeerStatus is a BGP session and how many of its routes are in the kernel.
 type PeerStatus struct {

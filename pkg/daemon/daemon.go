@@ -1,6 +1,9 @@
 // Package daemon wires cgwd's parts together from a config: tunnels, the
-// control socket and the metrics endpoint. It starts them in order and stops
-// them in reverse, removing everything it created.
+// control socket and the metrics endpoint. It starts them in order on one
+// stack (pkg/lifecycle) and stops them in reverse, removing everything it
+// created: at shutdown BGP closes its sessions with a NOTIFICATION and the
+// routes are withdrawn while the tunnels still carry them, and only then do
+// the tunnels go.
 package daemon
 
 import (
@@ -8,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
+	"github.com/cgwd/cgwd/pkg/lifecycle"
 	"github.com/cgwd/cgwd/pkg/metrics"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/version"
@@ -28,18 +31,25 @@ type Daemon struct {
 	// OnReady, if set, is called once Run has started everything, before it
 	// waits for its context to end (cgwd run tells systemd READY=1 there).
 	OnReady func()
+	// ReloadSignal, if set, makes Run's loop reload the config on each
+	// value received (cgwd run connects SIGHUP): it reads the config with
+	// LoadConfig and applies it as Reload does, logging the outcome.
+	ReloadSignal <-chan os.Signal
+	LoadConfig   func() (*config.Config, error)
 
 	cfg     *config.Config
 	log     *slog.Logger
 	tunnels []tunnel.Tunnel // as built by New; Run starts them
+	reloads chan reload     // Reload's requests to Run's loop
+	stopped chan struct{}   // closed when Run's loop has ended
 
 	mu      sync.Mutex // guards running and cfg after Run started
 	running []*runningTunnel
-	runCtx  context.Context
 	bgpCfg  bgp.Config
 	fibCfg  fib.Config
 	paths   *failover.Manager
 	speaker *bgp.Speaker // replaced by a reload that changes the ASN or router ID
+	stopBGP context.CancelFunc
 	fib     *fib.FIB
 	fw      *firewall.Firewall
 	started time.Time
@@ -48,7 +58,7 @@ type Daemon struct {
 // New builds the daemon's tunnels from cfg (reading their secret files) but
 // creates nothing in the kernel yet.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log}
+	d := &Daemon{cfg: cfg, log: log, reloads: make(chan reload), stopped: make(chan struct{})}
 	for _, v := range cfg.VPN {
 		for i := range v.Tunnels {
 			t, err := newTunnel(&v.Tunnels[i], log.With("vpn", v.Name))
@@ -81,24 +91,12 @@ func newEcmp(cfg *config.Config) bool {
 // setMultipathHash makes Linux hash multipath routes on ports too (L4): by
 // default it hashes on addresses only, which puts every flow between two
 // hosts on one tunnel.
-// A value already set (by the host, for a container whose /proc/sys is
-// read-only) is not written again.
 func setMultipathHash(log *slog.Logger) error {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/fib_multipath_hash_policy"); err == nil && strings.TrimSpace(string(b)) == "1" {
-		return nil
-	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
 		return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
 	}
 	log.Info("ecmp: net.ipv4.fib_multipath_hash_policy set to 1 (layer 4 hash)")
 	return nil
-}
-
-// runContext is Run's context.
-func (d *Daemon) runContext() context.Context {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.runCtx
 }
 
 // bgpSpeaker is the running BGP speaker, nil before routing started.
@@ -187,61 +185,76 @@ func (d *Daemon) Status() control.Status {
 }
 
 // Run starts everything, serves until ctx ends, then stops everything in
-// reverse order. If start-up fails, what was started is torn down and the
-// error returned.
-func (d *Daemon) Run(ctx context.Context) (err error) {
+// reverse order. Reloads (Reload, ReloadSignal) run on Run's loop, one at a
+// time, so none overlaps start-up or shutdown. If start-up fails, what was
+// started is torn down and the error returned.
+func (d *Daemon) Run(ctx context.Context) error {
 	d.started = time.Now()
-	var stack []func() // undo actions, run in reverse
-	defer func() {
-		for i := len(stack) - 1; i >= 0; i-- {
-			stack[i]()
+	stack := lifecycle.Stack{Log: d.log}
+	defer stack.Unwind()
+	defer close(d.stopped) // before Unwind: no reload once stopping begins
+	if err := d.start(&stack); err != nil {
+		return err
+	}
+	d.log.Info("cgwd running", "version", version.String(), "tunnels", len(d.tunnels), "control_socket", d.cfg.ControlSocket)
+	if d.OnReady != nil {
+		d.OnReady()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("cgwd stopping", "cause", context.Cause(ctx))
+			return nil
+		case r := <-d.reloads:
+			if ctx.Err() != nil {
+				r.err <- ErrStopped
+				continue
+			}
+			r.err <- d.apply(ctx, r.cfg)
+		case <-d.ReloadSignal:
+			if ctx.Err() == nil {
+				d.reloadConfig(ctx)
+			}
 		}
-	}()
+	}
+}
 
+// start starts every part on stack, in this order: the control socket and
+// metrics endpoints, the tunnels, the firewall, the FIB, failover and BGP.
+// Unwinding the stack stops BGP first (a Cease NOTIFICATION to every peer
+// while the tunnels still carry it), then failover, the FIB (which removes
+// its routes and keeps the fail-closed ones), the firewall, and only then
+// the tunnels: no part gets Run's context, so none stops out of turn.
+func (d *Daemon) start(stack *lifecycle.Stack) error {
 	ctrl, err := control.Listen(d.cfg.ControlSocket, d.Status)
 	if err != nil {
 		return err
 	}
-	var ms *metrics.Server
+	if err := stack.Start("control socket", d.server("control", ctrl.Serve)); err != nil {
+		return err
+	}
 	if d.cfg.Metrics.Listen != "off" {
-		ms, err = metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
+		ms, err := metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
 		if err != nil {
 			return err
 		}
-	}
-	var ps *metrics.Server
-	if d.cfg.Pprof.On() {
-		if ps, err = metrics.ListenPprof(d.cfg.Pprof.Listen); err != nil {
+		if err := stack.Start("metrics", d.server("metrics", ms.Serve)); err != nil {
 			return err
 		}
-	}
-
-	srvCtx, stopServers := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	serve := func(name string, fn func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := fn(srvCtx); err != nil {
-				d.log.Error("server failed", "server", name, "err", err)
-			}
-		}()
-	}
-	serve("control", ctrl.Serve)
-	if ms != nil {
-		serve("metrics", ms.Serve)
 		d.log.Info("metrics listening", "addr", ms.Addr())
 	}
-	if ps != nil {
-		serve("pprof", ps.Serve)
+	if d.cfg.Pprof.On() {
+		ps, err := metrics.ListenPprof(d.cfg.Pprof.Listen)
+		if err != nil {
+			return err
+		}
+		if err := stack.Start("pprof", d.server("pprof", ps.Serve)); err != nil {
+			return err
+		}
 		d.log.Info("pprof listening", "addr", ps.Addr())
 	}
-	stack = append(stack, func() { stopServers(); wg.Wait() })
 
-	d.mu.Lock()
-	d.runCtx = ctx
-	d.mu.Unlock()
-	stack = append(stack, d.stopAllTunnels)
+	stack.Defer("tunnels", d.stopAllTunnels)
 	for _, t := range d.tunnels {
 		if err := d.startTunnel(t); err != nil {
 			return err
@@ -257,23 +270,19 @@ func (d *Daemon) Run(ctx context.Context) (err error) {
 		d.fw = fw
 		d.mu.Unlock()
 	}
-	stack = append(stack, d.removeFirewall) // a reload may install one later
-	if err := d.startRouting(ctx, &stack); err != nil {
-		return err
-	}
-	d.log.Info("cgwd running", "version", version.String(), "tunnels", len(d.tunnels), "control_socket", d.cfg.ControlSocket)
-	if d.OnReady != nil {
-		d.OnReady()
-	}
-	<-ctx.Done()
-	d.log.Info("cgwd stopping", "cause", context.Cause(ctx))
-	return nil
+	stack.Defer("firewall", d.removeFirewall) // a reload may install one later
+	return d.startRouting(stack)
+}
+
+// server makes a component of a server's blocking Serve.
+func (d *Daemon) server(name string, serve func(context.Context) error) lifecycle.Component {
+	return lifecycle.Go(serve, func(err error) { d.log.Error("server failed", "server", name, "err", err) })
 }
 
 // startRouting starts the FIB, the failover manager driving it and the BGP
-// speaker feeding both. Their undo actions go on stack, so they stop in
+// speaker feeding both. They go on stack in that order, so they stop in
 // reverse: BGP, failover, then the FIB, which removes its routes.
-func (d *Daemon) startRouting(ctx context.Context, stack *[]func()) error {
+func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 	if newEcmp(d.cfg) {
 		if err := setMultipathHash(d.log); err != nil {
 			return err
@@ -283,30 +292,45 @@ func (d *Daemon) startRouting(ctx context.Context, stack *[]func()) error {
 	if err != nil {
 		return err
 	}
-	fibCtx, stopFIB := context.WithCancel(context.Background())
-	fibDone := make(chan error, 1)
-	go func() { fibDone <- f.Run(fibCtx) }()
-	*stack = append(*stack, func() {
-		stopFIB()
-		if err := <-fibDone; err != nil {
-			d.log.Error("fib stopped with error", "err", err)
-		}
-	})
-	d.fib = f
-	sp := bgp.New(d.bgpCfg)
-	foCtx, stopFailover := context.WithCancel(context.Background())
-	foDone, err := d.paths.Start(foCtx, f, speakerRef{d})
+	err = stack.Start("fib", lifecycle.Go(f.Run, func(err error) { d.log.Error("fib stopped with error", "err", err) }))
 	if err != nil {
-		stopFailover()
 		return err
 	}
-	*stack = append(*stack, func() { stopFailover(); <-foDone })
+	d.fib = f
+	fo := lifecycle.Func(func(ctx context.Context) error { return d.paths.Start(ctx, f, speakerRef{d}) }, d.paths.Done)
+	if err := stack.Start("failover", fo); err != nil {
+		return err
+	}
+	if err := d.startSpeaker(d.bgpCfg); err != nil {
+		return err
+	}
+	stack.Defer("bgp", d.stopSpeaker)
+	return nil
+}
+
+// startSpeaker starts a BGP speaker with cfg, stopped only by stopSpeaker.
+func (d *Daemon) startSpeaker(cfg bgp.Config) error {
+	sp := bgp.New(cfg)
+	ctx, cancel := context.WithCancel(context.Background())
 	if err := sp.Start(ctx, d.routeEvent, d.peerEvent); err != nil {
+		cancel()
 		return err
 	}
 	d.mu.Lock()
-	d.speaker = sp
+	d.speaker, d.stopBGP = sp, cancel
 	d.mu.Unlock()
-	*stack = append(*stack, func() { d.bgpSpeaker().Stop() })
 	return nil
+}
+
+// stopSpeaker stops the running speaker, which closes its sessions with a
+// Cease NOTIFICATION, and waits until it has stopped.
+func (d *Daemon) stopSpeaker() {
+	d.mu.Lock()
+	sp, stop := d.speaker, d.stopBGP
+	d.mu.Unlock()
+	if sp == nil {
+		return
+	}
+	stop()
+	<-sp.Done()
 }

@@ -29,12 +29,11 @@ func (d *Daemon) runningTunnels() []*runningTunnel {
 	return append([]*runningTunnel(nil), d.running...)
 }
 
-// startTunnel starts t and a watcher logging its state changes.
+// startTunnel starts t and a watcher logging its state changes. The tunnel
+// runs until stopTunnel closes it: not Run's context, so that at shutdown
+// it outlives the BGP sessions and routes that use it.
 func (d *Daemon) startTunnel(t tunnel.Tunnel) error {
-	d.mu.Lock()
-	ctx := d.runCtx
-	d.mu.Unlock()
-	if err := t.Start(ctx); err != nil {
+	if err := t.Start(context.Background()); err != nil {
 		return err
 	}
 	wctx, stop := context.WithCancel(context.Background())
@@ -84,6 +83,15 @@ func (d *Daemon) stopAllTunnels() {
 // ErrRestartNeeded wraps reload refusals for changes only a restart applies.
 var ErrRestartNeeded = errors.New("needs a restart of cgwd")
 
+// ErrStopped is Reload's answer once Run has stopped serving.
+var ErrStopped = errors.New("cgwd is stopping")
+
+// reload is a request to Run's loop.
+type reload struct {
+	cfg *config.Config
+	err chan error
+}
+
 // Reload applies a new, already validated config to the running daemon, part
 // by part, touching only what changed:
 //
@@ -105,7 +113,43 @@ var ErrRestartNeeded = errors.New("needs a restart of cgwd")
 // kept. Changes only a restart applies (control socket, metrics, logging,
 // route table/protocol, reconcile interval, stale time, nexthop compat mode)
 // are refused with ErrRestartNeeded, nothing else applied.
-func (d *Daemon) Reload(newCfg *config.Config) error {
+//
+// The reload runs on Run's loop: Reload waits until Run serves and has
+// applied it, and returns ErrStopped once Run is stopping.
+func (d *Daemon) Reload(cfg *config.Config) error {
+	r := reload{cfg: cfg, err: make(chan error, 1)}
+	select {
+	case d.reloads <- r:
+		return <-r.err
+	case <-d.stopped:
+		return ErrStopped
+	}
+}
+
+// reloadConfig reads the config with LoadConfig and applies it, logging
+// the outcome. An invalid file is rejected with every problem logged; the
+// running state stays.
+func (d *Daemon) reloadConfig(ctx context.Context) {
+	cfg, err := d.LoadConfig()
+	if err == nil {
+		err = d.apply(ctx, cfg)
+	}
+	var probs config.Problems
+	switch {
+	case err == nil:
+	case errors.As(err, &probs):
+		for _, p := range probs {
+			d.log.Error("reload rejected: invalid config, keeping the running state", "field", p.Field, "problem", p.Msg)
+		}
+	case errors.Is(err, ErrRestartNeeded):
+		d.log.Error("reload rejected, keeping the running state", "err", err)
+	default:
+		d.log.Error("reload: not every change could be applied", "err", err)
+	}
+}
+
+// apply is Reload, on Run's loop; ctx (Run's) bounds its BGP requests.
+func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	d.mu.Lock()
 	old := d.cfg
 	d.mu.Unlock()
@@ -153,7 +197,7 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 		}
 	}
 	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
-	if err := d.reloadRouting(bgpCfg, fibCfg, foCfg); err != nil {
+	if err := d.reloadRouting(ctx, bgpCfg, fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
 	}
 	for _, name := range tc.removed {
@@ -174,7 +218,7 @@ func (d *Daemon) Reload(newCfg *config.Config) error {
 // reloadRouting applies new routing settings to the FIB, the failover
 // manager and the BGP speaker, in that order (a path must be known to the
 // FIB before failover marks it, and to failover before BGP reports it).
-func (d *Daemon) reloadRouting(bgpCfg bgp.Config, fibCfg fib.Config, foCfg failover.Config) error {
+func (d *Daemon) reloadRouting(ctx context.Context, bgpCfg bgp.Config, fibCfg fib.Config, foCfg failover.Config) error {
 	var errs []error
 	if _, err := d.fib.SetPaths(fibCfg.Paths); err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
@@ -183,13 +227,13 @@ func (d *Daemon) reloadRouting(bgpCfg bgp.Config, fibCfg fib.Config, foCfg failo
 	if _, err := d.paths.Reconfigure(foCfg); err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
 	}
-	ctx, cancel := context.WithTimeout(d.runContext(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	sp := d.bgpSpeaker()
 	_, err := sp.Reconfigure(ctx, bgpCfg)
 	if errors.Is(err, bgp.ErrNewSpeaker) {
 		d.log.Info("reload: ASN, router ID, listen port or gRPC address changed: re-establishing every BGP session")
-		err = d.replaceSpeaker(sp, bgpCfg)
+		err = d.replaceSpeaker(bgpCfg)
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
@@ -199,22 +243,15 @@ func (d *Daemon) reloadRouting(bgpCfg bgp.Config, fibCfg fib.Config, foCfg failo
 
 // replaceSpeaker stops the running speaker, withdraws what its peers
 // offered, and starts one with cfg.
-func (d *Daemon) replaceSpeaker(old *bgp.Speaker, cfg bgp.Config) error {
-	old.Stop()
+func (d *Daemon) replaceSpeaker(cfg bgp.Config) error {
+	d.stopSpeaker()
 	d.mu.Lock()
 	oldPeers := d.bgpCfg.Peers
 	d.mu.Unlock()
 	for _, p := range oldPeers {
 		d.peerEvent(p.Name, false)
 	}
-	sp := bgp.New(cfg)
-	if err := sp.Start(d.runContext(), d.routeEvent, d.peerEvent); err != nil {
-		return err
-	}
-	d.mu.Lock()
-	d.speaker = sp
-	d.mu.Unlock()
-	return nil
+	return d.startSpeaker(cfg)
 }
 
 // reloadFirewall rebuilds, installs or removes the firewall table.

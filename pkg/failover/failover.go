@@ -94,6 +94,9 @@ type Manager struct {
 	bgp SessionResetter
 	ctx context.Context // Start's
 	ev  chan event
+	// quit is closed when run stops reading ev; done once every health
+	// check has stopped too.
+	quit, done chan struct{}
 
 	reconf sync.Mutex // serialises Reconfigure
 	mu     sync.Mutex // guards paths, order, cfg.HoldDown and the pathState fields
@@ -124,6 +127,7 @@ func New(cfg Config) *Manager {
 	m := &Manager{
 		cfg: cfg, log: log.With("component", "failover"),
 		paths: map[string]*pathState{}, ev: make(chan event, 64),
+		quit: make(chan struct{}), done: make(chan struct{}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cgwd_failovers_total", Help: "Changes of the active path, by previous and new active path and cause.",
 		}, []string{"from", "to", "reason"}),
@@ -236,31 +240,42 @@ func (m *Manager) send(e event) {
 	if !ok {
 		return
 	}
-	m.ev <- e
+	select {
+	case m.ev <- e:
+	case <-m.quit: // the loop has stopped: nobody will read it
+	}
 }
 
-// Start marks every path unusable until its checks pass, starts the BFD
-// sessions and then applies path changes to fib until ctx ends; done is
-// closed when it has stopped.
-func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter) (done <-chan struct{}, err error) {
+// Start marks every path unusable until its checks pass, starts the health
+// checks and then applies path changes to fib until ctx ends. On error the
+// checks it started are stopped. Start may be called once.
+func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter) error {
 	m.fib, m.bgp, m.ctx = fib, bgp, ctx
 	m.mu.Lock()
 	order := append([]string(nil), m.order...)
 	m.mu.Unlock()
-	for _, name := range order {
+	for i, name := range order {
 		m.fib.SetUsable(name, false)
 		if err := m.startChecks(name, m.path(name)); err != nil {
-			return nil, err
+			for _, n := range order[:i+1] {
+				m.stopChecks(m.path(n))
+			}
+			close(m.quit)
+			close(m.done)
+			return err
 		}
 	}
 	m.updateActive()
-	ch := make(chan struct{})
 	go func() {
-		defer close(ch)
+		defer close(m.done)
 		m.run(ctx)
 	}()
-	return ch, nil
+	return nil
 }
+
+// Done is closed when the manager and every health check have stopped
+// after Start's context ended.
+func (m *Manager) Done() <-chan struct{} { return m.done }
 
 // path returns the named path's state, nil if there is none.
 func (m *Manager) path(name string) *pathState {
@@ -299,14 +314,20 @@ func (m *Manager) startChecks(name string, p *pathState) error {
 	return nil
 }
 
-// stopChecks ends a path's health checks and waits for a BFD session to
-// release its sockets.
+// stopChecks ends a path's health checks and waits until they have
+// stopped and released their sockets.
 func (m *Manager) stopChecks(p *pathState) {
 	if p.stop != nil {
 		p.stop()
 	}
-	if p.session != nil {
-		<-p.session.Done()
+	m.mu.Lock()
+	session, prober := p.session, p.prober
+	m.mu.Unlock()
+	if session != nil {
+		<-session.Done()
+	}
+	if prober != nil {
+		<-prober.Done()
 	}
 }
 
@@ -341,11 +362,17 @@ func (m *Manager) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
+			close(m.quit)
 			m.mu.Lock()
+			paths := make([]*pathState, 0, len(m.paths))
 			for _, p := range m.paths {
 				m.stopHold(p)
+				paths = append(paths, p)
 			}
 			m.mu.Unlock()
+			for _, p := range paths {
+				m.stopChecks(p)
+			}
 			return
 		case e := <-m.ev:
 			m.handle(ctx, e)

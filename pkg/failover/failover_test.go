@@ -106,11 +106,11 @@ func start(t *testing.T, hold time.Duration) (*Manager, *fakeFIB, *fakeBGP) {
 		{Name: "cgw-t1", Kind: "tunnel", VPN: "vpn1"},
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
-	done, err := m.Start(ctx, fib, bgp)
+	err := m.Start(ctx, fib, bgp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() { cancel(); <-m.Done() })
 	return m, fib, bgp
 }
 
@@ -255,11 +255,11 @@ func TestFailoverCountedWhenWithdrawalMovesTrafficFirst(t *testing.T) {
 		{Name: "cgw-t2", Kind: "tunnel", VPN: "vpn1"},
 	}})
 	ctx, cancel := context.WithCancel(context.Background())
-	done, err := m.Start(ctx, fib, bgp)
+	err := m.Start(ctx, fib, bgp)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-m.Done() }()
 	for _, p := range []string{"dx1", "cgw-t1", "cgw-t2"} {
 		m.BGPState(p, true)
 		waitFor(t, p+" usable", func() bool { return fib.is(p) })

@@ -68,11 +68,11 @@ func TestReconfigureRetimesOrReplacesBFD(t *testing.T) {
 	}
 	fib := &fakeFIB{order: []string{"dx1"}, usable: map[string]bool{}}
 	m := New(Config{Paths: []PathConfig{path(b, timers)}})
-	done, err := m.Start(ctx, fib, &fakeBGP{})
+	err = m.Start(ctx, fib, &fakeBGP{})
 	if err != nil {
 		t.Skipf("cannot open BFD sockets on lo here: %v", err)
 	}
-	defer func() { cancel(); <-done }()
+	defer func() { cancel(); <-m.Done() }()
 	m.BGPState("dx1", true)
 	waitFor(t, "DX usable once BFD is up", func() bool { return fib.is("dx1") })
 	session := m.path("dx1").session

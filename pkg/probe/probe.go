@@ -126,6 +126,7 @@ type Prober struct {
 	mu   sync.Mutex
 	tr   *tracker
 	conn *icmp.PacketConn
+	done chan struct{}
 }
 
 // New checks cfg and returns a prober; call Start.
@@ -143,7 +144,7 @@ func New(cfg Config) (*Prober, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Prober{cfg: cfg, log: log.With("probe_peer", cfg.Peer), tr: newTracker(cfg)}, nil
+	return &Prober{cfg: cfg, log: log.With("probe_peer", cfg.Peer), tr: newTracker(cfg), done: make(chan struct{})}, nil
 }
 
 // Stats returns the prober's counters and verdict.
@@ -154,7 +155,8 @@ func (p *Prober) Stats() Stats {
 }
 
 // Start opens a raw ICMP socket on the local inside address (CAP_NET_RAW)
-// and probes until ctx ends.
+// and probes until ctx ends; Done is closed once the socket is closed and
+// the prober's goroutines have returned. Start may be called once.
 func (p *Prober) Start(ctx context.Context) error {
 	c, err := icmp.ListenPacket("ip4:icmp", p.cfg.Local.String())
 	if err != nil {
@@ -162,14 +164,27 @@ func (p *Prober) Start(ctx context.Context) error {
 	}
 	p.conn = c
 	replies := make(chan reply, 16)
-	go p.read(replies)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		p.read(replies)
+	}()
+	go func() {
+		defer wg.Done()
+		p.run(ctx, replies)
+	}()
 	go func() {
 		<-ctx.Done()
-		c.Close()
+		c.Close() // unblocks read
+		wg.Wait()
+		close(p.done)
 	}()
-	go p.run(ctx, replies)
 	return nil
 }
+
+// Done is closed when the prober has stopped after its context ended.
+func (p *Prober) Done() <-chan struct{} { return p.done }
 
 type reply struct {
 	seq uint16
@@ -198,7 +213,7 @@ func (p *Prober) read(out chan<- reply) {
 		}
 		select {
 		case out <- reply{seq: uint16(e.Seq), at: at}:
-		default:
+		default: // run is behind: the probe counts as lost
 		}
 	}
 }

@@ -40,10 +40,16 @@ type Tunnel interface {
 	Kind() Kind
 	// Start creates the netdev, assigns the inside address and starts the
 	// session. It returns once the netdev is up; the session forms in the
-	// background until ctx ends or Close is called. On error it leaves
-	// nothing behind.
+	// background until ctx ends or Close is called, then the tunnel tells
+	// its peer if its protocol can and removes its netdev and sockets. On
+	// error it leaves nothing behind. This is the lifecycle shape of every
+	// long-running part of cgwd (pkg/lifecycle).
 	Start(ctx context.Context) error
-	// Close stops the tunnel and removes its netdev and sockets.
+	// Done is closed once a started tunnel has stopped.
+	Done() <-chan struct{}
+	// Close stops the tunnel, waits until it has stopped and wipes its
+	// keys: it cannot be started again. It may be called on a tunnel that
+	// was never started.
 	Close() error
 	// Status is a snapshot of the tunnel's state and counters.
 	Status() Status

@@ -17,6 +17,7 @@ func (f *fakeTunnel) Name() string                { return "fake0" }
 func (f *fakeTunnel) Kind() Kind                  { return KindWireGuard }
 func (f *fakeTunnel) Start(context.Context) error { return nil }
 func (f *fakeTunnel) Close() error                { return nil }
+func (f *fakeTunnel) Done() <-chan struct{}       { return nil }
 func (f *fakeTunnel) Status() Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()

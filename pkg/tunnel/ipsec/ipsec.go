@@ -63,7 +63,8 @@ type Tunnel struct {
 	natt    *net.UDPConn
 	sess    *ike.Session
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the goroutines Start starts
+	done    chan struct{}  // closed once they have returned
 	started bool
 	closed  bool // the PSK is wiped: no restart
 	workers int  // crypto workers per direction
@@ -87,7 +88,7 @@ func New(cfg Config) (*Tunnel, error) {
 	if cfg.IKE.ReplayWindow == 0 {
 		cfg.IKE.ReplayWindow = esp.DefaultWindow
 	}
-	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow), workers: defaultWorkers()}
+	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow), workers: defaultWorkers(), done: make(chan struct{})}
 	sess, err := ike.NewSession(cfg.IKE, t, t.dp)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
@@ -126,7 +127,9 @@ func dialUDP(local, remote netip.Addr, lport, rport int) (*net.UDPConn, error) {
 	return c.(*net.UDPConn), nil
 }
 
-// Start creates the TUN netdev, opens the sockets and starts IKE and ESP.
+// Start creates the TUN netdev, opens the sockets and starts IKE and ESP,
+// which run until ctx ends or Close: then IKE deletes the SAs and the
+// sockets and the netdev are closed.
 func (t *Tunnel) Start(ctx context.Context) (err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -180,6 +183,10 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 	s := newSender(nattConn, dev.BatchSize())
 	out := newOutbound(t.log, t.workers, dev.BatchSize(), t.cfg.MTU, dev.Read, t.dp.out.Load, s.send)
 	out.start(ctx, &t.wg)
+	go func() {
+		t.wg.Wait()
+		close(t.done)
+	}()
 	t.log.Info("tunnel started", "local", local, "remote", remote, "inside", t.cfg.Inside, "initiate", t.cfg.IKE.Initiate, "crypto_workers", t.workers)
 	return nil
 }
@@ -358,9 +365,13 @@ func (s *sender) send(run []byte, seg int) {
 	}
 }
 
-// Close stops IKE (deleting the SAs), removes the netdev and sockets and,
-// once the session has stopped, zeroes the PSK: the tunnel cannot be
-// started again.
+// Done is closed when the tunnel has stopped after Start's context ended
+// or Close.
+func (t *Tunnel) Done() <-chan struct{} { return t.done }
+
+// Close stops the tunnel as the end of Start's context does (IKE deletes
+// the SAs, the netdev and sockets are removed), waits until it has stopped
+// and zeroes the PSK: the tunnel cannot be started again.
 func (t *Tunnel) Close() error {
 	t.mu.Lock()
 	if !t.started {
@@ -371,7 +382,7 @@ func (t *Tunnel) Close() error {
 	cancel := t.cancel
 	t.mu.Unlock()
 	cancel()
-	t.wg.Wait()
+	<-t.done
 	t.mu.Lock()
 	t.started, t.dev, t.ike, t.natt = false, nil, nil, nil
 	t.wipeLocked()

@@ -57,9 +57,8 @@ type Tunnel struct {
 	key    device.NoisePrivateKey // zero once closed
 	closed bool
 	dev    *device.Device
-	uapi   net.Listener
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed once run has closed the device
 
 	statsMu sync.Mutex
 	stats   statsParser // Status's, reused so that Status copies nothing
@@ -83,7 +82,7 @@ func New(cfg Config) (*Tunnel, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Tunnel{cfg: cfg, key: key, log: log.With("tunnel", cfg.Name, "kind", tunnel.KindWireGuard)}, nil
+	return &Tunnel{cfg: cfg, key: key, log: log.With("tunnel", cfg.Name, "kind", tunnel.KindWireGuard), done: make(chan struct{})}, nil
 }
 
 // decodePrivateKey decodes a base64 private key, clearing its scratch copy.
@@ -160,8 +159,8 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 		return fmt.Errorf("tunnel %s: %w", t.cfg.Name, err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	t.dev, t.uapi, t.cancel, t.done = dev, uapi, cancel, make(chan struct{})
-	go t.serveUAPI(ctx, uapi, dev)
+	t.dev, t.cancel = dev, cancel
+	go t.run(ctx, uapi, dev)
 	t.log.Info("tunnel started", "endpoint", t.cfg.Endpoint, "inside", t.cfg.Inside, "listen_port", t.cfg.ListenPort)
 	return nil
 }
@@ -202,24 +201,57 @@ func (t *Tunnel) uapiConfig() string {
 	return b.String()
 }
 
-// serveUAPI answers `wg` on the UAPI socket until ctx ends.
-func (t *Tunnel) serveUAPI(ctx context.Context, l net.Listener, dev *device.Device) {
+// run answers `wg` on the UAPI socket until ctx ends, then closes the
+// socket and the connections being answered, waits for their handlers and
+// closes the device and its TUN, which removes the netdev. l may be nil
+// (tests): no UAPI socket.
+func (t *Tunnel) run(ctx context.Context, l net.Listener, dev *device.Device) {
 	defer close(t.done)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	wg.Add(1)
 	go func() {
+		defer wg.Done()
 		<-ctx.Done()
-		l.Close()
+		if l != nil {
+			l.Close() // ends Accept
+		}
 	}()
-	for {
+	for l != nil {
 		c, err := l.Accept()
 		if err != nil {
-			return
+			break
 		}
-		go dev.IpcHandle(c)
+		mu.Lock()
+		conns[c] = true
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev.IpcHandle(c) // closes c
+			mu.Lock()
+			delete(conns, c)
+			mu.Unlock()
+		}()
 	}
+	<-ctx.Done()
+	mu.Lock()
+	for c := range conns {
+		c.Close()
+	}
+	mu.Unlock()
+	wg.Wait()
+	closeDevice(dev)
 }
 
-// Close removes the UAPI socket, the device and its netdev, and wipes the
-// private key: the tunnel cannot be started again.
+// Done is closed when the tunnel has stopped after Start's context ended
+// or Close.
+func (t *Tunnel) Done() <-chan struct{} { return t.done }
+
+// Close stops the tunnel as the end of Start's context does (removing the
+// UAPI socket, the device and its netdev), waits until it has stopped and
+// wipes the private key: the tunnel cannot be started again.
 func (t *Tunnel) Close() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -230,7 +262,6 @@ func (t *Tunnel) Close() error {
 	}
 	t.cancel()
 	<-t.done
-	closeDevice(t.dev)
 	t.dev = nil
 	t.log.Info("tunnel stopped")
 	return nil

@@ -57,12 +57,11 @@ func testTunnel(t *testing.T, name, priv, peerPub string, endpointPort uint16, b
 	if err := dev.Up(); err != nil {
 		t.Fatal(err)
 	}
-	_, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	close(done) // no UAPI socket to serve
+	ctx, cancel := context.WithCancel(context.Background())
 	tn.mu.Lock()
-	tn.dev, tn.cancel, tn.done = dev, cancel, done
+	tn.dev, tn.cancel = dev, cancel
 	tn.mu.Unlock()
+	go tn.run(ctx, nil, dev) // no UAPI socket to serve
 	t.Cleanup(func() { tn.Close() })
 	return tn, ctun
 }
