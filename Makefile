@@ -13,7 +13,7 @@ DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq c
 TUNNEL ?= wireguard
 export TUNNEL
 
-.PHONY: all build deps lab lab-down test lint unit integration bench clean
+.PHONY: all build deps lab lab-down test lint unit integration bench clean image
 
 all: build
 
@@ -50,6 +50,12 @@ lab: deps build
 
 lab-down:
 	$(LAB) down
+
+# image builds cgwd's container image from a static binary (FROM scratch, no
+# registry) with podman, or docker: deploy/container/image.sh.
+IMAGE ?= localhost/cgwd:latest
+image:
+	VERSION=$(VERSION) deploy/container/image.sh $(IMAGE)
 
 test: deps build lint unit integration
 

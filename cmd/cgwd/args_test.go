@@ -32,7 +32,7 @@ func TestCheckConfigReadsTheFileGiven(t *testing.T) {
 	if code, _, errOut := runCLI("check-config", good, "-skip-secrets"); code != exitOK {
 		t.Errorf("flag after the file: exit %d\n%s", code, errOut)
 	}
-	if code, _, errOut := runCLI("status", "tunnels", "extra"); code != exitUsage || !strings.Contains(errOut, "unexpected argument") {
+	if code, _, errOut := runCLI("status", "tunnels", "t1", "extra"); code != exitUsage || !strings.Contains(errOut, "unexpected argument") {
 		t.Errorf("status with arguments: exit %d\n%s", code, errOut)
 	}
 }

@@ -7,23 +7,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
 
 	"github.com/cgwd/cgwd/pkg/config"
-	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/cgwd/cgwd/pkg/daemon"
 	"github.com/cgwd/cgwd/pkg/version"
 )
@@ -46,6 +40,7 @@ const usage = `usage: cgwd <command> [flags]
 commands:
   run           run the daemon in the foreground (-c FILE or FILE; default /etc/cgwd/cgwd.yaml)
   check-config  validate a config file and list every problem (-c FILE or FILE)
+  config dump   print the effective config, every default filled in (-c FILE or FILE)
   status        show the running daemon's tunnels
   import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
   cleanup       remove what a stopped cgwd left in the kernel (fail-closed routes included)
@@ -63,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args, stderr)
 	case "check-config":
 		return cmdCheckConfig(args, stdout, stderr)
+	case "config":
+		return cmdConfig(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
 	case "import-aws":
@@ -207,15 +204,11 @@ func newLogger(c config.Log, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("check-config", stderr)
-	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
-	path, code, ok := parseConfigArgs(fs, args)
-	if !ok {
-		return code
-	}
+// loadConfig loads and validates the file at path, listing every problem
+// on stderr when it is invalid.
+func loadConfig(path string, skipSecrets bool, stderr io.Writer) (cfg *config.Config, code int, ok bool) {
 	load := config.Load
-	if *skipSecrets {
+	if skipSecrets {
 		load = config.LoadSkipSecrets
 	}
 	cfg, err := load(path)
@@ -229,7 +222,21 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 		} else {
 			fmt.Fprintf(stderr, "  %v\n", err)
 		}
-		return exitUsage
+		return nil, exitUsage, false
+	}
+	return cfg, exitOK, true
+}
+
+func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("check-config", stderr)
+	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
+	path, code, ok := parseConfigArgs(fs, args)
+	if !ok {
+		return code
+	}
+	cfg, code, ok := loadConfig(path, *skipSecrets, stderr)
+	if !ok {
+		return code
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
@@ -270,157 +277,4 @@ func cmdCleanup(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "cgwd cleanup: %s (table %d, protocol %d)\n", done, cfg.BGP.RouteTable, cfg.BGP.RouteProtocol)
 	return exitOK
-}
-
-func cmdStatus(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("status", stderr)
-	sock := fs.String("s", config.DefaultControlSocket, "control socket")
-	path := fs.String("c", "", "config file to read the control socket path from")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, code, ok := parseArgs(fs, args, 0); !ok {
-		return code
-	}
-	if *path != "" {
-		cfg, err := config.ParseFile(*path)
-		if err != nil {
-			fmt.Fprintf(stderr, "cgwd: %v\n", err)
-			return exitUsage
-		}
-		*sock = cfg.ControlSocket
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st, err := control.Query(ctx, *sock)
-	if err != nil {
-		fmt.Fprintf(stderr, "cgwd: %v\n", err)
-		return exitFailure
-	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(st)
-		return exitOK
-	}
-	printStatus(stdout, st, time.Now())
-	return exitOK
-}
-
-func printStatus(w io.Writer, st *control.Status, now time.Time) {
-	fmt.Fprintf(w, "cgwd %s, up %s\n\n", st.Version, now.Sub(st.Started).Round(time.Second))
-	vpnOf := map[string]string{}
-	for _, v := range st.VPN {
-		for _, t := range v.Tunnels {
-			vpnOf[t] = v.Name
-		}
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "VPN\tTUNNEL\tKIND\tSTATE\tOUTSIDE\tINSIDE\tPEER\tHANDSHAKE\tRX\tTX")
-	for _, t := range st.Tunnels {
-		hs := "never"
-		if !t.LastHandshake.IsZero() {
-			hs = now.Sub(t.LastHandshake).Round(time.Second).String() + " ago"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s -> %s\t%s\t%s\t%s\t%s\t%s\n",
-			vpnOf[t.Name], t.Name, t.Kind, t.State, t.LocalOutside, t.RemoteOutside,
-			t.Inside, t.PeerInside, hs, bytesIEC(t.RxBytes), bytesIEC(t.TxBytes))
-	}
-	tw.Flush()
-	printIPsec(w, st, now)
-	if len(st.BGP) == 0 {
-		return
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "BGP PEER\tADDRESS\tASN\tSTATE\tUPTIME\tRECEIVED\tACCEPTED\tADVERTISED\tIN KERNEL")
-	for _, p := range st.BGP {
-		up := "-"
-		if p.Up && !p.Since.IsZero() {
-			up = now.Sub(p.Since).Round(time.Second).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%d\t%d\t%d\t%d\n",
-			p.Name, p.Address, p.PeerASN, p.State, up, p.Received, p.Accepted, p.Advertised, p.Installed)
-	}
-	tw.Flush()
-	if len(st.Paths) > 0 {
-		fmt.Fprintln(w)
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PATH\tKIND\tHEALTH\tBGP\tUSABLE\tACTIVE\tSINCE")
-		for _, p := range st.Paths {
-			usable := fmt.Sprint(p.Usable)
-			if !p.Usable && !p.HoldUntil.IsZero() {
-				usable = "hold-down " + p.HoldUntil.Sub(now).Round(time.Second).String()
-			}
-			since := "-"
-			if !p.Since.IsZero() {
-				since = now.Sub(p.Since).Round(time.Second).String() + " ago"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%v\t%s\t%v\t%s\n", p.Name, p.Kind, p.Health, p.BGPUp, usable, p.Active, since)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d; fail-closed routes: %d\n", st.RoutesProgrammed, st.RouteErrors, st.FailClosedRoutes)
-}
-
-// printIPsec shows the SAs of ipsec tunnels: SPIs, suites, age, rekey due.
-func printIPsec(w io.Writer, st *control.Status, now time.Time) {
-	ago := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return now.Sub(t).Round(time.Second).String()
-	}
-	in := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.Sub(now).Round(time.Second).String()
-	}
-	header := false
-	for _, t := range st.Tunnels {
-		ip := t.IPsec
-		if ip == nil {
-			continue
-		}
-		if !header {
-			fmt.Fprintln(w)
-			header = true
-		}
-		fmt.Fprintf(w, "%s  IKE %s  spi %s  %s  age %s  rekey in %s  (rekeys %d)\n",
-			t.Name, ip.IKEState, ip.IKESPIs, ip.IKESuite, ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
-		fmt.Fprintf(w, "%s  Child spi %s  %s  age %s  rekey in %s  (rekeys %d)\n",
-			t.Name, ip.ChildSPIs, ip.ChildSuite, ago(ip.ChildEstablished), in(ip.ChildRekeyDue), ip.ChildRekeys)
-		if d := nonZero(ip.ESPDropped); d != "" {
-			fmt.Fprintf(w, "%s  ESP dropped: %s\n", t.Name, d)
-		}
-		if d := nonZero(ip.IKEDropped); d != "" {
-			fmt.Fprintf(w, "%s  IKE dropped unread: %s\n", t.Name, d)
-		}
-		if ip.LastError != "" {
-			fmt.Fprintf(w, "%s  last error: %s\n", t.Name, ip.LastError)
-		}
-	}
-}
-
-// nonZero is "reason=count" for each non-zero counter, sorted by reason.
-func nonZero(m map[string]uint64) string {
-	var out []string
-	for _, k := range slices.Sorted(maps.Keys(m)) {
-		if m[k] != 0 {
-			out = append(out, fmt.Sprintf("%s=%d", k, m[k]))
-		}
-	}
-	return strings.Join(out, " ")
-}
-
-func bytesIEC(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

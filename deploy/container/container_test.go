@@ -38,6 +38,35 @@ func TestDockerfile(t *testing.T) {
 	}
 }
 
+// The Containerfile (make image) is one stage on an empty base that ships the
+// binary image.sh puts alone in its build context.
+func TestContainerfile(t *testing.T) {
+	b, err := os.ReadFile("Containerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf := string(b)
+	froms := regexp.MustCompile(`(?m)^FROM\s+(\S+)`).FindAllStringSubmatch(cf, -1)
+	if len(froms) != 1 || froms[0][1] != "scratch" {
+		t.Errorf("FROM lines %v, want exactly FROM scratch (no registry)", froms)
+	}
+	if regexp.MustCompile(`(?m)^RUN `).MatchString(cf) {
+		t.Error("a RUN step needs a shell and a runtime; the image has neither")
+	}
+	for _, line := range []string{"COPY cgwd /usr/local/bin/cgwd", `ENTRYPOINT ["/usr/local/bin/cgwd"]`, `CMD ["run", "-c", "/etc/cgwd/cgwd.yaml"]`} {
+		if !strings.Contains(cf, "\n"+line+"\n") {
+			t.Errorf("Containerfile lacks %q", line)
+		}
+	}
+	sh, err := os.ReadFile("image.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(sh), `sh "$here/build.sh" "$ctx/cgwd"`) {
+		t.Error("image.sh does not build the binary with build.sh into its context")
+	}
+}
+
 func TestBuildIsStatic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds cgwd; skipped with -short")

@@ -27,11 +27,25 @@ const (
 	MaxHalfOpen     = 1024
 )
 
+// IKEVersion is which IKE versions a tunnel may speak, as AWS's
+// IkeVersions: "2", "1" or "any" (both).
+type IKEVersion string
+
+// IKE versions. cgwd speaks IKEv2 only: IKEv1 is refused by Validate and
+// IKEAny runs IKEv2.
+const (
+	IKEv2  IKEVersion = "2"
+	IKEv1  IKEVersion = "1"
+	IKEAny IKEVersion = "any"
+)
+
 // IPsec holds the settings of an ipsec tunnel. Unset fields take the
 // defaults above (see WithDefaults).
 type IPsec struct {
 	// PSKFile holds the pre-shared key (mode 0600).
 	PSKFile string `yaml:"psk_file"`
+	// IKEVersion: "2" (the default), "1" (not implemented yet) or "any".
+	IKEVersion IKEVersion `yaml:"ike_version"`
 	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
 	IKEProposals []IKEProposal `yaml:"ike_proposals"`
 	// ESPProposals in strongSwan notation; a DH group means PFS on rekey.
@@ -68,6 +82,9 @@ type IPsec struct {
 
 // WithDefaults returns a copy of c with every unset field at its default.
 func (c IPsec) WithDefaults() IPsec {
+	if c.IKEVersion == "" {
+		c.IKEVersion = IKEv2
+	}
 	if len(c.IKEProposals) == 0 {
 		c.IKEProposals = []IKEProposal{NewIKEProposal(proposal.DefaultIKE)}
 	}
@@ -118,6 +135,14 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	}
 	v.secretPath(field+".psk_file", raw.PSKFile)
 	c := raw.WithDefaults()
+	switch c.IKEVersion {
+	case IKEv2, IKEAny:
+	case IKEv1:
+		v.add(field+".ike_version", "IKEv1 is not implemented yet: cgwd speaks IKEv2 only; "+
+			"allow ikev2 in the AWS tunnel's IKE versions and set ike_version to 2 or any")
+	default:
+		v.add(field+".ike_version", "%q is not 2, 1 or any", c.IKEVersion)
+	}
 	for i, p := range c.IKEProposals {
 		if p.err != "" {
 			v.add(field+".ike_proposals["+strconv.Itoa(i)+"]", "%s", p.err)

@@ -11,7 +11,7 @@ import (
 
 func TestIPsecDefaults(t *testing.T) {
 	c := IPsec{PSKFile: "/k"}.WithDefaults()
-	if *c.Initiate != true || *c.ForceEncap != true || c.ReplayWindow != 1024 ||
+	if c.IKEVersion != IKEv2 || *c.Initiate != true || *c.ForceEncap != true || c.ReplayWindow != 1024 ||
 		time.Duration(c.IKELifetime) != 28800*time.Second || time.Duration(c.ChildLifetime) != 3600*time.Second ||
 		time.Duration(c.DPDDelay) != 10*time.Second || time.Duration(c.DPDTimeout) != 30*time.Second ||
 		c.IKEProposals[0].String() != "aes256gcm16-prfsha384-ecp384" || c.ESPProposals[0].String() != "aes256gcm16-ecp384" {
@@ -37,6 +37,8 @@ func TestIPsecValidation(t *testing.T) {
 		{IPsec{PSKFile: "/k", DPDTimeout: Duration(5 * time.Second)}, "x.dpd_timeout"},
 		{IPsec{PSKFile: "/k", RemoteID: NewAddr("aws.example")}, "x.remote_id"},
 		{IPsec{PSKFile: "/k", CookieThreshold: -2}, "x.cookie_threshold: -2 is not in -1..10000"},
+		{IPsec{PSKFile: "/k", IKEVersion: IKEv1}, "x.ike_version: IKEv1 is not implemented yet: cgwd speaks IKEv2 only"},
+		{IPsec{PSKFile: "/k", IKEVersion: "3"}, `x.ike_version: "3" is not 2, 1 or any`},
 		{IPsec{PSKFile: "/k", HalfOpenLimit: 5000}, "x.half_open_limit: 5000 is not in 1..1024"},
 	}
 	for _, tc := range cases {
@@ -44,6 +46,13 @@ func TestIPsecValidation(t *testing.T) {
 		v.ipsec("x", &tc.c)
 		if !strings.Contains(v.probs.Error(), tc.want) {
 			t.Errorf("got %q, want %q", v.probs.Error(), tc.want)
+		}
+	}
+	for _, ver := range []IKEVersion{"", IKEv2, IKEAny} {
+		v := &validator{}
+		v.ipsec("x", &IPsec{PSKFile: "/k", IKEVersion: ver})
+		if len(v.probs) != 0 {
+			t.Errorf("ike_version %q: %v", ver, v.probs)
 		}
 	}
 	v := &validator{}

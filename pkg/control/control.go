@@ -53,8 +53,11 @@ func (s Status) MarshalJSON() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return bytes.ReplaceAll(b, zeroTime, []byte("null")), nil
+	return NullTimes(b), nil
 }
+
+// NullTimes replaces every zero time in the JSON b with null.
+func NullTimes(b []byte) []byte { return bytes.ReplaceAll(b, zeroTime, []byte("null")) }
 
 // PeerStatus is a BGP session and how many of its routes are in the kernel.
 type PeerStatus struct {

@@ -188,6 +188,9 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	if err != nil {
 		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
+	if c.IKEVersion == config.IKEAny {
+		log.Info("ike_version any: cgwd speaks IKEv2 only, so this tunnel uses IKEv2", "tunnel", tc.Name)
+	}
 	awsInside, localInside := tc.InsideAddrs()
 	return ipsec.Config{
 		Name:       tc.Name,

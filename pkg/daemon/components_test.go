@@ -3,7 +3,9 @@ package daemon
 import (
 	"log/slog"
 	"net/netip"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -100,4 +102,35 @@ firewall: {enabled: true, wan_interface: wan0, allow_ssh_from: [anyone], icmp_ra
 		t.Fatal(err)
 	}
 	firewallSpec(c)
+}
+
+// An ipsec tunnel with ike_version any runs IKEv2 and says so in the log.
+func TestIKEVersionAnyLogsIKEv2(t *testing.T) {
+	psk := t.TempDir() + "/psk"
+	if err := os.WriteFile(psk, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, ver := range []string{"2", "any"} {
+		c, err := config.Parse([]byte(`
+asn: 65000
+prefixes: [10.10.0.0/16]
+vpn:
+  - tunnels:
+      - name: cgw-t1
+        kind: ipsec
+        outside: {local: 198.51.100.2, remote: 203.0.113.10}
+        inside: 169.254.10.0/30
+        ipsec: {psk_file: ` + psk + `, ike_version: ` + ver + `}
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs strings.Builder
+		if _, err := ipsecConfig(&c.VPN[0].Tunnels[0], slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if said := strings.Contains(logs.String(), "ike_version any: cgwd speaks IKEv2 only"); said != (ver == "any") {
+			t.Errorf("ike_version %s: log %q", ver, logs.String())
+		}
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -91,7 +92,12 @@ func newEcmp(cfg *config.Config) bool {
 // setMultipathHash makes Linux hash multipath routes on ports too (L4): by
 // default it hashes on addresses only, which puts every flow between two
 // hosts on one tunnel.
+// A value already set (by the host, for a container whose /proc/sys is
+// read-only) is not written again.
 func setMultipathHash(log *slog.Logger) error {
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/fib_multipath_hash_policy"); err == nil && strings.TrimSpace(string(b)) == "1" {
+		return nil
+	}
 	if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
 		return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
 	}

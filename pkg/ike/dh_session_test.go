@@ -1,12 +1,15 @@
 package ike
 
 import (
+	"crypto/rand"
 	"log/slog"
+	"math/big"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
@@ -38,5 +41,44 @@ func TestEveryMODPGroupEstablishesWithPFS(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestInitWithValueOutsideSubgroupIsRefused: an IKE_SA_INIT whose group 24
+// KE value lies in 2..p-2 but outside the prime-order subgroup (p-g, of
+// order 2q) is answered INVALID_SYNTAX, logged with the named error, and
+// leaves no half-open SA.
+func TestInitWithValueOutsideSubgroupIsRefused(t *testing.T) {
+	const p = "aes128-sha256-modp2048s256"
+	cr := cfg("203.0.113.10", "198.51.100.2", "k", p, p, false)
+	var logs syncBuf
+	cr.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	_, b := pairUp(t, cfg("198.51.100.2", "203.0.113.10", "k", p, p, false), cr)
+	prop, err := ParseProposal(p, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prop.Num = 1
+	m := modpParams()[24]
+	bad := new(big.Int).Sub(m.p, m.g).FillBytes(make([]byte, 256))
+	ni := make([]byte, 32)
+	rand.Read(ni)
+	b.s.Deliver(cleartext(t, wire.Header{SPIi: randSPI(), Exchange: wire.IKESAInit, Flags: wire.FlagInitiator},
+		&wire.SA{Proposals: []Proposal{prop}}, &wire.KE{Group: 24, Data: bad}, &wire.Nonce{Data: ni}), false)
+	waitFor(t, 5*time.Second, "the refusal in the log", func() bool {
+		return strings.Contains(logs.String(), "invalid Diffie-Hellman public value: group 24: not in the prime-order subgroup")
+	})
+	b.link.mu.Lock()
+	sent := b.link.sent
+	b.link.mu.Unlock()
+	if len(sent) == 0 {
+		t.Fatal("no answer")
+	}
+	answer, err := parse(sent[len(sent)-1], nil)
+	if err != nil || answer.Notify(wire.NInvalidSyntax) == nil {
+		t.Fatalf("answer %+v (%v), want INVALID_SYNTAX", answer, err)
+	}
+	if h := halfOpen(t, b.s); h != 0 {
+		t.Fatalf("%d half-open SAs after a value outside the subgroup", h)
 	}
 }

@@ -29,15 +29,18 @@ const (
 	// DropRetransmitMismatch: a request with the message ID of the last
 	// one answered but other content: not a retransmission.
 	DropRetransmitMismatch
+	// DropIKEv1: an IKEv1 (ISAKMP major version 1) message; cgwd speaks
+	// IKEv2 only.
+	DropIKEv1
 	numDropReasons
 )
 
 // DropReasons lists every reason, in counter order.
 var DropReasons = []DropReason{DropMalformed, DropUnencrypted, DropBadICV, DropUnknownSPI, DropWindow,
-	DropCookie, DropHalfOpen, DropRate, DropRetransmitMismatch}
+	DropCookie, DropHalfOpen, DropRate, DropRetransmitMismatch, DropIKEv1}
 
 var dropNames = [numDropReasons]string{"malformed", "unencrypted", "bad_icv", "unknown_spi", "window",
-	"cookie", "half_open", "rate", "retransmit_mismatch"}
+	"cookie", "half_open", "rate", "retransmit_mismatch", "ikev1"}
 
 // String is the reason's metric label.
 func (r DropReason) String() string {

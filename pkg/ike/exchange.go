@@ -76,6 +76,10 @@ func (s *Session) respond(sa *ikeSA, req wire.Header, ps []wire.Payload, encrypt
 // handle routes a received message to its SA and exchange.
 func (s *Session) handle(p packet) {
 	h, err := wire.ParseHeader(p.b)
+	if err == wire.ErrIKEv1 {
+		s.receivedIKEv1(p.b, time.Now())
+		return
+	}
 	if err != nil {
 		s.drop(DropMalformed, h, "err", err)
 		return

@@ -86,7 +86,8 @@ func (s *Session) sendInit(sa *ikeSA) {
 	}
 	sa.nextID = 0
 	s.request(sa, m, "IKE_SA_INIT", nil, func() {
-		s.fail("peer unreachable: no answer to IKE_SA_INIT", "timeout", s.cfg.DPDTimeout)
+		s.fail("peer unreachable: no answer to IKE_SA_INIT (or it drops IKEv2 unanswered)",
+			append([]any{"timeout", s.cfg.DPDTimeout}, s.versionArgs("IKE_SA_INIT")...)...)
 		s.sas.ike = nil
 		s.scheduleRetry(false)
 	})
@@ -238,8 +239,17 @@ func offers(ps []Proposal, t Transform) bool {
 func (s *Session) initFailed(n *wire.Notify, exch string) {
 	switch n.NotifyType {
 	case wire.NNoProposalChosen:
-		s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN", "exchange", exch,
-			"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals))
+		if exch != "IKE_SA_INIT" {
+			s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN", "exchange", exch,
+				"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals))
+			break
+		}
+		// IKEv2 cannot tell a peer without our suites from one without
+		// IKEv2 (strongSwan answers both so): name both causes.
+		s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN (no suite in common, or the peer does not allow IKEv2 "+
+			"as an AWS tunnel with IKE versions ikev1 only; then "+v1HintIKEv2+")", s.versionArgs(exch)...)
+	case wire.NInvalidMajorVersion:
+		s.fail("peer rejected our IKE version: INVALID_MAJOR_VERSION; cgwd speaks IKEv2: "+v1HintIKEv2, s.versionArgs(exch)...)
 	case wire.NAuthenticationFailed:
 		s.fail("peer rejected our authentication: AUTHENTICATION_FAILED (check the pre-shared key and the identities)",
 			"exchange", exch, "local_id", s.cfg.LocalID, "remote_id", s.cfg.RemoteID)

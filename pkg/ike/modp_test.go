@@ -80,6 +80,27 @@ func TestMODPGroupStructure(t *testing.T) {
 	}
 }
 
+// TestPrivateExponentSizes: a safe-prime group's private exponent has the
+// size RFC 3526 section 8 asks for, an RFC 5114 group's is below q; both
+// are at least 2.
+func TestPrivateExponentSizes(t *testing.T) {
+	for g, m := range modpParams() {
+		if (m.q == nil) == (exponentBits[g] == 0) {
+			t.Fatalf("group %d: exponent size %d with subgroup order %v", g, exponentBits[g], m.q)
+		}
+		for range 20 {
+			k, err := newDH(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := k.(*modpKey).x
+			if x.Cmp(big.NewInt(2)) < 0 || m.q != nil && x.Cmp(m.q) >= 0 || m.q == nil && x.BitLen() > exponentBits[g] {
+				t.Fatalf("group %d: private exponent of %d bits out of range", g, x.BitLen())
+			}
+		}
+	}
+}
+
 // TestRFC5114TestData computes RFC 5114 appendix A's public values and
 // shared secret from its private values.
 func TestRFC5114TestData(t *testing.T) {
@@ -224,4 +245,25 @@ var rfc5114TestData = map[uint16]struct{ xA, yA, xB, yB, z string }{
 			"4D4BF2BACE9FFD4B57D2AF7C724D0CAA19BF0501F6F17B4AA10F425E3EA76080B4B9D6B3CEFEA115B2CEB8789BB8A3B0" +
 			"EA87FEBE63B6C8F846EC6DB0C26C5D7C",
 	},
+}
+
+// BenchmarkDH is one side's Diffie-Hellman work in an exchange: a fresh
+// key, its public value and the shared secret, per group.
+func BenchmarkDH(b *testing.B) {
+	for _, g := range []uint16{2, 5, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24} {
+		peer, err := newDH(g)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pub := peer.public()
+		b.Run(proposal.GroupName(g), func(b *testing.B) {
+			for b.Loop() {
+				k, _ := newDH(g)
+				k.public()
+				if _, err := k.shared(pub); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -149,6 +149,10 @@ type Session struct {
 	cookies      *cookieJar
 	initArrivals []time.Time // IKE_SA_INIT requests of the last second
 	loadLogged   bool        // the cookie demand was logged since the last establishment
+
+	// v1Seen is when the peer last sent an IKEv1 message, v1Logged when
+	// that was last logged (version.go).
+	v1Seen, v1Logged time.Time
 }
 
 type packet struct {

@@ -48,7 +48,7 @@ var (
 	descESPDropped = prometheus.NewDesc("cgwd_ipsec_esp_dropped_packets_total",
 		"ESP packets dropped on receive, by reason (replay, auth, ts, malformed, ...).", []string{"vpn", "tunnel", "reason"}, nil)
 	descIKEDropped = prometheus.NewDesc("cgwd_ike_dropped_total",
-		"IKE messages dropped before they changed any state, by reason (unencrypted, bad_icv, malformed, unknown_spi, window, cookie, half_open, rate, retransmit_mismatch).",
+		"IKE messages dropped before they changed any state, by reason (unencrypted, bad_icv, malformed, unknown_spi, window, cookie, half_open, rate, retransmit_mismatch, ikev1).",
 		[]string{"vpn", "tunnel", "reason"}, nil)
 	descIKEEstablish = prometheus.NewDesc("cgwd_ipsec_ike_establish_seconds",
 		"Time the last IKE SA establishment took (IKE_SA_INIT to the first Child SA).", []string{"vpn", "tunnel"}, nil)

@@ -33,9 +33,9 @@ func watchRoute(t *testing.T) *routeWatch {
 				return
 			default:
 			}
-			out, _ := inNS("lab-cgw", "ip", "route", "get", "10.200.0.10")
+			out, _ := labkit.RouteGet(labkit.VPCHost)
 			w.polls.Add(1)
-			if strings.Contains(out, "dev wan0") {
+			if strings.Contains(out, "dev "+labkit.WAN) {
 				w.mu.Lock()
 				w.leaks = append(w.leaks, time.Now().Format("15:04:05.000")+" "+strings.TrimSpace(out))
 				w.mu.Unlock()
@@ -51,7 +51,7 @@ func watchRoute(t *testing.T) *routeWatch {
 func (w *routeWatch) waitPolls(t *testing.T, n int64) {
 	t.Helper()
 	want := w.polls.Load() + n
-	eventually(t, 30*time.Second, fmt.Sprintf("%d route polls", n), func() error {
+	labkit.Eventually(t, 30*time.Second, fmt.Sprintf("%d route polls", n), func() error {
 		if got := w.polls.Load(); got < want {
 			return fmt.Errorf("%d of %d", got, want)
 		}
@@ -82,10 +82,10 @@ func (w *routeWatch) check(t *testing.T, window string) {
 // (10.200.0.0/16) that arrives, before any routing decision.
 func leakCounter(t *testing.T) func() int {
 	t.Helper()
-	nft(t, "lab-inet", "add", "table", "inet", "cgwdtest_leak")
-	nft(t, "lab-inet", "add", "chain", "inet", "cgwdtest_leak", "pre", "{ type filter hook prerouting priority -300; }")
-	nft(t, "lab-inet", "add", "rule", "inet", "cgwdtest_leak", "pre", "ip", "daddr", "10.200.0.0/16", "counter")
-	return func() int { return nftCounterIn(t, "lab-inet", "cgwdtest_leak", "10.200.0.0/16") }
+	labkit.Nft(t, labkit.Inet, "add", "table", "inet", "cgwdtest_leak")
+	labkit.Nft(t, labkit.Inet, "add", "chain", "inet", "cgwdtest_leak", "pre", "{ type filter hook prerouting priority -300; }")
+	labkit.Nft(t, labkit.Inet, "add", "rule", "inet", "cgwdtest_leak", "pre", "ip", "daddr", labkit.VPCNet, "counter")
+	return func() int { return labkit.NftCounter(t, labkit.Inet, "cgwdtest_leak", labkit.VPCNet) }
 }
 
 // udpToVPC sends a UDP datagram from lab-onprem to 10.200.0.10 every 10 ms
@@ -94,13 +94,13 @@ func leakCounter(t *testing.T) func() int {
 func udpToVPC(t *testing.T) func() (sent int) {
 	t.Helper()
 	var c *net.UDPConn
-	if err := inNetns("lab-onprem", func() (err error) {
+	if err := labkit.Do(labkit.OnPrem, func() (err error) {
 		c, err = net.ListenUDP("udp4", nil)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
-	dst := &net.UDPAddr{IP: net.ParseIP("10.200.0.10"), Port: 9001}
+	dst := &net.UDPAddr{IP: net.ParseIP(labkit.VPCHost), Port: 9001}
 	stop, done := make(chan struct{}), make(chan int, 1)
 	go func() {
 		n := 0
@@ -131,8 +131,8 @@ func udpToVPC(t *testing.T) func() (sent int) {
 // pingRecovers waits until pings from lab-onprem reach the VPC again.
 func pingRecovers(t *testing.T) {
 	t.Helper()
-	eventually(t, 30*time.Second, "10.200.0.10 answers pings from lab-onprem", func() error {
-		out, err := inNS("lab-onprem", "ping", "-c", "3", "-i", "0.1", "-W", "1", "10.200.0.10")
+	labkit.Eventually(t, 30*time.Second, "10.200.0.10 answers pings from lab-onprem", func() error {
+		out, err := labkit.InNS(labkit.OnPrem, "ping", "-c", "3", "-i", "0.1", "-W", "1", labkit.VPCHost)
 		if err != nil || !strings.Contains(out, " 0% packet loss") {
 			return fmt.Errorf("%v: %s", err, out)
 		}
@@ -162,91 +162,69 @@ func closedWindow(t *testing.T, window string, leaked func() int, during func(w 
 	pingRecovers(t)
 }
 
-// cgwdKernel lists what cgwd owns in lab-cgw: its unicast routes, its
-// fail-closed (unreachable) routes and its nexthop objects.
-func cgwdKernel(t *testing.T) (routes, closed, nexthops string) {
-	t.Helper()
-	get := func(args ...string) string {
-		out, err := inNS("lab-cgw", args...)
-		if err != nil {
-			t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return strings.TrimSpace(out)
-	}
-	return get("ip", "route", "show", "proto", "200", "type", "unicast"),
-		get("ip", "route", "show", "proto", "200", "type", "unreachable"),
-		get("ip", "nexthop", "show", "protocol", "200")
-}
-
 // TestFailClosedLab sends a ping stream from lab-onprem to the VPC while
 // cgwd stops and starts again, and while every path to AWS (DX and both
 // tunnels) is cut: no packet for the VPC may reach lab-inet, the internet,
 // and lab-cgw's kernel must never route 10.200.0.10 via wan0. Then traffic
 // must flow again. Last, `cgwd cleanup` removes what the stop left.
 func TestFailClosedLab(t *testing.T) {
-	requireLab(t)
-	lab(t, "up")
-	t.Cleanup(func() { lab(t, "down") })
-	logOnFailure(t)
-	lab(t, "start-cgwd")
-	lab(t, "wait-bgp")
-	waitDev(t, 30*time.Second, "dx0")
+	labkit.Require(t)
+	labkit.Up(t)
+	labkit.LogOnFailure(t)
+	labkit.StartRouting(t)
 	leaked := leakCounter(t)
 
 	t.Run("StopAndRestart", func(t *testing.T) {
 		closedWindow(t, "stop and restart", leaked, func(w *routeWatch) {
-			stopCgwd(t)
+			labkit.StopCgwd(t)
 			w.waitPolls(t, 25) // a second or so with cgwd stopped
-			if _, closed, _ := cgwdKernel(t); !strings.Contains(closed, "unreachable 10.200.0.0/16 ") {
+			if _, closed, _ := labkit.CgwdKernel(t); !strings.Contains(closed, "unreachable 10.200.0.0/16 ") {
 				t.Errorf("no fail-closed route for 10.200.0.0/16 while cgwd is stopped:\n%s", closed)
 			}
-			lab(t, "start-cgwd")
-			lab(t, "wait-bgp")
-			waitDev(t, 30*time.Second, "dx0")
+			labkit.StartRouting(t)
 		})
 		// The new run adopted them, and says so in status and metrics.
-		if n := status(t).FailClosedRoutes; n < 1 {
+		if n := labkit.Status(t).FailClosedRoutes; n < 1 {
 			t.Errorf("status: %d fail-closed routes after the restart", n)
 		}
-		body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
-		if v, ok := metricValue(body, "cgwd_fail_closed_routes "); err != nil || !ok || v < 1 {
-			t.Errorf("cgwd_fail_closed_routes = %v (found %v, %v)", v, ok, err)
+		if v, ok := labkit.Scrape(t).Value("cgwd_fail_closed_routes "); !ok || v < 1 {
+			t.Errorf("cgwd_fail_closed_routes = %v (found %v)", v, ok)
 		}
 	})
 
 	t.Run("AllPathsDown", func(t *testing.T) {
 		closedWindow(t, "all paths down", leaked, func(w *routeWatch) {
 			restore := []func(){
-				labkit.CutDX(t),               // DX, both ways
-				dropAll(t, "lab-aws", "wan0"), // both tunnels' underlay, past lab-inet's counter
+				labkit.CutDX(t), // DX, both ways
+				labkit.DropIngress(t, labkit.AWS, labkit.WAN), // both tunnels' underlay, past lab-inet's counter
 			}
 			// BFD tears every session down; their routes are withdrawn.
-			eventually(t, 60*time.Second, "every BGP session down", func() error {
-				for _, p := range status(t).BGP {
+			labkit.Eventually(t, 60*time.Second, "every BGP session down", func() error {
+				for _, p := range labkit.Status(t).BGP {
 					if p.Up {
 						return fmt.Errorf("%s still %s", p.Name, p.State)
 					}
 				}
 				return nil
 			})
-			routeVia(t, 10*time.Second, "10.200.0.0/16", "", "")
+			labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, "", "")
 			w.waitPolls(t, 25)
 			for _, r := range restore {
 				r()
 			}
-			waitDev(t, 60*time.Second, "dx0")
+			labkit.WaitDev(t, 60*time.Second, labkit.DX)
 		})
 	})
 
 	t.Run("CleanupRemovesWhatAStopLeaves", func(t *testing.T) {
 		cleanup := func() (string, error) {
-			return inNS("lab-cgw", cgwBin, "cleanup", "-c", labState+"/cgwd.yaml")
+			return labkit.InNS(labkit.CGW, labkit.CgwdBin, "cleanup", "-c", labkit.Config)
 		}
 		if out, err := cleanup(); err == nil || !strings.Contains(out, "cgwd is running") {
 			t.Errorf("cleanup while cgwd runs: %v: %s", err, out)
 		}
-		stopCgwd(t)
-		routes, closed, nexthops := cgwdKernel(t)
+		labkit.StopCgwd(t)
+		routes, closed, nexthops := labkit.CgwdKernel(t)
 		if routes != "" || nexthops != "" {
 			t.Errorf("a clean stop left routes or nexthop objects:\n%s\n%s", routes, nexthops)
 		}
@@ -258,10 +236,10 @@ func TestFailClosedLab(t *testing.T) {
 			t.Fatalf("cgwd cleanup: %v: %s", err, out)
 		}
 		t.Log(strings.TrimSpace(out))
-		if all, _ := inNS("lab-cgw", "ip", "route", "show", "proto", "200"); strings.TrimSpace(all) != "" {
+		if all, _ := labkit.InNS(labkit.CGW, "ip", "route", "show", "proto", "200"); strings.TrimSpace(all) != "" {
 			t.Errorf("routes of cgwd's protocol left after cleanup:\n%s", all)
 		}
-		if _, _, nexthops := cgwdKernel(t); nexthops != "" {
+		if _, _, nexthops := labkit.CgwdKernel(t); nexthops != "" {
 			t.Errorf("nexthop objects left after cleanup:\n%s", nexthops)
 		}
 		if out, err := cleanup(); err != nil || !strings.Contains(out, "removed 0 routes, 0 fail-closed routes, 0 nexthop objects") {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/tunnel"
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // The hostile peer: test/netns/ikeattack runs in lab-inet, on the path
@@ -38,7 +39,7 @@ func buildAttacker(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "ikeattack")
 	cmd := exec.Command("go", "build", "-o", bin, "./test/netns/ikeattack")
-	cmd.Dir = root
+	cmd.Dir = labkit.Root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build ikeattack: %v\n%s", err, out)
 	}
@@ -48,7 +49,7 @@ func buildAttacker(t *testing.T) string {
 // attack runs ikeattack in lab-inet and returns its report.
 func attack(t *testing.T, bin string, args ...string) attackReport {
 	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", "lab-inet", bin}, args...)...).Output()
+	out, err := labkit.Command(labkit.Inet, bin, args...).Output()
 	if err != nil {
 		var stderr []byte
 		if ee, ok := err.(*exec.ExitError); ok {
@@ -70,36 +71,8 @@ func attack(t *testing.T, bin string, args ...string) attackReport {
 // labCounters scrapes cgwd's metrics: the IKE and ESP drops of tunnel by reason.
 func labCounters(t *testing.T, tunnel string) (ikeDrops, espDrops map[string]float64) {
 	t.Helper()
-	body, err := httpGetInNS("lab-cgw", "http://127.0.0.1:9477/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return metricByReason(body, "cgwd_ike_dropped_total", tunnel), metricByReason(body, "cgwd_ipsec_esp_dropped_packets_total", tunnel)
-}
-
-var sampleRe = regexp.MustCompile(`^([a-z_]+)\{([^}]*)\} (\S+)$`)
-
-// metricByReason returns the samples of metric name for tunnel by their reason label.
-func metricByReason(body, name, tunnel string) map[string]float64 {
-	m := map[string]float64{}
-	for _, line := range strings.Split(body, "\n") {
-		s := sampleRe.FindStringSubmatch(line)
-		if s == nil || s[1] != name {
-			continue
-		}
-		labels := map[string]string{}
-		for _, kv := range strings.Split(s[2], ",") {
-			k, v, _ := strings.Cut(kv, "=")
-			labels[k] = strings.Trim(v, `"`)
-		}
-		if labels["tunnel"] != tunnel {
-			continue
-		}
-		if v, err := strconv.ParseFloat(s[3], 64); err == nil {
-			m[labels["reason"]] += v
-		}
-	}
-	return m
+	m := labkit.Scrape(t)
+	return m.By("cgwd_ike_dropped_total", "reason", "tunnel", tunnel), m.By("cgwd_ipsec_esp_dropped_packets_total", "reason", "tunnel", tunnel)
 }
 
 // procUsage is cgwd's resident memory (KiB) and CPU time (clock ticks, 100/s).
@@ -139,19 +112,19 @@ type watch struct {
 	done     sync.WaitGroup
 	ike, esp map[string]float64 // tunnel 1's counters before
 	sas      map[string]string  // tunnel -> "IKE SPIs | Child SPIs"
-	pings    map[string]*pingRun
+	pings    map[string]*labkit.PingRun
 	npings   int
 }
 
 // tunnelPeers are the inside addresses of the AWS side of both tunnels.
-var tunnelPeers = []string{"169.254.10.1", "169.254.11.1"}
+var tunnelPeers = []string{labkit.T1Peer, labkit.T2Peer}
 
 // startWatch snapshots everything and starts a 100/s ping to each of dsts
 // (over the tunnels) for s seconds.
 func startWatch(t *testing.T, s int, dsts ...string) *watch {
 	t.Helper()
-	w := &watch{t: t, pid: cgwdPID(t), start: time.Now(), stop: make(chan struct{}), sas: ipsecSAs(t), pings: map[string]*pingRun{}, npings: 100 * s}
-	w.ike, w.esp = labCounters(t, "cgw-t1")
+	w := &watch{t: t, pid: labkit.PID(t), start: time.Now(), stop: make(chan struct{}), sas: ipsecSAs(t), pings: map[string]*labkit.PingRun{}, npings: 100 * s}
+	w.ike, w.esp = labCounters(t, labkit.T1)
 	w.rss0, w.ticks0 = procUsage(t, w.pid)
 	w.peak = w.rss0
 	w.done.Add(1)
@@ -174,7 +147,7 @@ func startWatch(t *testing.T, s int, dsts ...string) *watch {
 		}
 	}()
 	for _, dst := range dsts {
-		w.pings[dst] = startPingIn(t, "lab-cgw", "-q", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(w.npings), "-w", strconv.Itoa(s+10), dst)
+		w.pings[dst] = labkit.StartPing(t, labkit.CGW, "-q", "-i", "0.01", "-W", "1", "-c", strconv.Itoa(w.npings), "-w", strconv.Itoa(s+10), dst)
 	}
 	return w
 }
@@ -183,7 +156,7 @@ func startWatch(t *testing.T, s int, dsts ...string) *watch {
 func ipsecSAs(t *testing.T) map[string]string {
 	t.Helper()
 	m := map[string]string{}
-	for _, tn := range status(t).Tunnels {
+	for _, tn := range labkit.Status(t).Tunnels {
 		if tn.IPsec != nil {
 			m[tn.Name] = tn.IPsec.IKESPIs + " | " + tn.IPsec.ChildSPIs
 		}
@@ -197,7 +170,7 @@ func (w *watch) finish() (cores, growMiB float64) {
 	t := w.t
 	t.Helper()
 	for dst, p := range w.pings {
-		out, err := p.wait()
+		out, err := p.Wait()
 		m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out)
 		if m == nil {
 			t.Errorf("ping %s over the tunnel: %v\n%s", dst, err, out)
@@ -238,7 +211,7 @@ func (w *watch) sameSAs(tunnels ...string) {
 // counters instead.
 func (w *watch) dropped(esp bool, min float64, reasons ...string) {
 	w.t.Helper()
-	ike, espNow := labCounters(w.t, "cgw-t1")
+	ike, espNow := labCounters(w.t, labkit.T1)
 	now, before := ike, w.ike
 	if esp {
 		now, before = espNow, w.esp
@@ -268,7 +241,7 @@ func hostileUp(t *testing.T) {
 			name := fmt.Sprintf("cgw-t%d", n+1)
 			if !up[name] || strings.HasPrefix(sas[name], " ") || strings.HasSuffix(sas[name], " ") {
 				bad = append(bad, n+1)
-			} else if _, err := inNS("lab-cgw", "ping", "-c", "1", "-W", "1", dst); err != nil {
+			} else if _, err := labkit.InNS(labkit.CGW, "ping", "-c", "1", "-W", "1", dst); err != nil {
 				bad = append(bad, n+1)
 			}
 		}
@@ -284,10 +257,10 @@ func hostileUp(t *testing.T) {
 	}
 	for _, n := range bad {
 		t.Logf("cgw-t%d is broken by an earlier attack: strongSwan connects it again", n)
-		ipsecRunNoFail(ipsecSh, "swanctl", strconv.Itoa(n), "--terminate", "--ike", "aws", "--timeout", "3")
-		ipsecRunNoFail(ipsecSh, "swanctl", strconv.Itoa(n), "--initiate", "--child", "aws", "--timeout", "10")
+		labkit.Charon(n).TrySwanctl("--terminate", "--ike", "aws", "--timeout", "3")
+		labkit.Charon(n).TrySwanctl("--initiate", "--child", "aws", "--timeout", "10")
 	}
-	eventually(t, 20*time.Second, "both tunnels up and carrying pings", func() error {
+	labkit.Eventually(t, 20*time.Second, "both tunnels up and carrying pings", func() error {
 		if bad := broken(); len(bad) > 0 {
 			return fmt.Errorf("tunnels %v broken", bad)
 		}
@@ -297,25 +270,18 @@ func hostileUp(t *testing.T) {
 
 func upTunnels(t *testing.T) map[string]bool {
 	up := map[string]bool{}
-	for _, tn := range status(t).Tunnels {
+	for _, tn := range labkit.Status(t).Tunnels {
 		up[tn.Name] = tn.State == tunnel.StateUp
 	}
 	return up
-}
-
-func ipsecRunNoFail(script string, args ...string) string {
-	cmd := exec.Command(script, args...)
-	cmd.Env = append(os.Environ(), "LAB_STATE="+labState, "TUNNEL=ipsec")
-	out, _ := cmd.CombinedOutput()
-	return string(out)
 }
 
 // t1 returns tunnel 1's IKE SPIs (initiator, responder) and Child SPIs
 // (cgwd's inbound, outbound) as ikeattack flags take them.
 func t1(t *testing.T) (spiI, spiR, childIn, childOut string) {
 	t.Helper()
-	for _, tn := range status(t).Tunnels {
-		if tn.Name == "cgw-t1" && tn.IPsec != nil {
+	for _, tn := range labkit.Status(t).Tunnels {
+		if tn.Name == labkit.T1 && tn.IPsec != nil {
 			spiI, spiR, _ = strings.Cut(tn.IPsec.IKESPIs, "/")
 			childIn, childOut, _ = strings.Cut(tn.IPsec.ChildSPIs, "/")
 			return
@@ -326,19 +292,18 @@ func t1(t *testing.T) (spiI, spiR, childIn, childOut string) {
 }
 
 func TestHostilePeerLab(t *testing.T) {
-	requireStrongSwan(t)
+	labkit.RequireStrongSwan(t)
 	bin := buildAttacker(t)
-	ipsecRun(t, labSh, nil, "up")
-	t.Cleanup(func() { lab(t, "down") })
+	labkit.UpIPsec(t)
 	// cgwd answers (strongSwan initiates, as it would reconnect after an
 	// outage) and checks liveness every second, so that invalid-ke has
 	// requests to answer.
-	ipsecRun(t, ipsecSh, []string{"CGWD_IPSEC_OPTS=initiate: false;dpd_delay: 1s"}, "cgwd-yaml")
-	ipsecRun(t, labSh, nil, "start-cgwd")
-	for n := 1; n <= 2; n++ {
-		ipsecRun(t, ipsecSh, nil, "swanctl", strconv.Itoa(n), "--initiate", "--child", "aws", "--timeout", "10")
+	labkit.IPsecConfig(t, "initiate: false;dpd_delay: 1s")
+	labkit.StartCgwd(t)
+	for _, c := range []labkit.Charon{1, 2} {
+		c.Swanctl(t, "--initiate", "--child", "aws", "--timeout", "10")
 	}
-	tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
+	ipsecTunnelsUp(t, 20*time.Second)
 	// The spoofed peer (strongSwan) is the IKE SA's original initiator.
 	inSA := func(t *testing.T, args ...string) []string {
 		spiI, spiR, _, _ := t1(t)
@@ -383,7 +348,7 @@ func TestHostilePeerLab(t *testing.T) {
 			return [][]string{inSA(t, "-mode", "invalid-ke", "-sk", "-duration", "3s", "-count", "10")}
 		}, false, 0.9, []string{"bad_icv", "window"}},
 		{"DeleteBombInIKESAInitIsBounded", 3, func(t *testing.T) [][]string {
-			return [][]string{{"-mode", "delete-bomb", "-exchange", "init", "-src", "203.0.113.10:500", "-dst", "198.51.100.2:500", "-rate", "150", "-count", "300"}}
+			return [][]string{{"-mode", "delete-bomb", "-exchange", "init", "-src", labkit.AWSOut1 + ":500", "-dst", labkit.CGWWAN + ":500", "-rate", "150", "-count", "300"}}
 		}, false, 0.9, []string{"malformed"}},
 		{"DeleteBombInTheIKESAIsBounded", 3, func(t *testing.T) [][]string {
 			return [][]string{
@@ -395,7 +360,7 @@ func TestHostilePeerLab(t *testing.T) {
 			var a [][]string
 			for _, mode := range []string{"truncated", "oversized"} {
 				for _, port := range []string{"500", "4500"} {
-					a = append(a, []string{"-mode", mode, "-src", "203.0.113.10:" + port, "-dst", "198.51.100.2:" + port, "-rate", "200", "-count", "100"})
+					a = append(a, []string{"-mode", mode, "-src", labkit.AWSOut1 + ":" + port, "-dst", labkit.CGWWAN + ":" + port, "-rate", "200", "-count", "100"})
 				}
 			}
 			return a
@@ -421,7 +386,7 @@ func TestHostilePeerLab(t *testing.T) {
 			if _, grew := w.finish(); grew >= rssBudget {
 				t.Errorf("cgwd's RSS grew by %.1f MiB during the attack, want under %.0f MiB", grew, rssBudget)
 			}
-			w.sameSAs("cgw-t1", "cgw-t2")
+			w.sameSAs(labkit.T1, labkit.T2)
 			w.dropped(tc.esp, float64(sent)*tc.frac, tc.reasons...)
 		})
 	}
@@ -433,30 +398,30 @@ func TestHostilePeerLab(t *testing.T) {
 		// replays the last request (the delete of the old Child SA), altered.
 		go func() {
 			time.Sleep(500 * time.Millisecond)
-			ipsecRunNoFail(ipsecSh, "swanctl", "1", "--rekey", "--child", "aws")
+			labkit.Charon(1).TrySwanctl("--rekey", "--child", "aws")
 		}()
 		spiI, spiR, _, _ := t1(t)
 		r := attack(t, bin, "-mode", "replay-ike", "-spi-i", spiI, "-spi-r", spiR, "-learn", "3s", "-rate", "100", "-count", "100")
 		if _, grew := w.finish(); grew >= rssBudget {
 			t.Errorf("cgwd's RSS grew by %.1f MiB during the attack, want under %.0f MiB", grew, rssBudget)
 		}
-		if now := ipsecSAs(t); !strings.HasPrefix(now["cgw-t1"], spiI+"/"+spiR+" ") {
+		if now := ipsecSAs(t); !strings.HasPrefix(now[labkit.T1], spiI+"/"+spiR+" ") {
 			t.Errorf("cgw-t1's IKE SA was replaced: %s before, %s after", w.sas["cgw-t1"], now["cgw-t1"])
 		}
-		w.sameSAs("cgw-t2")
+		w.sameSAs(labkit.T2)
 		w.dropped(false, float64(r.Sent)/2, "retransmit_mismatch")
 	})
 
 	t.Run("InitFloodWhileThePeerReconnects", func(t *testing.T) {
 		hostileUp(t)
 		before := ipsecSAs(t)
-		pid := cgwdPID(t)
+		pid := labkit.PID(t)
 		// Tunnel 1 reconnects by design: tunnel 2's ping must not notice.
-		w := startWatch(t, 12, "169.254.11.1")
+		w := startWatch(t, 12, labkit.T2Peer)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		flood := exec.CommandContext(ctx, "ip", "netns", "exec", "lab-inet", bin, "-mode", "init-flood",
-			"-src", "203.0.113.10:500", "-dst", "198.51.100.2:500", "-rate", "5000", "-duration", "10s", "-count", "50000")
+		flood := labkit.CommandContext(ctx, labkit.Inet, bin, "-mode", "init-flood",
+			"-src", labkit.AWSOut1+":500", "-dst", labkit.CGWWAN+":500", "-rate", "5000", "-duration", "10s", "-count", "50000")
 		var floodOut, floodErr bytes.Buffer
 		flood.Stdout, flood.Stderr = &floodOut, &floodErr
 		_, ticks0 := procUsage(t, pid)
@@ -468,13 +433,13 @@ func TestHostilePeerLab(t *testing.T) {
 		go func() { floodDone <- flood.Wait() }()
 		// Two seconds into the flood, strongSwan drops tunnel 1 and connects again.
 		time.Sleep(2 * time.Second)
-		ipsecRunNoFail(ipsecSh, "swanctl", "1", "--terminate", "--ike", "aws", "--timeout", "5")
+		labkit.Charon(1).TrySwanctl("--terminate", "--ike", "aws", "--timeout", "5")
 		reconnect := time.Now()
-		swan := ipsecRunNoFail(ipsecSh, "swanctl", "1", "--initiate", "--child", "aws", "--timeout", "7")
+		swan := labkit.Charon(1).TrySwanctl("--initiate", "--child", "aws", "--timeout", "7")
 		var upAfter time.Duration
 		for time.Since(floodStart) < 10*time.Second {
-			if now := ipsecSAs(t)["cgw-t1"]; upTunnels(t)["cgw-t1"] && now != before["cgw-t1"] {
-				if out, err := inNS("lab-cgw", "ping", "-c", "1", "-W", "1", "169.254.10.1"); err == nil {
+			if now := ipsecSAs(t)[labkit.T1]; upTunnels(t)[labkit.T1] && now != before[labkit.T1] {
+				if out, err := labkit.InNS(labkit.CGW, "ping", "-c", "1", "-W", "1", labkit.T1Peer); err == nil {
 					upAfter = time.Since(reconnect)
 					break
 				} else {
@@ -497,7 +462,7 @@ func TestHostilePeerLab(t *testing.T) {
 		t.Logf("flood: %d IKE_SA_INIT in %.1f s (%.0f/s); cgwd %.2f cores during it; cgw-t1 re-established %v after strongSwan reconnected",
 			r.Sent, r.Seconds, r.Rate, floodCores, upAfter.Round(10*time.Millisecond))
 		if upAfter == 0 || !floodRunning {
-			t.Errorf("cgw-t1 did not come back while the flood ran (strongSwan: %s)\n%s", strings.TrimSpace(swan), charonSAs(t, 1))
+			t.Errorf("cgw-t1 did not come back while the flood ran (strongSwan: %s)\n%s", strings.TrimSpace(swan), labkit.Charon(1).SAs(t))
 		}
 		if r.Rate < 4000 {
 			t.Errorf("the flood reached only %.0f INIT/s, want about 5000 (a loaded machine?)", r.Rate)
@@ -506,7 +471,7 @@ func TestHostilePeerLab(t *testing.T) {
 			t.Errorf("cgwd used %.2f cores during the flood, want under 1.5", floodCores)
 		}
 		_, grew := w.finish()
-		w.sameSAs("cgw-t2")
+		w.sameSAs(labkit.T2)
 		w.dropped(false, float64(r.Sent)/2, "cookie", "rate", "half_open")
 		if grew >= rssBudget {
 			// Before the COOKIE path stopped making garbage (816 B per

@@ -9,65 +9,24 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 
 	"github.com/cgwd/cgwd/pkg/ike"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
-// c2cNamespaces are private to the cgwd-to-cgwd test (not lab names).
-var c2cNamespaces = []string{"ipc-a", "ipc-b"}
+// c2cPair builds two namespaces joined by a veth, private to the
+// cgwd-to-cgwd tests (not lab names): ipc-a 10.97.0.1, ipc-b 10.97.0.2.
+func c2cPair(t testing.TB) { labkit.Pair(t, "ipc-a", "ipc-b", "v0", "10.97.0.1/24", "10.97.0.2/24") }
 
-// c2cPair builds two namespaces joined by a veth: ipc-a 10.97.0.1, ipc-b 10.97.0.2.
-func c2cPair(t testing.TB) {
-	t.Helper()
-	c2cDown()
-	for _, c := range [][]string{
-		{"netns", "add", "ipc-a"}, {"netns", "add", "ipc-b"},
-		{"link", "add", "v0", "netns", "ipc-a", "type", "veth", "peer", "name", "v0", "netns", "ipc-b"},
-		{"-n", "ipc-a", "addr", "add", "10.97.0.1/24", "dev", "v0"}, {"-n", "ipc-b", "addr", "add", "10.97.0.2/24", "dev", "v0"},
-		{"-n", "ipc-a", "link", "set", "v0", "up"}, {"-n", "ipc-b", "link", "set", "v0", "up"},
-		{"-n", "ipc-a", "link", "set", "lo", "up"}, {"-n", "ipc-b", "link", "set", "lo", "up"},
-	} {
-		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
-			t.Fatalf("ip %s: %v %s", strings.Join(c, " "), err, out)
-		}
-	}
-	t.Cleanup(c2cDown)
-}
-
-func c2cDown() {
-	for _, ns := range c2cNamespaces {
-		exec.Command("ip", "netns", "del", ns).Run()
-	}
-}
-
-// startInNS starts tun with its netdev and sockets created inside namespace ns.
+// startTunnelInNS starts tn with its netdev and sockets created inside namespace ns.
 func startTunnelInNS(ctx context.Context, tn *ipsec.Tunnel, ns string) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // the thread is left in ns and dies with the goroutine
-		target, err := netns.GetFromName(ns)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer target.Close()
-		if err := netns.Set(target); err != nil {
-			errc <- err
-			return
-		}
-		errc <- tn.Start(ctx)
-	}()
-	return <-errc
+	return labkit.Do(ns, func() error { return tn.Start(ctx) })
 }
 
 func c2cTunnel(t testing.TB, name string, local, remote, inside string, initiate bool, ikeP, espP string, opts ...func(*ipsec.Config)) *ipsec.Tunnel {
@@ -130,7 +89,7 @@ func c2cUp(t testing.TB, ctx context.Context, aInitiates bool, ikeP, espP string
 // c2cIperf prints iperf3 throughput from ipc-a to dst in ipc-b (for bench-ipsec.sh).
 func c2cIperf(t *testing.T, dst string) {
 	t.Helper()
-	srv := exec.Command("ip", "netns", "exec", "ipc-b", "iperf3", "-s", "-1")
+	srv := labkit.Command("ipc-b", "iperf3", "-s", "-1")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +97,7 @@ func c2cIperf(t *testing.T, dst string) {
 	var out []byte
 	var err error
 	for i := 0; i < 50; i++ { // until the server listens
-		if out, err = exec.Command("ip", "netns", "exec", "ipc-a", "iperf3", "-c", dst, "-t", "5", "-f", "m").CombinedOutput(); err == nil {
+		if out, err = labkit.Command("ipc-a", "iperf3", "-c", dst, "-t", "5", "-f", "m").CombinedOutput(); err == nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -155,7 +114,7 @@ func c2cIperf(t *testing.T, dst string) {
 
 // TestIPsecCgwdToCgwd runs cgwd's IPsec tunnel on both ends, in both roles.
 func TestIPsecCgwdToCgwd(t *testing.T) {
-	requireLab(t)
+	labkit.Require(t)
 	for _, aInitiates := range []bool{true, false} {
 		t.Run(fmt.Sprintf("aInitiates=%v", aInitiates), func(t *testing.T) {
 			c2cPair(t)
@@ -164,7 +123,7 @@ func TestIPsecCgwdToCgwd(t *testing.T) {
 			a, b, took := c2cUp(t, ctx, aInitiates, ike.DefaultIKEProposal, ike.DefaultESPProposal)
 			t.Logf("BENCH cgwd-ike-establish: %v (IKE_SA_INIT + IKE_AUTH + Child SA)", took.Round(100*time.Microsecond))
 			for _, p := range [][2]string{{"ipc-a", "169.254.77.2"}, {"ipc-b", "169.254.77.1"}} {
-				if out, err := inNS(p[0], "ping", "-c", "3", "-i", "0.2", "-W", "2", p[1]); err != nil {
+				if out, err := labkit.Ping(p[0], p[1], 3); err != nil {
 					t.Errorf("ping %s from %s: %v\n%s", p[1], p[0], err, out)
 				}
 			}
@@ -181,15 +140,6 @@ func TestIPsecCgwdToCgwd(t *testing.T) {
 		})
 	}
 }
-
-// c2cLog keeps one tunnel's log for the simultaneous-rekey test.
-type c2cLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *c2cLog) Write(p []byte) (int, error) { l.mu.Lock(); defer l.mu.Unlock(); return l.b.Write(p) }
-func (l *c2cLog) String() string              { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // The rekey gate is an nftables table in a namespace that drops the IKE
 // CREATE_CHILD_SA requests (chain reqs) and responses (chain resps) sent
@@ -212,36 +162,24 @@ func rekeyGateRules(match string) string {
 `
 }
 
-func c2cNft(t *testing.T, ns string, stdin string, args ...string) string {
+// gateCount is the packets the rekey gate's chain in ns dropped.
+func gateCount(t *testing.T, ns, chain string) int {
 	t.Helper()
-	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, "nft"}, args...)...)
-	cmd.Stdin = strings.NewReader(stdin)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("nft %v in %s: %v\n%s", args, ns, err, out)
-	}
-	return string(out)
+	return labkit.NftCounted(t, labkit.Nft(t, ns, "list", "chain", "ip", "c2cgate", chain), "counter")
 }
 
-func c2cGateCount(t *testing.T, ns, chain string) int {
+// gateOpen waits until the gate's chain in every one of nss dropped a packet;
+// it polls at 20 ms, as the gate holds IKE exchanges back meanwhile.
+func gateOpen(t *testing.T, timeout time.Duration, what, chain string, nss ...string) {
 	t.Helper()
-	m := regexp.MustCompile(`counter packets (\d+)`).FindStringSubmatch(c2cNft(t, ns, "", "list", "chain", "ip", "c2cgate", chain))
-	if m == nil {
-		t.Fatalf("no counter in chain %s of %s", chain, ns)
-	}
-	n, _ := strconv.Atoi(m[1])
-	return n
-}
-
-func c2cPoll(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
+	labkit.Eventually(t, timeout, what, func() error {
+		for _, ns := range nss {
+			if n := gateCount(t, ns, chain); n == 0 {
+				return fmt.Errorf("nothing in chain %s of %s yet", chain, ns)
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	}, labkit.Every(20*time.Millisecond))
 }
 
 // gateEnd is one end's namespace and what its rekey gate matches.
@@ -255,24 +193,22 @@ type gateEnd struct{ ns, match string }
 func rekeyGate(t *testing.T, ends [2]gateEnd, trigger func()) {
 	t.Helper()
 	for _, e := range ends {
-		c2cNft(t, e.ns, rekeyGateRules(e.match), "-f", "-")
+		labkit.NftScript(t, e.ns, rekeyGateRules(e.match))
 	}
 	defer func() {
 		for _, e := range ends {
-			exec.Command("ip", "netns", "exec", e.ns, "nft", "delete", "table", "ip", "c2cgate").Run()
+			labkit.InNS(e.ns, "nft", "delete", "table", "ip", "c2cgate")
 		}
 	}()
-	c2cPoll(t, 60*time.Second, "the first end sending a rekey request", func() bool { return c2cGateCount(t, ends[0].ns, "reqs") > 0 })
+	gateOpen(t, 60*time.Second, "the first end sending a rekey request", "reqs", ends[0].ns)
 	if trigger != nil {
 		trigger()
 	}
-	c2cPoll(t, 20*time.Second, "both ends sending a rekey request", func() bool { return c2cGateCount(t, ends[1].ns, "reqs") > 0 })
+	gateOpen(t, 20*time.Second, "both ends sending a rekey request", "reqs", ends[1].ns)
 	for _, e := range ends {
-		c2cNft(t, e.ns, "", "flush", "chain", "ip", "c2cgate", "reqs")
+		labkit.Nft(t, e.ns, "flush", "chain", "ip", "c2cgate", "reqs")
 	}
-	c2cPoll(t, 30*time.Second, "both ends answering the other's rekey", func() bool {
-		return c2cGateCount(t, ends[0].ns, "resps") > 0 && c2cGateCount(t, ends[1].ns, "resps") > 0
-	})
+	gateOpen(t, 30*time.Second, "both ends answering the other's rekey", "resps", ends[0].ns, ends[1].ns)
 }
 
 func c2cCollide(t *testing.T) { rekeyGate(t, [2]gateEnd{{"ipc-a", ""}, {"ipc-b", ""}}, nil) }
@@ -294,7 +230,7 @@ func c2cSame(a, b *ipsec.Tunnel) bool {
 // no packet may be lost, the nonces must pick the same survivor on both
 // ends, and both must end on the same SAs.
 func TestIPsecC2CSimultaneousRekey(t *testing.T) {
-	requireLab(t)
+	labkit.Require(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed")
 	}
@@ -311,7 +247,7 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 			c2cPair(t)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
-			logs := map[string]*c2cLog{"ipc-ta": {}, "ipc-tb": {}}
+			logs := map[string]*labkit.Buffer{"ipc-ta": {}, "ipc-tb": {}}
 			t.Cleanup(func() {
 				if t.Failed() {
 					t.Logf("log of ipc-ta:\n%s\nlog of ipc-tb:\n%s", logs["ipc-ta"], logs["ipc-tb"])
@@ -329,7 +265,7 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 				c.IKE.DPDDelay, c.IKE.DPDTimeout = 2*time.Minute, time.Minute
 			})
 			first := a.Status().IPsec
-			ping := startPingIn(t, "ipc-a", "-D", "-O", "-i", "0.008", "-c", strconv.Itoa(tc.pings),
+			ping := labkit.StartPing(t, "ipc-a", "-D", "-O", "-i", "0.008", "-c", strconv.Itoa(tc.pings),
 				"-w", strconv.Itoa(tc.pings/100+20), "169.254.77.2")
 			kind := "Child SA"
 			if tc.ike {
@@ -337,11 +273,12 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 			}
 			for i := 1; i <= tc.collisions; i++ {
 				c2cCollide(t)
-				c2cPoll(t, 20*time.Second, fmt.Sprintf("collision %d settled on both ends", i), func() bool {
+				labkit.Eventually(t, 20*time.Second, fmt.Sprintf("collision %d settled on both ends", i), func() error {
 					// Both exchanges ended: one end won, the other lost.
 					all := logs["ipc-ta"].String() + logs["ipc-tb"].String()
-					if strings.Count(all, kind+" rekey collision won") != i || strings.Count(all, kind+" rekey collision lost") != i {
-						return false
+					won, lost := strings.Count(all, kind+" rekey collision won"), strings.Count(all, kind+" rekey collision lost")
+					if won != i || lost != i {
+						return fmt.Errorf("%d won, %d lost", won, lost)
 					}
 					sa, sb := a.Status().IPsec, b.Status().IPsec
 					n := func(s *tunnel.IPsecStatus) uint64 {
@@ -350,16 +287,20 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 						}
 						return s.ChildRekeys
 					}
-					return n(sa) == uint64(i) && n(sb) == uint64(i) && c2cSame(a, b)
-				})
+					if n(sa) != uint64(i) || n(sb) != uint64(i) || !c2cSame(a, b) {
+						return fmt.Errorf("rekeys a %d, b %d; same SAs %v", n(sa), n(sb), c2cSame(a, b))
+					}
+					return nil
+				}, labkit.Every(20*time.Millisecond))
 				t.Logf("collision %d settled: a %s, b %s", i, a.Status().IPsec.ChildSPIs, b.Status().IPsec.ChildSPIs)
 			}
 			select {
-			case <-ping.done:
-				t.Fatalf("ping ended before the last collision settled:\n%s", ping.out.String())
+			case <-ping.Done():
+				out, _ := ping.Wait()
+				t.Fatalf("ping ended before the last collision settled:\n%s", out)
 			default:
 			}
-			pingOut, err := ping.wait()
+			pingOut, err := ping.Wait()
 			if err != nil {
 				t.Errorf("ping: %v", err)
 			}
@@ -412,12 +353,11 @@ func TestIPsecC2CSimultaneousRekey(t *testing.T) {
 // answers INVALID_KE_PAYLOAD and only its own rekey completes; with the
 // same group first both complete and the nonces decide.
 func TestIPsecStrongSwanRekeyCollision(t *testing.T) {
-	requireStrongSwan(t)
+	labkit.RequireStrongSwan(t)
 	if _, err := exec.LookPath("nft"); err != nil {
 		t.Skip("nft not installed")
 	}
-	ipsecRun(t, labSh, nil, "up")
-	t.Cleanup(func() { lab(t, "down") })
+	labkit.UpIPsec(t)
 	for _, tc := range []struct {
 		name     string
 		espProps string // strongSwan's, tunnel 1
@@ -431,23 +371,23 @@ func TestIPsecStrongSwanRekeyCollision(t *testing.T) {
 }
 
 func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
+	charon := labkit.Charon(1)
 	var env []string
 	if espProps != "" {
 		env = []string{"AWS_ESP_PROPOSALS=" + espProps}
-		defer ipsecRun(t, ipsecSh, nil, "configure", "1")
+		defer charon.Configure(t)
 	}
-	ipsecRun(t, ipsecSh, env, "configure", "1")
-	newLog := cgwdLog // restartCgwd below starts a new log
+	charon.Configure(t, env...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			var l []string
-			for _, line := range strings.Split(newLog(), "\n") {
+			for _, line := range strings.Split(labkit.Log(), "\n") {
 				if strings.Contains(line, "tunnel=cgw-t1") && strings.Contains(line, "msg=") {
 					l = append(l, line)
 				}
 			}
 			t.Logf("cgwd log of cgw-t1:\n%s", strings.Join(l, "\n"))
-			if b, err := os.ReadFile(labState + "/aws-t1/run/charon.log"); err == nil {
+			if b, err := os.ReadFile(charon.LogFile()); err == nil {
 				var ls []string
 				for _, l := range strings.Split(string(b), "\n") {
 					if strings.Contains(l, "[IKE]") || strings.Contains(l, "[ENC]") {
@@ -460,20 +400,19 @@ func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
 	})
 	// cgwd rekeys the Child SA 20 s after establishment; strongSwan's own
 	// timer stays at an hour, swanctl starts its rekey.
-	restartCgwd(t, "child_lifetime: 40s;rekey_margin: 20s;rekey_fuzz_percent: 0")
-	tunnelsUp(t, 20*time.Second, "cgw-t1", "cgw-t2")
+	labkit.RestartIPsec(t, "child_lifetime: 40s;rekey_margin: 20s;rekey_fuzz_percent: 0")
+	ipsecTunnelsUp(t, 20*time.Second)
 	const pings = 5000 // 40 s
-	ping := startPingIn(t, "lab-cgw", "-q", "-i", "0.008", "-c", strconv.Itoa(pings),
-		"-w", strconv.Itoa(pings/100+20), "169.254.10.1")
+	ping := labkit.StartPing(t, labkit.CGW, "-q", "-i", "0.008", "-c", strconv.Itoa(pings),
+		"-w", strconv.Itoa(pings/100+20), labkit.T1Peer)
 	// swanctl waits for the rekey, which the gate holds up: run it aside.
 	rctx, rcancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer rcancel()
-	swanctl := exec.CommandContext(rctx, ipsecSh, "swanctl", "1", "--rekey", "--child", "aws")
-	swanctl.Env = append(os.Environ(), "LAB_STATE="+labState, "TUNNEL=ipsec")
+	swanctl := charon.SwanctlCmd(rctx, "--rekey", "--child", "aws")
 	var swanOut bytes.Buffer
 	swanctl.Stdout, swanctl.Stderr = &swanOut, &swanOut
 	swanDone := make(chan error, 1)
-	rekeyGate(t, [2]gateEnd{{"lab-cgw", "ip daddr 203.0.113.10"}, {"lab-aws-t1", ""}}, func() {
+	rekeyGate(t, [2]gateEnd{{labkit.CGW, "ip daddr " + labkit.AWSOut1}, {charon.NS(), ""}}, func() {
 		go func() { swanDone <- swanctl.Run() }()
 	})
 	defer func() {
@@ -483,36 +422,44 @@ func strongSwanCollision(t *testing.T, espProps string, textbook bool) {
 	}()
 	if textbook {
 		re := regexp.MustCompile(`msg="Child SA rekey collision (won|lost)[^"]*".*tunnel=cgw-t1 `)
-		c2cPoll(t, 30*time.Second, "cgwd settling the collision by the nonces", func() bool { return re.MatchString(newLog()) })
-		t.Logf("cgwd: %s", re.FindString(newLog()))
+		labkit.Eventually(t, 30*time.Second, "cgwd settling the collision by the nonces", func() error {
+			if !re.MatchString(labkit.Log()) {
+				return fmt.Errorf("not logged")
+			}
+			return nil
+		}, labkit.Every(20*time.Millisecond))
+		t.Logf("cgwd: %s", re.FindString(labkit.Log()))
 	}
 	// Both ends end with one installed Child SA, the same one.
 	var spis, sas string
-	c2cPoll(t, 30*time.Second, "one Child SA on both ends", func() bool {
-		for _, tn := range status(t).Tunnels {
-			if tn.Name == "cgw-t1" && tn.IPsec != nil {
+	labkit.Eventually(t, 30*time.Second, "one Child SA on both ends", func() error {
+		for _, tn := range labkit.Status(t).Tunnels {
+			if tn.Name == labkit.T1 && tn.IPsec != nil {
 				spis = tn.IPsec.ChildSPIs
 			}
 		}
 		in, out, _ := strings.Cut(spis, "/")
-		sas = charonSAs(t, 1)
-		return strings.Count(sas, "INSTALLED") == 1 && strings.Contains(sas, "in  "+out) && strings.Contains(sas, "out "+in)
-	})
+		sas = charon.SAs(t)
+		if strings.Count(sas, "INSTALLED") != 1 || !strings.Contains(sas, "in  "+out) || !strings.Contains(sas, "out "+in) {
+			return fmt.Errorf("cgwd's Child SA %s, strongSwan's:\n%s", spis, sas)
+		}
+		return nil
+	}, labkit.Every(20*time.Millisecond))
 	t.Logf("cgwd cgw-t1 Child SA %s; strongSwan:\n%s", spis, sas)
-	pingOut, err := ping.wait()
+	pingOut, err := ping.Wait()
 	m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(pingOut)
 	if err != nil || m == nil || m[1] != strconv.Itoa(pings) || m[2] != m[1] {
 		t.Fatalf("packets lost across the collision: %v\n%s", err, pingOut)
 	}
 	t.Logf("ping: %s sent, %s received", m[1], m[2])
-	if b, err := os.ReadFile(labState + "/aws-t1/run/charon.log"); err == nil {
+	if b, err := os.ReadFile(charon.LogFile()); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if strings.Contains(l, "collision") {
 				t.Logf("strongSwan: %s", l)
 			}
 		}
 	}
-	if strings.Contains(newLog(), "restarting IKE SA") {
+	if strings.Contains(labkit.Log(), "restarting IKE SA") {
 		t.Fatal("cgwd restarted the IKE SA instead of settling the collision")
 	}
 }

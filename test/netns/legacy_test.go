@@ -13,12 +13,6 @@ import (
 
 const labState = labkit.State
 
-var (
-	root   = labkit.Root
-	labSh  = labkit.LabSh
-	cgwBin = labkit.CgwdBin
-)
-
 func requireLab(t *testing.T)                         { t.Helper(); labkit.Require(t) }
 func lab(t *testing.T, args ...string)                { t.Helper(); labkit.Sh(t, args...) }
 func inNS(ns string, args ...string) (string, error)  { return labkit.InNS(ns, args...) }
@@ -26,18 +20,6 @@ func status(t *testing.T) *control.Status             { t.Helper(); return labki
 func httpGetInNS(ns, url string) (string, error)      { return labkit.HTTPGet(ns, url) }
 func metricValue(body, prefix string) (float64, bool) { return labkit.Metrics(body).Value(prefix) }
 func cgwRoutes(t *testing.T) map[string]labkit.Route  { t.Helper(); return labkit.CgwdRoutes(t) }
-func cgwdPID(t *testing.T) int                        { t.Helper(); return labkit.PID(t) }
-func stopCgwd(t *testing.T)                           { t.Helper(); labkit.StopCgwd(t) }
-func logOnFailure(t *testing.T)                       { labkit.LogOnFailure(t) }
-func pingVPC(t *testing.T)                            { t.Helper(); labkit.PingVPC(t) }
-func birdEstablished(t *testing.T, protocol string) bool {
-	t.Helper()
-	return labkit.AWSBird.Established(t, protocol)
-}
-func routeVia(t *testing.T, timeout time.Duration, prefix, gw, dev string) {
-	t.Helper()
-	labkit.WaitRoute(t, timeout, prefix, gw, dev)
-}
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() error) {
 	t.Helper()
 	labkit.Eventually(t, timeout, what, cond)

@@ -1,16 +1,15 @@
 package netns
 
 import (
-	"bytes"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // TestSystemdNotify runs cgwd in the lab the way systemd runs a Type=notify
@@ -19,9 +18,8 @@ import (
 // WATCHDOG=1 follows while it runs, and STOPPING=1 comes on SIGTERM, followed
 // by a clean exit.
 func TestSystemdNotify(t *testing.T) {
-	requireLab(t)
-	lab(t, "up")
-	t.Cleanup(func() { lab(t, "down") })
+	labkit.Require(t)
+	labkit.Up(t)
 
 	sock := filepath.Join(t.TempDir(), "notify")
 	srv, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
@@ -29,7 +27,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	var logs syncBuffer
+	var logs labkit.Buffer
 	recv := func(timeout time.Duration) string {
 		t.Helper()
 		_ = srv.SetReadDeadline(time.Now().Add(timeout))
@@ -41,7 +39,7 @@ func TestSystemdNotify(t *testing.T) {
 		return string(buf[:n])
 	}
 
-	cmd := exec.Command("ip", "netns", "exec", "lab-cgw", cgwBin, "run", "-c", labState+"/cgwd.yaml")
+	cmd := labkit.Command(labkit.CGW, labkit.CgwdBin, "run", "-c", labkit.Config)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=2000000")
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -73,7 +71,7 @@ func TestSystemdNotify(t *testing.T) {
 		t.Fatalf("first notification %q, want READY=1\nlog:\n%s", got, logs.String())
 	}
 	// READY means started: the control socket answers with both tunnels.
-	if st := status(t); len(st.Tunnels) != 2 {
+	if st := labkit.Status(t); len(st.Tunnels) != 2 {
 		t.Fatalf("READY=1 sent but status shows %d tunnels", len(st.Tunnels))
 	}
 	for i := 0; i < 2; i++ {
@@ -106,22 +104,4 @@ func TestSystemdNotify(t *testing.T) {
 	if strings.Contains(logs.String(), "cannot notify systemd") {
 		t.Errorf("cgwd logged a notification failure:\n%s", logs.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

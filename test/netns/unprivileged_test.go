@@ -1,7 +1,6 @@
 package netns
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgwd/cgwd/pkg/control"
 	"github.com/cgwd/cgwd/pkg/tunnel"
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // What deploy/systemd/cgwd.service grants: a user of its own and these
@@ -30,7 +29,7 @@ const (
 // files: with WireGuard and with IPsec tunnels, ECMP (the one sysctl cgwd
 // writes) and the nftables lock-down, everything must work as under root.
 func TestUnprivilegedCgwd(t *testing.T) {
-	requireLab(t)
+	labkit.Require(t)
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}
@@ -41,11 +40,10 @@ func TestUnprivilegedCgwd(t *testing.T) {
 
 func testUnprivileged(t *testing.T, kind string) {
 	if kind == "ipsec" {
-		ipsecRun(t, labSh, nil, "up")
+		labkit.UpIPsec(t)
 	} else {
-		lab(t, "up")
+		labkit.Up(t)
 	}
-	t.Cleanup(func() { lab(t, "down") })
 
 	// The lab's config and keys, moved to a directory the user owns.
 	os.RemoveAll(unprivDir)
@@ -53,7 +51,7 @@ func testUnprivileged(t *testing.T, kind string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(unprivDir) })
-	keys, _ := filepath.Glob(labState + "/keys/*")
+	keys, _ := filepath.Glob(labkit.State + "/keys/*")
 	for _, k := range keys {
 		if strings.HasSuffix(k, ".pub") {
 			continue
@@ -66,12 +64,7 @@ func testUnprivileged(t *testing.T, kind string) {
 			t.Fatal(err)
 		}
 	}
-	cfg, err := os.ReadFile(labState + "/cgwd.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	yaml := strings.ReplaceAll(string(cfg), labState+"/", unprivDir+"/")
-	yaml = strings.Replace(yaml, "  - name: vpn1\n", "  - name: vpn1\n    mode: ecmp\n", 1)
+	yaml := labkit.Edited(t, labkit.ReplaceN(labkit.State+"/", unprivDir+"/", -1), labkit.ECMP)
 	cfgPath := unprivDir + "/cgwd.yaml"
 	if err := os.WriteFile(cfgPath, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
@@ -96,22 +89,20 @@ func testUnprivileged(t *testing.T, kind string) {
 			os.Chmod("/run/wireguard", os.FileMode(st.Mode&0o777))
 		})
 	}
-	if out, err := inNS("lab-cgw", "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=0"); err != nil {
-		t.Fatalf("sysctl: %v\n%s", err, out)
-	}
+	labkit.MustInNS(t, labkit.CGW, "sysctl", "-qw", "net.ipv4.fib_multipath_hash_policy=0")
 
-	runAs := []string{"netns", "exec", "lab-cgw", "setpriv",
+	runAs := []string{
 		fmt.Sprintf("--reuid=%d", unprivUID), fmt.Sprintf("--regid=%d", unprivUID), "--clear-groups",
 		"--inh-caps=-all," + unprivCaps, "--ambient-caps=-all," + unprivCaps,
-		"--bounding-set=-all," + unprivCaps, "--no-new-privs", cgwBin}
-	if out, err := exec.Command("ip", append(runAs, "check-config", "-c", cfgPath)...).CombinedOutput(); err != nil {
+		"--bounding-set=-all," + unprivCaps, "--no-new-privs", labkit.CgwdBin}
+	if out, err := labkit.Command(labkit.CGW, "setpriv", append(runAs, "check-config", "-c", cfgPath)...).CombinedOutput(); err != nil {
 		t.Fatalf("check-config as uid %d: %v\n%s", unprivUID, err, out)
 	}
 	logf, err := os.Create(filepath.Join(t.TempDir(), "cgwd.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("ip", append(runAs, "run", "-c", cfgPath)...)
+	cmd := labkit.Command(labkit.CGW, "setpriv", append(runAs, "run", "-c", cfgPath)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -143,13 +134,8 @@ func testUnprivileged(t *testing.T, kind string) {
 	}
 	t.Cleanup(logOnFailure)
 
-	query := func() (*control.Status, error) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		return control.Query(ctx, unprivDir+"/cgwd.sock")
-	}
-	eventually(t, 30*time.Second, "both tunnels up", func() error {
-		st, err := query()
+	labkit.Eventually(t, 30*time.Second, "both tunnels up", func() error {
+		st, err := labkit.QueryStatus(unprivDir + "/cgwd.sock")
 		if err != nil {
 			return err
 		}
@@ -170,19 +156,12 @@ func testUnprivileged(t *testing.T, kind string) {
 			t.Fatalf("cgwd's /proc status lacks %q:\n%s", want, procStatus)
 		}
 	}
-	eventually(t, 30*time.Second, "three BGP sessions Established in BIRD", func() error {
-		for _, p := range []string{"aws_t1", "aws_t2", "aws_dx"} {
-			if !birdEstablished(t, p) {
-				return fmt.Errorf("%s not Established", p)
-			}
-		}
-		return nil
-	})
-	pingVPC(t)
-	if out, _ := inNS("lab-cgw", "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); strings.TrimSpace(out) != "1" {
+	labkit.AWSBird.WaitEstablished(t, 30*time.Second, true, labkit.BirdSessions...)
+	labkit.PingVPC(t)
+	if out, _ := labkit.InNS(labkit.CGW, "sysctl", "-n", "net.ipv4.fib_multipath_hash_policy"); strings.TrimSpace(out) != "1" {
 		t.Errorf("fib_multipath_hash_policy = %q, want 1 (written by cgwd for ECMP)", out)
 	}
-	if out, err := inNS("lab-cgw", "nft", "list", "table", "inet", "cgwd"); err != nil {
+	if out, err := labkit.InNS(labkit.CGW, "nft", "list", "table", "inet", "cgwd"); err != nil {
 		t.Errorf("cgwd's nftables table missing: %v\n%s", err, out)
 	}
 
@@ -190,8 +169,8 @@ func testUnprivileged(t *testing.T, kind string) {
 	if err := stop(); err != nil {
 		t.Fatalf("cgwd exit after SIGTERM: %v", err)
 	}
-	for _, dev := range []string{"cgw-t1", "cgw-t2"} {
-		if out, err := inNS("lab-cgw", "ip", "link", "show", dev); err == nil {
+	for _, dev := range []string{labkit.T1, labkit.T2} {
+		if out, err := labkit.InNS(labkit.CGW, "ip", "link", "show", dev); err == nil {
 			t.Errorf("%s left behind after SIGTERM:\n%s", dev, out)
 		}
 	}

@@ -66,6 +66,7 @@ const (
 const (
 	NUnsupportedCriticalPayload = 1
 	NInvalidIKESPI              = 4
+	NInvalidMajorVersion        = 5
 	NInvalidSyntax              = 7
 	NInvalidMessageID           = 9
 	NInvalidSPI                 = 11
@@ -89,7 +90,8 @@ const (
 
 var notifyNames = map[uint16]string{
 	NUnsupportedCriticalPayload: "UNSUPPORTED_CRITICAL_PAYLOAD", NInvalidIKESPI: "INVALID_IKE_SPI",
-	NInvalidSyntax: "INVALID_SYNTAX", NInvalidMessageID: "INVALID_MESSAGE_ID", NInvalidSPI: "INVALID_SPI",
+	NInvalidMajorVersion: "INVALID_MAJOR_VERSION",
+	NInvalidSyntax:       "INVALID_SYNTAX", NInvalidMessageID: "INVALID_MESSAGE_ID", NInvalidSPI: "INVALID_SPI",
 	NNoProposalChosen: "NO_PROPOSAL_CHOSEN", NInvalidKEPayload: "INVALID_KE_PAYLOAD",
 	NAuthenticationFailed: "AUTHENTICATION_FAILED", NSinglePairRequired: "SINGLE_PAIR_REQUIRED",
 	NNoAdditionalSAs: "NO_ADDITIONAL_SAS", NInternalAddressFailure: "INTERNAL_ADDRESS_FAILURE",
@@ -470,6 +472,8 @@ func ParseHeader(b []byte) (Header, error) {
 		return h, ParseError("message shorter than the IKE header")
 	case len(b) > MaxMessageLen:
 		return h, ParseError("message longer than 65535 bytes")
+	case b[17]>>4 == 1:
+		return h, ErrIKEv1
 	case b[17]>>4 != 2:
 		return h, ParseError("IKE major version is not 2")
 	case int(binary.BigEndian.Uint32(b[24:])) != len(b):
@@ -480,6 +484,24 @@ func ParseHeader(b []byte) (Header, error) {
 	h.Exchange, h.Flags = b[18], b[19]
 	h.MsgID = binary.BigEndian.Uint32(b[20:])
 	return h, nil
+}
+
+// ErrIKEv1 is ParseHeader's error for a message of ISAKMP major version 1:
+// the peer speaks IKEv1 (RFC 2408/2409), not IKEv2.
+const ErrIKEv1 = ParseError("IKE major version 1: an IKEv1 (ISAKMP) message")
+
+// IKEv1 exchange types (RFC 2408 3.1, RFC 2409 5.5), for naming what an
+// IKEv1 peer sent.
+var v1Exchanges = map[uint8]string{1: "base", 2: "main mode", 3: "authentication only", 4: "aggressive mode",
+	5: "informational", 32: "quick mode", 33: "new group mode"}
+
+// V1ExchangeName names the exchange of an IKEv1 message b (at least
+// HeaderLen bytes: ParseHeader returned ErrIKEv1 for it).
+func V1ExchangeName(b []byte) string {
+	if n, ok := v1Exchanges[b[18]]; ok {
+		return n
+	}
+	return fmt.Sprintf("exchange %d", b[18])
 }
 
 // CriticalError is returned for an unknown payload marked critical; it wraps

@@ -120,7 +120,11 @@ func TestTunnelTrafficAndClose(t *testing.T) {
 				// Wait until b has accepted all that a has sent (not more).
 				deadline := time.Now().Add(5 * time.Second)
 				for {
-					tx, rx := a.Details().TxPackets, b.Details().RxPackets
+					// b's count is read before a's: a packet a sends
+					// between the two reads can then only raise tx, so
+					// rx > tx means b accepted what a never sent.
+					rx := b.Details().RxPackets
+					tx := a.Details().TxPackets
 					if tx >= uint64((i+1)*per) && rx == tx {
 						break
 					}

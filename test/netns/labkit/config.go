@@ -91,3 +91,6 @@ func writeConfig(t testing.TB, cfg string) {
 		t.Fatal(err)
 	}
 }
+
+// ECMP puts vpn1 in mode ecmp: both tunnels carry traffic at once.
+var ECMP = Replace("  - name: vpn1\n", "  - name: vpn1\n    mode: ecmp\n")

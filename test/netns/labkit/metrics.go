@@ -20,6 +20,24 @@ func Scrape(t testing.TB) Metrics {
 	return Metrics(body)
 }
 
+// CheckUp fails the test unless both WireGuard tunnels and all three BGP
+// sessions are up in the scrape (cgwd_tunnel_up, cgwd_bgp_session_up).
+func (m Metrics) CheckUp(t testing.TB) {
+	t.Helper()
+	for _, tn := range []string{T1, T2} {
+		labels := `{kind="wireguard",tunnel="` + tn + `",vpn="` + VPNName + `"}`
+		if v, ok := m.Value("cgwd_tunnel_up" + labels); !ok || v != 1 {
+			t.Errorf("cgwd_tunnel_up%s = %v (found %v)", labels, v, ok)
+		}
+	}
+	for peer, addr := range map[string]string{DXPath: DXPeer, T1: T1Peer, T2: T2Peer} {
+		labels := `{address="` + addr + `",peer="` + peer + `"}`
+		if v, ok := m.Value("cgwd_bgp_session_up" + labels); !ok || v != 1 {
+			t.Errorf("cgwd_bgp_session_up%s = %v (found %v)", labels, v, ok)
+		}
+	}
+}
+
 // Lines are the sample lines that start with prefix.
 func (m Metrics) Lines(prefix string) []string {
 	var out []string

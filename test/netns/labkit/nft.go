@@ -30,7 +30,7 @@ var counterRE = regexp.MustCompile(`counter packets (\d+) bytes`)
 // whose text contains match; the test fails when there is none.
 func NftCounter(t testing.TB, ns, table, match string) int {
 	t.Helper()
-	return counted(t, Nft(t, ns, "list", "table", "inet", table), match)
+	return NftCounted(t, Nft(t, ns, "list", "table", "inet", table), match)
 }
 
 // CgwdCounter is NftCounter for cgwd's own table, inet cgwd in lab-cgw.
@@ -39,8 +39,8 @@ func CgwdCounter(t testing.TB, match string) int {
 	return NftCounter(t, CGW, "cgwd", match)
 }
 
-// counted is the packet counter of the first rule of listing that contains match.
-func counted(t testing.TB, listing, match string) int {
+// NftCounted is the packet counter of the first rule of listing that contains match.
+func NftCounted(t testing.TB, listing, match string) int {
 	t.Helper()
 	for _, line := range strings.Split(listing, "\n") {
 		if strings.Contains(line, match) {

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -206,4 +207,47 @@ func (p *PingRun) Loss(t testing.TB) string {
 	}
 	t.Fatalf("no packet loss line in ping's output:\n%s", out)
 	return ""
+}
+
+// Pair creates namespaces a and b (removing leftovers of an aborted run),
+// joined by a veth named dev on both sides with addresses addrA and addrB
+// (with prefix length); the test's end deletes them.
+func Pair(t testing.TB, a, b, dev, addrA, addrB string) {
+	t.Helper()
+	del := func() {
+		for _, ns := range []string{a, b} {
+			exec.Command("ip", "netns", "del", ns).Run()
+		}
+	}
+	del()
+	t.Cleanup(del)
+	for _, c := range [][]string{
+		{"netns", "add", a}, {"netns", "add", b},
+		{"-n", a, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", b},
+		{"-n", a, "addr", "add", addrA, "dev", dev}, {"-n", b, "addr", "add", addrB, "dev", dev},
+		{"-n", a, "link", "set", dev, "up"}, {"-n", b, "link", "set", dev, "up"},
+		{"-n", a, "link", "set", "lo", "up"}, {"-n", b, "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command("ip", c...).CombinedOutput(); err != nil {
+			t.Fatalf("ip %s: %v %s", strings.Join(c, " "), err, out)
+		}
+	}
+}
+
+// Buffer is a bytes.Buffer safe for a writer goroutine and the test.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
