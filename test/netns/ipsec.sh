@@ -17,6 +17,7 @@
 #
 # Environment (defaults are AWS's): AWS_IKE_PROPOSALS, AWS_ESP_PROPOSALS,
 # AWS_START_ACTION (none|start), AWS_IKE_LIFETIME, AWS_CHILD_LIFETIME,
+# AWS_IKE_VERSION (charon's version: 2 by default, unlike AWS's default 0, both; 1: IKEv1 only),
 # AWS_PSK_OVERRIDE (give strongSwan another PSK than cgwd's), CGWD_IPSEC_OPTS
 # (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated).
 set -euo pipefail
@@ -35,6 +36,7 @@ DH=modp2048-modp3072-modp4096-ecp256-ecp384-ecp521
 : "${AWS_IKE_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-$DH}"
 : "${AWS_ESP_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-$DH}"
 : "${AWS_START_ACTION:=none}"
+: "${AWS_IKE_VERSION:=2}"
 : "${AWS_IKE_LIFETIME:=28800s}"
 : "${AWS_CHILD_LIFETIME:=3600s}"
 
@@ -56,7 +58,7 @@ render() {
 	cp "$SS/strongswan.conf" "$d/run/strongswan.conf"
 	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|$CGW_OUTSIDE|g" \
 		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
-		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \
+		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \
 		-e "s|@CHILD_LIFETIME@|$AWS_CHILD_LIFETIME|" -e "s|@PSK@|$psk|" \
 		"$SS/swanctl.conf" >"$d/swanctl.conf")
 }
