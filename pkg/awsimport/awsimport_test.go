@@ -210,6 +210,10 @@ func TestRenderRoundTrip(t *testing.T) {
 			tun.Inside.String() != want.Inside.String() || tun.MTU != IPsecMTU || tun.BGP.PeerASN != 64512 {
 			t.Errorf("tunnel %d: %+v", i, tun)
 		}
+		if tun.IPsec.LocalID.String() != "198.51.100.2" || tun.IPsec.RemoteID.String() != want.AWSOutside.String() {
+			t.Errorf("tunnel %d behind NAT: local_id %q, remote_id %q, want AWS's customer gateway address 198.51.100.2 and %s",
+				i, tun.IPsec.LocalID, tun.IPsec.RemoteID, want.AWSOutside)
+		}
 		if time.Duration(tun.BGP.HoldTime) != 30*time.Second {
 			t.Errorf("tunnel %d: hold_time %v", i, time.Duration(tun.BGP.HoldTime))
 		}
@@ -428,5 +432,23 @@ func TestQuoteUntrustedID(t *testing.T) {
 	}
 	if cfg.VPN[0].Name != c.ID {
 		t.Fatalf("name %q", cfg.VPN[0].Name)
+	}
+}
+
+// Without NAT (no --local-address, or the address AWS knows) the identities
+// are left to their defaults, the outside addresses.
+func TestRenderNoNATLeavesIDsDefault(t *testing.T) {
+	c, err := Parse(read(t, "vgw.xml"), FormatXML)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, local := range []netip.Addr{{}, netip.MustParseAddr("198.51.100.2")} {
+		yml, err := Render(c, Options{LocalAddress: local})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(yml), "local_id") || strings.Contains(string(yml), "remote_id") {
+			t.Errorf("--local-address %v: identities written without NAT:\n%s", local, yml)
+		}
 	}
 }

@@ -118,6 +118,12 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		w("        mtu: %d\n", IPsecMTU)
 		w("        ipsec:\n")
 		w("          psk_file: %s\n", quote(PSKPath(dir, i)))
+		if local.IsValid() && t.CGWOutside.IsValid() && local != t.CGWOutside {
+			// Behind NAT AWS still expects the address it knows as the
+			// gateway's identity, not the one it sends from.
+			w("          local_id: %s # the public address AWS knows (NAT); outside.local is this box's own\n", t.CGWOutside)
+			w("          remote_id: %s\n", t.AWSOutside)
+		}
 		if t.IKE.LifetimeSec != 0 {
 			w("          ike_lifetime: %ds\n", t.IKE.LifetimeSec)
 		}

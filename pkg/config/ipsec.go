@@ -69,7 +69,8 @@ type IPsec struct {
 	// NAT. cgwd only carries ESP in UDP, so it must stay true.
 	ForceEncap *bool `yaml:"force_encap"`
 	// LocalID and RemoteID are the IPv4 identities; they default to the
-	// outside addresses, as AWS uses them.
+	// outside addresses, as AWS uses them. Behind NAT, LocalID must be the
+	// public address AWS knows the customer gateway by.
 	LocalID  Addr `yaml:"local_id"`
 	RemoteID Addr `yaml:"remote_id"`
 	// CookieThreshold is how many IKE_SA_INIT requests a second make cgwd,
@@ -191,5 +192,33 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 		if id.val.IsSet() && !id.val.is4() {
 			v.add(field+"."+id.name, "%q is not an IPv4 address", id.val)
 		}
+	}
+}
+
+// ipsecIDs checks the identities of tunnel t (field names it) against its
+// outside addresses: both ends claiming one identity, or the two swapped,
+// can only fail authentication.
+func (v *validator) ipsecIDs(field string, t *Tunnel) {
+	c := t.IPsec
+	local, remote := c.LocalID, c.RemoteID
+	if !local.IsSet() {
+		local = t.Outside.Local
+	}
+	if !remote.IsSet() {
+		remote = t.Outside.Remote
+	}
+	if !local.is4() || !remote.is4() {
+		return // named by the checks of the addresses themselves
+	}
+	la, ra := local.Addr(), remote.Addr()
+	switch {
+	case la == ra:
+		v.add(field+".ipsec.local_id", "%s is also the remote identity: each end needs its own", la)
+	case c.LocalID.IsSet() && la == t.Outside.Remote.Addr():
+		v.add(field+".ipsec.local_id", "%s is the AWS endpoint's address (outside.remote): local_id is this gateway's "+
+			"public address", la)
+	case c.RemoteID.IsSet() && ra == t.Outside.Local.Addr():
+		v.add(field+".ipsec.remote_id", "%s is this gateway's address (outside.local): remote_id is the AWS endpoint's "+
+			"outside address", ra)
 	}
 }

@@ -228,6 +228,7 @@ func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, ins
 			break
 		}
 		v.ipsec(field+".ipsec", t.IPsec)
+		v.ipsecIDs(field, t)
 	case "":
 		v.add(field+".kind", "is required (wireguard or ipsec)")
 	default:

@@ -49,7 +49,7 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
 		return
 	}
 	if !idMatches(id, s.cfg.RemoteID) {
-		s.fail("peer authenticated with an unexpected identity (AUTHENTICATION_FAILED)", "got", idString(id), "want", s.cfg.RemoteID)
+		s.fail("peer authenticated with an identity other than remote_id (AUTHENTICATION_FAILED)", s.idArgs(id)...)
 		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
@@ -82,12 +82,22 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 		return
 	}
 	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
-	if auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) || !idMatches(id, s.cfg.RemoteID) {
-		s.fail("peer failed authentication: AUTHENTICATION_FAILED (wrong pre-shared key or identity)",
-			"peer_id", idString(id), "expected_id", s.cfg.RemoteID)
+	pskOK := auth.Method == wire.AuthPSK && hmac.Equal(want, auth.Data)
+	if idOK := idMatches(id, s.cfg.RemoteID); !pskOK || !idOK {
+		msg := "peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)"
+		if !idOK {
+			msg = "peer's identity is not remote_id (AUTHENTICATION_FAILED): AWS's is its tunnel outside address"
+		}
+		s.fail(msg, append(s.idArgs(id), "psk_matches", pskOK)...)
 		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
 		s.sas.removeHalf(sa)
 		return
+	}
+	if r, _ := m.Get(wire.PayloadIDr).(*wire.ID); r != nil && !idMatches(r, s.cfg.LocalID) {
+		// RFC 7296 3.5 lets us answer with our own identity; the peer
+		// will likely refuse it, so name both.
+		s.log.Warn("peer expects another identity of cgwd than local_id; AWS expects the customer gateway's "+
+			"public address, also behind NAT: set local_id to it", "peer_expects", idString(r), "local_id", s.cfg.LocalID)
 	}
 	myID := idPayload(s.cfg.LocalID, true)
 	myAuth := &wire.Auth{Method: wire.AuthPSK, Data: pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(myID))}
@@ -176,6 +186,12 @@ func (s *Session) espOffer(spi uint32, withDH bool) []Proposal {
 		out = append(out, q)
 	}
 	return out
+}
+
+// idArgs are the log arguments naming the identity the peer sent and
+// both configured ones.
+func (s *Session) idArgs(peer *wire.ID) []any {
+	return []any{"peer_id", idString(peer), "remote_id", s.cfg.RemoteID, "local_id", s.cfg.LocalID}
 }
 
 func idString(id *wire.ID) string {
