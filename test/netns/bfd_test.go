@@ -4,16 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/bfd"
+	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
 // The BFD interop test builds its own two namespaces joined by a veth pair
@@ -24,54 +20,10 @@ const (
 	bfdBirdNS = "cgwdtest-bfd-bird"
 )
 
-func requireBFDTools(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("BFD interop test needs root (network namespaces)")
-	}
-	for _, tool := range []string{"ip", "nft", "bird", "birdc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not installed (make deps installs it)", tool)
-		}
-	}
-}
-
-func run(t *testing.T, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
-
-// bfdPair creates the two namespaces and the veth pair; cleanup deletes them.
-func bfdPair(t *testing.T) {
-	t.Helper()
-	for _, ns := range []string{bfdOurNS, bfdBirdNS} {
-		exec.Command("ip", "netns", "del", ns).Run() // leftovers of an aborted run
-		run(t, "ip", "netns", "add", ns)
-	}
-	t.Cleanup(func() {
-		for _, ns := range []string{bfdOurNS, bfdBirdNS} {
-			exec.Command("ip", "netns", "del", ns).Run()
-		}
-	})
-	run(t, "ip", "-n", bfdOurNS, "link", "add", "dx0", "type", "veth", "peer", "name", "dx0", "netns", bfdBirdNS)
-	for ns, addr := range map[string]string{bfdOurNS: "169.254.255.2/30", bfdBirdNS: "169.254.255.1/30"} {
-		run(t, "ip", "-n", ns, "addr", "add", addr, "dev", "dx0")
-		run(t, "ip", "-n", ns, "link", "set", "dx0", "up")
-		run(t, "ip", "-n", ns, "link", "set", "lo", "up")
-	}
-}
-
 // startBird runs BIRD in bfdBirdNS with a static route that requests a BFD
-// session to us; it returns the control socket path and a stop function.
-func startBird(t *testing.T, dir string) (ctl string, stop func()) {
+// session to us; it returns its handle and a stop function.
+func startBird(t *testing.T, dir string) (labkit.BIRD, func()) {
 	t.Helper()
-	conf := filepath.Join(dir, "bird.conf")
-	ctl = filepath.Join(dir, "bird.ctl")
-	pidFile := filepath.Join(dir, "bird.pid")
 	cfg := fmt.Sprintf(`router id 169.254.255.1;
 log "%s" all;
 timeformat log "%%F %%T.%%3f";
@@ -82,71 +34,23 @@ protocol bfd {
   interface "dx0" { min rx interval 50 ms; min tx interval 50 ms; multiplier 3; };
 }
 `, filepath.Join(dir, "bird.log"))
-	if err := os.WriteFile(conf, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	run(t, "ip", "netns", "exec", bfdBirdNS, "bird", "-c", conf, "-s", ctl, "-P", pidFile)
-	var pid int
-	eventually(t, 5*time.Second, "bird pid file", func() error {
-		b, err := os.ReadFile(pidFile)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Sscan(string(b), &pid)
-		return err
-	})
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			syscall.Kill(pid, syscall.SIGTERM)
-			deadline := time.Now().Add(5 * time.Second)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
-			if syscall.Kill(pid, 0) == nil {
-				syscall.Kill(pid, syscall.SIGKILL)
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return ctl, stop
-}
-
-// birdBFDSession returns the fields of BIRD's line for its session to
-// 169.254.255.2: address, interface, state, since (one or two fields),
-// interval, timeout.
-func birdBFDSession(ctl string) ([]string, error) {
-	out, err := exec.Command("birdc", "-s", ctl, "show", "bfd", "sessions").CombinedOutput()
-	if err != nil {
-		return nil, fmt.Errorf("birdc: %v: %s", err, out)
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 5 && f[0] == "169.254.255.2" {
-			return f, nil
-		}
-	}
-	return nil, fmt.Errorf("no session to 169.254.255.2 in:\n%s", out)
+	return labkit.StartBIRD(t, bfdBirdNS, dir, cfg)
 }
 
 // birdBFDState returns BIRD's state of its session to 169.254.255.2.
-func birdBFDState(ctl string) (string, error) {
-	f, err := birdBFDSession(ctl)
+func birdBFDState(b labkit.BIRD) (string, error) {
+	f, err := b.BFDSession("169.254.255.2")
 	if err != nil {
 		return "", err
 	}
 	return f[2], nil
 }
 
-// startInNS starts s with its sockets created inside namespace ns.
-func startInNS(ctx context.Context, s *bfd.Session, ns string) error {
-	return inNetns(ns, func() error { return s.Start(ctx) })
-}
-
 func TestBFDInteropWithBird(t *testing.T) {
-	requireBFDTools(t)
-	bfdPair(t)
-	ctl, stopBird := startBird(t, t.TempDir())
+	labkit.RequireRoot(t)
+	labkit.RequireTools(t, "ip", "nft", "bird", "birdc")
+	labkit.Pair(t, bfdOurNS, bfdBirdNS, "dx0", "169.254.255.2/30", "169.254.255.1/30")
+	bird, stopBird := startBird(t, t.TempDir())
 
 	changes := make(chan bfd.Change, 64)
 	s, err := bfd.New(bfd.Config{
@@ -164,7 +68,7 @@ func TestBFDInteropWithBird(t *testing.T) {
 		cancel()
 		<-s.Done()
 	}()
-	if err := startInNS(ctx, s, bfdOurNS); err != nil {
+	if err := labkit.Do(bfdOurNS, func() error { return s.Start(ctx) }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -178,7 +82,7 @@ func TestBFDInteropWithBird(t *testing.T) {
 	}
 	birdState := func(want string, is bool) func() error {
 		return func() error {
-			st, err := birdBFDState(ctl)
+			st, err := birdBFDState(bird)
 			if err != nil {
 				return err
 			}
@@ -211,10 +115,10 @@ func TestBFDInteropWithBird(t *testing.T) {
 	}
 
 	t.Run("ComesUpOnBothSides", func(t *testing.T) {
-		eventually(t, 15*time.Second, "our session Up", ourState(bfd.StateUp))
-		eventually(t, 5*time.Second, "BIRD session Up", birdState("Up", true))
+		labkit.Eventually(t, 15*time.Second, "our session Up", ourState(bfd.StateUp))
+		labkit.Eventually(t, 5*time.Second, "BIRD session Up", birdState("Up", true))
 		// Once Up, both sides switch to 50 ms by a poll sequence.
-		eventually(t, 5*time.Second, "fast timers", func() error {
+		labkit.Eventually(t, 5*time.Second, "fast timers", func() error {
 			st := s.Status()
 			if st.TxInterval != 50*time.Millisecond || st.DetectionTime != 150*time.Millisecond || st.Polling {
 				return fmt.Errorf("tx %v detection %v polling %v", st.TxInterval, st.DetectionTime, st.Polling)
@@ -223,8 +127,8 @@ func TestBFDInteropWithBird(t *testing.T) {
 		})
 		// BIRD's side negotiated 50 ms x 3 with us too: interval and timeout
 		// are the last two columns.
-		eventually(t, 5*time.Second, "BIRD on 50 ms x 3", func() error {
-			f, err := birdBFDSession(ctl)
+		labkit.Eventually(t, 5*time.Second, "BIRD on 50 ms x 3", func() error {
+			f, err := bird.BFDSession("169.254.255.2")
 			if err != nil {
 				return err
 			}
@@ -242,31 +146,27 @@ func TestBFDInteropWithBird(t *testing.T) {
 
 	t.Run("DropOfUDP3784TakesBothDown", func(t *testing.T) {
 		drain()
-		nft := func(args ...string) { run(t, append([]string{"ip", "netns", "exec", bfdOurNS, "nft"}, args...)...) }
-		nft("add", "table", "inet", "cgwdtest")
-		t.Cleanup(func() {
-			exec.Command("ip", "netns", "exec", bfdOurNS, "nft", "delete", "table", "inet", "cgwdtest").Run()
-		})
-		nft("add", "chain", "inet", "cgwdtest", "in", "{ type filter hook input priority -10; }")
+		drop := labkit.NewInputFilter(t, bfdOurNS, "cgwdtest")
+		t.Cleanup(func() { labkit.InNS(bfdOurNS, "nft", "delete", "table", "inet", "cgwdtest") })
 		dropAt := time.Now()
-		nft("add", "rule", "inet", "cgwdtest", "in", "udp", "dport", "3784", "drop")
-		eventually(t, 5*time.Second, "our session Down", ourState(bfd.StateDown))
+		drop.DropUDP(3784)
+		labkit.Eventually(t, 5*time.Second, "our session Down", ourState(bfd.StateDown))
 		c := downChange()
 		if c.From != bfd.StateUp || c.Diag != bfd.DiagControlDetectExpired {
 			t.Fatalf("change %+v, want Up -> Down with diag %q", c, bfd.DiagControlDetectExpired)
 		}
 		t.Logf("drop installed -> our session Down after %v (detection time 150 ms)", c.At.Sub(dropAt).Round(time.Millisecond))
-		eventually(t, 5*time.Second, "BIRD session not Up", birdState("Up", false))
+		labkit.Eventually(t, 5*time.Second, "BIRD session not Up", birdState("Up", false))
 
-		nft("delete", "table", "inet", "cgwdtest")
-		eventually(t, 15*time.Second, "our session Up again", ourState(bfd.StateUp))
-		eventually(t, 5*time.Second, "BIRD session Up again", birdState("Up", true))
+		drop.Delete()
+		labkit.Eventually(t, 15*time.Second, "our session Up again", ourState(bfd.StateUp))
+		labkit.Eventually(t, 5*time.Second, "BIRD session Up again", birdState("Up", true))
 	})
 
 	t.Run("StoppingBirdTakesUsDown", func(t *testing.T) {
 		drain()
 		stopBird()
-		eventually(t, 5*time.Second, "our session Down", ourState(bfd.StateDown))
+		labkit.Eventually(t, 5*time.Second, "our session Down", ourState(bfd.StateDown))
 		c := downChange()
 		if c.From != bfd.StateUp {
 			t.Fatalf("change %+v, want Up -> Down", c)

@@ -34,7 +34,7 @@ func TestProbeLab(t *testing.T) {
 
 	drop := labkit.NewInputFilter(t, labkit.AWS, "cgwdtest_probe")
 	defer drop.Delete()
-	rep := stream(t, func() { drop.DropUDP(51820) })
+	rep := labkit.Stream(t, func() { drop.DropUDP(51820) })
 	t.Logf("tunnel 1 silent drop, probes 200 ms x 3: %s", rep)
 	// Detection is 3 lost probes: up to 4 intervals after the drop, then the group replace.
 	if limit := 4*200*time.Millisecond + 100*time.Millisecond; rep.LongestGap > limit {

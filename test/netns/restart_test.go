@@ -19,7 +19,7 @@ func TestRestartWithoutOutage(t *testing.T) {
 	labkit.Up(t)
 	labkit.StartRouting(t)
 
-	rep := stream(t, func() {
+	rep := labkit.Stream(t, func() {
 		pid := labkit.PID(t)
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 			t.Fatal(err)

@@ -3,8 +3,12 @@ package labkit
 import (
 	"fmt"
 	"maps"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -127,4 +131,59 @@ func SameSessions(now, before map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// StartBIRD runs a BIRD of its own in namespace ns with config conf, its
+// control socket and PID file in dir; stop (also run when the test ends)
+// stops it by its PID.
+func StartBIRD(t testing.TB, ns, dir, conf string) (b BIRD, stop func()) {
+	t.Helper()
+	path := filepath.Join(dir, "bird.conf")
+	b.Ctl = filepath.Join(dir, "bird.ctl")
+	pidFile := filepath.Join(dir, "bird.pid")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	MustInNS(t, ns, "bird", "-c", path, "-s", b.Ctl, "-P", pidFile)
+	var pid int
+	Eventually(t, 5*time.Second, "bird pid file", func() error {
+		p, err := os.ReadFile(pidFile)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Sscan(string(p), &pid)
+		return err
+	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			syscall.Kill(pid, syscall.SIGTERM)
+			deadline := time.Now().Add(5 * time.Second)
+			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if syscall.Kill(pid, 0) == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return b, stop
+}
+
+// BFDSession returns the fields of BIRD's line for its BFD session to
+// peer: address, interface, state, since (one or two fields), interval,
+// timeout.
+func (b BIRD) BFDSession(peer string) ([]string, error) {
+	out, err := b.Try("show", "bfd", "sessions")
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 5 && f[0] == peer {
+			return f, nil
+		}
+	}
+	return nil, fmt.Errorf("no session to %s in:\n%s", peer, out)
 }

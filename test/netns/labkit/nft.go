@@ -59,22 +59,10 @@ func NftCounted(t testing.TB, listing, match string) int {
 // the rule.
 func DropIngress(t testing.TB, ns, dev string) (restore func()) {
 	t.Helper()
-	return ingress(t, ns, "cgwdtest_", dev, "drop")
-}
-
-// LossIngress drops pct% of the packets arriving on dev in ns (netdev
-// ingress) until the returned function removes the rule.
-func LossIngress(t testing.TB, ns, dev string, pct int) (restore func()) {
-	t.Helper()
-	return ingress(t, ns, "cgwdloss_", dev, "numgen", "random", "mod", "100", "<", strconv.Itoa(pct), "drop")
-}
-
-func ingress(t testing.TB, ns, prefix, dev string, rule ...string) func() {
-	t.Helper()
-	table := prefix + strings.ReplaceAll(dev, "-", "_")
+	table := "cgwdtest_" + strings.ReplaceAll(dev, "-", "_")
 	Nft(t, ns, "add", "table", "netdev", table)
 	Nft(t, ns, "add", "chain", "netdev", table, "ing", fmt.Sprintf("{ type filter hook ingress device %q priority 0; }", dev))
-	Nft(t, ns, append([]string{"add", "rule", "netdev", table, "ing"}, rule...)...)
+	Nft(t, ns, "add", "rule", "netdev", table, "ing", "drop")
 	return func() { Nft(t, ns, "delete", "table", "netdev", table) }
 }
 

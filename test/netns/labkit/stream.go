@@ -1,4 +1,4 @@
-package netns
+package labkit
 
 import (
 	"encoding/binary"
@@ -6,64 +6,39 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"runtime"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netns"
 )
 
-// inNetns runs fn on an OS thread switched into namespace ns; sockets fn
-// creates stay in ns after it returns.
-func inNetns(ns string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := netns.GetFromName(ns)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := netns.Set(target); err != nil {
-		return err
-	}
-	defer netns.Set(orig)
-	return fn()
-}
-
-// gapReport is what the receiver of a stream saw.
-type gapReport struct {
+// GapReport is what the receiver of a stream saw.
+type GapReport struct {
 	Sent, Received, Lost int
 	// LongestGap is the longest gap between consecutive arrivals of any one flow.
 	LongestGap time.Duration
 }
 
-func (r gapReport) String() string {
+func (r GapReport) String() string {
 	return fmt.Sprintf("sent %d, received %d, lost %d, longest gap %v", r.Sent, r.Received, r.Lost, r.LongestGap)
 }
 
-// stream sends one UDP flow from lab-onprem to lab-vpc at 1,000 packets/s
+// Stream sends one UDP flow from lab-onprem to lab-vpc at 1,000 packets/s
 // for 8 s, runs during() 2 s in, and reports the longest gap between
 // consecutive arrivals at the receiver.
-func stream(t *testing.T, during func()) gapReport {
+func Stream(t testing.TB, during func()) GapReport {
 	t.Helper()
-	return streamFlows(t, 1, 1000, 8*time.Second, 2*time.Second, during)
+	return StreamFlows(t, 1, 1000, 8*time.Second, 2*time.Second, during)
 }
 
-// streamFlows sends pps UDP packets/s from lab-onprem to 10.200.0.10,
+// StreamFlows sends pps UDP packets/s from lab-onprem to the VPC host,
 // round-robin over flows sockets (each its own source port, so ECMP hashing
 // spreads them), for d; it runs during() at the given offset and reports the
 // longest gap any single flow saw at the receiver.
-func streamFlows(t *testing.T, flows, pps int, d, at time.Duration, during func()) gapReport {
+func StreamFlows(t testing.TB, flows, pps int, d, at time.Duration, during func()) GapReport {
 	t.Helper()
-	const dst = "10.200.0.10:9001"
+	dst := VPCHost + ":9001"
 	var rx *net.UDPConn
-	if err := inNetns("lab-vpc", func() (err error) {
-		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP("10.200.0.10"), Port: 9001})
+	if err := Do(VPC, func() (err error) {
+		rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(VPCHost), Port: 9001})
 		return err
 	}); err != nil {
 		t.Fatal(err)
@@ -72,7 +47,7 @@ func streamFlows(t *testing.T, flows, pps int, d, at time.Duration, during func(
 	_ = rx.SetReadBuffer(4 << 20)
 	txs := make([]net.Conn, flows)
 	for i := range txs {
-		if err := inNetns("lab-onprem", func() (err error) {
+		if err := Do(OnPrem, func() (err error) {
 			txs[i], err = net.Dial("udp4", dst)
 			return err
 		}); err != nil {
@@ -82,12 +57,12 @@ func streamFlows(t *testing.T, flows, pps int, d, at time.Duration, during func(
 	}
 
 	type result struct {
-		rep gapReport
+		rep GapReport
 		err error
 	}
 	done := make(chan result, 1)
 	go func() {
-		var rep gapReport
+		var rep GapReport
 		last := make([]time.Time, flows)
 		buf := make([]byte, 64)
 		deadline := time.Now().Add(d + 2*time.Second)
