@@ -12,10 +12,15 @@
 #   - BFD on DX runs at $BFD_MS ms x 3 on both sides (tunnels stay 300 ms x 3);
 #   - lab-vpc answers on the first, middle and last scale prefix (a /32 on its
 #     lo, routed there by lab-aws) and on 10.200.0.10;
-#   - a UDP stream from lab-onprem sends $PPS packets/s to each of these four
-#     destinations; $CUT_AT s in, every packet on dx0 is silently dropped at
-#     both ends (nftables netdev ingress); the receiver reports the longest gap
-#     per destination. The table shows the worst of the four.
+#   - udpgap in lab-onprem sends $PPS packets/s to each of these four
+#     destinations; $CUT_AT s in, DX is cut in lab-dx, the provider between
+#     the two ends (lab.sh): by default (CUT=drop) one nftables rule on its
+#     bridge silently drops every frame, both directions in the same instant;
+#     CUT=far-link takes carrier from lab-aws's dx0 only, CUT=near-link from
+#     cgwd's. A receiver per destination in lab-vpc reports the packets lost
+#     and the longest gap between arrivals. At a steady rate the loss is the
+#     outage (at 1,000/s, one packet a millisecond) even when a receiver was
+#     slow to read; the table shows both, the worst of the four destinations.
 # Bounded waits everywhere; processes killed by PID; the lab comes down on exit.
 set -euo pipefail
 
@@ -29,63 +34,30 @@ BFD_MS=${BFD_MS:-50}
 PPS=${PPS:-1000}
 DURATION=${DURATION:-10} # seconds of stream
 CUT_AT=${CUT_AT:-2}      # seconds into the stream
+CUT=${CUT:-drop}         # drop, far-link or near-link (see do_cut)
+KEEP_LOGS=${KEEP_LOGS:-} # a directory: each run's lab logs are copied there before the lab comes down
 PORT=9000
-PY=/usr/bin/python3
 DETECT_MS=$((BFD_MS * 3))
 
 log() { printf 'bench-failover: %s\n' "$*" >&2; }
 . "$HERE/lib.sh"
-cleanup() { "$LAB" down >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+RUNNING=none # who-N of the run in progress, for keep_logs on a failure
+cleanup() {
+	if [[ -n $KEEP_LOGS && -d $LAB_STATE/logs ]]; then keep_logs "failed-$RUNNING" ""; fi
+	"$LAB" down >/dev/null 2>&1 || true
+	rm -rf "$WORK"
+}
 WORK=$(mktemp -d)
 trap cleanup EXIT
 
-# The stream: `udpgap.py rx PORT SECONDS NDEST` in lab-vpc, `udpgap.py tx
-# DST,DST.. PORT PPS SECONDS` in lab-onprem. Payload: destination index, sequence.
-cat >"$WORK/udpgap.py" <<'EOF'
-import json, socket, struct, sys, time
-if sys.argv[1] == "rx":
-    port, secs, n = int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.bind(("0.0.0.0", port))
-    open(sys.argv[5], "w").close()  # ready
-    last, gap, got, top = [None] * n, [0.0] * n, [0] * n, [-1] * n
-    end = time.monotonic() + secs
-    while True:
-        left = end - time.monotonic()
-        if left <= 0:
-            break
-        s.settimeout(left)
-        try:
-            b = s.recv(64)
-        except socket.timeout:
-            break
-        now = time.monotonic()
-        i, seq = struct.unpack("!II", b[:8])
-        if i >= n:
-            continue
-        if last[i] is not None:
-            gap[i] = max(gap[i], now - last[i])
-        last[i] = now
-        got[i] += 1
-        top[i] = max(top[i], seq)
-    print(json.dumps({"gap_ms": [round(g * 1000, 1) for g in gap], "received": got, "last_seq": top}))
-else:
-    dsts, port, pps, secs = sys.argv[2].split(","), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    total, seq, t0 = int(pps * secs), 0, time.monotonic()
-    while seq < total:
-        due = min(total, int((time.monotonic() - t0) * pps) + 1)
-        while seq < due:
-            for i, d in enumerate(dsts):
-                try:
-                    s.sendto(struct.pack("!II", i, seq) + bytes(24), (d, port))
-                except OSError:
-                    pass  # a send error during the cut is a lost packet
-            seq += 1
-        time.sleep(0.0005)
-    print(json.dumps({"sent": seq}))
-EOF
+# The stream: test/netns/udpgap, built here. One sender in lab-onprem sends
+# every sequence number to each destination at $PPS; one receiver per
+# destination in lab-vpc. Both run as SCHED_FIFO when chrt can, so that on a
+# busy machine neither is starved: the sender's max_late_ms says how far it
+# fell behind its schedule at worst.
+(cd "$ROOT" && go build -o "$WORK/udpgap" ./test/netns/udpgap)
+RT=()
+if chrt -f 10 true 2>/dev/null; then RT=(chrt -f 10); fi
 
 # scale_addr I: the .10 host in the I-th scale /24 (lab.sh's prefix_list numbering).
 scale_addr() { echo "$((20 + $1 / 65536)).$(($1 / 256 % 256)).$(($1 % 256)).10"; }
@@ -149,22 +121,36 @@ bfd_dx_up() { # the AWS side sees DX BFD Up
 	birdc -s "$LAB_STATE/bird-aws.ctl" show bfd sessions | grep -q '169.254.255.2 .*Up'
 }
 
-# cut: stream, drop everything on dx0 at both ends $CUT_AT s in; prints "worst_gap_ms gaps..."
-cut() {
-	local who=$1 n=$2 ready="$WORK/ready" rxpid txpid moved="-"
-	rm -f "$ready"
-	in_ns lab-vpc "$PY" "$WORK/udpgap.py" rx "$PORT" $((DURATION + 3)) "${#DESTS[@]}" "$ready" >"$WORK/rx.json" &
-	rxpid=$!
-	wait_for "receiver" 10 test -e "$ready"
-	in_ns lab-onprem "$PY" "$WORK/udpgap.py" tx "$(IFS=,; echo "${DESTS[*]}")" "$PORT" "$PPS" "$DURATION" >"$WORK/tx.json" &
+# do_cut: what $CUT does to DX (lib.sh's helpers, all in lab-dx).
+do_cut() {
+	case $CUT in
+	drop) dx_cut ;;                  # one rule: every frame, both directions, both ends keep carrier
+	far-link) dx_link aws down ;;    # lab-aws's dx0 loses carrier; cgwd's dx0 keeps it (BFD must see it)
+	near-link) dx_link cgw down ;;   # cgwd's dx0 loses carrier
+	*) log "CUT=$CUT: want drop, far-link or near-link"; return 2 ;;
+	esac
+}
+
+# receiving I: receiver I says it listens.
+receiving() { grep -q 'listening on' "$WORK/rx$1.err"; }
+
+# stream_cut WHO N: stream to every destination, cut DX $CUT_AT s in; appends one
+# JSON line to results.jsonl (per destination: longest gap, packets lost).
+stream_cut() {
+	local who=$1 n=$2 i rxpids=() txpid moved="-" to=()
+	for i in "${!DESTS[@]}"; do
+		in_ns lab-vpc "${RT[@]}" "$WORK/udpgap" recv -listen "${DESTS[i]}:$PORT" -duration $((DURATION + 5))s -json \
+			>"$WORK/rx$i.json" 2>"$WORK/rx$i.err" &
+		rxpids+=($!)
+		to+=("${DESTS[i]}:$PORT")
+	done
+	for i in "${!DESTS[@]}"; do wait_for "receiver $i" 10 receiving "$i"; done
+	in_ns lab-onprem "${RT[@]}" "$WORK/udpgap" send -to "$(IFS=,; echo "${to[*]}")" -pps "$PPS" -duration "${DURATION}s" -json \
+		>"$WORK/tx.json" &
 	txpid=$!
 	sleep "$CUT_AT" # the stream's schedule: the cut comes $CUT_AT s in
-	local t0=$EPOCHREALTIME ns
-	for ns in lab-cgw lab-aws; do
-		in_ns "$ns" nft add table netdev benchcut
-		in_ns "$ns" nft add chain netdev benchcut ing '{ type filter hook ingress device "dx0" priority 0; }'
-		in_ns "$ns" nft add rule netdev benchcut ing drop
-	done
+	local t0=$EPOCHREALTIME
+	do_cut
 	# How long until no route is left on dx0 (polled; shows the per-route rewrite).
 	local deadline=$((SECONDS + DURATION + 20))
 	while ((SECONDS < deadline)); do
@@ -175,22 +161,35 @@ cut() {
 		sleep 0.05
 	done
 	wait "$txpid" || { log "sender failed"; return 1; }
-	wait "$rxpid" || { log "receiver failed"; return 1; }
-	local sent
-	sent=$(jq .sent "$WORK/tx.json")
-	jq -c --arg who "$who" --argjson n "$n" --argjson sent "$sent" --arg moved "$moved" \
-		'{who: $who, n: $n, sent: $sent, moved_ms: $moved} + .' "$WORK/rx.json" >>"$WORK/results.jsonl"
-	# Every destination must have come back: its last packets arrived.
-	if jq -e --argjson sent "$sent" '[.last_seq[] | select(. < $sent - 50)] | length > 0' "$WORK/rx.json" >/dev/null; then
-		log "$who N=$n: the stream did not recover: $(cat "$WORK/rx.json")"
+	for i in "${!rxpids[@]}"; do wait "${rxpids[i]}" || { log "receiver $i failed: $(cat "$WORK/rx$i.err")"; return 1; }; done
+	local rx=()
+	for i in "${!DESTS[@]}"; do rx+=("$WORK/rx$i.json"); done
+	jq -s -c --arg who "$who" --argjson n "$n" --arg moved "$moved" --slurpfile tx "$WORK/tx.json" '{
+		who: $who, n: $n, moved_ms: $moved, sent: $tx[0].planned, max_late_ms: $tx[0].max_late_ms,
+		send_errors: [$tx[0].destinations[].send_errors],
+		gap_ms: [.[].longest_gap_ms | . * 10 | round / 10], lost: [.[].lost], tail_lost: [.[].tail_lost],
+		lost_run: [.[].longest_missing_run],
+		received: [.[].received], run_ok: ([.[].run] | unique == [$tx[0].run])}' "${rx[@]}" >"$WORK/cut.json"
+	cat "$WORK/cut.json" >>"$WORK/results.jsonl"
+	# Every destination must have come back (its last packets arrived) and seen this run only.
+	if jq -e '.run_ok | not' "$WORK/cut.json" >/dev/null || jq -e '[.tail_lost[] | select(. > 50)] | length > 0' "$WORK/cut.json" >/dev/null; then
+		log "$who N=$n: the stream did not recover: $(cat "$WORK/cut.json")"
 		return 1
 	fi
 	all_via cgw-t1 || { log "$who N=$n: not all destinations via cgw-t1 after the cut"; return 1; }
-	log "$who N=$n: $(cat "$WORK/rx.json"), all routes off dx0 after ${moved} ms"
+	log "$who N=$n: $(cat "$WORK/cut.json"), all routes off dx0 after ${moved} ms"
+}
+
+# keep_logs WHO N: copy the lab's logs to $KEEP_LOGS/WHO-N (when set).
+keep_logs() {
+	[[ -n $KEEP_LOGS ]] || return 0
+	mkdir -p "$KEEP_LOGS/$1${2:+-$2}"
+	cp "$LAB_STATE"/logs/*.log "$KEEP_LOGS/$1${2:+-$2}/" 2>/dev/null || true
 }
 
 run_cgwd() {
 	local n=$1
+	RUNNING=cgwd-$n
 	prepare "$n"
 	cgwd_config
 	"$LAB" start-cgwd
@@ -198,20 +197,23 @@ run_cgwd() {
 	wait_for "$n scale routes from cgwd" 180 routes_in 200 $((n + 2))
 	wait_for "all destinations via dx0" 30 all_via dx0
 	wait_for "DX BFD Up" 30 bfd_dx_up
-	cut cgwd "$n"
+	stream_cut cgwd "$n"
 	grep 'path usable changed' "$LAB_STATE/logs/cgwd.log" | grep 'path=dx1 usable=false' | head -1 >&2 || true
+	keep_logs cgwd "$n"
 	"$LAB" down
 }
 
 run_bird() {
 	local n=$1
+	RUNNING=bird-$n
 	prepare "$n"
 	start_bird_cgw
 	"$LAB" wait-bgp
 	wait_for "$n scale routes from BIRD" 180 routes_in bird $((n + 1))
 	wait_for "all destinations via dx0" 30 all_via dx0
 	wait_for "DX BFD Up" 30 bfd_dx_up
-	cut bird "$n"
+	stream_cut bird "$n"
+	keep_logs bird "$n"
 	"$LAB" down
 }
 
@@ -222,17 +224,25 @@ for n in $SIZES; do
 	run_bird "$n"
 done
 
+case $CUT in
+drop) what="silent drop of every frame crossing DX, both directions at once (one nft rule in lab-dx)" ;;
+far-link) what="carrier lost on lab-aws's dx0 only (cgwd's dx0 stays up)" ;;
+near-link) what="carrier lost on cgwd's dx0 only" ;;
+esac
 echo
-echo "== DX cut (silent drop of every packet on dx0, both ends), BFD ${BFD_MS} ms x 3 (detection ${DETECT_MS} ms), $(date -u '+%F %H:%M UTC')"
-echo "   longest gap of a ${PPS} packets/s UDP stream to each of 10.200.0.10 and the first, middle and last scale prefix; worst of the four"
-printf '%9s %14s %14s %8s   %s\n' "N" "cgwd gap ms" "BIRD gap ms" "ratio" "all routes off dx0 (cgwd / BIRD, polled)"
+echo "== DX cut: $what, BFD ${BFD_MS} ms x 3 (detection ${DETECT_MS} ms), $(date -u '+%F %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "   udpgap: ${PPS} packets/s to each of 10.200.0.10 and the first, middle and last scale prefix; worst of the four"
+echo "   lost = packets lost (at ${PPS}/s: $(bc -l <<<"1000 / $PPS" | sed 's/0*$//; s/\.$//') ms each; more than the gap when the outage came in pieces); gap = longest time between two arrivals"
+printf '%9s %10s %10s %10s %10s %8s   %s\n' "N" "cgwd lost" "cgwd gap" "BIRD lost" "BIRD gap" "ratio" "all routes off dx0 (cgwd / BIRD, polled)"
+worst() { jq -r --arg who "$1" --argjson n "$2" "select(.who == \$who and .n == \$n) | $3" "$WORK/results.jsonl"; }
 for n in $SIZES; do
-	c=$(jq -r --argjson n "$n" 'select(.who == "cgwd" and .n == $n) | .gap_ms | max' "$WORK/results.jsonl")
-	b=$(jq -r --argjson n "$n" 'select(.who == "bird" and .n == $n) | .gap_ms | max' "$WORK/results.jsonl")
-	cm=$(jq -r --argjson n "$n" 'select(.who == "cgwd" and .n == $n) | .moved_ms' "$WORK/results.jsonl")
-	bm=$(jq -r --argjson n "$n" 'select(.who == "bird" and .n == $n) | .moved_ms' "$WORK/results.jsonl")
-	printf '%9s %14s %14s %7.2fx   %s / %s ms\n' "$n" "$c" "$b" "$(bc -l <<<"$b / $c")" "$cm" "$bm"
+	cl=$(worst cgwd "$n" '.lost | max') cg=$(worst cgwd "$n" '.gap_ms | max') cm=$(worst cgwd "$n" .moved_ms)
+	bl=$(worst bird "$n" '.lost | max') bg=$(worst bird "$n" '.gap_ms | max') bm=$(worst bird "$n" .moved_ms)
+	ratio=-
+	((cl > 0)) && ratio=$(printf '%.2fx' "$(bc -l <<<"$bl / $cl")")
+	printf '%9s %10s %10s %10s %10s %8s   %s / %s ms\n' "$n" "$cl" "$cg" "$bl" "$bg" "$ratio" "$cm" "$bm"
 done
+echo "   ratio: BIRD lost / cgwd lost"
 echo
 echo "per destination (10.200.0.10, first, middle, last scale prefix):"
-jq -r '"\(.who)\tN=\(.n)\tgaps_ms=\(.gap_ms)\treceived=\(.received)\tsent=\(.sent)"' "$WORK/results.jsonl"
+jq -r '"\(.who)\tN=\(.n)\tlost=\(.lost)\tlongest_lost_run=\(.lost_run)\tgaps_ms=\(.gap_ms)\treceived=\(.received)\tsent=\(.sent) each\tsender max_late_ms=\(.max_late_ms)\tsend_errors=\(.send_errors)"' "$WORK/results.jsonl"

@@ -60,8 +60,9 @@ for side in a b; do
 		sh "$d/run" >"$d/charon.out" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
 	PIDS+=($!)
 done
+charon_ready() { [[ -S $WORK/$1/run/charon.vici ]] && ip -n "ips-$1" link show ipsec0; }
 for side in a b; do
-	for _ in $(seq 100); do [[ -S $WORK/$side/run/charon.vici ]] && ip -n "ips-$side" link show ipsec0 >/dev/null 2>&1 && break; sleep 0.1; done
+	wait_for "charon in ips-$side (vici socket, ipsec0)" 10 charon_ready "$side"
 	ip -n "ips-$side" link set ipsec0 up
 	swanctl --load-all --noprompt --file "$WORK/$side/swanctl.conf" --uri "unix://$WORK/$side/run/charon.vici" >/dev/null 2>&1
 done
@@ -81,7 +82,7 @@ if [[ -x $ROOT/bin/wireguard-go ]] && command -v wg >/dev/null; then
 		PIDS+=($!)
 	done
 	for side in a b; do
-		for _ in $(seq 100); do [[ -S /var/run/wireguard/ipbw-$side.sock ]] && break; sleep 0.1; done
+		wait_for "ipbw-$side UAPI socket" 10 test -S "/var/run/wireguard/ipbw-$side.sock"
 	done
 	ip netns exec ipw-a wg set ipbw-a private-key "$WORK/wg-a.key" listen-port 51900 peer "$(cat "$WORK/wg-b.pub")" allowed-ips 0.0.0.0/0 endpoint 10.96.0.2:51900
 	ip netns exec ipw-b wg set ipbw-b private-key "$WORK/wg-b.key" listen-port 51900 peer "$(cat "$WORK/wg-a.pub")" allowed-ips 0.0.0.0/0 endpoint 10.96.0.1:51900

@@ -25,6 +25,7 @@ POLL=${POLL:-0.02}       # seconds between route counts
 TIMEOUT=${TIMEOUT:-120}  # seconds, per wait
 
 log() { printf 'bench-routes: %s\n' "$*" >&2; }
+. "$HERE/lib.sh"
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -32,21 +33,10 @@ now_ms() { date +%s%3N; }
 
 # count_routes PROTO: IPv4 routes of PROTO in lab-cgw's main table.
 # Unicast only: cgwd's fail-closed routes (unreachable) carry no traffic.
-count_routes() { ip netns exec lab-cgw ip -4 -o route show table main proto "$1" type unicast | wc -l; }
+count_routes() { in_ns lab-cgw ip -4 -o route show table main proto "$1" type unicast | wc -l; }
 
 # rss_kib PID: "VmRSS VmHWM" (now and peak resident set) in KiB.
 rss_kib() { awk '/^VmRSS/ {r = $2} /^VmHWM/ {h = $2} END {print r, h}' "/proc/$1/status"; }
-
-# wait_until DESCRIPTION COMMAND...: poll COMMAND every 0.1 s, at most $TIMEOUT s.
-wait_until() {
-	local what=$1 i; shift
-	for ((i = 0; i < TIMEOUT * 10; i++)); do
-		"$@" >/dev/null 2>&1 && return 0
-		sleep 0.1
-	done
-	log "timed out after ${TIMEOUT}s waiting for $what"
-	return 1
-}
 
 # scale_loaded N: lab-aws's BIRD has all N scale routes in its table.
 scale_loaded() {
@@ -85,7 +75,7 @@ wait_routes() {
 # lab_up N: a fresh lab whose lab-aws BIRD has loaded N scale prefixes.
 lab_up() {
 	LAB_PREFIXES=$1 "$LAB" up >&2
-	wait_until "lab-aws BIRD to load $1 scale routes" scale_loaded "$1"
+	wait_for "lab-aws BIRD to load $1 scale routes" "$TIMEOUT" scale_loaded "$1"
 }
 
 # run_cgwd N: prints "SECONDS RSS_MIB PEAK_MIB".
@@ -105,10 +95,8 @@ run_cgwd() {
 run_bird() {
 	local n=$1 pid est done_rss
 	lab_up "$n"
-	ip netns exec lab-cgw bird -f -c "$HERE/bird-cgw.conf" -s "$LAB_STATE/bird-cgw.ctl" \
-		-P "$LAB_STATE/bird-cgw.pidfile" >"$LAB_STATE/logs/bird-cgw.log" 2>&1 3>&- 4>&- 5>&- 6>&- 7>&- 8>&- 9>&- &
-	pid=$!
-	echo "$pid" >"$LAB_STATE/pids/bird-cgw.pid" # lab.sh down kills it by this PID
+	start_bg bird-cgw lab-cgw bird -f -c "$HERE/bird-cgw.conf" -s "$LAB_STATE/bird-cgw.ctl" -P "$LAB_STATE/bird-cgw.pidfile"
+	pid=$(cat "$LAB_STATE/pids/bird-cgw.pid") # lab.sh down kills it by this PID
 	done_rss=$(wait_routes bird $((n + 2)) "$pid")
 	est=$(established_ms) || { log "no 'aws_dx: State changed to up' in bird-aws.log"; return 1; }
 	report "$est" $done_rss

@@ -4,7 +4,7 @@
 #
 # Throughput: iperf3 -t $DURATION, $RUNS runs each, median, interleaved so that
 # machine noise hits every target alike:
-#   veth      bare DX veth lab-cgw -> lab-aws (the ceiling)
+#   veth      bare DX lab-cgw -> lab-aws: two veths and lab-dx's bridge (the ceiling)
 #   cgwd-wg   tunnel cgw-t1: cgwd's embedded WireGuard <-> upstream wireguard-go
 #   wg-go     the same path with upstream wireguard-go on both sides (baseline)
 set -euo pipefail
@@ -17,6 +17,8 @@ BIN=${BIN:-$ROOT/bin}
 DURATION=${DURATION:-5}
 RUNS=${RUNS:-3}
 
+log() { printf 'bench: %s\n' "$*" >&2; }
+. "$HERE/lib.sh"
 cleanup() { "$LAB" down >/dev/null 2>&1 || true; }
 trap cleanup EXIT
 
@@ -27,27 +29,26 @@ trap cleanup EXIT
 # Baseline tunnel: upstream wireguard-go on both ends, same underlay as cgw-t1.
 start_wg() { # NS NAME ADDR PORT PEER [ENDPOINT]
 	local ns=$1 name=$2 addr=$3 port=$4 peer=$5 ep=${6:-}
-	ip netns exec "$ns" env LOG_LEVEL=error "$BIN/wireguard-go" -f "$name" >"$LAB_STATE/logs/$name.log" 2>&1 &
-	echo $! >"$LAB_STATE/pids/$name.pid"
-	for _ in $(seq 100); do [[ -S /var/run/wireguard/$name.sock ]] && break; sleep 0.1; done
-	ip netns exec "$ns" wg set "$name" private-key "$LAB_STATE/keys/$name.key" listen-port "$port" \
+	start_bg "$name" "$ns" env LOG_LEVEL=error "$BIN/wireguard-go" -f "$name"
+	wait_for "$name UAPI socket" 10 test -S "/var/run/wireguard/$name.sock"
+	in_ns "$ns" wg set "$name" private-key "$LAB_STATE/keys/$name.key" listen-port "$port" \
 		peer "$(cat "$LAB_STATE/keys/$peer.pub")" allowed-ips 0.0.0.0/0 ${ep:+endpoint $ep}
-	ip netns exec "$ns" ip addr add "$addr" dev "$name"
-	ip netns exec "$ns" ip link set "$name" mtu 1420 up
+	in_ns "$ns" ip addr add "$addr" dev "$name"
+	in_ns "$ns" ip link set "$name" mtu 1420 up
 }
 start_wg lab-aws bwg-a 169.254.20.1/30 51830 bwg-c
 start_wg lab-cgw bwg-c 169.254.20.2/30 51830 bwg-a 203.0.113.10:51830
 
-ip netns exec lab-aws iperf3 -s >"$LAB_STATE/logs/iperf3.log" 2>&1 &
-echo $! >"$LAB_STATE/pids/iperf3.pid"
-for _ in $(seq 50); do ip netns exec lab-aws ss -ltn | grep -q ':5201 ' && break; sleep 0.1; done
+start_bg iperf3 lab-aws iperf3 -s
+iperf3_listening() { in_ns lab-aws ss -ltn | grep -q ':5201 '; }
+wait_for "iperf3 to listen in lab-aws" 5 iperf3_listening
 
 declare -A TARGET=([veth]=169.254.255.1 [cgwd-wg]=169.254.10.1 [wg-go]=169.254.20.1)
 ORDER=(veth cgwd-wg wg-go)
 declare -A RESULTS
 
 iperf() { # prints Gbit/s
-	ip netns exec lab-cgw iperf3 -c "$1" -t "$DURATION" -J |
+	in_ns lab-cgw iperf3 -c "$1" -t "$DURATION" -J |
 		jq -r '.end.sum_received.bits_per_second / 1e9'
 }
 
@@ -73,7 +74,7 @@ echo
 echo "== throughput: iperf3 -t $DURATION, median of $RUNS, one run of bench.sh"
 printf '%-44s %10s %12s %12s\n' "path" "Gbit/s" "vs wg-go" "vs veth"
 row() { printf '%-44s %10.3f %11.2fx %11.2fx\n' "$1" "$2" "$(bc -l <<<"$2/$wggo")" "$(bc -l <<<"$2/$veth")"; }
-row "bare veth (ceiling)" "$veth"
+row "bare DX: veth, lab-dx bridge, veth (ceiling)" "$veth"
 row "cgwd WireGuard <-> upstream wireguard-go" "$cgwd"
 row "upstream wireguard-go both ends (baseline)" "$wggo"
 echo

@@ -1,10 +1,16 @@
 // Command udpgap measures how a path behaves across a failover: a sender
 // streams numbered, timestamped UDP packets at a fixed rate, and a receiver
 // reports how many arrived, how many were lost, the longest gap between
-// arrivals (as time and as skipped sequence numbers) and reordering.
+// arrivals (as time and as skipped sequence numbers) and reordering. At a
+// steady rate the packets lost measure an outage even when the receiver was
+// slow to read them; the gap is what the receiver saw.
 //
 //	udpgap send -to 10.200.0.10:9000 -pps 1000 -duration 10s
 //	udpgap recv -listen :9000 -duration 12s -json
+//
+// One sender can stream to several destinations at once (-to A:P,B:P): each
+// gets every sequence number on the same schedule, and each needs its own
+// receiver (e.g. one per address, -listen A:P).
 //
 // The receiver exits when -duration has passed, or 100 ms after the run's
 // last planned packet arrived. Start it first and give it a longer
@@ -24,6 +30,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -38,7 +46,7 @@ func main() {
 	}
 }
 
-const usage = "usage: udpgap send -to HOST:PORT [-pps N] [-duration D] [-max N] [-size B] [-json]\n" +
+const usage = "usage: udpgap send -to HOST:PORT[,HOST:PORT...] [-pps N] [-duration D] [-max N] [-size B] [-json]\n" +
 	"       udpgap recv -listen ADDR [-duration D] [-json]"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,9 +63,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 }
 
+// maxDestinations bounds -to.
+const maxDestinations = 16
+
 // sendConfig is what `udpgap send` was asked to do.
 type sendConfig struct {
-	to       string
+	to       string // HOST:PORT, or several separated by commas
 	pps      int
 	duration time.Duration
 	max      int
@@ -70,10 +81,18 @@ func (c sendConfig) planned() uint64 {
 	return min(n, uint64(c.max))
 }
 
+// destinations is -to split at its commas.
+func (c sendConfig) destinations() []string { return strings.Split(c.to, ",") }
+
 func (c sendConfig) validate() error {
+	dsts := c.destinations()
 	switch {
 	case c.to == "":
 		return errors.New("-to: missing (HOST:PORT)")
+	case len(dsts) > maxDestinations:
+		return fmt.Errorf("-to: %d destinations, at most %d", len(dsts), maxDestinations)
+	case slices.Contains(dsts, ""):
+		return fmt.Errorf("-to %q: an empty destination", c.to)
 	case c.pps <= 0 || c.pps > 1_000_000:
 		return fmt.Errorf("-pps: %d not in 1..1000000", c.pps)
 	case c.duration <= 0:
@@ -90,9 +109,11 @@ func (c sendConfig) validate() error {
 
 // SendReport is what the sender did; printed as JSON with -json.
 type SendReport struct {
-	Run     uint32 `json:"run"`
+	Run uint32 `json:"run"`
+	// Planned is the packets planned for each destination.
 	Planned uint64 `json:"planned"`
-	Sent    uint64 `json:"sent"`
+	// Sent and Errors add up every destination's.
+	Sent uint64 `json:"sent"`
 	// Errors counts failed writes (e.g. no route while a path fails over);
 	// their sequence numbers are skipped, as if the packet had been lost.
 	Errors    uint64  `json:"send_errors"`
@@ -101,6 +122,16 @@ type SendReport struct {
 	// MaxLateMs is how far behind its schedule the sender fell at worst
 	// (it then sends the overdue packets at once to catch up).
 	MaxLateMs float64 `json:"max_late_ms"`
+	// Destinations is each destination's share, in the order of -to.
+	Destinations []DestReport `json:"destinations"`
+}
+
+// DestReport is what the sender did for one destination.
+type DestReport struct {
+	To        string `json:"to"`
+	Sent      uint64 `json:"sent"`
+	Errors    uint64 `json:"send_errors"`
+	LastError string `json:"last_error,omitempty"`
 }
 
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -119,26 +150,36 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := c.validate(); err != nil {
 		return err
 	}
-	conn, err := net.Dial("udp", c.to)
-	if err != nil {
-		return fmt.Errorf("-to %s: %w", c.to, err)
+	var conns []io.Writer
+	for _, to := range c.destinations() {
+		conn, err := net.Dial("udp", to)
+		if err != nil {
+			return fmt.Errorf("-to %s: %w", to, err)
+		}
+		defer conn.Close()
+		conns = append(conns, conn)
 	}
-	defer conn.Close()
-	rep, err := send(ctx, conn, c)
+	rep, err := send(ctx, conns, c)
 	if err != nil {
 		return err
 	}
 	return printReport(stdout, *asJSON, rep, fmt.Sprintf(
-		"run %08x: sent %d of %d in %.3f s, %d send errors, at worst %.2f ms behind schedule",
-		rep.Run, rep.Sent, rep.Planned, rep.Seconds, rep.Errors, rep.MaxLateMs))
+		"run %08x: sent %d of %d (%d to each of %d destinations) in %.3f s, %d send errors, at worst %.2f ms behind schedule",
+		rep.Run, rep.Sent, rep.Planned*uint64(len(conns)), rep.Planned, len(conns), rep.Seconds, rep.Errors, rep.MaxLateMs))
 }
 
-// send writes c.planned() packets to conn on a fixed schedule: packet i is
-// due at start + i/pps. A timer wakes the loop at the next due time; when it
+// send writes c.planned() packets to each of conns (one per destination of
+// c.to) on a fixed schedule: packet i is due at start + i/pps, to every
+// destination in turn. A timer wakes the loop at the next due time; when it
 // wakes late, every overdue packet goes out at once, so the rate holds on
 // average and the sender never drifts.
-func send(ctx context.Context, conn io.Writer, c sendConfig) (SendReport, error) {
-	rep := SendReport{Run: rand.Uint32(), Planned: c.planned()}
+func send(ctx context.Context, conns []io.Writer, c sendConfig) (SendReport, error) {
+	rep := SendReport{Run: rand.Uint32(), Planned: c.planned(), Destinations: make([]DestReport, len(conns))}
+	for i, to := range c.destinations() {
+		if i < len(conns) {
+			rep.Destinations[i].To = to
+		}
+	}
 	interval := time.Second / time.Duration(c.pps)
 	buf := make([]byte, c.size)
 	start := time.Now()
@@ -159,13 +200,19 @@ func send(ctx context.Context, conn io.Writer, c sendConfig) (SendReport, error)
 			rep.MaxLateMs = max(rep.MaxLateMs, float64(late)/float64(time.Millisecond))
 		}
 		for ; seq < due; seq++ {
-			packet{Run: rep.Run, Seq: seq, SentNs: time.Now().UnixNano(), Planned: rep.Planned}.encode(buf)
-			if _, err := conn.Write(buf); err != nil {
-				rep.Errors++
-				rep.LastError = err.Error()
-				continue
+			for i, conn := range conns {
+				packet{Run: rep.Run, Seq: seq, SentNs: time.Now().UnixNano(), Planned: rep.Planned}.encode(buf)
+				d := &rep.Destinations[i]
+				if _, err := conn.Write(buf); err != nil {
+					rep.Errors++
+					d.Errors++
+					rep.LastError = err.Error()
+					d.LastError = rep.LastError
+					continue
+				}
+				rep.Sent++
+				d.Sent++
 			}
-			rep.Sent++
 		}
 		timer.Reset(time.Until(start.Add(time.Duration(seq) * interval)))
 	}
@@ -190,6 +237,11 @@ func runRecv(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("-listen %s: %w", *listen, err)
 	}
 	defer conn.Close()
+	// Room for a second of packets while the receiver is not scheduled: a
+	// full buffer would count as loss on the path.
+	if uc, ok := conn.(*net.UDPConn); ok {
+		_ = uc.SetReadBuffer(4 << 20)
+	}
 	fmt.Fprintf(stderr, "udpgap: listening on %s\n", conn.LocalAddr())
 	rep, err := receive(ctx, conn, *duration)
 	if err != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -120,6 +121,8 @@ func TestSendConfigValidate(t *testing.T) {
 		edit  func(*sendConfig)
 	}{
 		{"-to", func(c *sendConfig) { c.to = "" }},
+		{"-to", func(c *sendConfig) { c.to = "127.0.0.1:9,,127.0.0.1:10" }},
+		{"-to", func(c *sendConfig) { c.to = strings.Repeat("127.0.0.1:9,", maxDestinations) + "127.0.0.1:9" }},
 		{"-pps", func(c *sendConfig) { c.pps = 0 }},
 		{"-duration", func(c *sendConfig) { c.duration = -time.Second }},
 		{"-max", func(c *sendConfig) { c.max = maxPackets + 1 }},
