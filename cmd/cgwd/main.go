@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -42,6 +43,10 @@ commands:
   check-config  validate a config file and list every problem (-c FILE or FILE)
   config dump   print the effective config, every default filled in (-c FILE or FILE)
   status        show the running daemon's tunnels
+  reload        load the config file again and apply it (--dry-run: only say what would change)
+  tunnel restart NAME   re-establish one tunnel
+  bgp reset NAME        soft-reset one BGP session (routes re-sent both ways, session stays up)
+  path down|up NAME     take a path out of service (traffic moves off it) or put it back
   import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
   cleanup       remove what a stopped cgwd left in the kernel (fail-closed routes included)
   version       print the version
@@ -62,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdConfig(args, stdout, stderr)
 	case "status":
 		return cmdStatus(args, stdout, stderr)
+	case "reload":
+		return cmdReload(args, stdout, stderr)
+	case "tunnel", "bgp", "path":
+		return cmdAction(cmd, args, stdout, stderr)
 	case "import-aws":
 		return cmdImportAWS(args, stdout, stderr)
 	case "cleanup":
@@ -163,6 +172,10 @@ func cmdRun(args []string, stderr io.Writer) int {
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFailure
+	}
+	d.ConfigFile = path
+	if abs, err := filepath.Abs(path); err == nil {
+		d.ConfigFile = abs // what `cgwd reload` loads, whatever the directory
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -291,7 +291,10 @@ func printPaths(w io.Writer, st *control.Status, now time.Time) {
 	fmt.Fprintln(tw, "PATH\tKIND\tHEALTH\tBGP\tUSABLE\tACTIVE\tSINCE")
 	for _, p := range st.Paths {
 		usable := yesNo(p.Usable)
-		if !p.Usable && !p.HoldUntil.IsZero() {
+		switch {
+		case p.AdminDown:
+			usable = "admin-down"
+		case !p.Usable && !p.HoldUntil.IsZero():
 			usable = "hold-down " + duration(p.HoldUntil.Sub(now))
 		}
 		since := "-"

@@ -19,10 +19,20 @@ import (
 // with a fixed status; it returns the socket's path.
 func serveStatus(t *testing.T, st control.Status) string {
 	t.Helper()
+	return serveControl(t, st, nil)
+}
+
+// serveControl serves st and, if a is not nil, a's actions on a socket in
+// a temporary directory; it returns the socket's path.
+func serveControl(t *testing.T, st control.Status, a control.Actions) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "cgwd.sock")
 	srv, err := control.Listen(sock, func() control.Status { return st })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if a != nil {
+		srv.SetActions(a)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -86,7 +96,7 @@ func fullStatus(now time.Time) control.Status {
 	}
 	st.Paths = []failover.PathStatus{
 		{Name: "t1", Kind: "tunnel", Health: "bgp-only", BGPUp: true, Usable: true, Active: true, Since: now.Add(-45 * time.Second)},
-		{Name: "t2", Kind: "tunnel", Health: "bgp-only"},
+		{Name: "t2", Kind: "tunnel", Health: "bgp-only", AdminDown: true},
 	}
 	return st
 }
@@ -118,6 +128,9 @@ func TestStatusSections(t *testing.T) {
 	out = status("bgp")
 	if !strings.Contains(out, "t1        169.254.10.1  64512  established  45s") || !strings.Contains(out, "t2        169.254.11.1  64512  active       -") {
 		t.Errorf("status bgp:\n%s", out)
+	}
+	if out = status("paths", "t2"); !strings.Contains(out, "t2    tunnel  bgp-only  down  admin-down  no") {
+		t.Errorf("status paths t2 (taken out of service):\n%s", out)
 	}
 	out = status("paths", "t1")
 	if !strings.Contains(out, "t1    tunnel  bgp-only  up   yes     yes     45s ago") || strings.Contains(out, "t2") {

@@ -28,6 +28,24 @@ func (c Changes) Empty() bool {
 	return len(c.Added)+len(c.Removed)+len(c.Reestablished)+len(c.Repolicied)+len(c.Advertised)+len(c.Withdrawn) == 0
 }
 
+// needsNewSpeaker reports whether going from a to b needs a new speaker.
+func needsNewSpeaker(a, b Config) bool {
+	return b.ASN != a.ASN || b.RouterID != a.RouterID || b.ListenPort != a.ListenPort || b.GRPCListen != a.GRPCListen
+}
+
+// Plan says what Reconfigure(cfg) would do, doing nothing: ErrNewSpeaker,
+// or the changes by peer name.
+func (s *Speaker) Plan(cfg Config) (Changes, error) {
+	old := s.v.Load()
+	if old == nil {
+		return Changes{}, errors.New("bgp: plan before start")
+	}
+	if needsNewSpeaker(old.cfg, cfg) {
+		return Changes{}, ErrNewSpeaker
+	}
+	return diff(old, newView(cfg)).Changes, nil
+}
+
 // Reconfigure applies cfg to the running speaker (a config reload), peer by
 // peer: sessions whose settings are unchanged stay up; a session whose
 // transport, timers, ASN, password or prefix limit changed is torn down and
@@ -47,7 +65,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 	}
 	old := s.v.Load()
 	oc := old.cfg
-	if cfg.ASN != oc.ASN || cfg.RouterID != oc.RouterID || cfg.ListenPort != oc.ListenPort || cfg.GRPCListen != oc.GRPCListen {
+	if needsNewSpeaker(oc, cfg) {
 		return ch, ErrNewSpeaker
 	}
 	cfg.Logger = oc.Logger

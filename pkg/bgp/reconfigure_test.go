@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"errors"
 	"net/netip"
 	"slices"
 	"testing"
@@ -52,5 +53,28 @@ func TestDiffClassifiesPeerChanges(t *testing.T) {
 	pl = diff(newView(base), newView(next))
 	if len(pl.reeval) != 1 || pl.reeval[0].Name != "cgw-t1" || pl.exportChanged || len(pl.down) != 0 {
 		t.Errorf("allow list: reeval %+v export %v down %d", pl.reeval, pl.exportChanged, len(pl.down))
+	}
+}
+
+// TestPlanSaysWhatReconfigureWouldDo: Plan gives diff's changes without
+// touching the speaker, and ErrNewSpeaker for a change of ASN.
+func TestPlanSaysWhatReconfigureWouldDo(t *testing.T) {
+	t1 := PeerConfig{Name: "cgw-t1", Address: netip.MustParseAddr("169.254.10.1"), PeerASN: 64512, HoldTime: 30 * time.Second}
+	base := Config{ASN: 65000, Peers: []PeerConfig{t1}}
+	s := New(base)
+	next := base
+	t1Hold := t1
+	t1Hold.HoldTime = 90 * time.Second
+	next.Peers = []PeerConfig{t1Hold}
+	ch, err := s.Plan(next)
+	if err != nil || !slices.Equal(ch.Reestablished, []string{"cgw-t1"}) {
+		t.Errorf("hold time changed: %+v, %v", ch, err)
+	}
+	if s.v.Load().cfg.Peers[0].HoldTime != 30*time.Second {
+		t.Error("Plan changed the speaker's view")
+	}
+	next.ASN = 65001
+	if _, err := s.Plan(next); !errors.Is(err, ErrNewSpeaker) {
+		t.Errorf("ASN changed: %v", err)
 	}
 }

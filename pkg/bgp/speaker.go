@@ -497,6 +497,16 @@ func (s *Speaker) ShutdownPeer(ctx context.Context, name, reason string) error {
 // Done is closed when the speaker has stopped after Start's context ended.
 func (s *Speaker) Done() <-chan struct{} { return s.done }
 
+// SoftReset asks the named peer to send its routes again and sends it
+// ours (route refresh, RFC 2918, both directions): import and export
+// policies are re-run with the session up.
+func (s *Speaker) SoftReset(ctx context.Context, name string) error {
+	if p, ok := s.v.Load().peers[name]; ok {
+		return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Soft: true, Direction: api.ResetPeerRequest_BOTH})
+	}
+	return fmt.Errorf("bgp: no peer %q", name)
+}
+
 // shutdown closes every session with a Cease NOTIFICATION (gobgp's StopBgp
 // sends it and waits for each session's goroutines), the listeners and the
 // gRPC API, then stops the callbacks, waits for the speaker's own

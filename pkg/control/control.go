@@ -1,5 +1,7 @@
 // Package control is cgwd's local control channel: an HTTP/JSON API on a
-// unix socket (mode 0600) that `cgwd status` queries.
+// unix socket (mode 0600) that `cgwd status` queries and that carries the
+// operator's actions (reload, restart a tunnel, reset a BGP session, take a
+// path out of service).
 package control
 
 import (
@@ -8,7 +10,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -76,6 +77,7 @@ type StatusFunc func() Status
 
 // Server serves the control API on a unix socket.
 type Server struct {
+	mux  *http.ServeMux
 	path string
 	srv  *http.Server
 	ln   net.Listener
@@ -109,7 +111,7 @@ func Listen(path string, status StatusFunc) (*Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status())
 	})
-	s := &Server{path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{mux: mux, path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
 	return s, nil
 }
 
@@ -131,30 +133,41 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // Query fetches the daemon's status over the socket at path.
 func Query(ctx context.Context, path string) (*Status, error) {
+	var st Status
+	if err := call(ctx, path, http.MethodGet, "/v1/status", &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// call makes one request over the socket at path and decodes the JSON
+// answer into out; a refusal is the daemon's error.
+func call(ctx context.Context, path, method, url string, out any) error {
 	client := &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
 	}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://cgwd/v1/status", nil)
+	req, err := http.NewRequestWithContext(ctx, method, "http://cgwd"+url, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, dialError(path, err)
+		return dialError(path, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && resp.Header.Get("Content-Type") != "application/json" {
+		return fmt.Errorf("control socket %s: cgwd does not know %s %s: is it older than this client?", path, method, url)
+	}
 	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return nil, fmt.Errorf("control socket %s: %s: %s", path, resp.Status, b)
+		return answerError(resp.StatusCode, resp.Body)
 	}
-	var st Status
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
-		return nil, fmt.Errorf("control socket %s: decode status: %w", path, err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("control socket %s: decode answer: %w", path, err)
 	}
-	return &st, nil
+	return nil
 }
 
 // dialError says why the control socket could not be reached, in the

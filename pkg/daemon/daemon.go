@@ -54,6 +54,9 @@ type Daemon struct {
 	fib     *fib.FIB
 	fw      *firewall.Firewall
 	started time.Time
+
+	// ConfigFile is the file `cgwd reload` loads over the control socket.
+	ConfigFile string
 }
 
 // New builds the daemon's tunnels from cfg (reading their secret files) but
@@ -216,7 +219,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 				r.err <- ErrStopped
 				continue
 			}
-			r.err <- d.apply(ctx, r.cfg)
+			r.err <- r.fn(ctx)
 		case <-d.ReloadSignal:
 			if ctx.Err() == nil {
 				d.reloadConfig(ctx)
@@ -236,6 +239,7 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 	if err != nil {
 		return err
 	}
+	ctrl.SetActions(d)
 	if err := stack.Start("control socket", d.server("control", ctrl.Serve)); err != nil {
 		return err
 	}

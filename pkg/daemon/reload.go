@@ -86,10 +86,22 @@ var ErrRestartNeeded = errors.New("needs a restart of cgwd")
 // ErrStopped is Reload's answer once Run has stopped serving.
 var ErrStopped = errors.New("cgwd is stopping")
 
-// reload is a request to Run's loop.
+// reload is a request to Run's loop: a reload or an operator's action.
 type reload struct {
-	cfg *config.Config
+	fn  func(ctx context.Context) error
 	err chan error
+}
+
+// onLoop runs fn on Run's loop, one request at a time, and returns its
+// error, or ErrStopped once Run is stopping.
+func (d *Daemon) onLoop(fn func(ctx context.Context) error) error {
+	r := reload{fn: fn, err: make(chan error, 1)}
+	select {
+	case d.reloads <- r:
+		return <-r.err
+	case <-d.stopped:
+		return ErrStopped
+	}
 }
 
 // Reload applies a new, already validated config to the running daemon, part
@@ -117,13 +129,7 @@ type reload struct {
 // The reload runs on Run's loop: Reload waits until Run serves and has
 // applied it, and returns ErrStopped once Run is stopping.
 func (d *Daemon) Reload(cfg *config.Config) error {
-	r := reload{cfg: cfg, err: make(chan error, 1)}
-	select {
-	case d.reloads <- r:
-		return <-r.err
-	case <-d.stopped:
-		return ErrStopped
-	}
+	return d.onLoop(func(ctx context.Context) error { return d.apply(ctx, cfg) })
 }
 
 // reloadConfig reads the config with LoadConfig and applies it, logging
@@ -156,17 +162,9 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	if diff := restartFields(old, newCfg); len(diff) > 0 {
 		return fmt.Errorf("reload: changed %s: %w", strings.Join(diff, ", "), ErrRestartNeeded)
 	}
-	bgpCfg, fibCfg, foCfg, err := routingConfig(newCfg, d.log)
+	bgpCfg, fibCfg, foCfg, err := d.reloadRoutingConfig(newCfg)
 	if err != nil {
-		return fmt.Errorf("reload: %w", err)
-	}
-	bgpCfg.Logger, fibCfg.Logger, foCfg.Logger = d.log, d.log, d.log
-	if !newCfg.RouterID.IsSet() {
-		// A derived router ID is chosen once, at start-up, as routers do:
-		// removing the session it came from must not reset every other one.
-		d.mu.Lock()
-		bgpCfg.RouterID = d.bgpCfg.RouterID
-		d.mu.Unlock()
+		return err
 	}
 	tc := diffTunnels(old, newCfg)
 	// Build every added or changed tunnel first, so a bad key file changes nothing.
@@ -213,6 +211,24 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	}
 	d.log.Info("reload: applied", "tunnels_changed", len(tc.changed), "tunnels_added", len(tc.added), "tunnels_removed", len(tc.removed))
 	return errors.Join(errs...)
+}
+
+// reloadRoutingConfig is the routing configuration a reload to newCfg
+// applies; the router ID derived at start-up is kept.
+func (d *Daemon) reloadRoutingConfig(newCfg *config.Config) (bgp.Config, fib.Config, failover.Config, error) {
+	bgpCfg, fibCfg, foCfg, err := routingConfig(newCfg, d.log)
+	if err != nil {
+		return bgpCfg, fibCfg, foCfg, fmt.Errorf("reload: %w", err)
+	}
+	bgpCfg.Logger, fibCfg.Logger, foCfg.Logger = d.log, d.log, d.log
+	if !newCfg.RouterID.IsSet() {
+		// A derived router ID is chosen once, at start-up, as routers do:
+		// removing the session it came from must not reset every other one.
+		d.mu.Lock()
+		bgpCfg.RouterID = d.bgpCfg.RouterID
+		d.mu.Unlock()
+	}
+	return bgpCfg, fibCfg, foCfg, nil
 }
 
 // reloadRouting applies new routing settings to the FIB, the failover

@@ -8,6 +8,7 @@ package failover
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -64,6 +65,7 @@ type pathState struct {
 	prober    *probe.Prober
 	healthy   bool // BFD up (or no BFD)
 	bgpUp     bool
+	adminDown bool // taken out of service by the operator
 	usable    bool
 	wasUsable bool
 	holdUntil time.Time
@@ -76,7 +78,9 @@ type event struct {
 	from   *pathState // the health check's path; nil for BGP and timer events
 	health *bool
 	bgp    *bool
-	hold   bool // hold-down expired
+	hold   bool          // hold-down expired
+	admin  *bool         // the operator took the path out of service (true) or back
+	done   chan struct{} // closed once handled, if set
 	at     time.Time
 	reason string
 	// seen is what carried traffic when a BGP session went down, taken
@@ -381,6 +385,9 @@ func (m *Manager) run(ctx context.Context) {
 }
 
 func (m *Manager) handle(ctx context.Context, e event) {
+	if e.done != nil {
+		defer close(e.done)
+	}
 	m.mu.Lock()
 	p := m.paths[e.path]
 	if p == nil || (e.from != nil && e.from != p) {
@@ -396,7 +403,10 @@ func (m *Manager) handle(ctx context.Context, e event) {
 	if e.bgp != nil {
 		p.bgpUp = *e.bgp
 	}
-	want := p.healthy && p.bgpUp
+	if e.admin != nil {
+		p.adminDown = *e.admin
+	}
+	want := p.healthy && p.bgpUp && !p.adminDown
 	now := time.Now()
 	change := false
 	switch {
@@ -404,6 +414,8 @@ func (m *Manager) handle(ctx context.Context, e event) {
 		m.stopHold(p)
 		change = p.usable
 	case p.usable:
+	case e.admin != nil:
+		change = true // the operator's word skips the hold-down
 	case e.hold:
 		change = !p.holdUntil.IsZero() && !now.Before(p.holdUntil)
 	case m.cfg.HoldDown > 0 && p.wasUsable:
@@ -483,6 +495,38 @@ func (m *Manager) program(ctx context.Context, e event, usable bool) {
 	m.updateActive()
 }
 
+// ErrNoPath is SetAdminDown's error for a path the manager does not have.
+var ErrNoPath = errors.New("no such path")
+
+// SetAdminDown takes a path out of service (down) or puts it back, as an
+// operator does for maintenance: a path taken down is not usable whatever
+// its health, so traffic moves off it as on a failure; put back, it is
+// usable as soon as its health and BGP session are, without the hold-down.
+// It returns once the manager has handled it (the kernel follows), or when
+// ctx ends.
+func (m *Manager) SetAdminDown(ctx context.Context, name string, down bool) error {
+	if m.path(name) == nil {
+		return fmt.Errorf("failover: path %q: %w", name, ErrNoPath)
+	}
+	cause := "admin-up"
+	if down {
+		cause = "admin-down"
+	}
+	done := make(chan struct{})
+	e := event{path: name, admin: &down, at: time.Now(), reason: cause, done: done}
+	select {
+	case m.ev <- e:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // resetOnBFDDown tears the BGP session down when BFD says the neighbor is gone.
 func (m *Manager) resetOnBFDDown(ctx context.Context, p *pathState, e event) {
 	if e.health == nil || *e.health || !p.cfg.ResetBGPOnDown || m.bgp == nil || !p.bgpUp {
@@ -534,10 +578,12 @@ func b2f(b bool) float64 {
 
 // PathStatus is a path's health as `cgwd status` shows it.
 type PathStatus struct {
-	Name      string    `json:"name"`
-	Kind      string    `json:"kind"`
-	Health    string    `json:"health"` // bfd state, or "bgp-only"
-	BGPUp     bool      `json:"bgp_up"`
+	Name   string `json:"name"`
+	Kind   string `json:"kind"`
+	Health string `json:"health"` // bfd state, or "bgp-only"
+	BGPUp  bool   `json:"bgp_up"`
+	// AdminDown is set while the operator keeps the path out of service.
+	AdminDown bool      `json:"admin_down"`
 	Usable    bool      `json:"usable"`
 	Active    bool      `json:"active"`
 	HoldUntil time.Time `json:"hold_until,omitempty"`
@@ -556,7 +602,7 @@ func (m *Manager) Status() []PathStatus {
 	out := make([]PathStatus, 0, len(m.order))
 	for _, n := range m.order {
 		p := m.paths[n]
-		ps := PathStatus{Name: n, Kind: p.cfg.Kind, Health: "bgp-only", BGPUp: p.bgpUp, Usable: p.usable, Active: act[n], Since: p.since}
+		ps := PathStatus{Name: n, Kind: p.cfg.Kind, Health: "bgp-only", BGPUp: p.bgpUp, AdminDown: p.adminDown, Usable: p.usable, Active: act[n], Since: p.since}
 		if !p.usable {
 			ps.HoldUntil = p.holdUntil
 		}

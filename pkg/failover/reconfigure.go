@@ -59,7 +59,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 			m.stopHold(p)
 			stop = append(stop, p)
 			m.forgetMetrics(p)
-			np := &pathState{cfg: nc, healthy: nc.BFD == nil && nc.Probe == nil, bgpUp: p.bgpUp, since: p.since}
+			np := &pathState{cfg: nc, healthy: nc.BFD == nil && nc.Probe == nil, bgpUp: p.bgpUp, adminDown: p.adminDown, since: p.since}
 			np.usable = p.usable && np.healthy
 			next[name] = np
 			start = append(start, name)
