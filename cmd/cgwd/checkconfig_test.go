@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cgwd/cgwd/pkg/fib"
 )
 
 const checkBase = `asn: 65000
@@ -43,5 +45,22 @@ func TestCheckConfigListeners(t *testing.T) {
 	code, _, errOut = checkConfig(t, "pprof: {listen: \"0.0.0.0:6060\"}\n")
 	if code != exitUsage || !strings.Contains(errOut, `pprof.listen: "0.0.0.0:6060" is not a loopback address`) {
 		t.Errorf("pprof on every address: exit %d\n%s", code, errOut)
+	}
+}
+
+func TestCheckConfigWarnsWhenForwardingIsLeftOff(t *testing.T) {
+	off := true
+	forwardingOff = func() bool { return off }
+	defer func() { forwardingOff = fib.ForwardingOff }()
+	const warning = "warning: manage_forwarding: false, and net.ipv4.ip_forward is 0 on this host"
+	if code, _, errOut := checkConfig(t, "manage_forwarding: false\n"); code != exitOK || !strings.Contains(errOut, warning) {
+		t.Errorf("forwarding left off: exit %d, want a warning\n%s", code, errOut)
+	}
+	if _, _, errOut := checkConfig(t, ""); errOut != "" {
+		t.Errorf("forwarding managed by cgwd: %s", errOut)
+	}
+	off = false
+	if _, _, errOut := checkConfig(t, "manage_forwarding: false\n"); errOut != "" {
+		t.Errorf("forwarding on: %s", errOut)
 	}
 }

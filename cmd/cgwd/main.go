@@ -20,6 +20,7 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/daemon"
+	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/version"
 )
 
@@ -240,6 +241,10 @@ func loadConfig(path string, skipSecrets bool, stderr io.Writer) (cfg *config.Co
 	return cfg, exitOK, true
 }
 
+// forwardingOff reports whether this host forwards no IPv4 (a variable
+// for tests).
+var forwardingOff = fib.ForwardingOff
+
 func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check-config", stderr)
 	skipSecrets := fs.Bool("skip-secrets", false, "do not check that secret files exist and are private (for checking a config away from the gateway)")
@@ -253,6 +258,10 @@ func cmdCheckConfig(args []string, stdout, stderr io.Writer) int {
 	}
 	for _, w := range cfg.Warnings() {
 		fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
+	}
+	if !cfg.ManageForwardingOn() && forwardingOff() {
+		fmt.Fprintf(stderr, "%s: warning: manage_forwarding: false, and net.ipv4.ip_forward is 0 on this host: "+
+			"tunnels and BGP will come up and nothing will be forwarded\n", path)
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", path)
 	return exitOK

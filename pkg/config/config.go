@@ -46,6 +46,10 @@ type Config struct {
 	// prefix, also while cgwd is stopped, so that traffic for AWS never
 	// leaves in clear text through the default route (default true).
 	FailClosed *bool `yaml:"fail_closed"`
+	// ManageForwarding turns IPv4 forwarding on while cgwd runs and
+	// reverse-path filtering loose on its tunnel and DX netdevs, and puts
+	// both back on stop (default true). Off, they are the operator's.
+	ManageForwarding *bool `yaml:"manage_forwarding"`
 	// ControlSocket is the unix socket `cgwd status` talks to.
 	ControlSocket string `yaml:"control_socket"`
 	// Log configures logging.

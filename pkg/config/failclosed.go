@@ -9,6 +9,10 @@ import (
 // default route while cgwd is stopped or no path to AWS is usable.
 func (c *Config) FailClosedOn() bool { return c.FailClosed == nil || *c.FailClosed }
 
+// ManageForwardingOn reports whether cgwd turns IPv4 forwarding on and
+// rp_filter loose on its netdevs while it runs.
+func (c *Config) ManageForwardingOn() bool { return c.ManageForwarding == nil || *c.ManageForwarding }
+
 // AWSPrefixList returns aws_prefixes parsed; the config must have passed Validate.
 func (c *Config) AWSPrefixList() []netip.Prefix {
 	return Prefixes(c.AWSPrefixes)

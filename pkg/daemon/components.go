@@ -43,6 +43,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		ReconcileInterval: time.Duration(cfg.BGP.ReconcileInterval),
 		StaleTime:         time.Duration(cfg.BGP.StaleTime),
 		KeepNexthopCompat: cfg.Failover.NexthopCompatMode,
+		ManageForwarding:  cfg.ManageForwardingOn(),
 		FailClosed:        cfg.FailClosedOn(),
 		AWSPrefixes:       cfg.AWSPrefixList(),
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,32 +79,6 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	d.bgpCfg.Logger, d.fibCfg.Logger, foCfg.Logger = log, log, log
 	d.paths = failover.New(foCfg)
 	return d, nil
-}
-
-// newEcmp reports whether any VPN connection of cfg spreads traffic over its tunnels.
-func newEcmp(cfg *config.Config) bool {
-	for _, v := range cfg.VPN {
-		if v.Mode == config.ModeECMP {
-			return true
-		}
-	}
-	return false
-}
-
-// setMultipathHash makes Linux hash multipath routes on ports too (L4): by
-// default it hashes on addresses only, which puts every flow between two
-// hosts on one tunnel.
-// A value already set (by the host, for a container whose /proc/sys is
-// read-only) is not written again.
-func setMultipathHash(log *slog.Logger) error {
-	if b, err := os.ReadFile("/proc/sys/net/ipv4/fib_multipath_hash_policy"); err == nil && strings.TrimSpace(string(b)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile("/proc/sys/net/ipv4/fib_multipath_hash_policy", []byte("1"), 0o644); err != nil {
-		return fmt.Errorf("ecmp: set net.ipv4.fib_multipath_hash_policy=1: %w", err)
-	}
-	log.Info("ecmp: net.ipv4.fib_multipath_hash_policy set to 1 (layer 4 hash)")
-	return nil
 }
 
 // bgpSpeaker is the running BGP speaker, nil before routing started.
@@ -293,11 +266,6 @@ func (d *Daemon) server(name string, serve func(context.Context) error) lifecycl
 // speaker feeding both. They go on stack in that order, so they stop in
 // reverse: BGP, failover, then the FIB, which removes its routes.
 func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
-	if newEcmp(d.cfg) {
-		if err := setMultipathHash(d.log); err != nil {
-			return err
-		}
-	}
 	f, err := fib.New(d.fibCfg)
 	if err != nil {
 		return err

@@ -189,11 +189,6 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 			errs = append(errs, fmt.Errorf("reload: %w", err))
 		}
 	}
-	if newEcmp(newCfg) && !newEcmp(old) {
-		if err := setMultipathHash(d.log); err != nil {
-			errs = append(errs, fmt.Errorf("reload: %w", err))
-		}
-	}
 	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
 	if err := d.reloadRouting(ctx, bgpCfg, fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
@@ -383,5 +378,6 @@ func restartFields(a, b *config.Config) []string {
 	check("bgp.reconcile_interval", a.BGP.ReconcileInterval, b.BGP.ReconcileInterval)
 	check("bgp.stale_time", a.BGP.StaleTime, b.BGP.StaleTime)
 	check("failover.nexthop_compat_mode", a.Failover.NexthopCompatMode, b.Failover.NexthopCompatMode)
+	check("manage_forwarding", a.ManageForwardingOn(), b.ManageForwardingOn())
 	return diff
 }

@@ -53,8 +53,14 @@ type Config struct {
 	// Kernel is where routes go; nil means the Linux kernel over netlink.
 	Kernel Kernel
 	// KeepNexthopCompat leaves net.ipv4.nexthop_compat_mode as it is
-	// (see NewNetlinkKernel).
+	// (see sysctl.go).
 	KeepNexthopCompat bool
+	// ManageForwarding turns IPv4 forwarding on and reverse-path filtering
+	// loose on the paths' netdevs while the FIB runs (see sysctl.go).
+	ManageForwarding bool
+	// ProcSys is where kernel settings are written: "" means /proc/sys
+	// with the netlink kernel, nowhere with another Kernel (tests).
+	ProcSys string
 	// FailClosed keeps an unreachable route for every AWS prefix (learned
 	// or in AWSPrefixes) below the real ones, also across a stop; off, any
 	// found are removed.
@@ -121,6 +127,7 @@ type FIB struct {
 	paths   []Path
 	pathIdx map[string]int
 	kick    chan struct{}
+	sys     *sysctls // nil: kernel settings are not the FIB's to write
 
 	// Counters are exported through metrics.
 	Counters Counters
@@ -163,8 +170,11 @@ func New(cfg Config) (*FIB, error) {
 	k := cfg.Kernel
 	if k == nil {
 		var err error
-		if k, err = NewNetlinkKernel(cfg.Table, cfg.Protocol, cfg.KeepNexthopCompat); err != nil {
+		if k, err = NewNetlinkKernel(cfg.Table, cfg.Protocol); err != nil {
 			return nil, err
+		}
+		if cfg.ProcSys == "" {
+			cfg.ProcSys = procSys
 		}
 	}
 	f := &FIB{
@@ -182,6 +192,16 @@ func New(cfg Config) (*FIB, error) {
 		f.usableSince[i] = now
 	}
 	f.setFailClosedLocked(cfg.FailClosed, cfg.AWSPrefixes)
+	if cfg.ProcSys != "" {
+		f.sys = newSysctls(cfg.ProcSys, f.log)
+		if err := f.applySysctls(); err != nil {
+			f.sys.restore()
+			return nil, err
+		}
+		if !cfg.ManageForwarding && f.forwardingOff() {
+			f.log.Warn("manage_forwarding is false and net.ipv4.ip_forward is 0: tunnels and BGP come up, and nothing is forwarded")
+		}
+	}
 	if f.groups {
 		f.log.Info("kernel has nexthop objects: failover is one group replace, whatever the number of prefixes")
 	} else {
@@ -439,6 +459,9 @@ func (f *FIB) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			f.removeAll()
+			if f.sys != nil {
+				f.sys.restore()
+			}
 			return nil
 		case <-f.kick:
 			f.flush()
@@ -655,6 +678,12 @@ func (f *FIB) reconcile() {
 	f.flush()
 	if f.groups {
 		f.collectGroups()
+	}
+	if f.sys != nil {
+		if err := f.applySysctls(); err != nil {
+			f.Counters.Errors.Add(1)
+			f.log.Error("reconcile", "err", err)
+		}
 	}
 }
 

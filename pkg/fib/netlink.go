@@ -22,12 +22,8 @@ type netlinkKernel struct {
 }
 
 // NewNetlinkKernel returns the Linux kernel of the caller's network
-// namespace as a Kernel for routes of protocol in table. Unless keepCompat,
-// it turns net.ipv4.nexthop_compat_mode off: with it on, a group replace is
-// acknowledged only after a notification per route that uses the group
-// (about 60 ms for 100,000 routes); off, it is constant (tens of µs), and
-// `ip route` shows "nhid N" without the resolved gateway.
-func NewNetlinkKernel(table, protocol int, keepCompat bool) (Kernel, error) {
+// namespace as a Kernel for routes of protocol in table.
+func NewNetlinkKernel(table, protocol int) (Kernel, error) {
 	h, err := nexthop.Open()
 	if err != nil {
 		return nil, fmt.Errorf("fib: netlink: %w", err)
@@ -35,11 +31,6 @@ func NewNetlinkKernel(table, protocol int, keepCompat bool) (Kernel, error) {
 	groups, err := h.Supported()
 	if err != nil {
 		groups = false
-	}
-	if groups && !keepCompat {
-		if err := nexthop.SetCompatMode(false); err != nil {
-			return nil, fmt.Errorf("fib: turn net.ipv4.nexthop_compat_mode off: %w", err)
-		}
 	}
 	return &netlinkKernel{h: h, table: uint32(table), protocol: uint8(protocol), groups: groups, ifname: map[int]string{}}, nil
 }

@@ -123,6 +123,12 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 	if len(ch.Added)+len(ch.Removed)+len(ch.Changed) > 0 {
 		f.log.Info("paths changed", "added", ch.Added, "removed", ch.Removed, "changed", ch.Changed)
 	}
+	if f.sys != nil {
+		// New links get loose rp_filter, equal ranks the L4 hash.
+		if err := f.applySysctls(); err != nil {
+			return ch, err
+		}
+	}
 	return ch, nil
 }
 

@@ -82,3 +82,21 @@ func compatMode() (bool, error) {
 	}
 	return strings.TrimSpace(string(b)) != "0", nil
 }
+
+// setCompatMode sets net.ipv4.nexthop_compat_mode in the calling thread's
+// network namespace. When on (the kernel default), a group replace is
+// acknowledged only after the kernel has sent a route notification for every
+// route on the group, so its cost grows with the number of routes (about
+// 60 ms for 100,000 routes here); when off it is constant (about 25 µs), and
+// route dumps (`ip route`) show "nhid N" without the resolved gateway. (cgwd
+// itself writes it from pkg/fib.)
+func setCompatMode(on bool) error {
+	v := "0\n"
+	if on {
+		v = "1\n"
+	}
+	if err := os.WriteFile("/proc/sys/net/ipv4/nexthop_compat_mode", []byte(v), 0o644); err != nil {
+		return fmt.Errorf("nexthop: set compat mode %q: %w", strings.TrimSpace(v), err)
+	}
+	return nil
+}

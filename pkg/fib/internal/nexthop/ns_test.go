@@ -484,11 +484,11 @@ func TestCompatMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	inNS(t, func() error {
-		if err := SetCompatMode(false); err != nil {
+		if err := setCompatMode(false); err != nil {
 			return err
 		}
 		if on, err := compatMode(); err != nil || on {
-			return fmt.Errorf("compatMode() = %v, %v after SetCompatMode(false)", on, err)
+			return fmt.Errorf("compatMode() = %v, %v after setCompatMode(false)", on, err)
 		}
 		return nil
 	})
