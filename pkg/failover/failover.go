@@ -1,6 +1,8 @@
 // Package failover decides which paths are usable and tells the route
-// programmer. A path (a DX link or a tunnel) is usable only when its health
-// check is up and its BGP session is Established; a path that recovers
+// programmer (pkg/fib), which alone selects the paths that carry each
+// prefix among the usable ones (see its package comment). A path (a DX link
+// or a tunnel) is usable only when its health check is up and its BGP
+// session is Established; a path that recovers
 // becomes usable again only after a hold-down, so a flapping link cannot flap
 // the routes. When BFD declares a DX neighbor down, the DX BGP session is torn
 // down at once, as a router does.
@@ -210,7 +212,10 @@ func checkReasons(c PathConfig, up bool) []string {
 	return out
 }
 
-// Collectors are the manager's metrics, for registration.
+// Collectors are the manager's metrics, for registration with
+// metrics.NewRegistry: failovers by cause, detection-to-kernel durations,
+// BFD state and probe results are counted as they happen, which a status
+// snapshot cannot show.
 func (m *Manager) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp, m.probeRTT, m.probeLoss, m.probeJit}
 }

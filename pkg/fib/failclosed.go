@@ -30,32 +30,32 @@ const FailClosedMetric = 4000000000
 const fcAll = 0
 
 // learnLocked records that the paths in mask offer prefix (fcAll: adopted
-// from the kernel). Called with f.mu held.
+// from the kernel). Called with f.state held.
 func (f *FIB) learnLocked(prefix netip.Prefix, mask uint64) {
-	m, known := f.fcKnown[prefix]
-	f.fcKnown[prefix] = m | mask
+	m, known := f.state.fcKnown[prefix]
+	f.state.fcKnown[prefix] = m | mask
 	if !known {
-		f.fcCheck[prefix] = struct{}{}
+		f.state.fcCheck[prefix] = struct{}{}
 	}
 }
 
 // fcWanted reports whether prefix should be fail-closed. A default route
 // (a TGW may offer one) never is: below the internet's default route it
 // would refuse nothing, and taken as covering every prefix it would leave
-// them all without a fail-closed route of their own. Called with f.mu held.
+// them all without a fail-closed route of their own. Called with f.state held.
 func (f *FIB) fcWanted(p netip.Prefix) bool {
-	if !f.fcOn || p.Bits() == 0 {
+	if !f.state.fcOn || p.Bits() == 0 {
 		return false
 	}
-	if f.fcStatic[p] {
+	if f.state.fcStatic[p] {
 		return true
 	}
-	_, ok := f.fcKnown[p]
+	_, ok := f.state.fcKnown[p]
 	return ok
 }
 
 // fcNeeded reports whether prefix needs a fail-closed route of its own:
-// wanted, and not inside another wanted prefix. Called with f.mu held.
+// wanted, and not inside another wanted prefix. Called with f.state held.
 func (f *FIB) fcNeeded(p netip.Prefix) bool {
 	if !f.fcWanted(p) {
 		return false
@@ -73,41 +73,41 @@ func (f *FIB) fcNeeded(p netip.Prefix) bool {
 // real routes are installed (they carry traffic) and before any is removed,
 // so that a prefix is never without either.
 func (f *FIB) syncFailClosed() {
-	f.mu.Lock()
+	f.state.Lock()
 	var add, del []netip.Prefix
-	if f.fcFull {
-		f.fcFull = false
-		clear(f.fcCheck)
-		for p := range f.fcStatic {
-			if !f.fcIn[p] && f.fcNeeded(p) {
+	if f.state.fcFull {
+		f.state.fcFull = false
+		clear(f.state.fcCheck)
+		for p := range f.state.fcStatic {
+			if !f.state.fcIn[p] && f.fcNeeded(p) {
 				add = append(add, p)
 			}
 		}
-		for p := range f.fcKnown {
-			if !f.fcIn[p] && !f.fcStatic[p] && f.fcNeeded(p) {
+		for p := range f.state.fcKnown {
+			if !f.state.fcIn[p] && !f.state.fcStatic[p] && f.fcNeeded(p) {
 				add = append(add, p)
 			}
 		}
-		for p := range f.fcIn {
+		for p := range f.state.fcIn {
 			if !f.fcNeeded(p) {
 				del = append(del, p)
 			}
 		}
 	} else {
-		for p := range f.fcCheck {
-			if !f.fcIn[p] && f.fcNeeded(p) {
+		for p := range f.state.fcCheck {
+			if !f.state.fcIn[p] && f.fcNeeded(p) {
 				add = append(add, p)
 			}
 		}
-		clear(f.fcCheck)
+		clear(f.state.fcCheck)
 	}
 	for _, p := range add {
-		f.fcIn[p] = true
+		f.state.fcIn[p] = true
 	}
 	for _, p := range del {
-		delete(f.fcIn, p)
+		delete(f.state.fcIn, p)
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.applyFailClosed(add, false)
 	f.applyFailClosed(del, true)
 }
@@ -130,16 +130,16 @@ func (f *FIB) applyFailClosed(ps []netip.Prefix, del bool) {
 	}
 	f.Counters.Errors.Add(1)
 	f.log.Error("fail-closed route programming failed", "routes", len(ps), "delete", del, "err", err)
-	f.mu.Lock()
+	f.state.Lock()
 	for _, p := range ps {
 		if del {
-			f.fcIn[p] = true
+			f.state.fcIn[p] = true
 		} else {
-			delete(f.fcIn, p)
+			delete(f.state.fcIn, p)
 		}
 	}
-	f.fcFull = true
-	f.mu.Unlock()
+	f.state.fcFull = true
+	f.state.Unlock()
 }
 
 // reconcileFailClosed compares the fail-closed routes with the kernel's,
@@ -154,46 +154,46 @@ func (f *FIB) reconcileFailClosed(now time.Time) {
 		f.log.Error("reconcile: list fail-closed routes", "err", err)
 		return
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.fcIn)
+	f.state.Lock()
+	defer f.state.Unlock()
+	clear(f.state.fcIn)
 	for _, p := range inKernel {
-		f.fcIn[p] = true
+		f.state.fcIn[p] = true
 	}
 	var all uint64
-	for i, p := range f.paths {
+	for i, p := range f.state.paths {
 		if p.Name != "" {
 			all |= 1 << i
 		}
 	}
 	var forgot []netip.Prefix
-	for p, mask := range f.fcKnown {
-		if _, offered := f.cands[p]; offered {
+	for p, mask := range f.state.fcKnown {
+		if _, offered := f.state.cands[p]; offered {
 			continue
 		}
 		if mask == fcAll {
 			mask = all
 		}
 		if mask != 0 && f.settled(mask, now) {
-			delete(f.fcKnown, p)
+			delete(f.state.fcKnown, p)
 			forgot = append(forgot, p)
 		}
 	}
 	if len(forgot) > 0 {
 		f.log.Info("fail closed: AWS no longer offers these prefixes over paths that stayed up, forgetting them", "prefixes", len(forgot))
 	}
-	f.fcFull = true
+	f.state.fcFull = true
 }
 
 // settled reports whether every path in mask has been usable for at least
-// StaleTime. Called with f.mu held.
+// StaleTime. Called with f.state held.
 func (f *FIB) settled(mask uint64, now time.Time) bool {
-	for i := range f.paths {
+	for i := range f.state.paths {
 		if mask&(1<<i) == 0 {
 			continue
 		}
-		since := f.usableSince[i]
-		if f.paths[i].Name == "" || f.usable&(1<<i) == 0 || since.IsZero() || now.Sub(since) < f.cfg.StaleTime {
+		since := f.state.usableSince[i]
+		if f.state.paths[i].Name == "" || f.state.usable&(1<<i) == 0 || since.IsZero() || now.Sub(since) < f.cfg.StaleTime {
 			return false
 		}
 	}
@@ -203,30 +203,30 @@ func (f *FIB) settled(mask uint64, now time.Time) bool {
 // SetFailClosed turns fail-closed routes on or off and sets the configured
 // AWS prefixes (a config reload); it returns once the kernel follows.
 func (f *FIB) SetFailClosed(on bool, awsPrefixes []netip.Prefix) {
-	f.mu.Lock()
+	f.state.Lock()
 	f.setFailClosedLocked(on, awsPrefixes)
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.flush()
 }
 
 func (f *FIB) setFailClosedLocked(on bool, awsPrefixes []netip.Prefix) {
-	f.fcOn = on
-	f.fcStatic = map[netip.Prefix]bool{}
+	f.state.fcOn = on
+	f.state.fcStatic = map[netip.Prefix]bool{}
 	for _, p := range awsPrefixes {
-		f.fcStatic[p.Masked()] = true
+		f.state.fcStatic[p.Masked()] = true
 	}
-	f.fcFull = true
+	f.state.fcFull = true
 }
 
 // FailClosed returns the prefixes that have a fail-closed route in the
 // kernel, sorted.
 func (f *FIB) FailClosed() []netip.Prefix {
-	f.mu.Lock()
-	out := make([]netip.Prefix, 0, len(f.fcIn))
-	for p := range f.fcIn {
+	f.state.Lock()
+	out := make([]netip.Prefix, 0, len(f.state.fcIn))
+	for p := range f.state.fcIn {
 		out = append(out, p)
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	sort.Slice(out, func(i, j int) bool {
 		if c := out[i].Addr().Compare(out[j].Addr()); c != 0 {
 			return c < 0
@@ -251,8 +251,8 @@ func (f *FIB) removeFailClosed() int {
 		f.log.Error("shutdown: delete fail-closed routes", "err", err)
 		return 0
 	}
-	f.mu.Lock()
-	clear(f.fcIn)
-	f.mu.Unlock()
+	f.state.Lock()
+	clear(f.state.fcIn)
+	f.state.Unlock()
 	return len(ps)
 }

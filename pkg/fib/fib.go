@@ -1,9 +1,19 @@
 // Package fib is the one owner of cgwd's routes in the kernel. BGP tells it
-// which prefixes each path (tunnel or DX link) offers; health checking tells
-// it which paths are usable; it decides the route of every prefix and keeps
-// the kernel in line: it marks its routes with its own protocol number, never
-// touches another, repairs drift on a timer, adopts its routes after a
-// restart and removes them on a clean stop. With fail closed on, it also
+// which prefixes each path (tunnel or DX link) offers; health checking
+// (pkg/failover) tells it which paths are usable; it decides the route of
+// every prefix and keeps the kernel in line.
+//
+// Path selection lives here and nowhere else: a prefix goes over the usable
+// paths of lowest Rank among those that offer it, several of equal rank
+// sharing it (ECMP); none usable, it is dropped rather than leaked to a less
+// specific route. pkg/failover only decides whether a path is usable (health
+// check, BGP session, hold-down); the ranks come from the config
+// (pkg/daemon).
+//
+// The FIB marks its routes with its own protocol number, never touches
+// another, repairs drift on a timer, adopts its routes after a restart and
+// removes them on a clean stop. It writes the kernel settings routing needs
+// and restores them on stop (sysctl.go). With fail closed on, it also
 // keeps an unreachable route below its own for every AWS prefix it knows,
 // left in place across a stop (see FailClosedMetric).
 //
@@ -120,42 +130,52 @@ type Counters struct {
 
 // FIB decides and installs routes.
 type FIB struct {
-	cfg     Config
-	log     *slog.Logger
-	kernel  Kernel
-	groups  bool // nexthop objects in use
-	paths   []Path
-	pathIdx map[string]int
-	kick    chan struct{}
-	sys     *sysctls // nil: kernel settings are not the FIB's to write
+	cfg    Config
+	log    *slog.Logger
+	kernel Kernel
+	groups bool // nexthop objects in use
+	kick   chan struct{}
+	sys    *sysctls // nil: kernel settings are not the FIB's to write
 
 	// Counters are exported through metrics.
 	Counters Counters
 
-	kmu sync.Mutex // serialises kernel writes
+	// Lock discipline. Fields above are set by New and only read after;
+	// Counters are atomic. kmu serialises writes to the kernel, so that
+	// what is decided reaches the kernel in the order it was decided; it is
+	// held across kernel calls. state guards what the FIB knows and wants
+	// (paths, usable set, candidates, routes and groups in the kernel); it
+	// is never held across a kernel call. Whoever needs both takes kmu
+	// first. Functions named ...Locked, and those that say so, are called
+	// with state held.
+	kmu sync.Mutex
 
-	mu           sync.Mutex
-	cands        map[netip.Prefix]uint64 // prefix -> set of paths offering it
-	nexthop      map[netip.Prefix][]netip.Addr
-	usable       uint64
-	dirty        map[netip.Prefix]struct{}
-	installed    map[netip.Prefix]Route
-	stale        map[netip.Prefix]time.Time // adopted at start-up, until
-	groupID      map[uint64]uint32          // path set -> group object
-	groupIn      map[uint32][]uint32        // group -> members in the kernel
-	nextGroup    uint32
-	orphans      map[uint32]bool // groups left by a previous run
-	dirtyGroups  bool
-	nexthopsLost bool
-	usableSince  [64]time.Time // when each path last became usable
+	state struct {
+		sync.Mutex
+		paths        []Path
+		pathIdx      map[string]int
+		cands        map[netip.Prefix]uint64 // prefix -> set of paths offering it (bit i: paths[i])
+		nexthop      map[netip.Prefix][]netip.Addr
+		usable       uint64 // set of usable paths
+		dirty        map[netip.Prefix]struct{}
+		installed    map[netip.Prefix]Route
+		stale        map[netip.Prefix]time.Time // adopted at start-up, until
+		groupID      map[uint64]uint32          // path set -> group object
+		groupIn      map[uint32][]uint32        // group -> members in the kernel
+		nextGroup    uint32
+		orphans      map[uint32]bool // groups left by a previous run
+		dirtyGroups  bool
+		nexthopsLost bool
+		usableSince  [64]time.Time // when each path last became usable
 
-	// Fail closed (failclosed.go).
-	fcOn     bool
-	fcStatic map[netip.Prefix]bool     // configured AWS prefixes
-	fcKnown  map[netip.Prefix]uint64   // learned or adopted -> paths that offered it (fcAll: unknown)
-	fcIn     map[netip.Prefix]bool     // fail-closed routes in the kernel
-	fcCheck  map[netip.Prefix]struct{} // newly known, to install unless covered
-	fcFull   bool                      // recompute the whole set at the next flush
+		// Fail closed (failclosed.go).
+		fcOn     bool
+		fcStatic map[netip.Prefix]bool     // configured AWS prefixes
+		fcKnown  map[netip.Prefix]uint64   // learned or adopted -> paths that offered it (fcAll: unknown)
+		fcIn     map[netip.Prefix]bool     // fail-closed routes in the kernel
+		fcCheck  map[netip.Prefix]struct{} // newly known, to install unless covered
+		fcFull   bool                      // recompute the whole set at the next flush
+	}
 }
 
 // New returns a FIB and adopts the routes of its protocol already in the kernel.
@@ -177,19 +197,18 @@ func New(cfg Config) (*FIB, error) {
 			cfg.ProcSys = procSys
 		}
 	}
-	f := &FIB{
-		cfg: cfg, log: log.With("component", "fib"), kernel: k, groups: k.NexthopObjects(),
-		paths: append([]Path(nil), cfg.Paths...), pathIdx: map[string]int{}, kick: make(chan struct{}, 1),
-		cands: map[netip.Prefix]uint64{}, nexthop: map[netip.Prefix][]netip.Addr{},
-		dirty: map[netip.Prefix]struct{}{}, installed: map[netip.Prefix]Route{}, stale: map[netip.Prefix]time.Time{},
-		groupID: map[uint64]uint32{}, groupIn: map[uint32][]uint32{},
-		fcKnown: map[netip.Prefix]uint64{}, fcIn: map[netip.Prefix]bool{}, fcCheck: map[netip.Prefix]struct{}{},
-	}
+	f := &FIB{cfg: cfg, log: log.With("component", "fib"), kernel: k, groups: k.NexthopObjects(), kick: make(chan struct{}, 1)}
+	st := &f.state
+	st.paths, st.pathIdx = append([]Path(nil), cfg.Paths...), map[string]int{}
+	st.cands, st.nexthop = map[netip.Prefix]uint64{}, map[netip.Prefix][]netip.Addr{}
+	st.dirty, st.installed, st.stale = map[netip.Prefix]struct{}{}, map[netip.Prefix]Route{}, map[netip.Prefix]time.Time{}
+	st.groupID, st.groupIn = map[uint64]uint32{}, map[uint32][]uint32{}
+	st.fcKnown, st.fcIn, st.fcCheck = map[netip.Prefix]uint64{}, map[netip.Prefix]bool{}, map[netip.Prefix]struct{}{}
 	now := time.Now()
 	for i, p := range cfg.Paths {
-		f.pathIdx[p.Name] = i
-		f.usable |= 1 << i
-		f.usableSince[i] = now
+		f.state.pathIdx[p.Name] = i
+		f.state.usable |= 1 << i
+		f.state.usableSince[i] = now
 	}
 	f.setFailClosedLocked(cfg.FailClosed, cfg.AWSPrefixes)
 	if cfg.ProcSys != "" {
@@ -225,16 +244,16 @@ func (f *FIB) adopt() error {
 		if err != nil {
 			return fmt.Errorf("fib: list nexthop groups: %w", err)
 		}
-		f.orphans = map[uint32]bool{}
+		f.state.orphans = map[uint32]bool{}
 		for _, id := range ids {
-			f.orphans[id] = true // adopted routes may use them until re-learned
+			f.state.orphans[id] = true // adopted routes may use them until re-learned
 		}
 	}
 	until := time.Now().Add(f.cfg.StaleTime)
 	for _, r := range existing {
-		f.installed[r.Prefix] = r
-		f.stale[r.Prefix] = until
-		f.dirty[r.Prefix] = struct{}{}
+		f.state.installed[r.Prefix] = r
+		f.state.stale[r.Prefix] = until
+		f.state.dirty[r.Prefix] = struct{}{}
 		f.learnLocked(r.Prefix, fcAll)
 	}
 	if len(existing) > 0 {
@@ -246,11 +265,11 @@ func (f *FIB) adopt() error {
 		return fmt.Errorf("fib: list fail-closed routes: %w", err)
 	}
 	for _, p := range closed {
-		f.fcIn[p] = true
+		f.state.fcIn[p] = true
 		f.learnLocked(p, fcAll)
 	}
 	if len(closed) > 0 {
-		f.log.Info("adopted fail-closed routes from a previous run", "routes", len(closed), "fail_closed", f.fcOn)
+		f.log.Info("adopted fail-closed routes from a previous run", "routes", len(closed), "fail_closed", f.state.fcOn)
 	}
 	f.poke()
 	return nil
@@ -258,74 +277,74 @@ func (f *FIB) adopt() error {
 
 // Add records that path offers prefix via nexthop (the BGP next hop).
 func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
-	f.mu.Lock()
-	i, ok := f.pathIdx[path]
+	f.state.Lock()
+	i, ok := f.state.pathIdx[path]
 	if !ok {
-		f.mu.Unlock()
+		f.state.Unlock()
 		return
 	}
-	f.cands[prefix] |= 1 << i
+	f.state.cands[prefix] |= 1 << i
 	f.learnLocked(prefix, 1<<i)
 	// Per-prefix next hops matter only without groups (a group's member is
 	// the path's own nexthop object); with 100,000 prefixes they cost ~10 MB.
-	if nh := f.nexthop[prefix]; i < len(nh) {
+	if nh := f.state.nexthop[prefix]; i < len(nh) {
 		nh[i] = netip.Addr{}
 	}
-	if !f.groups && nexthop.IsValid() && nexthop != f.paths[i].Gateway {
-		nh := f.nexthop[prefix]
+	if !f.groups && nexthop.IsValid() && nexthop != f.state.paths[i].Gateway {
+		nh := f.state.nexthop[prefix]
 		if len(nh) <= i { // none yet, or a path added by SetPaths since
-			nh = append(nh, make([]netip.Addr, len(f.paths)-len(nh))...)
-			f.nexthop[prefix] = nh
+			nh = append(nh, make([]netip.Addr, len(f.state.paths)-len(nh))...)
+			f.state.nexthop[prefix] = nh
 		}
 		nh[i] = nexthop
 	}
-	f.dirty[prefix] = struct{}{}
-	f.mu.Unlock()
+	f.state.dirty[prefix] = struct{}{}
+	f.state.Unlock()
 	f.poke()
 }
 
 // Remove records that path no longer offers prefix.
 func (f *FIB) Remove(prefix netip.Prefix, path string) {
-	f.mu.Lock()
-	if i, ok := f.pathIdx[path]; ok {
+	f.state.Lock()
+	if i, ok := f.state.pathIdx[path]; ok {
 		f.removeLocked(prefix, i)
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.poke()
 }
 
 func (f *FIB) removeLocked(prefix netip.Prefix, i int) {
-	set, ok := f.cands[prefix]
+	set, ok := f.state.cands[prefix]
 	if !ok || set&(1<<i) == 0 {
 		return
 	}
 	set &^= 1 << i
-	if nh := f.nexthop[prefix]; i < len(nh) {
+	if nh := f.state.nexthop[prefix]; i < len(nh) {
 		nh[i] = netip.Addr{}
 	}
 	if set == 0 {
-		delete(f.cands, prefix)
-		delete(f.nexthop, prefix)
+		delete(f.state.cands, prefix)
+		delete(f.state.nexthop, prefix)
 	} else {
-		f.cands[prefix] = set
+		f.state.cands[prefix] = set
 	}
-	f.dirty[prefix] = struct{}{}
+	f.state.dirty[prefix] = struct{}{}
 }
 
 // RemovePath forgets every prefix path offers (its session went down).
 func (f *FIB) RemovePath(path string) {
-	f.mu.Lock()
-	if i, ok := f.pathIdx[path]; ok {
+	f.state.Lock()
+	if i, ok := f.state.pathIdx[path]; ok {
 		f.forgetLocked(i)
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.poke()
 }
 
 // forgetLocked drops every prefix the path in slot i offers. Called with
-// f.mu held.
+// f.state held.
 func (f *FIB) forgetLocked(i int) {
-	for prefix := range f.cands {
+	for prefix := range f.state.cands {
 		f.removeLocked(prefix, i)
 	}
 }
@@ -334,34 +353,34 @@ func (f *FIB) forgetLocked(i int) {
 // returns once the kernel follows: with nexthop groups, after the affected
 // group replaces; otherwise after every affected route is rewritten.
 func (f *FIB) SetUsable(path string, ok bool) {
-	f.mu.Lock()
-	i, known := f.pathIdx[path]
+	f.state.Lock()
+	i, known := f.state.pathIdx[path]
 	if !known {
-		f.mu.Unlock()
+		f.state.Unlock()
 		return
 	}
-	was := f.usable&(1<<i) != 0
+	was := f.state.usable&(1<<i) != 0
 	if was == ok {
-		f.mu.Unlock()
+		f.state.Unlock()
 		return
 	}
 	if ok {
-		f.usable |= 1 << i
-		f.usableSince[i] = time.Now()
+		f.state.usable |= 1 << i
+		f.state.usableSince[i] = time.Now()
 	} else {
-		f.usable &^= 1 << i
-		f.usableSince[i] = time.Time{}
+		f.state.usable &^= 1 << i
+		f.state.usableSince[i] = time.Time{}
 	}
 	if f.groups {
-		f.dirtyGroups = true
+		f.state.dirtyGroups = true
 	} else {
-		for prefix, set := range f.cands {
+		for prefix, set := range f.state.cands {
 			if set&(1<<i) != 0 {
-				f.dirty[prefix] = struct{}{}
+				f.state.dirty[prefix] = struct{}{}
 			}
 		}
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.flush()
 }
 
@@ -373,14 +392,14 @@ func (f *FIB) poke() {
 }
 
 // selection is the set of paths that carry traffic for prefixes offered by
-// set: the usable ones of lowest rank. Called with f.mu held.
+// set: the usable ones of lowest rank. Called with f.state held.
 func (f *FIB) selection(set uint64) uint64 {
-	avail := set & f.usable
+	avail := set & f.state.usable
 	best, sel := 0, uint64(0)
 	for avail != 0 {
 		i := bits.TrailingZeros64(avail)
 		avail &^= 1 << i
-		switch r := f.paths[i].Rank; {
+		switch r := f.state.paths[i].Rank; {
 		case sel == 0 || r < best:
 			best, sel = r, 1<<i
 		case r == best:
@@ -402,24 +421,24 @@ func members(sel uint64) []uint32 {
 }
 
 // desired computes prefix's route; ok is false when no path offers it (or,
-// without nexthop groups, none is usable). Called with f.mu held.
+// without nexthop groups, none is usable). Called with f.state held.
 func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
-	set, has := f.cands[prefix]
+	set, has := f.state.cands[prefix]
 	if !has {
 		return r, false
 	}
 	if f.groups {
-		id, known := f.groupID[set]
+		id, known := f.state.groupID[set]
 		if !known {
 			for {
-				id = nhGroupBase + f.nextGroup
-				f.nextGroup = (f.nextGroup + 1) % 0xE000
-				if !f.orphans[id] {
+				id = nhGroupBase + f.state.nextGroup
+				f.state.nextGroup = (f.state.nextGroup + 1) % 0xE000
+				if !f.state.orphans[id] {
 					break
 				}
 			}
-			f.groupID[set] = id
-			f.dirtyGroups = true
+			f.state.groupID[set] = id
+			f.state.dirtyGroups = true
 		}
 		return Route{Prefix: prefix, NexthopID: id}, true
 	}
@@ -428,11 +447,11 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 		return r, false
 	}
 	i := bits.TrailingZeros64(sel)
-	gw := f.paths[i].Gateway
-	if nh := f.nexthop[prefix]; i < len(nh) && nh[i].IsValid() {
+	gw := f.state.paths[i].Gateway
+	if nh := f.state.nexthop[prefix]; i < len(nh) && nh[i].IsValid() {
 		gw = nh[i] // a next hop other than the peer (third-party next hop)
 	}
-	return Route{Prefix: prefix, Link: f.paths[i].Link, Gateway: gw}, true
+	return Route{Prefix: prefix, Link: f.state.paths[i].Link, Gateway: gw}, true
 }
 
 // maxDeferredReconciles bounds how many reconcile intervals in a row a burst
@@ -467,9 +486,9 @@ func (f *FIB) Run(ctx context.Context) error {
 			f.flush()
 		case <-tick.C:
 			n, e := f.Counters.Programmed.Load(), f.Counters.Errors.Load()
-			f.mu.Lock()
-			lost := f.nexthopsLost
-			f.mu.Unlock()
+			f.state.Lock()
+			lost := f.state.nexthopsLost
+			f.state.Unlock()
 			busy := n != programmed && e == errs && !lost
 			programmed, errs = n, e
 			if busy && deferred < maxDeferredReconciles {
@@ -488,28 +507,28 @@ func (f *FIB) flush() {
 	f.kmu.Lock()
 	defer f.kmu.Unlock()
 
-	f.mu.Lock()
-	dirty := f.dirty
-	f.dirty = make(map[netip.Prefix]struct{})
+	f.state.Lock()
+	dirty := f.state.dirty
+	f.state.dirty = make(map[netip.Prefix]struct{})
 	now := time.Now()
 	var replace, del []Route
 	for prefix := range dirty {
 		want, ok := f.desired(prefix)
-		have, installed := f.installed[prefix]
+		have, installed := f.state.installed[prefix]
 		if ok {
-			delete(f.stale, prefix) // re-learned: no longer only adopted
+			delete(f.state.stale, prefix) // re-learned: no longer only adopted
 		}
 		switch {
 		case ok && (!installed || have != want):
 			replace = append(replace, want)
-			f.installed[prefix] = want
+			f.state.installed[prefix] = want
 		case !ok && installed:
-			if until, isStale := f.stale[prefix]; isStale && now.Before(until) {
+			if until, isStale := f.state.stale[prefix]; isStale && now.Before(until) {
 				continue // adopted route: keep until its stale time
 			}
 			del = append(del, have)
-			delete(f.installed, prefix)
-			delete(f.stale, prefix)
+			delete(f.state.installed, prefix)
+			delete(f.state.stale, prefix)
 		}
 	}
 	type groupOp struct {
@@ -517,20 +536,20 @@ func (f *FIB) flush() {
 		members []uint32
 	}
 	var gops []groupOp
-	if f.groups && f.dirtyGroups {
-		f.dirtyGroups = false
-		for set, id := range f.groupID {
+	if f.groups && f.state.dirtyGroups {
+		f.state.dirtyGroups = false
+		for set, id := range f.state.groupID {
 			m := members(f.selection(set))
 			if len(m) == 0 {
 				m = []uint32{nhBlackhole} // offered, but no usable path: drop, do not leak elsewhere
 			}
-			if !equal(f.groupIn[id], m) || f.groupIn[id] == nil {
+			if !equal(f.state.groupIn[id], m) || f.state.groupIn[id] == nil {
 				gops = append(gops, groupOp{id, m})
-				f.groupIn[id] = m
+				f.state.groupIn[id] = m
 			}
 		}
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 
 	for _, g := range gops {
 		err := f.kernel.ReplaceGroup(g.id, g.members)
@@ -543,11 +562,11 @@ func (f *FIB) flush() {
 		if err != nil {
 			f.Counters.Errors.Add(1)
 			f.log.Error("nexthop group replace failed", "group", g.id, "err", err)
-			f.mu.Lock()
-			delete(f.groupIn, g.id)
-			f.dirtyGroups = true
-			f.nexthopsLost = true // the next reconcile rewrites the nexthop objects
-			f.mu.Unlock()
+			f.state.Lock()
+			delete(f.state.groupIn, g.id)
+			f.state.dirtyGroups = true
+			f.state.nexthopsLost = true // the next reconcile rewrites the nexthop objects
+			f.state.Unlock()
 		}
 	}
 	f.apply(replace, false)
@@ -558,9 +577,9 @@ func (f *FIB) flush() {
 // rewriteMembers writes the nexthop objects of a group's members again and
 // reports whether every write succeeded. Called with f.kmu held.
 func (f *FIB) rewriteMembers(ids []uint32) bool {
-	f.mu.Lock()
-	paths := append([]Path(nil), f.paths...)
-	f.mu.Unlock()
+	f.state.Lock()
+	paths := append([]Path(nil), f.state.paths...)
+	f.state.Unlock()
 	for _, id := range ids {
 		var p Path // the blackhole: no link, no gateway
 		if id != nhBlackhole {
@@ -603,14 +622,14 @@ func (f *FIB) apply(rs []Route, del bool) {
 	}
 	f.Counters.Errors.Add(1)
 	f.log.Error("route programming failed", "routes", len(rs), "delete", del, "err", err)
-	f.mu.Lock()
+	f.state.Lock()
 	for _, r := range rs {
-		f.dirty[r.Prefix] = struct{}{}
+		f.state.dirty[r.Prefix] = struct{}{}
 		if !del {
-			delete(f.installed, r.Prefix)
+			delete(f.state.installed, r.Prefix)
 		}
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 }
 
 // reconcile compares the kernel with what the FIB believes it installed and
@@ -630,35 +649,35 @@ func (f *FIB) reconcile() {
 		seen[r.Prefix] = r
 	}
 	now := time.Now()
-	f.mu.Lock()
+	f.state.Lock()
 	repaired := 0
-	for prefix, want := range f.installed {
+	for prefix, want := range f.state.installed {
 		if got, ok := seen[prefix]; !ok || got != want {
-			delete(f.installed, prefix)
-			f.dirty[prefix] = struct{}{}
+			delete(f.state.installed, prefix)
+			f.state.dirty[prefix] = struct{}{}
 			repaired++
 		}
 	}
 	var extra []Route
 	for prefix, r := range seen {
-		if _, ours := f.installed[prefix]; ours {
+		if _, ours := f.state.installed[prefix]; ours {
 			continue
 		}
-		if _, pending := f.dirty[prefix]; pending {
+		if _, pending := f.state.dirty[prefix]; pending {
 			continue
 		}
-		if until, isStale := f.stale[prefix]; isStale && now.Before(until) {
+		if until, isStale := f.state.stale[prefix]; isStale && now.Before(until) {
 			continue
 		}
-		delete(f.stale, prefix)
+		delete(f.state.stale, prefix)
 		extra = append(extra, r)
 	}
-	for prefix, until := range f.stale {
+	for prefix, until := range f.state.stale {
 		if !now.Before(until) {
-			f.dirty[prefix] = struct{}{}
+			f.state.dirty[prefix] = struct{}{}
 		}
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	f.reconcileFailClosed(now)
 	if repaired > 0 || len(extra) > 0 {
 		f.log.Warn("reconcile: kernel drifted, repairing", "missing_or_changed", repaired, "unwanted", len(extra))
@@ -666,10 +685,10 @@ func (f *FIB) reconcile() {
 	f.kmu.Lock()
 	f.apply(extra, true)
 	f.kmu.Unlock()
-	f.mu.Lock()
-	lost := f.nexthopsLost
-	f.nexthopsLost = false
-	f.mu.Unlock()
+	f.state.Lock()
+	lost := f.state.nexthopsLost
+	f.state.nexthopsLost = false
+	f.state.Unlock()
 	if f.groups && (repaired > 0 || lost) {
 		// Routes vanish with their nexthop objects (a netdev re-created):
 		// rewrite the objects before the routes that use them.
@@ -692,26 +711,26 @@ func (f *FIB) reconcile() {
 func (f *FIB) collectGroups() {
 	f.kmu.Lock()
 	defer f.kmu.Unlock()
-	f.mu.Lock()
+	f.state.Lock()
 	used := map[uint32]bool{}
-	for _, r := range f.installed {
+	for _, r := range f.state.installed {
 		used[r.NexthopID] = true
 	}
 	var unused []uint32
-	for set, id := range f.groupID {
+	for set, id := range f.state.groupID {
 		if !used[id] {
 			unused = append(unused, id)
-			delete(f.groupID, set)
-			delete(f.groupIn, id)
+			delete(f.state.groupID, set)
+			delete(f.state.groupIn, id)
 		}
 	}
-	for id := range f.orphans {
+	for id := range f.state.orphans {
 		if !used[id] {
 			unused = append(unused, id)
-			delete(f.orphans, id)
+			delete(f.state.orphans, id)
 		}
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	if len(unused) == 0 {
 		return
 	}
@@ -730,9 +749,9 @@ func (f *FIB) ensureNexthops() {
 		f.Counters.Errors.Add(1)
 		f.log.Error("nexthop blackhole", "err", err)
 	}
-	f.mu.Lock()
-	paths := append([]Path(nil), f.paths...)
-	f.mu.Unlock()
+	f.state.Lock()
+	paths := append([]Path(nil), f.state.paths...)
+	f.state.Unlock()
 	for i, p := range paths {
 		if p.Name == "" {
 			continue // a free slot
@@ -742,10 +761,10 @@ func (f *FIB) ensureNexthops() {
 			f.log.Error("nexthop for path", "path", p.Name, "err", err)
 		}
 	}
-	f.mu.Lock()
-	f.groupIn = map[uint32][]uint32{}
-	f.dirtyGroups = true
-	f.mu.Unlock()
+	f.state.Lock()
+	f.state.groupIn = map[uint32][]uint32{}
+	f.state.dirtyGroups = true
+	f.state.Unlock()
 }
 
 // removeAll deletes every route of the FIB's protocol in its table, then
@@ -754,9 +773,9 @@ func (f *FIB) ensureNexthops() {
 func (f *FIB) removeAll() {
 	f.kmu.Lock()
 	defer f.kmu.Unlock()
-	f.mu.Lock()
-	on := f.fcOn
-	f.mu.Unlock()
+	f.state.Lock()
+	on := f.state.fcOn
+	f.state.Unlock()
 	if on {
 		f.syncFailClosed()
 	}
@@ -767,29 +786,29 @@ func (f *FIB) removeAll() {
 		f.apply(routes, true)
 	}
 	if f.groups {
-		f.mu.Lock()
-		ids := make([]uint32, 0, len(f.groupID)+len(f.paths)+1)
-		for _, id := range f.groupID {
+		f.state.Lock()
+		ids := make([]uint32, 0, len(f.state.groupID)+len(f.state.paths)+1)
+		for _, id := range f.state.groupID {
 			ids = append(ids, id)
 		}
-		for id := range f.orphans {
+		for id := range f.state.orphans {
 			ids = append(ids, id)
 		}
-		for i, p := range f.paths {
+		for i, p := range f.state.paths {
 			if p.Name != "" {
 				ids = append(ids, nhPathBase+uint32(i))
 			}
 		}
-		f.mu.Unlock()
+		f.state.Unlock()
 		ids = append(ids, nhBlackhole)
 		if err := f.kernel.DeleteNexthops(ids); err != nil {
 			f.log.Error("shutdown: delete nexthop objects", "err", err)
 		}
 	}
-	f.mu.Lock()
-	f.installed = map[netip.Prefix]Route{}
-	kept := len(f.fcIn)
-	f.mu.Unlock()
+	f.state.Lock()
+	f.state.installed = map[netip.Prefix]Route{}
+	kept := len(f.state.fcIn)
+	f.state.Unlock()
 	if !on {
 		f.removeFailClosed()
 		kept = 0
@@ -800,14 +819,14 @@ func (f *FIB) removeAll() {
 // Active returns, for each path, whether it carries traffic for at least one
 // prefix right now.
 func (f *FIB) Active() map[string]bool {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.state.Lock()
+	defer f.state.Unlock()
 	var on uint64
 	for _, set := range f.groupSets() {
 		on |= f.selection(set)
 	}
 	out := map[string]bool{}
-	for i, p := range f.paths {
+	for i, p := range f.state.paths {
 		if p.Name != "" {
 			out[p.Name] = on&(1<<i) != 0
 		}
@@ -817,15 +836,15 @@ func (f *FIB) Active() map[string]bool {
 
 // groupSets lists the distinct path sets of the known prefixes (with groups:
 // of the groups installed routes use, not those awaiting collection).
-// Called with f.mu held.
+// Called with f.state held.
 func (f *FIB) groupSets() []uint64 {
 	if f.groups {
 		used := map[uint32]bool{}
-		for _, r := range f.installed {
+		for _, r := range f.state.installed {
 			used[r.NexthopID] = true
 		}
-		out := make([]uint64, 0, len(f.groupID))
-		for set, id := range f.groupID {
+		out := make([]uint64, 0, len(f.state.groupID))
+		for set, id := range f.state.groupID {
 			if used[id] {
 				out = append(out, set)
 			}
@@ -834,7 +853,7 @@ func (f *FIB) groupSets() []uint64 {
 	}
 	seen := map[uint64]bool{}
 	var out []uint64
-	for _, set := range f.cands {
+	for _, set := range f.state.cands {
 		if !seen[set] {
 			seen[set] = true
 			out = append(out, set)
@@ -845,16 +864,16 @@ func (f *FIB) groupSets() []uint64 {
 
 // Installed returns how many prefixes each path carries traffic for.
 func (f *FIB) Installed() map[string]int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.state.Lock()
+	defer f.state.Unlock()
 	count := map[uint64]int{}
-	for prefix := range f.installed {
-		if set, ok := f.cands[prefix]; ok {
+	for prefix := range f.state.installed {
+		if set, ok := f.state.cands[prefix]; ok {
 			count[f.selection(set)]++
 		}
 	}
 	out := map[string]int{}
-	for i, p := range f.paths {
+	for i, p := range f.state.paths {
 		if p.Name == "" {
 			continue
 		}

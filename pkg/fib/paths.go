@@ -28,27 +28,27 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 	}
 
 	f.kmu.Lock()
-	f.mu.Lock()
+	f.state.Lock()
 	// Slots: the free ones now, plus room to grow (removed paths' slots are
 	// reusable only from the next change on).
-	room := 64 - len(f.paths)
-	for _, p := range f.paths {
+	room := 64 - len(f.state.paths)
+	for _, p := range f.state.paths {
 		if p.Name == "" {
 			room++
 		}
 	}
 	for name := range want {
-		if _, ok := f.pathIdx[name]; !ok {
+		if _, ok := f.state.pathIdx[name]; !ok {
 			room--
 		}
 	}
 	if room < 0 {
-		f.mu.Unlock()
+		f.state.Unlock()
 		f.kmu.Unlock()
 		return ch, fmt.Errorf("fib: %d paths, at most 64 slots (paths removed by this change free theirs for the next)", len(want))
 	}
 	var removedSlots, rewrite []int
-	for i, p := range f.paths {
+	for i, p := range f.state.paths {
 		if p.Name == "" {
 			continue
 		}
@@ -56,9 +56,9 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 		if !keep {
 			ch.Removed = append(ch.Removed, p.Name)
 			f.forgetLocked(i)
-			f.usable &^= 1 << i
-			delete(f.pathIdx, p.Name)
-			f.paths[i] = Path{}
+			f.state.usable &^= 1 << i
+			delete(f.state.pathIdx, p.Name)
+			f.state.paths[i] = Path{}
 			removedSlots = append(removedSlots, i)
 			continue
 		}
@@ -69,30 +69,30 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 		if np.Link != p.Link || np.Gateway != p.Gateway {
 			rewrite = append(rewrite, i)
 		}
-		f.paths[i] = np
+		f.state.paths[i] = np
 		f.markPathDirty(i)
 	}
 	for _, np := range paths {
-		if _, ok := f.pathIdx[np.Name]; ok {
+		if _, ok := f.state.pathIdx[np.Name]; ok {
 			continue
 		}
 		i := f.freeSlot(removedSlots)
-		if i == len(f.paths) {
-			f.paths = append(f.paths, np)
+		if i == len(f.state.paths) {
+			f.state.paths = append(f.state.paths, np)
 		} else {
-			f.paths[i] = np
+			f.state.paths[i] = np
 		}
-		f.pathIdx[np.Name] = i
-		f.usable &^= 1 << i // failover marks it usable once it is healthy
+		f.state.pathIdx[np.Name] = i
+		f.state.usable &^= 1 << i // failover marks it usable once it is healthy
 		ch.Added = append(ch.Added, np.Name)
 		rewrite = append(rewrite, i)
 	}
 	if f.groups {
-		f.dirtyGroups = true
+		f.state.dirtyGroups = true
 	}
-	slots := make([]Path, len(f.paths))
-	copy(slots, f.paths)
-	f.mu.Unlock()
+	slots := make([]Path, len(f.state.paths))
+	copy(slots, f.state.paths)
+	f.state.Unlock()
 
 	// New and changed paths' nexthop objects first, so that groups and routes
 	// may point at them.
@@ -134,9 +134,9 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 
 // freeSlot is the lowest free slot not freed by this very change (a removed
 // path's nexthop object is deleted after the flush, so its slot cannot be
-// reused before then), or len(f.paths) for a new one. Called with f.mu held.
+// reused before then), or len(f.state.paths) for a new one. Called with f.state held.
 func (f *FIB) freeSlot(justFreed []int) int {
-	for i, p := range f.paths {
+	for i, p := range f.state.paths {
 		if p.Name != "" {
 			continue
 		}
@@ -148,30 +148,30 @@ func (f *FIB) freeSlot(justFreed []int) int {
 			return i
 		}
 	}
-	return len(f.paths)
+	return len(f.state.paths)
 }
 
 // markPathDirty makes the next flush recompute whatever path i's change
 // affects: the groups (ranks), or without groups every route over it.
-// Called with f.mu held.
+// Called with f.state held.
 func (f *FIB) markPathDirty(i int) {
 	if f.groups {
-		f.dirtyGroups = true
+		f.state.dirtyGroups = true
 		return
 	}
-	for prefix, set := range f.cands {
+	for prefix, set := range f.state.cands {
 		if set&(1<<i) != 0 {
-			f.dirty[prefix] = struct{}{}
+			f.state.dirty[prefix] = struct{}{}
 		}
 	}
 }
 
 // Paths returns the FIB's paths in slot order.
 func (f *FIB) Paths() []Path {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	f.state.Lock()
+	defer f.state.Unlock()
 	var out []Path
-	for _, p := range f.paths {
+	for _, p := range f.state.paths {
 		if p.Name != "" {
 			out = append(out, p)
 		}

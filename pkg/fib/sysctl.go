@@ -144,11 +144,11 @@ func (f *FIB) forwardingOff() bool { return f.sys.forwardingOff() }
 // for: at start, after a change of paths, and at every reconcile. Called
 // with f.sys set.
 func (f *FIB) applySysctls() error {
-	f.mu.Lock()
+	f.state.Lock()
 	var links []string
 	multipath := false
 	ranks := map[int]bool{}
-	for _, p := range f.paths {
+	for _, p := range f.state.paths {
 		if p.Name == "" {
 			continue
 		}
@@ -156,7 +156,7 @@ func (f *FIB) applySysctls() error {
 		multipath = multipath || ranks[p.Rank]
 		ranks[p.Rank] = true
 	}
-	f.mu.Unlock()
+	f.state.Unlock()
 	var errs []error
 	set := func(path, value string) {
 		if _, err := f.sys.set(path, value); err != nil {

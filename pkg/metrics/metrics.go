@@ -1,5 +1,9 @@
-// Package metrics exports cgwd's state to Prometheus. It reads the daemon's
-// status snapshot on each scrape; nothing in cgwd pushes into it.
+// Package metrics exports cgwd's state to Prometheus. State (tunnels, IKE,
+// BGP sessions, routes) it reads from the daemon's status snapshot on each
+// scrape; nothing in cgwd pushes into it. Events a snapshot cannot show
+// (failovers by cause, detection-to-kernel durations, BFD state, probe RTTs)
+// are counted where they happen, by pkg/failover, whose collectors the
+// daemon registers here (NewRegistry's extra).
 package metrics
 
 import (
