@@ -291,6 +291,80 @@ func t1(t *testing.T) (spiI, spiR, childIn, childOut string) {
 	return
 }
 
+// inSA are ikeattack's flags for a packet in tunnel 1's IKE SA, with the
+// spoofed peer (strongSwan) as the IKE SA's original initiator.
+func inSA(t *testing.T, args ...string) []string {
+	t.Helper()
+	spiI, spiR, _, _ := t1(t)
+	return append([]string{"-spi-i", spiI, "-spi-r", spiR, "-initiator"}, args...)
+}
+
+// hostileCases: attacks (ikeattack's flags) sent one after the other while
+// both tunnels carry a 100/s ping for secs seconds; at least frac of
+// what was sent must show in cgw-t1's IKE (or, with esp, ESP) drop
+// counters for reasons, and the first reason must have grown.
+var hostileCases = []struct {
+	name    string
+	secs    int
+	attacks func(t *testing.T) [][]string
+	esp     bool
+	frac    float64
+	reasons []string
+}{
+	// Message IDs 0..15 in turn: one of them is the peer's next.
+	{"CleartextDeleteIKEIsIgnored", 3, func(t *testing.T) [][]string {
+		return [][]string{inSA(t, "-mode", "delete-ike", "-msgids", "16", "-rate", "100", "-count", "200")}
+	}, false, 0.9, []string{"unencrypted"}},
+	{"CleartextCreateChildAndDeleteESPAreIgnored", 3, func(t *testing.T) [][]string {
+		_, _, _, out := t1(t)
+		return [][]string{
+			inSA(t, "-mode", "create-child", "-msgids", "16", "-rate", "100", "-count", "100"),
+			inSA(t, "-mode", "delete-esp", "-child-spi", out, "-msgids", "16", "-rate", "100", "-count", "100"),
+		}
+	}, false, 0.9, []string{"unencrypted"}},
+	// Only the message ID cgwd expects gets as far as the ICV check; the
+	// others are outside the window.
+	{"ForgedSKPayloadIsBadICV", 3, func(t *testing.T) [][]string {
+		return [][]string{inSA(t, "-mode", "delete-ike", "-sk", "-msgids", "16", "-rate", "100", "-count", "200")}
+	}, false, 0.9, []string{"bad_icv", "window"}},
+	// Each of cgwd's liveness checks (every second) gets a forged answer
+	// from the path, mostly before strongSwan's real one: a forged SK
+	// payload that comes second is a response to no request (window).
+	{"CleartextInvalidKEResponsesAreIgnored", 4, func(t *testing.T) [][]string {
+		return [][]string{inSA(t, "-mode", "invalid-ke", "-duration", "3s", "-count", "10")}
+	}, false, 0.9, []string{"unencrypted"}},
+	{"ForgedInvalidKEResponsesAreBadICV", 4, func(t *testing.T) [][]string {
+		return [][]string{inSA(t, "-mode", "invalid-ke", "-sk", "-duration", "3s", "-count", "10")}
+	}, false, 0.9, []string{"bad_icv", "window"}},
+	{"DeleteBombInIKESAInitIsBounded", 3, func(t *testing.T) [][]string {
+		return [][]string{{"-mode", "delete-bomb", "-exchange", "init", "-src", labkit.AWSOut1 + ":500", "-dst", labkit.CGWWAN + ":500", "-rate", "150", "-count", "300"}}
+	}, false, 0.9, []string{"malformed"}},
+	{"DeleteBombInTheIKESAIsBounded", 3, func(t *testing.T) [][]string {
+		return [][]string{
+			inSA(t, "-mode", "delete-bomb", "-exchange", "sa", "-msgids", "16", "-rate", "150", "-count", "150"),
+			inSA(t, "-mode", "delete-bomb", "-exchange", "sa", "-sk", "-msgids", "16", "-rate", "150", "-count", "150"),
+		}
+	}, false, 0.9, []string{"unencrypted", "window", "bad_icv"}},
+	{"TruncatedAndOversizedMessagesAreMalformed", 4, func(t *testing.T) [][]string {
+		var a [][]string
+		for _, mode := range []string{"truncated", "oversized"} {
+			for _, port := range []string{"500", "4500"} {
+				a = append(a, []string{"-mode", mode, "-src", labkit.AWSOut1 + ":" + port, "-dst", labkit.CGWWAN + ":" + port, "-rate", "200", "-count", "100"})
+			}
+		}
+		return a
+	}, false, 0.9, []string{"malformed"}},
+	{"ESPWithBadICVIsDropped", 3, func(t *testing.T) [][]string {
+		_, _, in, _ := t1(t)
+		return [][]string{{"-mode", "esp-bad-icv", "-esp-spi", in, "-rate", "500", "-count", "1000"}}
+	}, true, 0.9, []string{"auth"}},
+	// Real packets of the ping's replies, learnt on their way to cgwd, sent again.
+	{"ReplayedESPIsDropped", 4, func(t *testing.T) [][]string {
+		_, _, in, _ := t1(t)
+		return [][]string{{"-mode", "esp-replay", "-esp-spi", in, "-learn", "1s", "-rate", "500", "-count", "1000"}}
+	}, true, 0.9, []string{"replay"}},
+}
+
 func TestHostilePeerLab(t *testing.T) {
 	labkit.RequireStrongSwan(t)
 	bin := buildAttacker(t)
@@ -304,77 +378,7 @@ func TestHostilePeerLab(t *testing.T) {
 		c.Swanctl(t, "--initiate", "--child", "aws", "--timeout", "10")
 	}
 	ipsecTunnelsUp(t, 20*time.Second)
-	// The spoofed peer (strongSwan) is the IKE SA's original initiator.
-	inSA := func(t *testing.T, args ...string) []string {
-		spiI, spiR, _, _ := t1(t)
-		return append([]string{"-spi-i", spiI, "-spi-r", spiR, "-initiator"}, args...)
-	}
-
-	// Each case: attacks (ikeattack's flags) sent one after the other while
-	// both tunnels carry a 100/s ping for secs seconds; at least frac of
-	// what was sent must show in cgw-t1's IKE (or, with esp, ESP) drop
-	// counters for reasons, and the first reason must have grown.
-	for _, tc := range []struct {
-		name    string
-		secs    int
-		attacks func(t *testing.T) [][]string
-		esp     bool
-		frac    float64
-		reasons []string
-	}{
-		// Message IDs 0..15 in turn: one of them is the peer's next.
-		{"CleartextDeleteIKEIsIgnored", 3, func(t *testing.T) [][]string {
-			return [][]string{inSA(t, "-mode", "delete-ike", "-msgids", "16", "-rate", "100", "-count", "200")}
-		}, false, 0.9, []string{"unencrypted"}},
-		{"CleartextCreateChildAndDeleteESPAreIgnored", 3, func(t *testing.T) [][]string {
-			_, _, _, out := t1(t)
-			return [][]string{
-				inSA(t, "-mode", "create-child", "-msgids", "16", "-rate", "100", "-count", "100"),
-				inSA(t, "-mode", "delete-esp", "-child-spi", out, "-msgids", "16", "-rate", "100", "-count", "100"),
-			}
-		}, false, 0.9, []string{"unencrypted"}},
-		// Only the message ID cgwd expects gets as far as the ICV check; the
-		// others are outside the window.
-		{"ForgedSKPayloadIsBadICV", 3, func(t *testing.T) [][]string {
-			return [][]string{inSA(t, "-mode", "delete-ike", "-sk", "-msgids", "16", "-rate", "100", "-count", "200")}
-		}, false, 0.9, []string{"bad_icv", "window"}},
-		// Each of cgwd's liveness checks (every second) gets a forged answer
-		// from the path, mostly before strongSwan's real one: a forged SK
-		// payload that comes second is a response to no request (window).
-		{"CleartextInvalidKEResponsesAreIgnored", 4, func(t *testing.T) [][]string {
-			return [][]string{inSA(t, "-mode", "invalid-ke", "-duration", "3s", "-count", "10")}
-		}, false, 0.9, []string{"unencrypted"}},
-		{"ForgedInvalidKEResponsesAreBadICV", 4, func(t *testing.T) [][]string {
-			return [][]string{inSA(t, "-mode", "invalid-ke", "-sk", "-duration", "3s", "-count", "10")}
-		}, false, 0.9, []string{"bad_icv", "window"}},
-		{"DeleteBombInIKESAInitIsBounded", 3, func(t *testing.T) [][]string {
-			return [][]string{{"-mode", "delete-bomb", "-exchange", "init", "-src", labkit.AWSOut1 + ":500", "-dst", labkit.CGWWAN + ":500", "-rate", "150", "-count", "300"}}
-		}, false, 0.9, []string{"malformed"}},
-		{"DeleteBombInTheIKESAIsBounded", 3, func(t *testing.T) [][]string {
-			return [][]string{
-				inSA(t, "-mode", "delete-bomb", "-exchange", "sa", "-msgids", "16", "-rate", "150", "-count", "150"),
-				inSA(t, "-mode", "delete-bomb", "-exchange", "sa", "-sk", "-msgids", "16", "-rate", "150", "-count", "150"),
-			}
-		}, false, 0.9, []string{"unencrypted", "window", "bad_icv"}},
-		{"TruncatedAndOversizedMessagesAreMalformed", 4, func(t *testing.T) [][]string {
-			var a [][]string
-			for _, mode := range []string{"truncated", "oversized"} {
-				for _, port := range []string{"500", "4500"} {
-					a = append(a, []string{"-mode", mode, "-src", labkit.AWSOut1 + ":" + port, "-dst", labkit.CGWWAN + ":" + port, "-rate", "200", "-count", "100"})
-				}
-			}
-			return a
-		}, false, 0.9, []string{"malformed"}},
-		{"ESPWithBadICVIsDropped", 3, func(t *testing.T) [][]string {
-			_, _, in, _ := t1(t)
-			return [][]string{{"-mode", "esp-bad-icv", "-esp-spi", in, "-rate", "500", "-count", "1000"}}
-		}, true, 0.9, []string{"auth"}},
-		// Real packets of the ping's replies, learnt on their way to cgwd, sent again.
-		{"ReplayedESPIsDropped", 4, func(t *testing.T) [][]string {
-			_, _, in, _ := t1(t)
-			return [][]string{{"-mode", "esp-replay", "-esp-spi", in, "-learn", "1s", "-rate", "500", "-count", "1000"}}
-		}, true, 0.9, []string{"replay"}},
-	} {
+	for _, tc := range hostileCases {
 		t.Run(tc.name, func(t *testing.T) {
 			hostileUp(t)
 			attacks := tc.attacks(t)

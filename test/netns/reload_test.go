@@ -13,28 +13,71 @@ import (
 // config back, reload again, check again.
 type reloadCase struct {
 	name    string
-	before  func(t *testing.T) // before the edit
+	before  func(*testing.T, *reloadScene) // before the edit
 	edit    labkit.Edit
-	want    string             // the log line of the edit's reload
-	applied func(t *testing.T) // with the edit in force
+	want    string                         // the log line of the edit's reload
+	applied func(*testing.T, *reloadScene) // with the edit in force
 	// back runs once the config is restored and reloaded ("reload:
 	// applied"); without it the config is restored and not reloaded.
-	back func(t *testing.T)
+	back func(*testing.T, *reloadScene)
+}
+
+// reloadScene is what a scenario's steps share: BIRD's session times and
+// a ping, both from before the edit.
+type reloadScene struct {
+	since map[string]string
+	ping  *labkit.PingRun
 }
 
 func (c reloadCase) run(t *testing.T) {
 	labkit.LogOnFailure(t)
+	s := &reloadScene{}
 	if c.before != nil {
-		c.before(t)
+		c.before(t, s)
 	}
 	restore := labkit.EditConfig(t, c.edit)
 	defer restore()
 	labkit.Reload(t, c.want)
-	c.applied(t)
+	c.applied(t, s)
 	if c.back != nil {
 		restore()
 		labkit.Reload(t, "reload: applied")
-		c.back(t)
+		c.back(t, s)
+	}
+}
+
+// settle is a before step: BIRD's settled session times, and a ping of
+// pings packets (none if 0) from on-prem to the VPC.
+func settle(pings int) func(*testing.T, *reloadScene) {
+	return func(t *testing.T, s *reloadScene) {
+		s.since = labkit.AWSBird.SinceSettled(t)
+		if pings > 0 {
+			s.ping = startPing(t, pings)
+		}
+	}
+}
+
+// kept fails the test if BIRD shows one of sessions (none: any) reset
+// since the scene began; why names the change.
+func (s *reloadScene) kept(t *testing.T, why string, sessions ...string) {
+	t.Helper()
+	now := labkit.AWSBird.Since(t)
+	if len(sessions) == 0 && !labkit.SameSessions(now, s.since) {
+		t.Errorf("%s reset a session: BIRD's protocol times %v, before %v", why, now, s.since)
+	}
+	for _, p := range sessions {
+		if !labkit.SameSince(now[p], s.since[p]) {
+			t.Errorf("%s reset %s: BIRD's protocol times %v, before %v", why, p, now, s.since)
+		}
+	}
+}
+
+// allTunnelsUp fails the test unless cgwd reports every tunnel up.
+func allTunnelsUp(t *testing.T) {
+	for _, tn := range labkit.Status(t).Tunnels {
+		if tn.State != "up" {
+			t.Errorf("%s is %s after a rejected reload", tn.Name, tn.State)
+		}
 	}
 }
 
@@ -72,153 +115,7 @@ func testReload(t *testing.T) {
 		}
 	})
 
-	// What the scenarios share: BIRD's session times and a ping from before the edit.
-	var (
-		since map[string]string
-		ping  *labkit.PingRun
-	)
-	settle := func(pings int) func(t *testing.T) {
-		return func(t *testing.T) {
-			since = bird.SinceSettled(t)
-			if pings > 0 {
-				ping = startPing(t, pings)
-			}
-		}
-	}
-	sessionsKept := func(t *testing.T, why string, sessions ...string) {
-		t.Helper()
-		now := bird.Since(t)
-		if len(sessions) == 0 && !labkit.SameSessions(now, since) {
-			t.Errorf("%s reset a session: BIRD's protocol times %v, before %v", why, now, since)
-		}
-		for _, p := range sessions {
-			if !labkit.SameSince(now[p], since[p]) {
-				t.Errorf("%s reset %s: BIRD's protocol times %v, before %v", why, p, now, since)
-			}
-		}
-	}
-	tunnelsUp := func(t *testing.T) {
-		for _, tn := range labkit.Status(t).Tunnels {
-			if tn.State != "up" {
-				t.Errorf("%s is %s after a rejected reload", tn.Name, tn.State)
-			}
-		}
-	}
-	for _, c := range []reloadCase{{
-		name: "ReloadInvalidIsRejectedAndKeepsRunning",
-		edit: labkit.Replace("inside: 169.254.11.0/30", "inside: 169.254.1.0/30"),
-		want: "reload rejected: invalid config",
-		applied: func(t *testing.T) {
-			if !strings.Contains(labkit.Log(), "field=vpn[0].tunnels[1].inside") {
-				t.Error("the rejected field is not named in the log")
-			}
-			tunnelsUp(t)
-		},
-	}, {
-		name:    "ReloadRestartOnlyFieldIsRefused",
-		edit:    labkit.Replace("stale_time: 10s", "stale_time: 20s"),
-		want:    "needs a restart of cgwd",
-		applied: func(t *testing.T) {},
-	}, {
-		name:   "ReloadNewPrefixIsAdvertisedWithoutSessionReset",
-		before: settle(300),
-		edit:   labkit.Replace("prefixes: [10.10.0.0/16]", "prefixes: [10.10.0.0/16, 10.11.0.0/16]"),
-		want:   "reload: applied",
-		applied: func(t *testing.T) {
-			labkit.Eventually(t, 15*time.Second, "BIRD learns 10.11.0.0/16 over all three sessions", func() error {
-				out := bird.C(t, "show", "route", "10.11.0.0/16", "all")
-				for _, p := range labkit.BirdSessions {
-					if !strings.Contains(out, p) {
-						return fmt.Errorf("not from %s:\n%s", p, out)
-					}
-				}
-				return nil
-			})
-		},
-		back: func(t *testing.T) {
-			labkit.Eventually(t, 15*time.Second, "BIRD drops 10.11.0.0/16", func() error {
-				if out, _ := bird.Try("show", "route", "10.11.0.0/16"); strings.Contains(out, "10.11.0.0/16") {
-					return fmt.Errorf("still there:\n%s", out)
-				}
-				return nil
-			})
-			if l := ping.Loss(t); l != "0%" {
-				out, _ := ping.Wait()
-				t.Errorf("%s of the packets lost across the reload:\n%s", l, out)
-			}
-			sessionsKept(t, "a prefix change")
-		},
-	}, {
-		// DX may now only bring 10.201.0.0/16: the VPC route it sent earlier
-		// must leave, and tunnel 1 carries the VPC.
-		name: "ReloadAllowListAppliesWithSessionUp",
-		before: func(t *testing.T) {
-			settle(0)(t)
-			labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
-		},
-		edit: labkit.Replace("      max_prefixes: 200000", "      allow: [10.201.0.0/16]\n      max_prefixes: 200000"),
-		want: "reload: applied",
-		applied: func(t *testing.T) {
-			labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.T1Peer, labkit.T1)
-			labkit.PingVPC(t)
-		},
-		back: func(t *testing.T) {
-			labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
-			sessionsKept(t, "an import policy change")
-		},
-	}, {
-		name: "ReloadRemovesAndAddsDirectConnect",
-		before: func(t *testing.T) {
-			since = bird.SinceSettled(t)
-			labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
-			ping = startPing(t, 500)
-		},
-		edit: labkit.Cut("direct_connect:\n", "failover:\n"),
-		want: "reload: applied",
-		applied: func(t *testing.T) {
-			labkit.WaitRoute(t, 5*time.Second, labkit.VPCNet, labkit.T1Peer, labkit.T1)
-			bird.WaitEstablished(t, 10*time.Second, false, labkit.BirdDX)
-			lost := ping.Loss(t)
-			t.Logf("DX removed by reload: %s of a 100/s ping lost", lost)
-			if lost != "0%" {
-				t.Errorf("packets lost when the DX link was removed by a reload: %s", lost)
-			}
-			for _, p := range labkit.Status(t).Paths {
-				if p.Name == labkit.DXPath {
-					t.Error("status still lists the removed DX path")
-				}
-			}
-			sessionsKept(t, "removing DX", labkit.BirdT1, labkit.BirdT2)
-		},
-		back: func(t *testing.T) {
-			bird.WaitEstablished(t, 30*time.Second, true, labkit.BirdDX)
-			labkit.WaitRoute(t, 15*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
-			labkit.PingVPC(t)
-		},
-	}, {
-		name:   "ReloadRemovesAndAddsVPNConnection",
-		before: settle(0),
-		edit:   labkit.Cut("vpn:\n", "direct_connect:\n"),
-		want:   "reload: applied",
-		applied: func(t *testing.T) {
-			for _, dev := range []string{labkit.T1, labkit.T2} {
-				if out, err := labkit.InNS(labkit.CGW, "ip", "link", "show", dev); err == nil {
-					t.Errorf("%s still exists after its connection was removed:\n%s", dev, out)
-				}
-			}
-			bird.WaitEstablished(t, 10*time.Second, false, labkit.BirdT1, labkit.BirdT2)
-			sessionsKept(t, "removing the VPN connection", labkit.BirdDX)
-			labkit.PingVPC(t) // over DX
-		},
-		back: func(t *testing.T) {
-			bird.WaitEstablished(t, 30*time.Second, true, labkit.BirdT1, labkit.BirdT2)
-			for _, peer := range []string{labkit.T1Peer, labkit.T2Peer} {
-				if out, err := labkit.Ping(labkit.CGW, peer, 2); err != nil {
-					t.Errorf("ping across a re-added tunnel to %s: %v\n%s", peer, err, out)
-				}
-			}
-		},
-	}} {
+	for _, c := range reloadCases {
 		t.Run(c.name, c.run)
 	}
 
@@ -286,3 +183,121 @@ func testReload(t *testing.T) {
 		}
 	})
 }
+
+// reloadCases are the SIGHUP scenarios that edit, reload, check, restore
+// and reload again.
+var reloadCases = []reloadCase{{
+	name: "ReloadInvalidIsRejectedAndKeepsRunning",
+	edit: labkit.Replace("inside: 169.254.11.0/30", "inside: 169.254.1.0/30"),
+	want: "reload rejected: invalid config",
+	applied: func(t *testing.T, s *reloadScene) {
+		if !strings.Contains(labkit.Log(), "field=vpn[0].tunnels[1].inside") {
+			t.Error("the rejected field is not named in the log")
+		}
+		allTunnelsUp(t)
+	},
+}, {
+	name:    "ReloadRestartOnlyFieldIsRefused",
+	edit:    labkit.Replace("stale_time: 10s", "stale_time: 20s"),
+	want:    "needs a restart of cgwd",
+	applied: func(*testing.T, *reloadScene) {},
+}, {
+	name:   "ReloadNewPrefixIsAdvertisedWithoutSessionReset",
+	before: settle(300),
+	edit:   labkit.Replace("prefixes: [10.10.0.0/16]", "prefixes: [10.10.0.0/16, 10.11.0.0/16]"),
+	want:   "reload: applied",
+	applied: func(t *testing.T, s *reloadScene) {
+		labkit.Eventually(t, 15*time.Second, "BIRD learns 10.11.0.0/16 over all three sessions", func() error {
+			out := labkit.AWSBird.C(t, "show", "route", "10.11.0.0/16", "all")
+			for _, p := range labkit.BirdSessions {
+				if !strings.Contains(out, p) {
+					return fmt.Errorf("not from %s:\n%s", p, out)
+				}
+			}
+			return nil
+		})
+	},
+	back: func(t *testing.T, s *reloadScene) {
+		labkit.Eventually(t, 15*time.Second, "BIRD drops 10.11.0.0/16", func() error {
+			if out, _ := labkit.AWSBird.Try("show", "route", "10.11.0.0/16"); strings.Contains(out, "10.11.0.0/16") {
+				return fmt.Errorf("still there:\n%s", out)
+			}
+			return nil
+		})
+		if l := s.ping.Loss(t); l != "0%" {
+			out, _ := s.ping.Wait()
+			t.Errorf("%s of the packets lost across the reload:\n%s", l, out)
+		}
+		s.kept(t, "a prefix change")
+	},
+}, {
+	// DX may now only bring 10.201.0.0/16: the VPC route it sent earlier
+	// must leave, and tunnel 1 carries the VPC.
+	name: "ReloadAllowListAppliesWithSessionUp",
+	before: func(t *testing.T, s *reloadScene) {
+		settle(0)(t, s)
+		labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
+	},
+	edit: labkit.Replace("      max_prefixes: 200000", "      allow: [10.201.0.0/16]\n      max_prefixes: 200000"),
+	want: "reload: applied",
+	applied: func(t *testing.T, s *reloadScene) {
+		labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.T1Peer, labkit.T1)
+		labkit.PingVPC(t)
+	},
+	back: func(t *testing.T, s *reloadScene) {
+		labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
+		s.kept(t, "an import policy change")
+	},
+}, {
+	name: "ReloadRemovesAndAddsDirectConnect",
+	before: func(t *testing.T, s *reloadScene) {
+		s.since = labkit.AWSBird.SinceSettled(t)
+		labkit.WaitRoute(t, 10*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
+		s.ping = startPing(t, 500)
+	},
+	edit: labkit.Cut("direct_connect:\n", "failover:\n"),
+	want: "reload: applied",
+	applied: func(t *testing.T, s *reloadScene) {
+		labkit.WaitRoute(t, 5*time.Second, labkit.VPCNet, labkit.T1Peer, labkit.T1)
+		labkit.AWSBird.WaitEstablished(t, 10*time.Second, false, labkit.BirdDX)
+		lost := s.ping.Loss(t)
+		t.Logf("DX removed by reload: %s of a 100/s ping lost", lost)
+		if lost != "0%" {
+			t.Errorf("packets lost when the DX link was removed by a reload: %s", lost)
+		}
+		for _, p := range labkit.Status(t).Paths {
+			if p.Name == labkit.DXPath {
+				t.Error("status still lists the removed DX path")
+			}
+		}
+		s.kept(t, "removing DX", labkit.BirdT1, labkit.BirdT2)
+	},
+	back: func(t *testing.T, s *reloadScene) {
+		labkit.AWSBird.WaitEstablished(t, 30*time.Second, true, labkit.BirdDX)
+		labkit.WaitRoute(t, 15*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
+		labkit.PingVPC(t)
+	},
+}, {
+	name:   "ReloadRemovesAndAddsVPNConnection",
+	before: settle(0),
+	edit:   labkit.Cut("vpn:\n", "direct_connect:\n"),
+	want:   "reload: applied",
+	applied: func(t *testing.T, s *reloadScene) {
+		for _, dev := range []string{labkit.T1, labkit.T2} {
+			if out, err := labkit.InNS(labkit.CGW, "ip", "link", "show", dev); err == nil {
+				t.Errorf("%s still exists after its connection was removed:\n%s", dev, out)
+			}
+		}
+		labkit.AWSBird.WaitEstablished(t, 10*time.Second, false, labkit.BirdT1, labkit.BirdT2)
+		s.kept(t, "removing the VPN connection", labkit.BirdDX)
+		labkit.PingVPC(t) // over DX
+	},
+	back: func(t *testing.T, s *reloadScene) {
+		labkit.AWSBird.WaitEstablished(t, 30*time.Second, true, labkit.BirdT1, labkit.BirdT2)
+		for _, peer := range []string{labkit.T1Peer, labkit.T2Peer} {
+			if out, err := labkit.Ping(labkit.CGW, peer, 2); err != nil {
+				t.Errorf("ping across a re-added tunnel to %s: %v\n%s", peer, err, out)
+			}
+		}
+	},
+}}
