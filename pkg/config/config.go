@@ -110,8 +110,11 @@ type Tunnel struct {
 	Outside Outside `yaml:"outside"`
 	// Inside is the /30 inside CIDR; AWS takes the first usable address, cgwd the second.
 	Inside Prefix `yaml:"inside"`
-	// MTU of the tunnel netdev.
+	// MTU of the tunnel netdev. Unset, an ipsec tunnel takes the MTU AWS
+	// publishes for the negotiated suite (DefaultTunnelMTU until then).
 	MTU int `yaml:"mtu"`
+	// mtuDefault: MTU was not in the file (set by applyDefaults).
+	mtuDefault bool
 	// WireGuard holds the keys and ports of a wireguard tunnel.
 	WireGuard *WireGuard `yaml:"wireguard"`
 	// IPsec holds the keys of an ipsec tunnel.
@@ -123,6 +126,9 @@ type Tunnel struct {
 	// Probe checks the tunnel with ICMP echo (on by default unless BFD is).
 	Probe Probe `yaml:"probe"`
 }
+
+// MTUConfigured reports whether the file gave the tunnel's MTU.
+func (t *Tunnel) MTUConfigured() bool { return !t.mtuDefault }
 
 // Outside holds a tunnel's outside (underlay) addresses.
 type Outside struct {
@@ -234,7 +240,7 @@ func (c *Config) applyDefaults(given map[string]bool) {
 		for j := range v.Tunnels {
 			t := &v.Tunnels[j]
 			if t.MTU == 0 {
-				t.MTU = DefaultTunnelMTU
+				t.MTU, t.mtuDefault = DefaultTunnelMTU, true
 			}
 			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
 			t.BFD.applyDefaults(false)

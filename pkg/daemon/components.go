@@ -196,6 +196,7 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	return ipsec.Config{
 		Name:       tc.Name,
 		MTU:        tc.MTU,
+		AutoMTU:    !tc.MTUConfigured(),
 		Inside:     localInside,
 		PeerInside: awsInside.Addr(),
 		Logger:     log,

@@ -134,3 +134,30 @@ vpn:
 		}
 	}
 }
+
+// An ipsec tunnel without mtu takes its MTU from the negotiated suite; one
+// with mtu keeps it.
+func TestIPsecAutoMTUUnlessConfigured(t *testing.T) {
+	psk := t.TempDir() + "/psk"
+	if err := os.WriteFile(psk, []byte("k"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	src := strings.ReplaceAll(firewallYAML, "{psk_file: /k}", "{psk_file: "+psk+"}")
+	for _, tc := range []struct {
+		yaml string
+		auto bool
+		mtu  int
+	}{{src, false, 1400}, {strings.ReplaceAll(src, "        mtu: 1400\n", ""), true, config.DefaultTunnelMTU}} {
+		c, err := config.Parse([]byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ic, err := ipsecConfig(&c.VPN[0].Tunnels[1], slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ic.AutoMTU != tc.auto || ic.MTU != tc.mtu {
+			t.Errorf("AutoMTU %v MTU %d, want %v %d", ic.AutoMTU, ic.MTU, tc.auto, tc.mtu)
+		}
+	}
+}

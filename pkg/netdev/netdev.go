@@ -37,3 +37,15 @@ func Exists(name string) bool {
 	_, err := netlink.LinkByName(name)
 	return err == nil
 }
+
+// SetMTU sets the MTU of the interface named name.
+func SetMTU(name string, mtu int) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("netdev %s: %w", name, err)
+	}
+	if err := netlink.LinkSetMTU(link, mtu); err != nil {
+		return fmt.Errorf("netdev %s: set mtu %d: %w", name, mtu, err)
+	}
+	return nil
+}

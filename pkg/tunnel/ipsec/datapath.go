@@ -19,6 +19,11 @@ type dataPath struct {
 	out  atomic.Pointer[esp.Outbound]
 	in   atomic.Pointer[map[uint32]*esp.Inbound]
 	last atomic.Int64 // unix nanoseconds of the last authenticated inbound packet
+	// mss is the TCP MSS SYNs are clamped to in both directions (0: none);
+	// the tunnel sets it from the MTU.
+	mss atomic.Uint32
+	// onSuite, when set, is told the suite of each outbound SA taken into use.
+	onSuite func(esp.Suite)
 
 	mu      sync.Mutex               // serialises the session's changes and retired counters
 	outs    map[uint32]*esp.Outbound // outbound SA by the Child SA's inbound SPI
@@ -77,6 +82,9 @@ func (d *dataPath) UseOutbound(c *ike.ChildSA) error {
 		return fmt.Errorf("no Child SA with inbound SPI %08x", c.InSPI)
 	}
 	d.out.Store(out)
+	if d.onSuite != nil {
+		d.onSuite(c.Suite)
+	}
 	return nil
 }
 

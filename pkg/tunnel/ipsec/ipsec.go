@@ -18,6 +18,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"unsafe"
 
@@ -39,8 +40,12 @@ const (
 
 // Config is what an IPsec tunnel needs.
 type Config struct {
-	Name       string
+	Name string
+	// MTU of the netdev; with AutoMTU it is only the MTU until the first
+	// Child SA, whose suite then sets it from AWS's table (esp.AWSTunnelMTU).
+	// TCP SYNs crossing the tunnel are clamped to the MTU's MSS either way.
 	MTU        int
+	AutoMTU    bool
 	Inside     netip.Prefix // cgwd's inside address with its /30
 	PeerInside netip.Addr   // the AWS side's inside address
 	// IKE holds the outside addresses (Local, Remote), the PSK and the
@@ -66,8 +71,9 @@ type Tunnel struct {
 	wg      sync.WaitGroup // the goroutines Start starts
 	done    chan struct{}  // closed once they have returned
 	started bool
-	closed  bool // the PSK is wiped: no restart
-	workers int  // crypto workers per direction
+	closed  bool         // the PSK is wiped: no restart
+	workers int          // crypto workers per direction
+	mtu     atomic.Int32 // the MTU suiteInUse last set
 }
 
 var _ tunnel.Tunnel = (*Tunnel)(nil)
@@ -99,6 +105,8 @@ func New(cfg Config) (*Tunnel, error) {
 		}
 	}
 	t.sess = sess
+	t.dp.mss.Store(uint32(esp.TCPMSS(cfg.MTU)))
+	t.dp.onSuite = t.suiteInUse
 	return t, nil
 }
 
@@ -178,10 +186,16 @@ func (t *Tunnel) Start(ctx context.Context) (err error) {
 	}()
 	go func() { defer t.wg.Done(); t.readIKE(ikeConn) }()
 	in := newInbound(t.log, t.workers, dev.BatchSize(), dev.Write, &t.dp.last)
+	in.mss = &t.dp.mss
 	in.start(&t.wg)
 	go func() { defer t.wg.Done(); t.readNATT(ctx, nattConn, dev.BatchSize(), in) }()
 	s := newSender(nattConn, dev.BatchSize())
-	out := newOutbound(t.log, t.workers, dev.BatchSize(), t.cfg.MTU, dev.Read, t.dp.out.Load, s.send)
+	maxMTU := t.cfg.MTU
+	if t.cfg.AutoMTU {
+		maxMTU = max(maxMTU, esp.MaxAWSTunnelMTU)
+	}
+	out := newOutbound(t.log, t.workers, dev.BatchSize(), maxMTU, dev.Read, t.dp.out.Load, s.send)
+	out.mss = &t.dp.mss
 	out.start(ctx, &t.wg)
 	go func() {
 		t.wg.Wait()
@@ -452,4 +466,24 @@ func (t *Tunnel) Details() Details {
 		d.Dropped[r.String()] = c.drops[i]
 	}
 	return d
+}
+
+// suiteInUse sets the netdev's MTU from the suite of the outbound SA just
+// taken into use, as AWS's table has it for ESP in UDP, unless the MTU is
+// configured, and the TCP MSS clamp with it. It runs on the IKE session's
+// goroutine.
+func (t *Tunnel) suiteInUse(s esp.Suite) {
+	if !t.cfg.AutoMTU {
+		return
+	}
+	mtu := esp.AWSTunnelMTU(s, true)
+	if int(t.mtu.Swap(int32(mtu))) == mtu {
+		return
+	}
+	t.dp.mss.Store(uint32(esp.TCPMSS(mtu)))
+	if err := netdev.SetMTU(t.cfg.Name, mtu); err != nil {
+		t.log.Error("cannot set the tunnel MTU for the negotiated suite", "mtu", mtu, "suite", s.String(), "err", err)
+		return
+	}
+	t.log.Info("tunnel MTU set for the negotiated suite (AWS's table, NAT-T)", "mtu", mtu, "tcp_mss", esp.TCPMSS(mtu), "suite", s.String())
 }

@@ -71,8 +71,9 @@ type outbound struct {
 	sa      func() *esp.Outbound                                      // the SA to send with, or nil
 	send    func(run []byte, seg int)                                 // sends equal-sized ESP packets
 	workers int
-	inMax   int // largest inner packet a read buffer holds
-	slot    int // room for one ESP packet
+	inMax   int            // largest inner packet a read buffer holds
+	slot    int            // room for one ESP packet
+	mss     *atomic.Uint32 // TCP SYNs are clamped to it when set and not 0
 
 	free, queue, crypt chan *outBatch
 }
@@ -147,6 +148,11 @@ func (p *outbound) reader(ctx context.Context) {
 			inner := b.bufs[i][tunOffset : tunOffset+b.sizes[i]]
 			if len(inner) < 20 || inner[0]>>4 != 4 {
 				continue // IPv4 only
+			}
+			if p.mss != nil {
+				if mss := p.mss.Load(); mss != 0 {
+					clampMSS(inner, uint16(mss))
+				}
 			}
 			l := sa.SealedLen(len(inner))
 			if l > p.slot {
@@ -256,6 +262,7 @@ type inbound struct {
 	log     *slog.Logger
 	write   func(bufs [][]byte, offset int) (int, error) // the TUN's Write
 	last    *atomic.Int64                                // set to the time of the last authenticated packet
+	mss     *atomic.Uint32                               // TCP SYNs are clamped to it when set and not 0
 	workers int
 	batch   int
 
@@ -365,7 +372,13 @@ func (p *inbound) writer() {
 				p.flushTUN()
 			}
 			o := p.outBufs[len(p.outs)]
-			p.outs = append(p.outs, o[:tunOffset+copy(o[tunOffset:], inner)])
+			o = o[:tunOffset+copy(o[tunOffset:], inner)]
+			if p.mss != nil {
+				if mss := p.mss.Load(); mss != 0 {
+					clampMSS(o[tunOffset:], uint16(mss))
+				}
+			}
+			p.outs = append(p.outs, o)
 		}
 		if accepted {
 			p.last.Store(time.Now().UnixNano())
