@@ -57,9 +57,10 @@ func serveActions(t *testing.T) (string, *fakeActions) {
 	fa := &fakeActions{}
 	srv.SetActions(fa)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = srv.Serve(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	if err := srv.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-srv.Done() })
 	return sock, fa
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/failover"
+	"github.com/cgwd/cgwd/pkg/lifecycle"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -75,12 +76,11 @@ type VPNStatus struct {
 // StatusFunc returns a fresh snapshot of the daemon's state.
 type StatusFunc func() Status
 
-// Server serves the control API on a unix socket.
+// Server serves the control API on a unix socket: Start it (pkg/lifecycle);
+// when its context ends it closes and removes the socket.
 type Server struct {
-	mux  *http.ServeMux
-	path string
-	srv  *http.Server
-	ln   net.Listener
+	*lifecycle.HTTPServer
+	mux *http.ServeMux
 }
 
 // Listen creates the socket at path with mode 0600. A stale socket left by a
@@ -111,24 +111,9 @@ func Listen(path string, status StatusFunc) (*Server, error) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(status())
 	})
-	s := &Server{mux: mux, path: path, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}}
+	s := &Server{HTTPServer: lifecycle.NewHTTPServer(&http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln), mux: mux}
+	s.OnStop = func() { os.Remove(path) }
 	return s, nil
-}
-
-// Serve answers requests until ctx ends, then closes and removes the socket.
-func (s *Server) Serve(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.srv.Shutdown(sctx)
-	}()
-	err := s.srv.Serve(s.ln)
-	os.Remove(s.path)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
-	}
-	return fmt.Errorf("control socket %s: %w", s.path, err)
 }
 
 // Query fetches the daemon's status over the socket at path.

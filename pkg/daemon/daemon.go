@@ -213,7 +213,8 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		return err
 	}
 	ctrl.SetActions(d)
-	if err := stack.Start("control socket", d.server("control", ctrl.Serve)); err != nil {
+	ctrl.OnError = d.serverFailed("control")
+	if err := stack.Start("control socket", ctrl); err != nil {
 		return err
 	}
 	if d.cfg.Metrics.Listen != "off" {
@@ -221,7 +222,8 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		if err != nil {
 			return err
 		}
-		if err := stack.Start("metrics", d.server("metrics", ms.Serve)); err != nil {
+		ms.OnError = d.serverFailed("metrics")
+		if err := stack.Start("metrics", ms); err != nil {
 			return err
 		}
 		d.log.Info("metrics listening", "addr", ms.Addr())
@@ -231,7 +233,8 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		if err != nil {
 			return err
 		}
-		if err := stack.Start("pprof", d.server("pprof", ps.Serve)); err != nil {
+		ps.OnError = d.serverFailed("pprof")
+		if err := stack.Start("pprof", ps); err != nil {
 			return err
 		}
 		d.log.Info("pprof listening", "addr", ps.Addr())
@@ -257,9 +260,9 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 	return d.startRouting(stack)
 }
 
-// server makes a component of a server's blocking Serve.
-func (d *Daemon) server(name string, serve func(context.Context) error) lifecycle.Component {
-	return lifecycle.Go(serve, func(err error) { d.log.Error("server failed", "server", name, "err", err) })
+// serverFailed logs a server that stopped serving on its own.
+func (d *Daemon) serverFailed(name string) func(error) {
+	return func(err error) { d.log.Error("server failed", "server", name, "err", err) }
 }
 
 // startRouting starts the FIB, the failover manager driving it and the BGP

@@ -7,8 +7,6 @@
 package metrics
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -21,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/lifecycle"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -138,11 +137,11 @@ func NewRegistry(status control.StatusFunc, extra ...prometheus.Collector) *prom
 	return reg
 }
 
-// Server serves one HTTP listener: /metrics, or Go's profiles.
+// Server serves one HTTP listener: /metrics, or Go's profiles. Start it
+// (pkg/lifecycle); it stops when its context ends.
 type Server struct {
-	name string
-	ln   net.Listener
-	srv  *http.Server
+	*lifecycle.HTTPServer
+	ln net.Listener
 }
 
 // Listen binds addr for the metrics endpoint, /metrics.
@@ -177,22 +176,8 @@ func listen(name, addr string, h http.Handler) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s %s: %w", name, addr, err)
 	}
-	return &Server{name: name, ln: ln, srv: &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}}, nil
+	return &Server{lifecycle.NewHTTPServer(&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}, ln), ln}, nil
 }
 
 // Addr is the address actually bound.
 func (s *Server) Addr() net.Addr { return s.ln.Addr() }
-
-// Serve serves until ctx ends.
-func (s *Server) Serve(ctx context.Context) error {
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = s.srv.Shutdown(sctx)
-	}()
-	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("%s %s: %w", s.name, s.ln.Addr(), err)
-	}
-	return nil
-}

@@ -24,9 +24,10 @@ func get(t *testing.T, s *Server, path string) int {
 
 func serve(t *testing.T, s *Server) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = s.Serve(ctx); close(done) }()
-	t.Cleanup(func() { cancel(); <-done })
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-s.Done() })
 }
 
 func TestPprofHasItsOwnLoopbackListener(t *testing.T) {
