@@ -247,11 +247,13 @@ func hostileUp(t *testing.T) {
 		}
 		return bad
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	bad := broken()
-	for ; len(bad) > 0 && time.Now().Before(deadline); bad = broken() {
-		time.Sleep(200 * time.Millisecond)
-	}
+	var bad []int
+	labkit.Poll(5*time.Second, func() error {
+		if bad = broken(); len(bad) > 0 {
+			return fmt.Errorf("tunnels %v broken", bad)
+		}
+		return nil
+	}, labkit.Every(200*time.Millisecond))
 	if len(bad) == 0 {
 		return
 	}
@@ -441,16 +443,18 @@ func TestHostilePeerLab(t *testing.T) {
 		reconnect := time.Now()
 		swan := labkit.Charon(1).TrySwanctl("--initiate", "--child", "aws", "--timeout", "7")
 		var upAfter time.Duration
-		for time.Since(floodStart) < 10*time.Second {
-			if now := ipsecSAs(t)[labkit.T1]; upTunnels(t)[labkit.T1] && now != before[labkit.T1] {
-				if out, err := labkit.InNS(labkit.CGW, "ping", "-c", "1", "-W", "1", labkit.T1Peer); err == nil {
-					upAfter = time.Since(reconnect)
-					break
-				} else {
-					t.Logf("ping after re-establishment: %s", out)
+		if left := 10*time.Second - time.Since(floodStart); left > 0 {
+			labkit.Poll(left, func() error {
+				if now := ipsecSAs(t)[labkit.T1]; !upTunnels(t)[labkit.T1] || now == before[labkit.T1] {
+					return fmt.Errorf("not re-established")
 				}
-			}
-			time.Sleep(100 * time.Millisecond)
+				if out, err := labkit.InNS(labkit.CGW, "ping", "-c", "1", "-W", "1", labkit.T1Peer); err != nil {
+					t.Logf("ping after re-establishment: %s", out)
+					return err
+				}
+				upAfter = time.Since(reconnect)
+				return nil
+			})
 		}
 		floodRunning := time.Since(floodStart) < 10*time.Second
 		err := <-floodDone

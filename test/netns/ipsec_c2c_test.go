@@ -76,13 +76,13 @@ func c2cUp(t testing.TB, ctx context.Context, aInitiates bool, ikeP, espP string
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { second.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for a.Status().State != tunnel.StateUp || b.Status().State != tunnel.StateUp {
-		if time.Now().After(deadline) {
-			t.Fatalf("not up after 10s: a=%+v b=%+v", a.Details(), b.Details())
+	// Polled every millisecond: the time it takes is the measurement.
+	labkit.Eventually(t, 10*time.Second, "both ends up", func() error {
+		if a.Status().State != tunnel.StateUp || b.Status().State != tunnel.StateUp {
+			return fmt.Errorf("a=%+v b=%+v", a.Details(), b.Details())
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	}, labkit.Every(time.Millisecond))
 	return a, b, time.Since(start)
 }
 
@@ -95,13 +95,10 @@ func c2cIperf(t *testing.T, dst string) {
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	var out []byte
-	var err error
-	for i := 0; i < 50; i++ { // until the server listens
-		if out, err = labkit.Command("ipc-a", "iperf3", "-c", dst, "-t", "5", "-f", "m").CombinedOutput(); err == nil {
-			break
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	err := labkit.Poll(5*time.Second, func() (err error) { // until the server listens
+		out, err = labkit.Command("ipc-a", "iperf3", "-c", dst, "-t", "5", "-f", "m").CombinedOutput()
+		return err
+	})
 	if err != nil {
 		t.Fatalf("iperf3: %v\n%s", err, out)
 	}

@@ -158,10 +158,12 @@ func StartBIRD(t testing.TB, ns, dir, conf string) (b BIRD, stop func()) {
 	stop = func() {
 		once.Do(func() {
 			syscall.Kill(pid, syscall.SIGTERM)
-			deadline := time.Now().Add(5 * time.Second)
-			for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
-				time.Sleep(20 * time.Millisecond)
-			}
+			Poll(5*time.Second, func() error {
+				if syscall.Kill(pid, 0) == nil {
+					return fmt.Errorf("pid %d still running", pid)
+				}
+				return nil
+			}, Every(20*time.Millisecond))
 			if syscall.Kill(pid, 0) == nil {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}

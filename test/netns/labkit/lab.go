@@ -323,6 +323,14 @@ type Every time.Duration
 // what it waited for and cond's last error once timeout has passed.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() error, every ...Every) {
 	t.Helper()
+	if err := Poll(timeout, cond, every...); err != nil {
+		t.Fatalf("%s: not after %v: %v", what, timeout, err)
+	}
+}
+
+// Poll is Eventually for a wait that may end unmet: it returns cond's last
+// error once timeout has passed (cond runs at least once).
+func Poll(timeout time.Duration, cond func() error, every ...Every) error {
 	interval := pollInterval
 	if len(every) > 0 {
 		interval = time.Duration(every[0])
@@ -330,11 +338,8 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() er
 	deadline := time.Now().Add(timeout)
 	for {
 		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not after %v: %v", what, timeout, err)
+		if err == nil || time.Now().After(deadline) {
+			return err
 		}
 		time.Sleep(interval)
 	}
