@@ -13,7 +13,7 @@ DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq c
 TUNNEL ?= wireguard
 export TUNNEL
 
-.PHONY: all build deps lab lab-down test lint unit integration bench clean image
+.PHONY: all build deps lab lab-down test lint unit integration bench clean image man completion
 
 all: build
 
@@ -21,6 +21,15 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/cgwd ./cmd/cgwd
 	$(GO) build -trimpath -o $(BIN)/wireguard-go golang.zx2c4.com/wireguard
 	@[ -x $(BIN)/gobgp ] || GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/osrg/gobgp/v3/cmd/gobgp@v3.37.0
+
+# man writes the man page cgwd.1 and completion the bash and zsh scripts
+# (bin/cgwd.bash, bin/_cgwd), all made from the help the CLI prints.
+man: build
+	$(BIN)/cgwd man > cgwd.1
+
+completion: build
+	$(BIN)/cgwd completion bash > $(BIN)/cgwd.bash
+	$(BIN)/cgwd completion zsh > $(BIN)/_cgwd
 
 # deps installs what a fresh Debian machine lacks (as root).
 deps:
@@ -83,4 +92,4 @@ bench: deps build
 	test/netns/bench-ikeflood.sh # takes the lab lock itself
 
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) cgwd.1

@@ -48,6 +48,9 @@ func TestHelpAndVersionExitZero(t *testing.T) {
 			t.Errorf("%v: exit %d, %q", args, code, out)
 		}
 	}
+	if code, out, _ := runCLI("version", "-h"); code != exitOK || out != "usage: cgwd version\n" {
+		t.Errorf("version -h: exit %d, %q", code, out)
+	}
 	if code, _, _ := runCLI("version", "x"); code != exitUsage {
 		t.Errorf("version with an argument: exit %d", code)
 	}

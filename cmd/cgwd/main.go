@@ -37,22 +37,6 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: cgwd <command> [flags]
-
-commands:
-  run           run the daemon in the foreground (-c FILE or FILE; default /etc/cgwd/cgwd.yaml)
-  check-config  validate a config file and list every problem (-c FILE or FILE)
-  config dump   print the effective config, every default filled in (-c FILE or FILE)
-  status        show the running daemon's tunnels
-  reload        load the config file again and apply it (--dry-run: only say what would change)
-  tunnel restart NAME   re-establish one tunnel
-  bgp reset NAME        soft-reset one BGP session (routes re-sent both ways, session stays up)
-  path down|up NAME     take a path out of service (traffic moves off it) or put it back
-  import-aws    turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config
-  cleanup       remove what a stopped cgwd left in the kernel (fail-closed routes included)
-  version       print the version
-`
-
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
@@ -72,11 +56,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(args, stdout, stderr)
 	case "tunnel", "bgp", "path":
 		return cmdAction(cmd, args, stdout, stderr)
+	case "completion":
+		return cmdCompletion(args, stdout, stderr)
+	case "man":
+		return cmdMan(args, stdout, stderr)
 	case "import-aws":
 		return cmdImportAWS(args, stdout, stderr)
 	case "cleanup":
 		return cmdCleanup(args, stdout, stderr)
 	case "version", "--version", "-version":
+		if len(args) == 1 && (args[0] == "-h" || args[0] == "--help") {
+			fmt.Fprintln(stdout, "usage: cgwd version")
+			return exitOK
+		}
 		if len(args) > 0 {
 			fmt.Fprintf(stderr, "cgwd version: takes no arguments, got %q\n", args)
 			return exitUsage
