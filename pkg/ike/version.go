@@ -39,6 +39,13 @@ func (s *Session) receivedIKEv1(b []byte, now time.Time) {
 	}
 	s.v1Logged = now
 	what := wire.V1ExchangeName(b)
+	if sa := s.sas.ike; sa != nil && sa.state == stEstablished {
+		// The peer speaks IKEv2 with us: this is a stray or forged message,
+		// not the peer's version, and must not mark the tunnel failed.
+		s.log.Warn("IKEv1 message from the peer's address while the IKEv2 SA is up: ignored", "peer_sent", what,
+			"ikev1_messages", s.drops[DropIKEv1].Load())
+		return
+	}
 	if sa := s.sas.ike; sa != nil && sa.state == stInitSent && binary.BigEndian.Uint64(b) == sa.spiI {
 		what += " answering our IKE_SA_INIT"
 	}

@@ -136,3 +136,19 @@ func TestPeerVersionForgetsOldIKEv1(t *testing.T) {
 		t.Fatalf("peer version %q from an IKEv1 message older than %v", v, v1Recent)
 	}
 }
+
+// TestIKEv1WhileEstablished: an IKEv1 message (stray or forged) while the
+// IKEv2 SA is up is counted and logged, but does not name the peer IKEv1
+// only nor mark the tunnel failed.
+func TestIKEv1WhileEstablished(t *testing.T) {
+	a, b := established(t)
+	n := dropped(a.s, DropIKEv1)
+	a.s.Deliver(v1Message(1, 2), false)
+	waitDropped(t, a.s, DropIKEv1, n)
+	if st := a.s.Status(); st.LastError != "" || st.State != "established" {
+		t.Fatalf("an IKEv1 message while established changed the status: %+v", st)
+	}
+	if !up(a, b) {
+		t.Fatal("tunnel down after an IKEv1 message")
+	}
+}
