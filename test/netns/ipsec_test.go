@@ -49,6 +49,42 @@ func logMatches(t *testing.T, timeout time.Duration, what, re string) {
 	})
 }
 
+// ipsecSuites are the proposals cgwd and strongSwan agree on, each with
+// the ESP suite strongSwan then shows.
+var ipsecSuites = []struct{ ike, esp, charonESP string }{
+	{"aes128-sha1-modp2048", "aes128-sha1-modp2048", "AES_CBC-128/HMAC_SHA1_96"},
+	{"aes256-sha256-modp3072", "aes256-sha256-modp3072", "AES_CBC-256/HMAC_SHA2_256_128"},
+	{"aes128-sha384-modp4096", "aes128-sha384-modp4096", "AES_CBC-128/HMAC_SHA2_384_192"},
+	{"aes256-sha512-ecp256", "aes256-sha512-ecp256", "AES_CBC-256/HMAC_SHA2_512_256"},
+	{"aes128gcm16-prfsha256-ecp384", "aes128gcm16-ecp384", "AES_GCM_16-128"},
+	{"aes256gcm16-prfsha512-ecp521", "aes256gcm16-ecp521", "AES_GCM_16-256"},
+	{"aes256gcm16-prfsha1-ecp256", "aes256gcm16-ecp256", "AES_GCM_16-256"},
+}
+
+// misconfigs reconfigure strongSwan of tunnel 2 wrongly (env) and close its
+// SA: cgwd says why in its log (what, matching log), check holds, and cgwd
+// recovers by itself once strongSwan is right.
+var misconfigs = []struct {
+	name, env, what, log string
+	check                func(t *testing.T)
+}{
+	{"WrongPSKIsAClearErrorAndRecovers", "AWS_PSK_OVERRIDE=not-the-cgwd-psk",
+		"AUTHENTICATION_FAILED in cgwd's log", `AUTHENTICATION_FAILED.*tunnel=cgw-t2`,
+		func(t *testing.T) {
+			for _, tn := range labkit.Status(t).Tunnels {
+				if tn.Name == labkit.T2 && tn.State == tunnel.StateUp {
+					t.Error("cgw-t2 up with the wrong PSK")
+				}
+			}
+			if strings.Contains(labkit.Log(), "not-the-cgwd-psk") {
+				t.Error("PSK in the log")
+			}
+		}},
+	{"ProposalMismatchIsNoProposalChosen", "AWS_IKE_PROPOSALS=aes128-sha1-modp2048",
+		"NO_PROPOSAL_CHOSEN in cgwd's log", `NO_PROPOSAL_CHOSEN.*tunnel=cgw-t2.*our_ike_proposals=aes256gcm16-prfsha384-ecp384`,
+		func(t *testing.T) {}},
+}
+
 func TestIPsecLab(t *testing.T) {
 	labkit.RequireStrongSwan(t)
 	labkit.UpIPsec(t)
@@ -114,28 +150,7 @@ func TestIPsecLab(t *testing.T) {
 		}
 	})
 
-	// strongSwan of tunnel 2 is reconfigured wrongly and its SA closed: cgwd
-	// says why in its log, and recovers by itself once strongSwan is right.
-	for _, tc := range []struct {
-		name, env, what, log string
-		check                func(t *testing.T)
-	}{
-		{"WrongPSKIsAClearErrorAndRecovers", "AWS_PSK_OVERRIDE=not-the-cgwd-psk",
-			"AUTHENTICATION_FAILED in cgwd's log", `AUTHENTICATION_FAILED.*tunnel=cgw-t2`,
-			func(t *testing.T) {
-				for _, tn := range labkit.Status(t).Tunnels {
-					if tn.Name == labkit.T2 && tn.State == tunnel.StateUp {
-						t.Error("cgw-t2 up with the wrong PSK")
-					}
-				}
-				if strings.Contains(labkit.Log(), "not-the-cgwd-psk") {
-					t.Error("PSK in the log")
-				}
-			}},
-		{"ProposalMismatchIsNoProposalChosen", "AWS_IKE_PROPOSALS=aes128-sha1-modp2048",
-			"NO_PROPOSAL_CHOSEN in cgwd's log", `NO_PROPOSAL_CHOSEN.*tunnel=cgw-t2.*our_ike_proposals=aes256gcm16-prfsha384-ecp384`,
-			func(t *testing.T) {}},
-	} {
+	for _, tc := range misconfigs {
 		t.Run(tc.name, func(t *testing.T) {
 			c := labkit.Charon(2)
 			c.Configure(t, tc.env)
@@ -160,15 +175,7 @@ func TestIPsecLab(t *testing.T) {
 	})
 
 	t.Run("EverySuiteNegotiates", func(t *testing.T) {
-		for _, s := range []struct{ ike, esp, charonESP string }{
-			{"aes128-sha1-modp2048", "aes128-sha1-modp2048", "AES_CBC-128/HMAC_SHA1_96"},
-			{"aes256-sha256-modp3072", "aes256-sha256-modp3072", "AES_CBC-256/HMAC_SHA2_256_128"},
-			{"aes128-sha384-modp4096", "aes128-sha384-modp4096", "AES_CBC-128/HMAC_SHA2_384_192"},
-			{"aes256-sha512-ecp256", "aes256-sha512-ecp256", "AES_CBC-256/HMAC_SHA2_512_256"},
-			{"aes128gcm16-prfsha256-ecp384", "aes128gcm16-ecp384", "AES_GCM_16-128"},
-			{"aes256gcm16-prfsha512-ecp521", "aes256gcm16-ecp521", "AES_GCM_16-256"},
-			{"aes256gcm16-prfsha1-ecp256", "aes256gcm16-ecp256", "AES_GCM_16-256"},
-		} {
+		for _, s := range ipsecSuites {
 			t.Run(s.ike+"/"+s.esp, func(t *testing.T) {
 				labkit.RestartIPsec(t, fmt.Sprintf("ike_proposals: [%s];esp_proposals: [%s]", s.ike, s.esp))
 				ipsecTunnelsUp(t, 20*time.Second)
