@@ -55,7 +55,8 @@ vpn:
 		"psk_file: " + dir + "/t1.psk\n", "password_file: " + dir + "/bgp.pw\n", "private_key_file: " + dir + "/wg.key\n",
 		"prepend: 1\n", "prepend: 2\n", // tunnel 2 is the standby
 		"listen_port: 51820\n", "listen_port: 51821\n", "remote_port: 51820\n",
-		"max_prefixes: 100\n", "max_prefixes: 5000\n", // vgw, tgw
+		"max_prefixes: 1000\n", "max_prefixes: 5000\n", // vgw, tgw: what AWS may send
+		"advertise_limit: 100\n", "advertise_limit: 1000\n", // vgw, tgw: what AWS accepts
 		"ike_lifetime: 8h0m0s\n", "rekey_margin: 9m0s\n", "local_id: 198.51.100.2\n", "remote_id: 203.0.113.20\n",
 		"cookie_threshold: 10\n", "half_open_limit: 16\n", "hold_time: 30s\n", "hold_down: 10s\n",
 		"icmp_rate: 10/second\n", "grpc_listen: unix:///run/cgwd/gobgp.sock\n", "pprof:\n  listen: \"off\"\n",

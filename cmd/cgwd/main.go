@@ -195,10 +195,11 @@ func cmdRun(args []string, stderr io.Writer) int {
 	return exitOK
 }
 
-// logWarnings logs what check-config warns about: listeners more exposed than the defaults.
+// logWarnings logs what check-config warns about: listeners more exposed
+// than the defaults, settings AWS will not honour as written.
 func logWarnings(log *slog.Logger, cfg *config.Config) {
 	for _, w := range cfg.Warnings() {
-		log.Warn("config: exposed more than the defaults", "field", w.Field, "warning", w.Msg)
+		log.Warn("config: warning", "field", w.Field, "warning", w.Msg)
 	}
 }
 

@@ -17,8 +17,33 @@ const (
 	polExport   = "cgwd-export"
 )
 
-func peerSet(name string) string  { return "cgwd-peer-" + name }
-func allowSet(name string) string { return "cgwd-allow-" + name }
+func peerSet(name string) string   { return "cgwd-peer-" + name }
+func allowSet(name string) string  { return "cgwd-allow-" + name }
+func exportSet(name string) string { return "cgwd-export-" + name }
+
+// sent is what p may send of the on-prem prefixes: the first
+// p.AdvertiseLimit of them, all without a limit.
+func sent(prefixes []netip.Prefix, p PeerConfig) []netip.Prefix {
+	if p.AdvertiseLimit > 0 && len(prefixes) > p.AdvertiseLimit {
+		return prefixes[:p.AdvertiseLimit]
+	}
+	return prefixes
+}
+
+// heldBack is what p may not send of the on-prem prefixes.
+func heldBack(prefixes []netip.Prefix, p PeerConfig) []netip.Prefix {
+	return prefixes[len(sent(prefixes, p)):]
+}
+
+// logHeldBack names, per session, the on-prem prefixes its advertise limit holds back.
+func (s *Speaker) logHeldBack(cfg Config) {
+	for _, p := range cfg.Peers {
+		if hb := heldBack(cfg.Prefixes, p); len(hb) > 0 {
+			s.log.Warn("bgp: prefixes held back: more than the session's advertise limit",
+				"peer", p.Name, "advertise_limit", p.AdvertiseLimit, "held_back", len(hb), "prefixes", hb)
+		}
+	}
+}
 
 // orLonger matches p and every more specific prefix.
 func orLonger(p netip.Prefix) *api.Prefix {
@@ -30,9 +55,10 @@ func orLonger(p netip.Prefix) *api.Prefix {
 //
 //	import: from any AWS peer reject the deny list (and more specifics); from a
 //	        peer with an allow list reject anything outside it; accept the rest.
-//	export: to each peer send only the on-prem prefixes, with that peer's
-//	        AS-path prepend and communities; reject everything else, so cgwd
-//	        never re-advertises what it learned from AWS.
+//	export: to each peer send only the on-prem prefixes (the first
+//	        AdvertiseLimit of them where it has a limit they exceed), with
+//	        that peer's AS-path prepend and communities; reject everything
+//	        else, so cgwd never re-advertises what it learned from AWS.
 func (s *Speaker) installPolicies(ctx context.Context, cfg Config) error {
 	sets, pols := policies(cfg)
 	for _, ds := range sets {
@@ -107,11 +133,16 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 		if len(p.Communities) > 0 {
 			act.Community = &api.CommunityAction{Type: api.CommunityAction_ADD, Communities: communities(p.Communities)}
 		}
+		send := setOnPrem
+		if len(heldBack(cfg.Prefixes, p)) > 0 {
+			send = exportSet(p.Name)
+			sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: send, Prefixes: prefixes(sent(cfg.Prefixes, p), exact)})
+		}
 		exp.Statements = append(exp.Statements, &api.Statement{
 			Name: "cgwd-export-" + p.Name,
 			Conditions: &api.Conditions{
 				NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)},
-				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: setOnPrem},
+				PrefixSet:   &api.MatchSet{Type: api.MatchSet_ANY, Name: send},
 			},
 			Actions: act,
 		})

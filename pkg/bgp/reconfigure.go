@@ -123,6 +123,9 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 	if err := s.reevaluate(ctx, nv, reeval); err != nil {
 		return ch, err
 	}
+	if exportChanged {
+		s.logHeldBack(cfg)
+	}
 	s.log.Info("bgp reconfigured", "added", ch.Added, "removed", ch.Removed, "reestablished", ch.Reestablished,
 		"policy_changed", ch.Repolicied, "advertised", ch.Advertised, "withdrawn", ch.Withdrawn)
 	return ch, nil
@@ -154,7 +157,7 @@ func diff(old, nv *view) plan {
 			pl.down = append(pl.down, p)
 			pl.up = append(pl.up, np)
 		default:
-			exp := p.Prepend != np.Prepend || !slices.Equal(p.Communities, np.Communities)
+			exp := p.Prepend != np.Prepend || !slices.Equal(p.Communities, np.Communities) || p.AdvertiseLimit != np.AdvertiseLimit
 			imp := !slices.Equal(p.Allow, np.Allow)
 			if exp || imp {
 				pl.Repolicied = append(pl.Repolicied, p.Name)

@@ -34,6 +34,10 @@ type PeerConfig struct {
 	// Allow, when non-empty, accepts only prefixes inside these.
 	Allow       []netip.Prefix
 	MaxPrefixes int
+	// AdvertiseLimit, when positive, is the most prefixes sent on the
+	// session: the first AdvertiseLimit of Config.Prefixes; the rest are
+	// held back (AWS drops a session that receives more than its quota).
+	AdvertiseLimit int
 	// MaxPrefixRestart re-enables a session this long after the max-prefix
 	// limit tore it down; 0 leaves it down until cgwd restarts.
 	MaxPrefixRestart time.Duration
@@ -78,6 +82,9 @@ type PeerStatus struct {
 	Received   uint64    `json:"received"`
 	Accepted   uint64    `json:"accepted"`
 	Advertised uint64    `json:"advertised"`
+	// HeldBack is how many on-prem prefixes are not sent on the session
+	// because of its advertise limit.
+	HeldBack int `json:"held_back"`
 }
 
 // Speaker is the embedded BGP server.
@@ -183,6 +190,7 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 	if err := s.installPolicies(ctx, v.cfg); err != nil {
 		return fmt.Errorf("bgp: policies: %w", err)
 	}
+	s.logHeldBack(v.cfg)
 	if err := s.watch(ctx); err != nil {
 		return fmt.Errorf("bgp: watch: %w", err)
 	}
@@ -462,12 +470,14 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 	var out []PeerStatus
 	_ = s.srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
 		st := p.GetState()
+		name := v.byAddr[p.GetConf().GetNeighborAddress()]
 		ps := PeerStatus{
-			Name:    v.byAddr[p.GetConf().GetNeighborAddress()],
-			Address: p.GetConf().GetNeighborAddress(),
-			PeerASN: p.GetConf().GetPeerAsn(),
-			State:   sessionState(st.GetSessionState()),
-			Up:      st.GetSessionState() == api.PeerState_ESTABLISHED,
+			Name:     name,
+			HeldBack: len(heldBack(v.cfg.Prefixes, v.peers[name])),
+			Address:  p.GetConf().GetNeighborAddress(),
+			PeerASN:  p.GetConf().GetPeerAsn(),
+			State:    sessionState(st.GetSessionState()),
+			Up:       st.GetSessionState() == api.PeerState_ESTABLISHED,
 		}
 		if ps.Up {
 			if u := p.GetTimers().GetState().GetUptime(); u != nil {

@@ -15,10 +15,56 @@ const (
 	DefaultRouteProtocol     = 200 // "cgwd" in deploy/iproute2/rt_protos.d/cgwd.conf
 	DefaultReconcileInterval = 10 * time.Second
 	DefaultStaleTime         = 60 * time.Second
-	DefaultMaxPrefixesVGW    = 100
-	DefaultMaxPrefixesTGW    = 5000
 	DefaultMaxPrefixRestart  = 60 * time.Second
 )
+
+// AWS's per-session route quotas, the defaults of max_prefixes (routes AWS
+// sends, which cgwd receives) and advertise_limit (routes cgwd sends; AWS
+// drops a session that gets more). Sources: the Site-to-Site VPN quotas and
+// the Direct Connect quotas pages (README, "AWS rules").
+const (
+	// DefaultMaxPrefixesVGW: a VPN connection on a virtual private gateway sends up to 1,000 routes.
+	DefaultMaxPrefixesVGW = 1000
+	// DefaultMaxPrefixesTGW: a VPN connection on a transit gateway sends up to 5,000.
+	DefaultMaxPrefixesTGW = 5000
+	// DefaultMaxPrefixesDX: AWS publishes no per-session count for what a
+	// private VIF sends, and 200 per transit gateway on a transit VIF;
+	// cgwd allows as many as a VGW's VPN.
+	DefaultMaxPrefixesDX = 1000
+	// DefaultAdvertiseLimitVGW: a VPN connection on a virtual private gateway accepts 100 routes.
+	DefaultAdvertiseLimitVGW = 100
+	// DefaultAdvertiseLimitTGW: a VPN connection on a transit gateway accepts 1,000.
+	DefaultAdvertiseLimitTGW = 1000
+	// DefaultAdvertiseLimitDX: a private or transit VIF's BGP session accepts 100 per address family.
+	DefaultAdvertiseLimitDX = 100
+)
+
+// OverLimit is what cgwd does with prefixes beyond a session's advertise_limit.
+type OverLimit string
+
+// What to do with prefixes over a session's advertise_limit.
+const (
+	// OverLimitRefuse refuses a config with more prefixes than a session may send.
+	OverLimitRefuse OverLimit = "refuse"
+	// OverLimitHoldBack sends the first advertise_limit prefixes, in the
+	// order of prefixes, and logs the ones it holds back.
+	OverLimitHoldBack OverLimit = "hold-back"
+)
+
+// awsQuota is the route quotas of one session toward AWS.
+type awsQuota struct{ received, sent int }
+
+// quotaOf is AWS's quota for a VPN tunnel's or (dx) a Direct Connect
+// link's session on gateway g.
+func quotaOf(dx bool, g Gateway) awsQuota {
+	switch {
+	case dx:
+		return awsQuota{DefaultMaxPrefixesDX, DefaultAdvertiseLimitDX}
+	case g == GatewayTGW:
+		return awsQuota{DefaultMaxPrefixesTGW, DefaultAdvertiseLimitTGW}
+	}
+	return awsQuota{DefaultMaxPrefixesVGW, DefaultAdvertiseLimitVGW}
+}
 
 // BGP holds the speaker's global settings.
 type BGP struct {
@@ -39,6 +85,10 @@ type BGP struct {
 	ReconcileInterval Duration `yaml:"reconcile_interval"`
 	// StaleTime is how long routes found in the kernel at start-up are kept while sessions re-establish.
 	StaleTime Duration `yaml:"stale_time"`
+	// AdvertiseOverLimit is refuse (the default: a config with more prefixes
+	// than a session's advertise_limit is invalid) or hold-back (send the
+	// first advertise_limit of them and log the rest).
+	AdvertiseOverLimit OverLimit `yaml:"advertise_over_limit"`
 }
 
 // applyDefaults fills b's defaults; the API socket goes next to controlSocket.
@@ -64,6 +114,9 @@ func (b *BGP) applyDefaults(controlSocket string) {
 	if b.StaleTime == 0 {
 		b.StaleTime = Duration(DefaultStaleTime)
 	}
+	if b.AdvertiseOverLimit == "" {
+		b.AdvertiseOverLimit = OverLimitRefuse
+	}
 }
 
 // PeerBGP holds the settings of one BGP session (a tunnel's or a DX link's).
@@ -80,8 +133,12 @@ type PeerBGP struct {
 	// Allow, when set, accepts only prefixes inside these; by default anything but
 	// the on-prem prefixes and 169.254.0.0/16 is accepted.
 	Allow []Prefix `yaml:"allow"`
-	// MaxPrefixes tears the session down when the peer sends more (VGW 100, TGW 5000).
+	// MaxPrefixes tears the session down when the peer sends more than AWS
+	// may (VPN: VGW 1000, TGW 5000; DX 1000).
 	MaxPrefixes int `yaml:"max_prefixes"`
+	// AdvertiseLimit is the most prefixes cgwd sends on the session, AWS's
+	// quota by default (VPN: VGW 100, TGW 1000; DX private and transit VIF 100).
+	AdvertiseLimit int `yaml:"advertise_limit"`
 	// MaxPrefixesRestart re-enables the session this long after the limit tore it
 	// down (default 60s); 0s keeps it down until cgwd restarts.
 	MaxPrefixesRestart *Duration `yaml:"max_prefixes_restart"`
@@ -96,10 +153,11 @@ var (
 	dxTimers  = peerTimers{30 * time.Second, 90 * time.Second}
 )
 
-// applyDefaults fills the peer's defaults; tunnelIndex is 1 or 2 for a VPN
-// tunnel (tunnel 2 prepends more, so it is the standby) and 0 for DX. A key
-// in given was set in the file: its 0 is kept for Validate to refuse.
-func (p *PeerBGP) applyDefaults(t peerTimers, gateway Gateway, tunnelIndex int, given func(key string) bool) {
+// applyDefaults fills the peer's defaults: q is AWS's quota for the session
+// and prepend the default AS-path prepend (tunnel 2 of an active-standby
+// connection prepends more, so it is the standby). A key in given was set in
+// the file: its 0 is kept for Validate to refuse.
+func (p *PeerBGP) applyDefaults(t peerTimers, q awsQuota, prepend int, given func(key string) bool) {
 	if p.PeerASN == 0 && !given("peer_asn") {
 		p.PeerASN = DefaultAWSASN
 	}
@@ -110,18 +168,17 @@ func (p *PeerBGP) applyDefaults(t peerTimers, gateway Gateway, tunnelIndex int, 
 		p.HoldTime = Duration(t.hold)
 	}
 	if p.Prepend == nil {
-		n := tunnelIndex // DX 0, tunnel 1 once, tunnel 2 twice
-		p.Prepend = &n
+		p.Prepend = &prepend
 	}
 	if p.MaxPrefixesRestart == nil {
 		d := Duration(DefaultMaxPrefixRestart)
 		p.MaxPrefixesRestart = &d
 	}
 	if p.MaxPrefixes == 0 && !given("max_prefixes") {
-		p.MaxPrefixes = DefaultMaxPrefixesVGW
-		if gateway == GatewayTGW {
-			p.MaxPrefixes = DefaultMaxPrefixesTGW
-		}
+		p.MaxPrefixes = q.received
+	}
+	if p.AdvertiseLimit == 0 && !given("advertise_limit") {
+		p.AdvertiseLimit = q.sent
 	}
 }
 
@@ -165,9 +222,72 @@ func (v *validator) peerBGP(field string, p *PeerBGP) {
 		v.add(field+".max_prefixes_restart", "must not be negative")
 	}
 	if p.MaxPrefixes == 0 {
-		v.add(field+".max_prefixes", "0 would mean no limit, which cgwd does not allow; set 1-10000000 or leave it out for the default (vgw 100, tgw 5000)")
+		v.add(field+".max_prefixes", "0 would mean no limit, which cgwd does not allow; set 1-10000000 or leave it out for AWS's quota (VPN vgw 1000, tgw 5000; DX 1000)")
 	} else if p.MaxPrefixes < 1 || p.MaxPrefixes > 10_000_000 {
 		v.add(field+".max_prefixes", "%d is outside 1-10000000", p.MaxPrefixes)
+	}
+	if p.AdvertiseLimit < 1 || p.AdvertiseLimit > 10_000_000 {
+		v.add(field+".advertise_limit", "%d is outside 1-10000000 (leave it out for AWS's quota: VPN vgw 100, tgw 1000; DX 100)", p.AdvertiseLimit)
+	}
+}
+
+// session is one BGP session of a config, for the checks across sessions.
+type session struct {
+	field, name, what string // what: the AWS side, as the quotas name it
+	bgp               *PeerBGP
+	bfd               *BFD
+	dx                bool
+	quota             awsQuota
+}
+
+// sessions lists the config's BGP sessions: every tunnel's, then every DX link's.
+func (c *Config) sessions() []session {
+	var out []session
+	for i := range c.VPN {
+		v := &c.VPN[i]
+		what := "a VPN connection on a virtual private gateway"
+		if v.Gateway == GatewayTGW {
+			what = "a VPN connection on a transit gateway"
+		}
+		for j := range v.Tunnels {
+			t := &v.Tunnels[j]
+			out = append(out, session{fmt.Sprintf("vpn[%d].tunnels[%d]", i, j), t.Name, what, &t.BGP, &t.BFD, false, quotaOf(false, v.Gateway)})
+		}
+	}
+	for i := range c.DirectConnect {
+		d := &c.DirectConnect[i]
+		what := "a Direct Connect private virtual interface"
+		if d.Gateway == GatewayTGW {
+			what = "a Direct Connect transit virtual interface"
+		}
+		out = append(out, session{fmt.Sprintf("direct_connect[%d]", i), d.Name, what, &d.BGP, &d.BFD, true, quotaOf(true, d.Gateway)})
+	}
+	return out
+}
+
+// advertiseLimits checks the on-prem prefixes against every session's
+// advertise_limit: over it, a config is refused unless
+// bgp.advertise_over_limit is hold-back, when it is a warning (w).
+func (c *Config) advertiseLimits(v, w *validator) {
+	if c.BGP.AdvertiseOverLimit != OverLimitRefuse && c.BGP.AdvertiseOverLimit != OverLimitHoldBack {
+		v.add("bgp.advertise_over_limit", "%q is not one of refuse, hold-back", c.BGP.AdvertiseOverLimit)
+		return
+	}
+	n := len(c.Prefixes)
+	for _, s := range c.sessions() {
+		limit := s.bgp.AdvertiseLimit
+		if limit < 1 || n <= limit {
+			continue
+		}
+		if c.BGP.AdvertiseOverLimit == OverLimitHoldBack {
+			w.add("prefixes", "%d prefixes, more than session %s (%s) may send: cgwd sends the first %d and holds back %d (the log names them)",
+				n, s.name, s.field, limit, n-limit)
+			continue
+		}
+		v.add("prefixes", "%d prefixes, more than the advertise limit of session %s (%s.bgp.advertise_limit %d): "+
+			"AWS drops the BGP session of %s that receives more than %d routes; summarise the prefixes, "+
+			"or set bgp.advertise_over_limit: hold-back to send only the first %d",
+			n, s.name, s.field, limit, s.what, s.quota.sent, limit)
 	}
 }
 

@@ -242,7 +242,8 @@ func (c *Config) applyDefaults(given map[string]bool) {
 			if t.MTU == 0 {
 				t.MTU, t.mtuDefault = DefaultTunnelMTU, true
 			}
-			t.BGP.applyDefaults(vpnTimers, v.Gateway, j+1, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
+			prepend := j + 1 // tunnel 1 once, tunnel 2 twice: tunnel 2 is the standby
+			t.BGP.applyDefaults(vpnTimers, quotaOf(false, v.Gateway), prepend, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
 			t.BFD.applyDefaults(false)
 			t.Probe.applyDefaults(!t.BFD.On())
 			if w := t.WireGuard; w != nil {
@@ -266,7 +267,7 @@ func (c *Config) applyDefaults(given map[string]bool) {
 		if d.Gateway == "" {
 			d.Gateway = GatewayVGW
 		}
-		d.BGP.applyDefaults(dxTimers, d.Gateway, 0, keysUnder(given, fmt.Sprintf("direct_connect[%d].bgp", i)))
+		d.BGP.applyDefaults(dxTimers, quotaOf(true, d.Gateway), 0, keysUnder(given, fmt.Sprintf("direct_connect[%d].bgp", i)))
 		d.BFD.applyDefaults(true)
 	}
 }

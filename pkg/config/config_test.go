@@ -55,7 +55,7 @@ func TestParseValidGetsDefaults(t *testing.T) {
 	if aws.String() != "169.254.10.1/30" || local.String() != "169.254.10.2/30" {
 		t.Errorf("InsideAddrs = %v %v", aws, local)
 	}
-	if *t1.BGP.Prepend != 1 || *c.VPN[0].Tunnels[1].BGP.Prepend != 2 || t1.BGP.HoldTime != Duration(30e9) || t1.BGP.MaxPrefixes != 100 {
+	if *t1.BGP.Prepend != 1 || *c.VPN[0].Tunnels[1].BGP.Prepend != 2 || t1.BGP.HoldTime != Duration(30e9) || t1.BGP.MaxPrefixes != 1000 || t1.BGP.AdvertiseLimit != 100 {
 		t.Errorf("tunnel BGP defaults: %+v", t1.BGP)
 	}
 	if dx := c.DirectConnect[0].BGP; dx.HoldTime != Duration(90e9) || dx.Keepalive != Duration(30e9) || *dx.Prepend != 0 {

@@ -113,9 +113,11 @@ func (v *validator) listeners(c *Config) {
 }
 
 // Warnings lists settings that are valid but expose more than the defaults
-// do; check-config prints them and the daemon logs them at start.
+// do or that AWS will not honour as written; check-config prints them and
+// the daemon logs them at start.
 func (c *Config) Warnings() Problems {
 	v := &validator{}
+	c.advertiseLimits(&validator{}, v)
 	if c.Metrics.Listen != "off" {
 		if host, err := tcpAddr(c.Metrics.Listen); err == nil && !isLoopback(host) {
 			v.add("metrics.listen", "%s is not a loopback address: every host that reaches it reads the state of the tunnels, "+

@@ -24,9 +24,9 @@ func TestNumbers(t *testing.T) {
 		{name: "asn 0", from: "asn: 65000", to: "asn: 0", problem: "asn: 0 is not a usable ASN"},
 		{name: "peer_asn 0", from: dxPeer, to: dxPeer + "    bgp: {peer_asn: 0}\n", problem: "direct_connect[0].bgp.peer_asn: 0 is not a usable ASN"},
 		{name: "hold_time 0", from: dxPeer, to: dxPeer + "    bgp: {hold_time: 0}\n", problem: "direct_connect[0].bgp.hold_time: 0s is not supported (cgwd's BGP speaker would use 90s); set 3s-65535s or leave it out for the default"},
-		{name: "max_prefixes 0", from: dxPeer, to: dxPeer + "    bgp: {max_prefixes: 0}\n", problem: "direct_connect[0].bgp.max_prefixes: 0 would mean no limit, which cgwd does not allow; set 1-10000000 or leave it out for the default (vgw 100, tgw 5000)"},
+		{name: "max_prefixes 0", from: dxPeer, to: dxPeer + "    bgp: {max_prefixes: 0}\n", problem: "direct_connect[0].bgp.max_prefixes: 0 would mean no limit, which cgwd does not allow; set 1-10000000 or leave it out for AWS's quota (VPN vgw 1000, tgw 5000; DX 1000)"},
 		{name: "null keeps default", from: dxPeer, to: dxPeer + "    bgp: {peer_asn: null, max_prefixes: ~}\n", check: func(c *Config) bool {
-			return c.DirectConnect[0].BGP.PeerASN == DefaultAWSASN && c.DirectConnect[0].BGP.MaxPrefixes == DefaultMaxPrefixesVGW
+			return c.DirectConnect[0].BGP.PeerASN == DefaultAWSASN && c.DirectConnect[0].BGP.MaxPrefixes == DefaultMaxPrefixesDX
 		}},
 	}
 	for _, tc := range cases {

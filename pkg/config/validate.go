@@ -94,6 +94,7 @@ func (c *Config) Validate() Problems {
 	v.unique(c)
 	v.firewall(c)
 	v.failClosed(c)
+	c.advertiseLimits(v, &validator{})
 	return v.probs
 }
 

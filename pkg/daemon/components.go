@@ -105,7 +105,7 @@ func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.Pee
 	pc := bgp.PeerConfig{
 		Name: name, Address: addr, LocalAddress: local, PeerASN: uint32(c.PeerASN),
 		Keepalive: time.Duration(c.Keepalive), HoldTime: time.Duration(c.HoldTime),
-		MaxPrefixes: c.MaxPrefixes,
+		MaxPrefixes: c.MaxPrefixes, AdvertiseLimit: c.AdvertiseLimit,
 	}
 	if c.MaxPrefixesRestart != nil {
 		pc.MaxPrefixRestart = time.Duration(*c.MaxPrefixesRestart)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
@@ -150,21 +151,39 @@ func testBGP(t *testing.T) {
 		}
 	})
 
-	t.Run("MaxPrefixTearsSessionDownThenRecovers", func(t *testing.T) {
-		bird.C(t, "enable", "flood") // 150 prefixes over tunnel 1; the VGW limit is 100
-		labkit.Eventually(t, 15*time.Second, "cgw-t1 session torn down", func() error {
-			for _, p := range labkit.Status(t).BGP {
-				if p.Name == "cgw-t1" && p.Up {
-					return fmt.Errorf("cgw-t1 still %s with %d received", p.State, p.Received)
-				}
+	// AWS's quota: a VGW's VPN connection sends up to 1,000 routes. cgwd
+	// takes them all with the session up (it used to tear it down at 100).
+	t.Run("VGW1000RoutesAcceptedWithoutFlap", func(t *testing.T) {
+		since := bird.SinceSettled(t)
+		bird.C(t, "enable", "flood") // 998 + vpc + extra = 1,000 over tunnel 1
+		defer bird.Try("disable", "flood")
+		labkit.Eventually(t, 20*time.Second, "cgw-t1 receives 1,000 prefixes", func() error {
+			p := peerStatus(t, labkit.T1)
+			if p.Received != 1000 || !p.Up {
+				return fmt.Errorf("cgw-t1 %s with %d received", p.State, p.Received)
 			}
 			return nil
 		})
-		if logs := labkit.Log(); !strings.Contains(strings.ToLower(logs), "prefix") || !strings.Contains(logs, labkit.T1Peer) {
-			t.Errorf("no max-prefix log line for 169.254.10.1")
+		labkit.WaitRoute(t, 10*time.Second, "100.3.229.0/24", labkit.T1Peer, labkit.T1) // the 998th
+		if now := bird.Since(t); !labkit.SameSince(now[labkit.BirdT1], since[labkit.BirdT1]) {
+			t.Errorf("aws_t1 was reset: BIRD's protocol times %v, before %v", now, since)
 		}
-		if _, ok := labkit.CgwdRoutes(t)["100.0.0.0/24"]; ok {
-			t.Error("flood prefixes were installed")
+		if strings.Contains(labkit.Log(), "more prefixes than max_prefixes") {
+			t.Error("cgwd logged a max-prefix trip for 1,000 routes")
+		}
+	})
+
+	t.Run("MaxPrefixTearsSessionDownThenRecovers", func(t *testing.T) {
+		bird.C(t, "enable", "flood")
+		bird.C(t, "enable", "flood1") // the 1,001st route over tunnel 1
+		labkit.Eventually(t, 15*time.Second, "cgw-t1 session torn down", func() error {
+			if p := peerStatus(t, labkit.T1); p.Up {
+				return fmt.Errorf("cgw-t1 still %s with %d received", p.State, p.Received)
+			}
+			return nil
+		})
+		if logs := labkit.Log(); !strings.Contains(logs, "peer sent more prefixes than max_prefixes") || !strings.Contains(logs, labkit.T1Peer) {
+			t.Errorf("no max-prefix log line for 169.254.10.1")
 		}
 		labkit.Eventually(t, 5*time.Second, "BIRD told why", func() error {
 			b, _ := os.ReadFile(labkit.AWSBirdLog)
@@ -173,17 +192,93 @@ func testBGP(t *testing.T) {
 			}
 			return nil
 		})
+		bird.C(t, "disable", "flood1")
 		bird.C(t, "disable", "flood")
 		labkit.Eventually(t, 40*time.Second, "cgw-t1 re-established on both sides", func() error {
 			if !bird.Established(t, labkit.BirdT1) {
 				return fmt.Errorf("aws_t1 not Established in BIRD")
 			}
-			for _, p := range labkit.Status(t).BGP {
-				if p.Name == "cgw-t1" && !p.Up {
-					return fmt.Errorf("cgw-t1 %s in cgwd", p.State)
+			if p := peerStatus(t, labkit.T1); !p.Up {
+				return fmt.Errorf("cgw-t1 %s in cgwd", p.State)
+			}
+			return nil
+		})
+		if _, ok := labkit.CgwdRoutes(t)["100.0.0.0/24"]; ok {
+			t.Error("flood prefixes still installed once withdrawn")
+		}
+	})
+
+	// 150 on-prem prefixes, and every lab session (VGW VPN, DX private VIF)
+	// may send 100: check-config refuses it by name; with hold-back BIRD
+	// gets exactly the first 100 on each session and the log names the rest.
+	t.Run("AdvertiseLimitRefusesOrHoldsBack150Prefixes", func(t *testing.T) {
+		labkit.LogOnFailure(t)
+		many := make([]string, 150)
+		for i := range many {
+			many[i] = fmt.Sprintf("10.11.%d.0/24", i)
+		}
+		many[0] = "10.10.0.0/16"
+		prefixes := labkit.Replace("prefixes: [10.10.0.0/16]", "prefixes: ["+strings.Join(many, ", ")+"]")
+		path := filepath.Join(t.TempDir(), "cgwd.yaml")
+		if err := os.WriteFile(path, []byte(labkit.Edited(t, prefixes)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(labkit.CgwdBin, "check-config", "--skip-secrets", path).CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "prefixes: 150 prefixes, more than the advertise limit of session cgw-t1 (vpn[0].tunnels[0].bgp.advertise_limit 100)") {
+			t.Errorf("check-config with 150 prefixes: %v\n%s", err, out)
+		}
+
+		restore := labkit.EditConfig(t, prefixes, labkit.Replace("\nbgp:\n", "\nbgp:\n  advertise_over_limit: hold-back\n"))
+		defer func() {
+			restore()
+			labkit.Reload(t, "reload: applied")
+			labkit.Eventually(t, 15*time.Second, "BIRD back to one on-prem prefix per session", func() error {
+				if n := birdRoutes(t, labkit.BirdT1); n != 1 {
+					return fmt.Errorf("%d routes from aws_t1", n)
+				}
+				return nil
+			})
+		}()
+		labkit.Reload(t, "reload: applied")
+		labkit.Eventually(t, 15*time.Second, "BIRD has exactly 100 on-prem prefixes from each session", func() error {
+			for _, p := range labkit.BirdSessions {
+				if n := birdRoutes(t, p); n != 100 {
+					return fmt.Errorf("%d routes from %s", n, p)
 				}
 			}
 			return nil
 		})
+		if out, _ := bird.Try("show", "route", "10.11.149.0/24"); strings.Contains(out, "10.11.149.0/24") {
+			t.Errorf("BIRD has the 150th prefix, which is over the limit:\n%s", out)
+		}
+		if out := bird.C(t, "show", "route", "10.11.99.0/24"); !strings.Contains(out, labkit.BirdT1) {
+			t.Errorf("BIRD lacks the 100th prefix from aws_t1:\n%s", out)
+		}
+		logs := labkit.Log()
+		if !strings.Contains(logs, `msg="bgp: prefixes held back: more than the session's advertise limit" component=bgp peer=cgw-t1 advertise_limit=100 held_back=50 prefixes="[10.11.100.0/24 `) ||
+			!strings.Contains(logs, " 10.11.149.0/24]") {
+			t.Error("no log line naming the held-back prefixes of cgw-t1")
+		}
+		if v, ok := labkit.Scrape(t).Value(`cgwd_bgp_prefixes_held_back{address="169.254.10.1",peer="cgw-t1"}`); !ok || v != 50 {
+			t.Errorf("cgwd_bgp_prefixes_held_back for cgw-t1 = %v (found %v), want 50", v, ok)
+		}
 	})
+}
+
+// peerStatus is cgwd's status of the named BGP peer.
+func peerStatus(t *testing.T, name string) bgp.PeerStatus {
+	t.Helper()
+	for _, p := range labkit.Status(t).BGP {
+		if p.Name == name {
+			return p.PeerStatus
+		}
+	}
+	t.Fatalf("cgwd has no BGP peer %s", name)
+	return bgp.PeerStatus{}
+}
+
+// birdRoutes counts the routes BIRD has from its protocol.
+func birdRoutes(t *testing.T, protocol string) int {
+	t.Helper()
+	return strings.Count(labkit.AWSBird.C(t, "show", "route", "protocol", protocol), "["+protocol+" ")
 }

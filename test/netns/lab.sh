@@ -145,7 +145,8 @@ prefix_list() {
 # start_bird runs BIRD 2 in lab-aws as the AWS side of all three BGP sessions.
 start_bird() {
 	prefix_list "${LAB_PREFIXES:-0}" 20 >"$LAB_STATE/bird-scale.conf"
-	prefix_list 150 100 >"$LAB_STATE/bird-flood.conf"
+	# 998 + vpc + extra: exactly the 1,000 routes a VGW may send on tunnel 1.
+	prefix_list 998 100 >"$LAB_STATE/bird-flood.conf"
 	sed -e "s|@LAB_STATE@|$LAB_STATE|g" "$HERE/bird-aws.conf" >"$LAB_STATE/bird-aws.conf"
 	start_bg bird-aws lab-aws bird -f -c "$LAB_STATE/bird-aws.conf" -s "$LAB_STATE/bird-aws.ctl" -P "$LAB_STATE/bird-aws.pidfile"
 	wait_for "BIRD to answer" 10 birdc -s "$LAB_STATE/bird-aws.ctl" show status ||
