@@ -168,7 +168,7 @@ stream_cut() {
 		who: $who, n: $n, moved_ms: $moved, sent: $tx[0].planned, max_late_ms: $tx[0].max_late_ms,
 		send_errors: [$tx[0].destinations[].send_errors],
 		gap_ms: [.[].longest_gap_ms | . * 10 | round / 10], lost: [.[].lost], tail_lost: [.[].tail_lost],
-		lost_run: [.[].longest_missing_run],
+		lost_run: [.[].longest_missing_run], runs: [.[] | [(.missing_runs // [])[] | "\(.len)@\(.first_seq)"] | join(",")],
 		received: [.[].received], run_ok: ([.[].run] | unique == [$tx[0].run])}' "${rx[@]}" >"$WORK/cut.json"
 	cat "$WORK/cut.json" >>"$WORK/results.jsonl"
 	# Every destination must have come back (its last packets arrived) and seen this run only.
@@ -244,5 +244,5 @@ for n in $SIZES; do
 done
 echo "   ratio: BIRD lost / cgwd lost"
 echo
-echo "per destination (10.200.0.10, first, middle, last scale prefix):"
-jq -r '"\(.who)\tN=\(.n)\tlost=\(.lost)\tlongest_lost_run=\(.lost_run)\tgaps_ms=\(.gap_ms)\treceived=\(.received)\tsent=\(.sent) each\tsender max_late_ms=\(.max_late_ms)\tsend_errors=\(.send_errors)"' "$WORK/results.jsonl"
+echo "per destination (10.200.0.10, first, middle, last scale prefix); the cut comes at about sequence $((CUT_AT * PPS)):"
+jq -r '"\(.who)\tN=\(.n)\tlost=\(.lost)\tlongest_lost_run=\(.lost_run)\tlost_runs(len@seq)=\(.runs)\tgaps_ms=\(.gap_ms)\treceived=\(.received)\tsent=\(.sent) each\tsender max_late_ms=\(.max_late_ms)\tsend_errors=\(.send_errors)"' "$WORK/results.jsonl"

@@ -1,6 +1,10 @@
 package main
 
-import "time"
+import (
+	"cmp"
+	"slices"
+	"time"
+)
 
 // maxPackets bounds a run: the sender never plans more, the receiver rejects
 // packets claiming more (it keeps one bit per sequence number).
@@ -81,9 +85,39 @@ type Report struct {
 	GapEndSeq    uint64        `json:"longest_gap_end_seq"`
 	// LongestRun is the longest run of consecutive missing sequence numbers
 	// below the highest received, whenever they were due.
-	LongestRun   uint64  `json:"longest_missing_run"`
-	MaxLatencyMs float64 `json:"max_latency_ms"`
-	Foreign      uint64  `json:"foreign"` // datagrams ignored: not udpgap, or another run
+	LongestRun uint64 `json:"longest_missing_run"`
+	// MissingRuns are the longest runs of consecutive missing sequence
+	// numbers (at most maxRuns), in sequence order: at a steady rate they
+	// tell one outage from loss spread over the stream.
+	MissingRuns  []MissingRun `json:"missing_runs,omitempty"`
+	MaxLatencyMs float64      `json:"max_latency_ms"`
+	Foreign      uint64       `json:"foreign"` // datagrams ignored: not udpgap, or another run
+}
+
+// maxRuns bounds Report.MissingRuns.
+const maxRuns = 8
+
+// MissingRun is a run of consecutive sequence numbers that never arrived.
+type MissingRun struct {
+	First uint64 `json:"first_seq"`
+	Len   uint64 `json:"len"`
+}
+
+// keepLongest adds r to runs, keeping at most maxRuns of the longest.
+func keepLongest(runs []MissingRun, r MissingRun) []MissingRun {
+	if len(runs) < maxRuns {
+		return append(runs, r)
+	}
+	shortest := 0
+	for i := range runs {
+		if runs[i].Len < runs[shortest].Len {
+			shortest = i
+		}
+	}
+	if r.Len > runs[shortest].Len {
+		runs[shortest] = r
+	}
+	return runs
 }
 
 // report summarises the stream so far.
@@ -108,11 +142,15 @@ func (t *tracker) report() Report {
 	var run uint64
 	for seq := uint64(0); seq <= t.highest; seq++ {
 		if t.seen[seq/64]&(1<<(seq%64)) != 0 {
+			if run > 0 {
+				r.MissingRuns = keepLongest(r.MissingRuns, MissingRun{First: seq - run, Len: run})
+			}
 			run = 0
 			continue
 		}
 		run++
 		r.LongestRun = max(r.LongestRun, run)
 	}
+	slices.SortFunc(r.MissingRuns, func(a, b MissingRun) int { return cmp.Compare(a.First, b.First) })
 	return r
 }

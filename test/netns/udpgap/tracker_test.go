@@ -1,6 +1,7 @@
 package main
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -51,7 +52,7 @@ func TestTracker(t *testing.T) {
 			name: "one outage", planned: 400,
 			arrivals: append(steady(0, 100, 0), steady(350, 400, 350*ms)...),
 			want: Report{Planned: 400, Received: 150, Lost: 250, LongestGap: 251 * ms,
-				GapMissing: 250, GapEndSeq: 350, LongestRun: 250},
+				GapMissing: 250, GapEndSeq: 350, LongestRun: 250, MissingRuns: []MissingRun{{100, 250}}},
 		},
 		{
 			// The longest time gap (30 ms, nothing missing: the path stalled)
@@ -60,7 +61,7 @@ func TestTracker(t *testing.T) {
 			arrivals: []arrival{{0, 0}, {1, 1 * ms}, {2, 31 * ms}, {8, 32 * ms}, {9, 33 * ms},
 				{10, 34 * ms}, {11, 35 * ms}},
 			want: Report{Planned: 20, Received: 7, Lost: 5, TailLost: 8, LongestGap: 30 * ms,
-				GapMissing: 0, GapEndSeq: 2, LongestRun: 5},
+				GapMissing: 0, GapEndSeq: 2, LongestRun: 5, MissingRuns: []MissingRun{{3, 5}}},
 		},
 		{
 			name: "reordered and duplicated", planned: 6,
@@ -76,7 +77,8 @@ func TestTracker(t *testing.T) {
 		},
 		{
 			name: "first packets lost", planned: 10, arrivals: steady(4, 10, 0),
-			want: Report{Planned: 10, Received: 6, Lost: 4, LongestRun: 4, LongestGap: ms, GapEndSeq: 5},
+			want: Report{Planned: 10, Received: 6, Lost: 4, LongestRun: 4, LongestGap: ms, GapEndSeq: 5,
+				MissingRuns: []MissingRun{{0, 4}}},
 		},
 	}
 	for _, tt := range tests {
@@ -86,10 +88,35 @@ func TestTracker(t *testing.T) {
 			if tt.want.Received > 0 {
 				tt.want.MaxLatencyMs = 1
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("got  %+v\nwant %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// The runs kept are the longest maxRuns, in sequence order, however many
+// there were.
+func TestTrackerKeepsLongestRuns(t *testing.T) {
+	var arrivals []arrival
+	// Runs of 1, 2, ..., 12 missing packets, each after one that arrived.
+	seq := uint64(0)
+	for n := uint64(1); n <= 12; n++ {
+		arrivals = append(arrivals, arrival{seq, time.Duration(seq) * time.Millisecond})
+		seq += n + 1
+	}
+	arrivals = append(arrivals, arrival{seq, time.Duration(seq) * time.Millisecond})
+	got := feed(seq+1, arrivals).MissingRuns
+	var want []MissingRun
+	first := uint64(1)
+	for n := uint64(1); n <= 12; n++ {
+		if n > 12-maxRuns {
+			want = append(want, MissingRun{first, n})
+		}
+		first += n + 1
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
 	}
 }
 
