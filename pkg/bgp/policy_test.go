@@ -69,3 +69,21 @@ func TestExportHoldsBackOverAdvertiseLimit(t *testing.T) {
 		t.Errorf("t1 holds back %d, want 50", n)
 	}
 }
+
+// Equal prepends (ECMP) give both tunnels the same export actions, so AWS
+// sees the same AS path on each; 1x/2x differ.
+func TestExportPrependsPerPeer(t *testing.T) {
+	cfg := Config{ASN: 65000, Prefixes: []netip.Prefix{netip.MustParsePrefix("10.10.0.0/16")}, Peers: []PeerConfig{
+		{Name: "t1", Address: netip.MustParseAddr("169.254.10.1")},
+		{Name: "t2", Address: netip.MustParseAddr("169.254.11.1")},
+	}}
+	_, pols := policies(cfg)
+	if a, b := exportOf(t, pols, "t1").Actions.AsPrepend, exportOf(t, pols, "t2").Actions.AsPrepend; a != nil || b != nil {
+		t.Errorf("prepend 0 exports prepends %v %v", a, b)
+	}
+	cfg.Peers[0].Prepend, cfg.Peers[1].Prepend = 1, 2
+	_, pols = policies(cfg)
+	if a, b := exportOf(t, pols, "t1").Actions.AsPrepend, exportOf(t, pols, "t2").Actions.AsPrepend; a.GetRepeat() != 1 || b.GetRepeat() != 2 {
+		t.Errorf("prepends %v %v, want 1 and 2", a, b)
+	}
+}

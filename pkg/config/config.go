@@ -94,7 +94,8 @@ type VPN struct {
 	// Gateway is the AWS side: vgw (virtual private gateway) or tgw (transit gateway).
 	Gateway Gateway `yaml:"gateway"`
 	// Mode is how traffic uses the tunnels: active-standby (tunnel 1, then
-	// tunnel 2) or ecmp (every healthy tunnel; for a transit gateway).
+	// tunnel 2; tunnel 2 prepends more) or ecmp (every healthy tunnel, with
+	// equal AS paths toward AWS; for a transit gateway with ECMP on).
 	Mode Mode `yaml:"mode"`
 	// Tunnels are the connection's two tunnels.
 	Tunnels []Tunnel `yaml:"tunnels"`
@@ -242,7 +243,13 @@ func (c *Config) applyDefaults(given map[string]bool) {
 			if t.MTU == 0 {
 				t.MTU, t.mtuDefault = DefaultTunnelMTU, true
 			}
-			prepend := j + 1 // tunnel 1 once, tunnel 2 twice: tunnel 2 is the standby
+			// Active-standby: tunnel 1 prepends once, tunnel 2 twice, so
+			// AWS prefers tunnel 1. ECMP: equal AS paths, so a transit
+			// gateway with ECMP spreads its traffic over both tunnels.
+			prepend := j + 1
+			if v.Mode == ModeECMP {
+				prepend = 0
+			}
 			t.BGP.applyDefaults(vpnTimers, quotaOf(false, v.Gateway), prepend, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
 			t.BFD.applyDefaults(false)
 			t.Probe.applyDefaults(!t.BFD.On())

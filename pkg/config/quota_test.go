@@ -96,3 +96,19 @@ func TestAdvertiseLimit(t *testing.T) {
 		t.Errorf("advertise_limit 0: %v", p)
 	}
 }
+
+// ECMP gives both tunnels the same AS path; active-standby prepends 1x/2x;
+// an explicit prepend is kept.
+func TestECMPPrependsEqually(t *testing.T) {
+	c, err := parseEdited(t, "  - name: vpn1\n", "  - name: vpn1\n    mode: ecmp\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := *c.VPN[0].Tunnels[0].BGP.Prepend, *c.VPN[0].Tunnels[1].BGP.Prepend; a != 0 || b != 0 {
+		t.Errorf("ecmp prepends %d, %d; want 0, 0", a, b)
+	}
+	c, _ = parseEdited(t, "          psk_file: /KEYFILE\n", "          psk_file: /KEYFILE\n        bgp: {prepend: 3}\n")
+	if a, b := *c.VPN[0].Tunnels[0].BGP.Prepend, *c.VPN[0].Tunnels[1].BGP.Prepend; a != 1 || b != 3 {
+		t.Errorf("prepends %d, %d; want 1, 3", a, b)
+	}
+}

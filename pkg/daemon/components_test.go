@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"slices"
@@ -159,5 +160,26 @@ func TestIPsecAutoMTUUnlessConfigured(t *testing.T) {
 		if ic.AutoMTU != tc.auto || ic.MTU != tc.mtu {
 			t.Errorf("AutoMTU %v MTU %d, want %v %d", ic.AutoMTU, ic.MTU, tc.auto, tc.mtu)
 		}
+	}
+}
+
+// mode: ecmp maps to the same prepend on both tunnels' sessions (none), and
+// the advertise limits to AWS's quotas per session.
+func TestECMPAndAdvertiseLimitsMapped(t *testing.T) {
+	c, err := config.Parse([]byte(strings.Replace(firewallYAML, "  - tunnels:\n", "  - mode: ecmp\n    tunnels:\n", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc, _, _, err := routingConfig(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][2]int{}
+	for _, p := range bc.Peers {
+		got[p.Name] = [2]int{p.Prepend, p.AdvertiseLimit}
+	}
+	want := map[string][2]int{"cgw-t1": {0, 100}, "cgw-t2": {0, 100}, "dx1": {0, 100}}
+	if !maps.Equal(got, want) {
+		t.Errorf("prepend, advertise limit per peer: %v, want %v", got, want)
 	}
 }

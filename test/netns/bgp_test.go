@@ -263,6 +263,20 @@ func testBGP(t *testing.T) {
 			t.Errorf("cgwd_bgp_prefixes_held_back for cgw-t1 = %v (found %v), want 50", v, ok)
 		}
 	})
+
+	// mode: ecmp: both tunnels carry the same AS path to AWS (no 1x/2x
+	// prepends), so a TGW with ECMP can spread traffic over both.
+	t.Run("ECMPAdvertisesEqualASPaths", func(t *testing.T) {
+		labkit.LogOnFailure(t)
+		restore := labkit.EditConfig(t, labkit.ECMP)
+		defer func() {
+			restore()
+			labkit.Reload(t, "reload: applied")
+			waitASPaths(t, map[string]int{labkit.BirdT1: 2, labkit.BirdT2: 3})
+		}()
+		labkit.Reload(t, "reload: applied")
+		waitASPaths(t, map[string]int{labkit.BirdT1: 1, labkit.BirdT2: 1})
+	})
 }
 
 // peerStatus is cgwd's status of the named BGP peer.
@@ -281,4 +295,24 @@ func peerStatus(t *testing.T, name string) bgp.PeerStatus {
 func birdRoutes(t *testing.T, protocol string) int {
 	t.Helper()
 	return strings.Count(labkit.AWSBird.C(t, "show", "route", "protocol", protocol), "["+protocol+" ")
+}
+
+// waitASPaths waits until BIRD's route to the on-prem prefix from each
+// protocol carries an AS path of the given length.
+func waitASPaths(t *testing.T, want map[string]int) {
+	t.Helper()
+	labkit.Eventually(t, 15*time.Second, fmt.Sprintf("AS path lengths %v in BIRD", want), func() error {
+		for p, n := range want {
+			out := labkit.AWSBird.C(t, "show", "route", labkit.OnPremNet, "protocol", p, "all")
+			_, path, ok := strings.Cut(out, "BGP.as_path: ")
+			if !ok {
+				return fmt.Errorf("no route from %s:\n%s", p, out)
+			}
+			path, _, _ = strings.Cut(path, "\n")
+			if got := len(strings.Fields(path)); got != n {
+				return fmt.Errorf("%s: AS path %q, want length %d", p, path, n)
+			}
+		}
+		return nil
+	})
 }
