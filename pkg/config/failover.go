@@ -45,6 +45,18 @@ func (b *BFD) applyDefaults(enabled bool) {
 	}
 }
 
+// dxBFDWarnings warns of BFD on Direct Connect faster than AWS runs it:
+// AWS's DX routers take 300 ms as their minimum, and BFD negotiates the
+// slower of the two sides, so a shorter interval is never used.
+func (c *Config) dxBFDWarnings(w *validator) {
+	for _, s := range c.sessions() {
+		if s.dx && s.bfd.On() && time.Duration(s.bfd.Interval) < DefaultBFDIntervalDX {
+			w.add(s.field+".bfd.interval", "%v is below AWS's Direct Connect minimum of %v: AWS will negotiate %v, so failure detection is no faster than with %v",
+				time.Duration(s.bfd.Interval), DefaultBFDIntervalDX, DefaultBFDIntervalDX, DefaultBFDIntervalDX)
+		}
+	}
+}
+
 func (f *Failover) applyDefaults() {
 	if f.HoldDown == nil {
 		d := Duration(DefaultHoldDown)

@@ -112,3 +112,22 @@ func TestECMPPrependsEqually(t *testing.T) {
 		t.Errorf("prepends %d, %d; want 1, 3", a, b)
 	}
 }
+
+// BFD on DX below AWS's 300 ms is valid but warned of; tunnels are not.
+func TestDXBFDBelowAWSMinimumWarns(t *testing.T) {
+	c, _ := parseEdited(t, "    peer: 169.254.255.1\n", "    peer: 169.254.255.1\n    bfd: {interval: 100ms}\n")
+	if p := c.Validate(); p != nil {
+		t.Fatalf("refused: %v", p)
+	}
+	if w := c.Warnings().Error(); !strings.Contains(w, "direct_connect[0].bfd.interval: 100ms is below AWS's Direct Connect minimum of 300ms: AWS will negotiate 300ms") {
+		t.Errorf("no warning: %q", w)
+	}
+	c, _ = parseEdited(t, "        inside: 169.254.10.0/30\n", "        inside: 169.254.10.0/30\n        bfd: {enabled: true, interval: 100ms}\n")
+	if w := c.Warnings(); w != nil {
+		t.Errorf("tunnel BFD warned: %v", w)
+	}
+	c, _ = Parse([]byte(goodYAML))
+	if w := c.Warnings(); w != nil {
+		t.Errorf("300ms warned: %v", w)
+	}
+}
