@@ -13,7 +13,7 @@ DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 iperf3 nftables jq c
 TUNNEL ?= wireguard
 export TUNNEL
 
-.PHONY: all build deps lab lab-down test lint unit integration bench clean image man completion
+.PHONY: all build deps lab lab-down test lint unit integration bench clean image man completion test-system
 
 all: build
 
@@ -65,6 +65,17 @@ lab-down:
 IMAGE ?= localhost/cgwd:latest
 image:
 	VERSION=$(VERSION) deploy/container/image.sh $(IMAGE)
+
+# test-system runs cgwd's image and its systemd unit for real (as root):
+# TestContainerLab (podman, runc) and TestSystemdUnitLab, which boots a Debian
+# 12 root filesystem with systemd-nspawn; test/netns/sysroot.sh builds it once
+# from Debian's mirrors (about 2 minutes) into /var/cache/cgwd. make test runs
+# both tests too, skipping what is not installed or built.
+DEB_PACKAGES_SYSTEM := podman runc mmdebstrap systemd-container
+test-system: build
+	$(MAKE) deps DEB_PACKAGES='$(DEB_PACKAGES_SYSTEM)' DEB_PACKAGES_OPS=
+	test/netns/sysroot.sh
+	$(GO) test -count=1 -timeout 15m -v -run 'TestContainerLab|TestSystemdUnitLab' ./test/netns/
 
 test: deps build lint unit integration
 

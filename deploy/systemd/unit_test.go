@@ -40,7 +40,7 @@ func TestUnitHasWhatCgwdNeeds(t *testing.T) {
 		"CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE",
 		"AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE",
 		"RuntimeDirectory=cgwd", "DeviceAllow=/dev/net/tun rw",
-		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", "ReadWritePaths=/run/wireguard",
+		"RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK", "ReadWritePaths=-/run/wireguard",
 		// Not root: a system user of its own, whose secret files cgwd checks it owns.
 		"User=cgwd", "Group=cgwd",
 		"ProtectKernelTunables=yes", "SystemCallFilter=~@privileged @resources",
@@ -146,8 +146,10 @@ func TestUnitMakesWritableExactlyTheSysctlsCgwdWrites(t *testing.T) {
 	}
 }
 
-// Every sandboxed command's namespace needs the ReadWritePaths= that must
-// exist, so the root ExecStartPre that creates /run/wireguard comes first.
+// Every command's namespace needs the ReadWritePaths= that must exist, so
+// the root ExecStartPre that creates /run/wireguard comes first; its own
+// namespace is set up before it runs, so /run/wireguard is listed with "-"
+// (TestUnitHasWhatCgwdNeeds). TestSystemdUnitLab (test/netns) runs it.
 func TestWireGuardDirectoryIsMadeBeforeTheSandbox(t *testing.T) {
 	b, err := os.ReadFile("cgwd.service")
 	if err != nil {
