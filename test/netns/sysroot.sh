@@ -2,9 +2,8 @@
 # sysroot.sh [DIR]: build, once, the Debian 12 root filesystem that
 # TestSystemdUnitLab boots with systemd-nspawn to run deploy/systemd/cgwd.service
 # under a real systemd. It comes from Debian's packages (mmdebstrap, minbase
-# plus systemd, and procps for the unit's /bin/kill), fetched from the mirror
-# in the host's apt sources (deb.debian.org unless MIRROR says otherwise):
-# about 60 MB to download and two minutes. DIR defaults to $CGWD_SYSROOT or
+# plus systemd, and procps for the unit's /bin/kill), from deb.debian.org
+# unless MIRROR names another: two minutes here, about 200 MB on disk. DIR defaults to $CGWD_SYSROOT or
 # /var/cache/cgwd/sysroot-bookworm; DIR/.cgwd-sysroot records what was built,
 # and a DIR that matches is kept. The test boots it read-only (a tmpfs overlay
 # takes the writes), so one build serves every run.
