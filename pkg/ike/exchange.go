@@ -100,13 +100,18 @@ func (s *Session) handle(p packet) {
 	// Every exchange after IKE_SA_INIT travels in an SK payload, and SK is
 	// the only payload outside it (RFC 7296 3.14): anything else is not
 	// the peer's and must not touch the SA, however plausible it looks.
-	if wire.PayloadType(p.b[16]) != wire.PayloadSK || sa.keys == nil {
+	first := wire.PayloadType(p.b[16])
+	if (first != wire.PayloadSK && first != wire.PayloadSKF) || sa.keys == nil {
 		s.drop(DropUnencrypted, h)
 		return
 	}
 	sk := sa.keys.encR
 	if h.Flags&wire.FlagInitiator != 0 {
 		sk = sa.keys.encI
+	}
+	if first == wire.PayloadSKF {
+		s.handleFragment(sa, h, p, sk)
+		return
 	}
 	if h.IsResponse() {
 		s.handleResponse(sa, h, p, sk)
@@ -126,6 +131,12 @@ func (s *Session) handleResponse(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 	if err != nil {
 		return
 	}
+	s.takeResponse(sa, m)
+}
+
+// takeResponse hands m, the verified answer to our outstanding request on
+// sa, to that request's callback.
+func (s *Session) takeResponse(sa *ikeSA, m *wire.Message) {
 	sa.lastRecv = time.Now()
 	req := sa.req
 	sa.req = nil
@@ -159,20 +170,26 @@ func (s *Session) handleRequest(sa *ikeSA, h wire.Header, p packet, sk *skCipher
 		s.answerBadRequest(sa, h, p.natt, reqHash, err)
 		return
 	}
+	s.takeRequest(sa, h, m, p.natt, reqHash)
+}
+
+// takeRequest hands m, the peer's verified next request on sa (reqHash
+// stands for it in retransmission checks), to its exchange.
+func (s *Session) takeRequest(sa *ikeSA, h wire.Header, m *wire.Message, natt bool, reqHash [sha256.Size]byte) {
 	sa.lastRecv = time.Now()
 	sa.lastReqHash = reqHash
-	if p.natt {
+	if natt {
 		sa.natt = true
 	}
 	switch h.Exchange {
 	case wire.IKEAuth:
 		if sa.state == stRespInit && s.sas.isHalf(sa) {
-			s.handleAuthRequest(sa, h, m, p.natt)
+			s.handleAuthRequest(sa, h, m, natt)
 		}
 	case wire.Informational:
-		s.handleInformational(sa, h, m, p.natt)
+		s.handleInformational(sa, h, m, natt)
 	case wire.CreateChildSA:
-		s.handleCreateChild(sa, h, m, p.natt)
+		s.handleCreateChild(sa, h, m, natt)
 	}
 }
 

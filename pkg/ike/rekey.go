@@ -172,7 +172,7 @@ func (s *Session) answerIKERekey(r peerReq, chosen Proposal, st suite, ni []byte
 	}
 	chosen.SPI = binary.BigEndian.AppendUint64(nil, spiR)
 	s.respond(sa, r.h, []wire.Payload{&wire.SA{Proposals: []Proposal{chosen}}, &wire.Nonce{Data: nr}, &wire.KE{Group: st.dh, Data: dh.public()}}, true, r.natt)
-	next := &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr}
+	next := &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr, fragOK: sa.fragOK}
 	if sa.rekeying {
 		// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
 		now := time.Now()
@@ -486,7 +486,7 @@ func (s *Session) ikeRekeyDone(sa *ikeSA, r *wire.Message, group uint16, newSPI 
 		s.ikeRekeyFailed(sa, "IKE rekey key derivation failed", "err", err)
 		return
 	}
-	next := &ikeSA{initiator: true, spiI: newSPI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr.Data}
+	next := &ikeSA{initiator: true, spiI: newSPI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr.Data, fragOK: sa.fragOK}
 	if peer, live := s.settleIKERival(sa); peer != nil && s.ikeCollisionLost(sa, next, peer, live) {
 		return
 	}

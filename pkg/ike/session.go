@@ -235,6 +235,10 @@ type ikeSA struct {
 	// rival is the new IKE SA of the peer's rekey of this one that
 	// collided with ours, until our exchange settles which one stays.
 	rival *ikeSA
+	// fragOK: both ends announced IKE fragmentation (RFC 7383); frags
+	// holds the peer's fragmented message being reassembled.
+	fragOK bool
+	frags  reassembly
 }
 
 // NewSession checks cfg and returns a session that is not running yet.

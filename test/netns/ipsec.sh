@@ -18,6 +18,7 @@
 # Environment (defaults are AWS's): AWS_IKE_PROPOSALS, AWS_ESP_PROPOSALS,
 # AWS_START_ACTION (none|start), AWS_IKE_LIFETIME, AWS_CHILD_LIFETIME,
 # AWS_IKE_VERSION (charon's version: 2 by default, unlike AWS's default 0, both; 1: IKEv1 only),
+# AWS_FRAGMENT_SIZE (charon's largest IKE datagram before it fragments, RFC 7383; read at start-charon),
 # AWS_PSK_OVERRIDE (give strongSwan another PSK than cgwd's), CGWD_IPSEC_OPTS
 # (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated).
 set -euo pipefail
@@ -37,6 +38,7 @@ DH=modp2048-modp3072-modp4096-ecp256-ecp384-ecp521
 : "${AWS_ESP_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-$DH}"
 : "${AWS_START_ACTION:=none}"
 : "${AWS_IKE_VERSION:=2}"
+: "${AWS_FRAGMENT_SIZE:=1280}"
 : "${AWS_IKE_LIFETIME:=28800s}"
 : "${AWS_CHILD_LIFETIME:=3600s}"
 
@@ -55,7 +57,7 @@ render() {
 	psk=${AWS_PSK_OVERRIDE:-$(cat "$LAB_STATE/keys/ipsec-t$n.psk")}
 	# Inside charon's mount namespace $d/run is /run, which hides $LAB_STATE
 	# (under /run): its strongswan.conf lives in there too.
-	cp "$SS/strongswan.conf" "$d/run/strongswan.conf"
+	sed -e "s|@FRAGMENT_SIZE@|$AWS_FRAGMENT_SIZE|" "$SS/strongswan.conf" >"$d/run/strongswan.conf"
 	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|$CGW_OUTSIDE|g" \
 		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
 		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \

@@ -1,0 +1,48 @@
+package netns
+
+import (
+	"fmt"
+	"os"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/tunnel"
+	"github.com/cgwd/cgwd/test/netns/labkit"
+)
+
+// TestIPsecFragmentationLab: strongSwan, initiating with IKE datagrams
+// capped at 300 bytes, sends its IKE_AUTH as RFC 7383 fragments (it does
+// so only when cgwd announced support); cgwd reassembles them, the tunnel
+// comes up and a ping crosses.
+func TestIPsecFragmentationLab(t *testing.T) {
+	labkit.RequireStrongSwan(t)
+	labkit.UpIPsec(t)
+	aws := labkit.Charon(1)
+	aws.Stop(t)
+	labkit.RestartIPsec(t, "initiate: false")
+	labkit.IPsecSh(t, []string{"AWS_FRAGMENT_SIZE=300", "AWS_START_ACTION=start"}, "start-charon", "1")
+	labkit.Eventually(t, 40*time.Second, "cgw-t1 up", func() error {
+		if st, _ := t1Status(t); st.State != tunnel.StateUp {
+			b, _ := os.ReadFile(aws.LogFile())
+			return fmt.Errorf("cgw-t1 %s; charon's log ends:\n%s", st.State, tail(b, 1500))
+		}
+		return nil
+	})
+	split := regexp.MustCompile(`splitting IKE message .* into (\d+) fragments`)
+	labkit.Eventually(t, 10*time.Second, "strongSwan sent fragments", func() error {
+		b, _ := os.ReadFile(aws.LogFile())
+		if !split.Match(b) {
+			return fmt.Errorf("no fragmented message in charon's log")
+		}
+		return nil
+	})
+	b, _ := os.ReadFile(aws.LogFile())
+	t.Logf("charon: %s", split.Find(b))
+	if out, err := labkit.Ping(labkit.CGW, labkit.T1Peer, 3); err != nil {
+		t.Errorf("ping over cgw-t1: %v\n%s", err, out)
+	}
+}
+
+// tail is the last n bytes of b.
+func tail(b []byte, n int) string { return string(b[max(0, len(b)-n):]) }
