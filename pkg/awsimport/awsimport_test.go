@@ -207,7 +207,7 @@ func TestRenderRoundTrip(t *testing.T) {
 	for i, tun := range cfg.VPN[0].Tunnels {
 		want := c.Tunnels[i]
 		if tun.Name != TunnelName(i) || tun.Kind != "ipsec" || tun.Outside.Local.String() != "192.0.2.7" || tun.Outside.Remote.String() != want.AWSOutside.String() ||
-			tun.Inside.String() != want.Inside.String() || tun.MTU != IPsecMTU || tun.BGP.PeerASN != 64512 {
+			tun.Inside.String() != want.Inside.String() || tun.MTUConfigured() || tun.BGP.PeerASN != 64512 {
 			t.Errorf("tunnel %d: %+v", i, tun)
 		}
 		if tun.IPsec.LocalID.String() != "198.51.100.2" || tun.IPsec.RemoteID.String() != want.AWSOutside.String() {

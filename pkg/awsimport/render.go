@@ -13,9 +13,6 @@ import (
 	"github.com/cgwd/cgwd/pkg/proposal"
 )
 
-// IPsecMTU is the tunnel netdev MTU AWS recommends for IPsec tunnels.
-const IPsecMTU = 1436
-
 // DefaultPSKDir is where the rendered config expects the PSK files when the
 // caller does not say.
 const DefaultPSKDir = "/etc/cgwd"
@@ -115,7 +112,7 @@ func Render(c *Connection, o Options) ([]byte, error) {
 			w("        outside: {local: \"\", remote: %s} # local: this box's outside address: pass --local-address\n", t.AWSOutside)
 		}
 		w("        inside: %s # AWS %s, cgwd %s\n", t.Inside, t.AWSInside, t.CGWInside)
-		w("        mtu: %d\n", IPsecMTU)
+		w("        # mtu: unset, the MTU AWS publishes for the negotiated suite (NAT-T) is used\n")
 		w("        ipsec:\n")
 		w("          psk_file: %s\n", quote(PSKPath(dir, i)))
 		if local.IsValid() && t.CGWOutside.IsValid() && local != t.CGWOutside {
