@@ -19,6 +19,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/ike"
+	"github.com/cgwd/cgwd/pkg/netdev"
 	"github.com/cgwd/cgwd/pkg/probe"
 	"github.com/cgwd/cgwd/pkg/secret"
 	"github.com/cgwd/cgwd/pkg/tunnel"
@@ -33,7 +34,9 @@ var linkLocal = netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, 0, 0}), 16)
 // cgwd's config: one session and one path per tunnel and per DX link. DX is
 // preferred (rank 0), then each connection's tunnels in order.
 func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
-	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown)}
+	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown), Links: netdev.LinkWatch{OnError: func(err error) {
+		log.Error("watch links", "component", "failover", "err", err)
+	}}}
 	bc := bgp.Config{ASN: uint32(cfg.ASN), ListenPort: int32(cfg.BGP.ListenPort), GRPCListen: cfg.BGP.GRPCAddr()}
 	bc.Prefixes = config.Prefixes(cfg.Prefixes)
 	bc.Deny = append(config.Prefixes(cfg.Prefixes), linkLocal)
@@ -53,7 +56,9 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 			return bc, fc, fo, err
 		}
 		bc.Peers = append(bc.Peers, pc)
-		fo.Paths = append(fo.Paths, pathHealth(d.Name, "dx", "", d.Interface, pc, &d.BFD, log))
+		ph := pathHealth(d.Name, "dx", "", d.Interface, pc, &d.BFD, log)
+		ph.Link = d.Interface // a DX link without carrier is down at once, BFD or not
+		fo.Paths = append(fo.Paths, ph)
 		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Gateway: pc.Address, Rank: 0})
 	}
 	for _, v := range cfg.VPN {

@@ -5,7 +5,10 @@
 // session is Established; a path that recovers
 // becomes usable again only after a hold-down, so a flapping link cannot flap
 // the routes. When BFD declares a DX neighbor down, the DX BGP session is torn
-// down at once, as a router does.
+// down at once, as a router does. A path whose link (PathConfig.Link) is down
+// or has lost carrier is unusable whatever its BGP session says: the kernel
+// drops the link's nexthop at once, and BGP alone would notice only when its
+// hold timer expires.
 package failover
 
 import (
@@ -35,6 +38,14 @@ type SessionResetter interface {
 	ShutdownPeer(ctx context.Context, name, reason string) error
 }
 
+// LinkWatcher reports the state of network links (pkg/netdev).
+type LinkWatcher interface {
+	// Watch calls onChange with every link's state now and on every change
+	// (up: administratively up with carrier; a deleted link is down) until
+	// ctx ends. The returned channel is closed once it has stopped.
+	Watch(ctx context.Context, onChange func(link string, up bool)) (<-chan struct{}, error)
+}
+
 // PathConfig is one path and its health check.
 type PathConfig struct {
 	// Name is the path's name, as the FIB and BGP know it.
@@ -50,6 +61,9 @@ type PathConfig struct {
 	Probe *probe.Config
 	// ResetBGPOnDown tears the path's BGP session down when BFD goes down.
 	ResetBGPOnDown bool
+	// Link, when set, is the netdev the path leaves by: while it is down or
+	// without carrier the path is unusable (Config.Links watches it).
+	Link string
 }
 
 // Config configures a Manager.
@@ -57,7 +71,10 @@ type Config struct {
 	Paths []PathConfig
 	// HoldDown is how long a recovered path waits before it carries traffic.
 	HoldDown time.Duration
-	Logger   *slog.Logger
+	// Links, when set, watches the paths' links; without it every link
+	// counts as up.
+	Links  LinkWatcher
+	Logger *slog.Logger
 }
 
 type pathState struct {
@@ -68,6 +85,7 @@ type pathState struct {
 	healthy   bool // BFD up (or no BFD)
 	bgpUp     bool
 	adminDown bool // taken out of service by the operator
+	linkDown  bool // its link is down or has no carrier
 	usable    bool
 	wasUsable bool
 	holdUntil time.Time
@@ -82,6 +100,7 @@ type event struct {
 	bgp    *bool
 	hold   bool          // hold-down expired
 	admin  *bool         // the operator took the path out of service (true) or back
+	link   *bool         // the path's link went up (true) or down
 	done   chan struct{} // closed once handled, if set
 	at     time.Time
 	reason string
@@ -108,6 +127,10 @@ type Manager struct {
 	mu     sync.Mutex // guards paths, order, cfg.HoldDown and the pathState fields
 	paths  map[string]*pathState
 	order  []string
+	// linkDown holds the links last seen down, for paths added later.
+	linkDown map[string]bool
+	// linksDone is closed once the link watch has stopped (nil without one).
+	linksDone <-chan struct{}
 	// selected is set once a path first carries traffic after start; that
 	// first selection is not a failover.
 	selected bool
@@ -132,7 +155,7 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{
 		cfg: cfg, log: log.With("component", "failover"),
-		paths: map[string]*pathState{}, ev: make(chan event, 64),
+		paths: map[string]*pathState{}, linkDown: map[string]bool{}, ev: make(chan event, 64),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cgwd_failovers_total", Help: "Changes of the active path, by previous and new active path and cause.",
@@ -209,6 +232,9 @@ func checkReasons(c PathConfig, up bool) []string {
 	case c.Probe != nil:
 		out = append(out, reason("probe", up))
 	}
+	if c.Link != "" {
+		out = append(out, reason("link", up))
+	}
 	return out
 }
 
@@ -274,12 +300,52 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 			return err
 		}
 	}
+	if m.cfg.Links != nil {
+		done, err := m.cfg.Links.Watch(ctx, m.linkState)
+		if err != nil {
+			for _, n := range order {
+				m.stopChecks(m.path(n))
+			}
+			close(m.quit)
+			close(m.done)
+			return fmt.Errorf("failover: watch links: %w", err)
+		}
+		m.linksDone = done
+	}
 	m.updateActive()
 	go func() {
 		defer close(m.done)
 		m.run(ctx)
+		if m.linksDone != nil {
+			<-m.linksDone
+		}
 	}()
 	return nil
+}
+
+// linkState is the link watch's report: when a link goes down or comes
+// back, every path leaving by it gets an event.
+func (m *Manager) linkState(link string, up bool) {
+	m.mu.Lock()
+	if m.linkDown[link] != up { // no change
+		m.mu.Unlock()
+		return
+	}
+	if up {
+		delete(m.linkDown, link)
+	} else {
+		m.linkDown[link] = true
+	}
+	var names []string
+	for _, n := range m.order {
+		if m.paths[n].cfg.Link == link {
+			names = append(names, n)
+		}
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		m.send(event{path: n, link: &up, at: time.Now(), reason: reason("link", up)})
+	}
 }
 
 // Done is closed when the manager and every health check have stopped
@@ -411,7 +477,10 @@ func (m *Manager) handle(ctx context.Context, e event) {
 	if e.admin != nil {
 		p.adminDown = *e.admin
 	}
-	want := p.healthy && p.bgpUp && !p.adminDown
+	if e.link != nil {
+		p.linkDown = !*e.link
+	}
+	want := p.healthy && p.bgpUp && !p.adminDown && !p.linkDown
 	now := time.Now()
 	change := false
 	switch {

@@ -59,7 +59,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 			m.stopHold(p)
 			stop = append(stop, p)
 			m.forgetMetrics(p)
-			np := &pathState{cfg: nc, healthy: nc.BFD == nil && nc.Probe == nil, bgpUp: p.bgpUp, adminDown: p.adminDown, since: p.since}
+			np := &pathState{cfg: nc, healthy: nc.BFD == nil && nc.Probe == nil, bgpUp: p.bgpUp, adminDown: p.adminDown, linkDown: m.linkDown[nc.Link], since: p.since}
 			np.usable = p.usable && np.healthy
 			next[name] = np
 			start = append(start, name)
@@ -68,7 +68,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 	m.order = m.order[:0]
 	for _, pc := range cfg.Paths {
 		if _, ok := next[pc.Name]; !ok {
-			next[pc.Name] = &pathState{cfg: pc, healthy: pc.BFD == nil && pc.Probe == nil}
+			next[pc.Name] = &pathState{cfg: pc, healthy: pc.BFD == nil && pc.Probe == nil, linkDown: m.linkDown[pc.Link]}
 			ch.Added = append(ch.Added, pc.Name)
 			start = append(start, pc.Name)
 		}
@@ -107,7 +107,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 // sameChecks reports whether a and b check the path the same way, apart
 // from BFD timers (which a running session can change).
 func sameChecks(a, b PathConfig) bool {
-	if a.Kind != b.Kind || a.VPN != b.VPN || a.ResetBGPOnDown != b.ResetBGPOnDown {
+	if a.Kind != b.Kind || a.VPN != b.VPN || a.Link != b.Link || a.ResetBGPOnDown != b.ResetBGPOnDown {
 		return false
 	}
 	if (a.BFD == nil) != (b.BFD == nil) || (a.Probe == nil) != (b.Probe == nil) {
