@@ -89,9 +89,9 @@ func TestImportAWSStdoutMissingFacts(t *testing.T) {
 	code, _, errOut = runCLI("check-config", "-skip-secrets", "-c", path)
 	want := path + ": invalid:\n" +
 		"  asn: is required (the customer gateway's ASN, e.g. 65000)\n" +
-		"  prefixes: at least one on-prem prefix is required\n" +
-		"  vpn[0].tunnels[0].outside.local: is required\n" +
-		"  vpn[0].tunnels[1].outside.local: is required\n"
+		"  line 6, column 11: prefixes: at least one on-prem prefix is required\n" +
+		"  line 12, column 26: vpn[0].tunnels[0].outside.local: is required\n" +
+		"  line 23, column 26: vpn[0].tunnels[1].outside.local: is required\n"
 	if code != exitUsage || errOut != want {
 		t.Fatalf("check-config: exit %d\n%s\nwant\n%s", code, errOut, want)
 	}

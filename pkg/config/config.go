@@ -1,17 +1,14 @@
 // Package config loads and validates cgwd's YAML configuration file.
 //
-// Loading is two steps: Parse decodes the YAML strictly (unknown fields are
-// errors) and fills in defaults; Validate checks every field against AWS's
+// Loading is two steps: Parse decodes the YAML (unknown keys and values of
+// the wrong shape are problems, with their line) and fills in defaults; Validate checks every field against AWS's
 // rules and returns all problems at once, each naming its field path.
 // Load does both and then reads the secret files, refusing any that group or
 // others can read.
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"time"
@@ -189,27 +186,21 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 		*d = Duration(time.Duration(secs) * time.Second)
 		return nil
 	}
-	return fmt.Errorf("line %d: %q is not a duration (e.g. 25s)", n.Line, s)
+	return fmt.Errorf("%q is not a duration (e.g. 25s)", s)
 }
 
-// Parse decodes YAML strictly and applies defaults. It does not validate.
+// Parse decodes YAML and applies defaults. It does not validate. Unknown
+// keys, values of the wrong shape and YAML syntax errors are refused as
+// Problems, each with its field path and line.
 func Parse(data []byte) (*Config, error) {
-	var c Config
-	given, numErr := checkNumbers(data)
-	if numErr != nil {
-		return nil, fmt.Errorf("parse: %w", numErr)
+	c, d, err := decode(data)
+	if err != nil {
+		return nil, err
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("config is empty")
-		}
-		return nil, fmt.Errorf("parse: %w", err)
+	if len(d.probs) > 0 {
+		return nil, d.probs
 	}
-	c.asnGiven = given["asn"]
-	c.applyDefaults(given)
-	return &c, nil
+	return c, nil
 }
 
 // applyDefaults fills what was left out; given holds the paths of the keys
@@ -301,13 +292,28 @@ func Load(path string) (*Config, error) { return load(path, true) }
 func LoadSkipSecrets(path string) (*Config, error) { return load(path, false) }
 
 func load(path string, checkSecrets bool) (*Config, error) {
-	c, err := ParseFile(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config: %w", err)
 	}
-	probs := c.Validate()
-	if checkSecrets {
-		probs = append(probs, c.checkSecretFiles()...)
+	c, d, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	probs := d.probs
+	if c != nil {
+		// What did not decode is already reported; Validate checks the
+		// rest, and would only repeat a cut field as missing or zero.
+		more := c.Validate()
+		if checkSecrets {
+			more = append(more, c.checkSecretFiles()...)
+		}
+		for _, p := range more {
+			if !d.probs.covers(p.Field) {
+				p.Line, p.Column = d.locate(p.Field)
+				probs = append(probs, p)
+			}
+		}
 	}
 	if len(probs) > 0 {
 		return nil, probs

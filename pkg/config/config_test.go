@@ -165,7 +165,7 @@ func parseEdited(t *testing.T, from, to string) (*Config, error) {
 
 func TestParseRejectsUnknownFields(t *testing.T) {
 	_, err := Parse([]byte("asn: 65000\nprefix: [10.0.0.0/8]\n"))
-	if err == nil || !strings.Contains(err.Error(), "field prefix not found") {
+	if err == nil || err.Error() != "line 2, column 1: prefix: unknown key `prefix`, did you mean `prefixes`?" {
 		t.Fatalf("err = %v", err)
 	}
 	if _, err := Parse(nil); err == nil || err.Error() != "config is empty" {

@@ -14,9 +14,26 @@ type Problem struct {
 	Field string
 	// Msg says what is wrong with it.
 	Msg string
+	// Line and Column locate the value in the file (1-based); 0 when the
+	// problem is not tied to one place, e.g. a missing field.
+	Line, Column int
 }
 
-func (p Problem) String() string { return p.Field + ": " + p.Msg }
+func (p Problem) String() string {
+	var b strings.Builder
+	if p.Line > 0 {
+		fmt.Fprintf(&b, "line %d", p.Line)
+		if p.Column > 0 {
+			fmt.Fprintf(&b, ", column %d", p.Column)
+		}
+		b.WriteString(": ")
+	}
+	if p.Field != "" {
+		b.WriteString(p.Field + ": ")
+	}
+	b.WriteString(p.Msg)
+	return b.String()
+}
 
 // Problems is every problem found in a config; it is an error.
 type Problems []Problem
@@ -27,6 +44,17 @@ func (ps Problems) Error() string {
 		lines[i] = p.String()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// covers reports whether a problem in ps is about field or a field
+// enclosing it.
+func (ps Problems) covers(field string) bool {
+	for _, p := range ps {
+		if p.Field == field || strings.HasPrefix(field, p.Field+".") || strings.HasPrefix(field, p.Field+"[") {
+			return true
+		}
+	}
+	return false
 }
 
 // awsReserved are the inside /30s that AWS refuses for tunnel inside CIDRs.
