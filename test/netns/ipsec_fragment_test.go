@@ -39,9 +39,15 @@ func TestIPsecFragmentationLab(t *testing.T) {
 	})
 	b, _ := os.ReadFile(aws.LogFile())
 	t.Logf("charon: %s", split.Find(b))
-	if out, err := labkit.Ping(labkit.CGW, labkit.T1Peer, 3); err != nil {
-		t.Errorf("ping over cgw-t1: %v\n%s", err, out)
-	}
+	// cgwd, the responder, is up once it has sent its IKE_AUTH answer;
+	// strongSwan installs its side of the Child SA only after reading it,
+	// so the first echo may come too early: poll until one crosses.
+	labkit.Eventually(t, 10*time.Second, "a ping over cgw-t1", func() error {
+		if out, err := labkit.Ping(labkit.CGW, labkit.T1Peer, 1); err != nil {
+			return fmt.Errorf("%v\n%s", err, out)
+		}
+		return nil
+	})
 }
 
 // tail is the last n bytes of b.
