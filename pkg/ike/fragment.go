@@ -27,7 +27,10 @@ type reassembly struct {
 	parts [][]byte // by fragment number - 1
 	have  int
 	size  int
-	first []byte // fragment 1 as received, whose hash stands for the request
+	// firstHash is fragment 1's SHA-256, taken when it arrives (its
+	// datagram's pooled buffer is reused once it is handled); it stands
+	// for the request when the peer retransmits.
+	firstHash [sha256.Size]byte
 }
 
 var errReassembly = errors.New("fragment does not fit the message being reassembled")
@@ -54,7 +57,7 @@ func (r *reassembly) add(id uint32, resp bool, f wire.Fragment, datagram []byte)
 	r.size += len(f.Plain)
 	if f.Num == 1 {
 		r.next = f.Next
-		r.first = datagram
+		r.firstHash = sha256.Sum256(datagram)
 	}
 	if r.have < int(r.total) {
 		return nil, nil
@@ -106,12 +109,12 @@ func (s *Session) handleFragment(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 	if inner == nil {
 		return
 	}
-	first, next := sa.frags.first, sa.frags.next
+	first, next := sa.frags.firstHash, sa.frags.next
 	sa.frags = reassembly{}
 	ps, err := wire.ParseInner(next, inner)
 	if err != nil {
 		if !h.IsResponse() {
-			s.answerBadRequest(sa, h, p.natt, sha256.Sum256(first), err)
+			s.answerBadRequest(sa, h, p.natt, first, err)
 		}
 		s.drop(DropMalformed, h, "err", err)
 		return
@@ -121,7 +124,7 @@ func (s *Session) handleFragment(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 		s.takeResponse(sa, m)
 		return
 	}
-	s.takeRequest(sa, h, m, p.natt, sha256.Sum256(first))
+	s.takeRequest(sa, h, m, p.natt, first)
 }
 
 // fragmentsNoted records whether the peer's IKE_SA_INIT message m announced

@@ -2,6 +2,7 @@ package ike
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"testing"
@@ -139,4 +140,22 @@ func FuzzReassembly(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestReassemblyHashesFirstFragmentOnArrival: a datagram's buffer goes back
+// to the pool once it is handled, so what stands for a fragmented request
+// (fragment 1's hash) must be taken when fragment 1 arrives, not from its
+// bytes when the last fragment does.
+func TestReassemblyHashesFirstFragmentOnArrival(t *testing.T) {
+	d := []byte("fragment 1 as received")
+	want := sha256.Sum256(d)
+	var r reassembly
+	r.add(9, false, wire.Fragment{Num: 1, Total: 2, Next: wire.PayloadV, Plain: []byte("a")}, d)
+	copy(d, "another packet reusing") // the pooled buffer, reused
+	if inner, err := r.add(9, false, wire.Fragment{Num: 2, Total: 2, Plain: []byte("b")}, nil); inner == nil || err != nil {
+		t.Fatal(inner, err)
+	}
+	if r.firstHash != want {
+		t.Fatal("the request's hash is not fragment 1's as received")
+	}
 }
