@@ -36,6 +36,10 @@ vpn:
          wireguard: {private_key_file: ` + dir + `/wg.key, peer_public_key: 3xd6QDnVzLTIvwcfWD3W8lCaW2Sv7hCqHn0KRIEmm0Q=}}
       - {name: w2, kind: wireguard, outside: {local: 198.51.100.2, remote: 203.0.113.40}, inside: 169.254.13.0/30,
          wireguard: {private_key_file: ` + dir + `/wg.key, peer_public_key: k0JN1n4Pv8nqwtQvs1jB52Yf4UjZc9wRJwx4t5jC5GE=}}
+lan:
+  interface: lan0
+  peers: [{name: core, address: 10.10.100.254, peer_asn: 65010, password_file: ` + dir + `/bgp.pw}]
+  import: {allow: [10.10.0.0/16]}
 `
 	if err := os.WriteFile(path, []byte(cfgText), 0o600); err != nil {
 		t.Fatal(err)
@@ -59,6 +63,8 @@ vpn:
 		"advertise_limit: 100\n", "advertise_limit: 1000\n", // vgw, tgw: what AWS accepts
 		"ike_lifetime: 8h0m0s\n", "rekey_margin: 9m0s\n", "local_id: 198.51.100.2\n", "remote_id: 203.0.113.20\n",
 		"cookie_threshold: 10\n", "half_open_limit: 16\n", "hold_time: 30s\n", "hold_down: 10s\n",
+		"lan:\n  interface: lan0\n", "peer_asn: 65010\n", "keepalive: 10s\n", "mode: add\n", "med:\n      dx: 0\n      vpn: 100\n",
+		"local_pref:\n      dx: 200\n      vpn: 100\n", "role: primary\n", "mode: active-standby\n", "standby_prepend: 3\n", "standby_med: 1000\n",
 		"icmp_rate: 10/second\n", "grpc_listen: unix:///run/cgwd/gobgp.sock\n", "pprof:\n  listen: \"off\"\n",
 	} {
 		if !strings.Contains(out, want) {

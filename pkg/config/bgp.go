@@ -196,17 +196,7 @@ func (v *validator) gateway(field string, g Gateway) {
 
 func (v *validator) peerBGP(field string, p *PeerBGP) {
 	v.asn(field+".peer_asn", p.PeerASN)
-	hold, ka := time.Duration(p.HoldTime), time.Duration(p.Keepalive)
-	// BGP allows hold time 0 (no keepalives), but gobgp's API replaces a 0
-	// with 90s, so cgwd refuses it rather than run with another value.
-	if hold == 0 {
-		v.add(field+".hold_time", "0s is not supported (cgwd's BGP speaker would use 90s); set 3s-65535s or leave it out for the default")
-	} else if hold < 3*time.Second || hold > 65535*time.Second {
-		v.add(field+".hold_time", "%v is outside 3s-65535s", hold)
-	}
-	if ka <= 0 || (hold != 0 && ka >= hold) {
-		v.add(field+".keepalive", "%v must be positive and shorter than hold_time %v", ka, hold)
-	}
+	v.timers(field, p.Keepalive, p.HoldTime)
 	if p.Prepend != nil && (*p.Prepend < 0 || *p.Prepend > 10) {
 		v.add(field+".prepend", "%d is outside 0-10", *p.Prepend)
 	}
@@ -228,6 +218,21 @@ func (v *validator) peerBGP(field string, p *PeerBGP) {
 	}
 	if p.AdvertiseLimit < 1 || p.AdvertiseLimit > 10_000_000 {
 		v.add(field+".advertise_limit", "%d is outside 1-10000000 (leave it out for AWS's quota: VPN vgw 100, tgw 1000; DX 100)", p.AdvertiseLimit)
+	}
+}
+
+// timers checks a session's keepalive and hold_time under field.
+func (v *validator) timers(field string, keepalive, holdTime Duration) {
+	hold, ka := time.Duration(holdTime), time.Duration(keepalive)
+	// BGP allows hold time 0 (no keepalives), but gobgp's API replaces a 0
+	// with 90s, so cgwd refuses it rather than run with another value.
+	if hold == 0 {
+		v.add(field+".hold_time", "0s is not supported (cgwd's BGP speaker would use 90s); set 3s-65535s or leave it out for the default")
+	} else if hold < 3*time.Second || hold > 65535*time.Second {
+		v.add(field+".hold_time", "%v is outside 3s-65535s", hold)
+	}
+	if ka <= 0 || (hold != 0 && ka >= hold) {
+		v.add(field+".keepalive", "%v must be positive and shorter than hold_time %v", ka, hold)
 	}
 }
 
@@ -274,6 +279,9 @@ func (c *Config) advertiseLimits(v, w *validator) {
 		return
 	}
 	n := len(c.Prefixes)
+	if c.ImportsReplace() {
+		n = 0 // what is learned from the LAN is held back at run time
+	}
 	for _, s := range c.sessions() {
 		limit := s.bgp.AdvertiseLimit
 		if limit < 1 || n <= limit {

@@ -65,6 +65,10 @@ type Config struct {
 	Failover Failover `yaml:"failover"`
 	// Firewall configures the optional nftables lock-down.
 	Firewall Firewall `yaml:"firewall"`
+	// LAN configures BGP with the on-prem routers (lan.go).
+	LAN LAN `yaml:"lan"`
+	// HA is the box's role in a pair of customer gateways (lan.go).
+	HA HA `yaml:"ha"`
 }
 
 // Log configures the slog handler.
@@ -257,6 +261,8 @@ func (c *Config) applyDefaults(given map[string]bool) {
 	c.BGP.applyDefaults(c.ControlSocket)
 	c.Failover.applyDefaults()
 	c.Firewall.applyDefaults()
+	c.LAN.applyDefaults(given)
+	c.HA.applyDefaults(given)
 	for i := range c.DirectConnect {
 		d := &c.DirectConnect[i]
 		if d.Name == "" {

@@ -40,6 +40,9 @@ var expected = map[reflect.Type]string{
 	reflect.TypeOf(Mode("")):       "one of active-standby, ecmp",
 	reflect.TypeOf(OverLimit("")):  "one of refuse, hold-back",
 	reflect.TypeOf(IKEVersion("")): "one of 2, 1, any",
+	reflect.TypeOf(ImportMode("")): "one of add, replace",
+	reflect.TypeOf(HARole("")):     "one of primary, secondary",
+	reflect.TypeOf(HAMode("")):     "one of active-standby, active-active",
 }
 
 // decoder holds what the first pass found.

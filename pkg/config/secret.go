@@ -53,6 +53,9 @@ func (c *Config) checkSecretFiles() Problems {
 	for i, d := range c.DirectConnect {
 		check(fmt.Sprintf("direct_connect[%d].bgp.password_file", i), d.BGP.PasswordFile, nil)
 	}
+	for i, p := range c.LAN.Peers {
+		check(fmt.Sprintf("lan.peers[%d].password_file", i), p.PasswordFile, nil)
+	}
 	return v.probs
 }
 

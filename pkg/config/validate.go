@@ -86,8 +86,12 @@ func (c *Config) Validate() Problems {
 	if c.RouterID.IsSet() && !c.RouterID.is4() {
 		v.add("router_id", "%q is not an IPv4 address", c.RouterID)
 	}
-	if len(c.Prefixes) == 0 {
+	switch {
+	case len(c.Prefixes) > 0:
+	case len(c.LAN.Peers) == 0:
 		v.add("prefixes", "at least one on-prem prefix is required")
+	case len(c.LAN.Import.Allow) == 0:
+		v.add("prefixes", "at least one on-prem prefix is required, or lan.import.allow to learn them from the LAN peers")
 	}
 	for i, p := range c.Prefixes {
 		v.prefix(fmt.Sprintf("prefixes[%d]", i), p)
@@ -119,6 +123,7 @@ func (c *Config) Validate() Problems {
 	for i := range c.DirectConnect {
 		v.directConnect(fmt.Sprintf("direct_connect[%d]", i), &c.DirectConnect[i], names)
 	}
+	v.lan(c, names)
 	v.unique(c)
 	v.firewall(c)
 	v.failClosed(c)
