@@ -7,25 +7,16 @@ package wire
 import (
 	"bytes"
 	"encoding/binary"
-	"runtime"
 	"testing"
 
+	"github.com/cgwd/cgwd/pkg/ike/internal/allocs"
 	"github.com/cgwd/cgwd/pkg/proposal"
 )
-
-// allocated is how many bytes the heap handed out while f ran.
-func allocated(f func()) uint64 {
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	f()
-	runtime.ReadMemStats(&after)
-	return after.TotalAlloc - before.TotalAlloc
-}
 
 // within runs f and fails t if it allocated more than AllocBudget(n).
 func within(t *testing.T, what string, n int, f func()) {
 	t.Helper()
-	if got := allocated(f); got > AllocBudget(n) {
+	if got := allocs.Of(f); got > AllocBudget(n) {
 		t.Errorf("%s of %d bytes allocated %d bytes, budget %d", what, n, got, AllocBudget(n))
 	}
 }
