@@ -2,6 +2,11 @@ module github.com/cgwd/cgwd
 
 go 1.26.8
 
+// Plain TCP listeners, not Go 1.24's default Multipath TCP: the kernel
+// cannot key an MPTCP listener for TCP MD5, so gobgp's listener would drop
+// every session a peer opens with a password (pkg/bgp/md5.go).
+godebug multipathtcp=0
+
 require (
 	github.com/google/nftables v0.3.0
 	github.com/osrg/gobgp/v3 v3.37.0

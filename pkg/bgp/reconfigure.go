@@ -69,6 +69,9 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 		return ch, ErrNewSpeaker
 	}
 	cfg.Logger = oc.Logger
+	if err := checkListener(cfg); err != nil {
+		return ch, err
+	}
 	nv := newView(cfg)
 	pl := diff(old, nv)
 	ch = pl.Changes

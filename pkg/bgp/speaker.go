@@ -154,6 +154,9 @@ func New(cfg Config) *Speaker {
 // watch goroutine returns shortly after ctx ends, on its own.
 func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer func(name string, up bool)) (err error) {
 	v := s.v.Load()
+	if err := checkListener(v.cfg); err != nil {
+		return err
+	}
 	s.onRoute, s.onPeer = onRoute, onPeer
 	opts := []server.ServerOption{server.LoggerOption(&logAdapter{log: s.log})}
 	if v.cfg.GRPCListen != "" {
