@@ -284,6 +284,11 @@ func printBGP(w io.Writer, st *control.Status, now time.Time) {
 			p.Name, p.Address, p.PeerASN, p.State, up, p.Received, p.Accepted, p.Advertised, p.Installed)
 	}
 	tw.Flush()
+	for _, p := range st.BGP {
+		if p.MD5 != "" {
+			fmt.Fprintf(w, "%s: md5: %s\n", p.Name, p.MD5)
+		}
+	}
 }
 
 func printPaths(w io.Writer, st *control.Status, now time.Time) {

@@ -85,6 +85,9 @@ type PeerStatus struct {
 	// HeldBack is how many on-prem prefixes are not sent on the session
 	// because of its advertise limit.
 	HeldBack int `json:"held_back"`
+	// MD5 names the TCP MD5 problem that keeps the session down (a wrong
+	// or missing password on either side); empty when none is seen.
+	MD5 string `json:"md5,omitempty"`
 }
 
 // Speaker is the embedded BGP server.
@@ -102,6 +105,7 @@ type Speaker struct {
 	limited  map[string]bool                      // peers told to stop at max_prefixes
 	reconf   sync.Mutex                           // serialises Reconfigure
 	apiSock  string                               // the gRPC API's unix socket, removed at stop
+	md5      *md5Watch                            // names TCP MD5 problems of sessions that are down
 
 	// deliver is held while gobgp's watch goroutine runs a callback; once
 	// stopped is set under it, no callback runs again (gobgp's watch
@@ -136,7 +140,7 @@ func New(cfg Config) *Speaker {
 	}
 	s := &Speaker{
 		log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), md5: newMD5Watch(),
 	}
 	s.v.Store(newView(cfg))
 	return s
@@ -207,6 +211,11 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.watchMD5(ctx, s.md5)
+	}()
 	go func() {
 		<-ctx.Done()
 		s.shutdown()
@@ -486,6 +495,8 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 			if u := p.GetTimers().GetState().GetUptime(); u != nil {
 				ps.Since = u.AsTime()
 			}
+		} else {
+			ps.MD5 = s.md5.problem(name)
 		}
 		for _, af := range p.GetAfiSafis() {
 			ps.Received += af.GetState().GetReceived()
