@@ -306,7 +306,11 @@ func printPaths(w io.Writer, st *control.Status, now time.Time) {
 		if !p.Since.IsZero() {
 			since = duration(now.Sub(p.Since)) + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kind, p.Health, upDown(p.BGPUp), usable, yesNo(p.Active), since)
+		session := upDown(p.BGPUp)
+		if p.Routing == "static" { // no BGP session: the tunnel stands in for it
+			session = "static, tunnel " + upDown(p.TunnelUp)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", p.Name, p.Kind, p.Health, session, usable, yesNo(p.Active), since)
 	}
 	tw.Flush()
 }

@@ -255,6 +255,9 @@ func (c *Config) sessions() []session {
 			what = "a VPN connection on a transit gateway"
 		}
 		for j := range v.Tunnels {
+			if v.Static() {
+				break // no BGP session
+			}
 			t := &v.Tunnels[j]
 			out = append(out, session{fmt.Sprintf("vpn[%d].tunnels[%d]", i, j), t.Name, what, &t.BGP, &t.BFD, false, quotaOf(false, v.Gateway)})
 		}

@@ -100,6 +100,11 @@ type VPN struct {
 	Mode Mode `yaml:"mode"`
 	// Tunnels are the connection's two tunnels.
 	Tunnels []Tunnel `yaml:"tunnels"`
+	// Routing is bgp (a BGP session in each tunnel, the default) or static
+	// (AWS's StaticRoutesOnly: no BGP; StaticRoutes go over the tunnels).
+	Routing Routing `yaml:"routing"`
+	// StaticRoutes are the VPC CIDRs routed over a static connection's tunnels.
+	StaticRoutes []Prefix `yaml:"static_routes"`
 }
 
 // Tunnel is one tunnel of a VPN connection.
@@ -121,8 +126,8 @@ type Tunnel struct {
 	WireGuard *WireGuard `yaml:"wireguard"`
 	// IPsec holds the keys of an ipsec tunnel.
 	IPsec *IPsec `yaml:"ipsec"`
-	// BGP overrides the tunnel's BGP peer settings.
-	BGP PeerBGP `yaml:"bgp"`
+	// BGP overrides the tunnel's BGP peer settings (none with routing: static).
+	BGP PeerBGP `yaml:"bgp,omitempty"`
 	// BFD checks the tunnel toward the AWS inside address (off by default).
 	BFD BFD `yaml:"bfd"`
 	// Probe checks the tunnel with ICMP echo (on by default unless BFD is).
@@ -233,6 +238,9 @@ func (c *Config) applyDefaults(given map[string]bool) {
 		if v.Mode == "" {
 			v.Mode = ModeActiveStandby
 		}
+		if v.Routing == "" {
+			v.Routing = RoutingBGP
+		}
 		for j := range v.Tunnels {
 			t := &v.Tunnels[j]
 			if t.MTU == 0 {
@@ -245,7 +253,9 @@ func (c *Config) applyDefaults(given map[string]bool) {
 			if v.Mode == ModeECMP {
 				prepend = 0
 			}
-			t.BGP.applyDefaults(vpnTimers, quotaOf(false, v.Gateway), prepend, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
+			if !v.Static() { // a static connection has no BGP session
+				t.BGP.applyDefaults(vpnTimers, quotaOf(false, v.Gateway), prepend, keysUnder(given, fmt.Sprintf("vpn[%d].tunnels[%d].bgp", i, j)))
+			}
 			t.BFD.applyDefaults(false)
 			t.Probe.applyDefaults(!t.BFD.On())
 			if w := t.WireGuard; w != nil {

@@ -38,6 +38,7 @@ var expected = map[reflect.Type]string{
 	reflect.TypeOf(TunnelKind("")): "one of wireguard, ipsec",
 	reflect.TypeOf(Gateway("")):    "one of vgw, tgw",
 	reflect.TypeOf(Mode("")):       "one of active-standby, ecmp",
+	reflect.TypeOf(Routing("")):    "one of bgp, static",
 	reflect.TypeOf(OverLimit("")):  "one of refuse, hold-back",
 	reflect.TypeOf(IKEVersion("")): "one of 2, 1, any",
 	reflect.TypeOf(ImportMode("")): "one of add, replace",

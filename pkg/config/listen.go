@@ -120,6 +120,7 @@ func (c *Config) Warnings() Problems {
 	c.advertiseLimits(&validator{}, v)
 	c.dxBFDWarnings(v)
 	c.lanWarnings(v)
+	c.staticWarnings(v)
 	if c.Metrics.Listen != "off" {
 		if host, err := tcpAddr(c.Metrics.Listen); err == nil && !isLoopback(host) {
 			v.add("metrics.listen", "%s is not a loopback address: every host that reaches it reads the state of the tunnels, "+

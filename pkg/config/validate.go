@@ -233,19 +233,22 @@ func (v *validator) vpn(field string, c *VPN, names map[string]string, insides m
 		v.add(field+".tunnels", "an AWS VPN connection has exactly 2 tunnels, got %d", len(c.Tunnels))
 	}
 	for j := range c.Tunnels {
-		v.tunnel(fmt.Sprintf("%s.tunnels[%d]", field, j), &c.Tunnels[j], names, insides)
+		v.tunnel(fmt.Sprintf("%s.tunnels[%d]", field, j), &c.Tunnels[j], names, insides, c.Static())
 	}
+	v.routing(field, c)
 }
 
-func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, insides map[netip.Prefix]string) {
+func (v *validator) tunnel(field string, t *Tunnel, names map[string]string, insides map[netip.Prefix]string, static bool) {
 	v.ifname(field+".name", t.Name, names)
 	v.addr(field+".outside.local", t.Outside.Local)
 	v.addr(field+".outside.remote", t.Outside.Remote)
 	if t.MTU < 576 || t.MTU > 9000 {
 		v.add(field+".mtu", "%d is outside 576-9000", t.MTU)
 	}
-	v.peerBGP(field+".bgp", &t.BGP)
-	v.secretPath(field+".bgp.password_file", t.BGP.PasswordFile)
+	if !static { // routing checks a static connection's tunnels have no bgp
+		v.peerBGP(field+".bgp", &t.BGP)
+		v.secretPath(field+".bgp.password_file", t.BGP.PasswordFile)
+	}
 	v.bfd(field+".bfd", &t.BFD)
 	v.probe(field+".probe", &t.Probe)
 	v.inside(field+".inside", t.Inside, insides)

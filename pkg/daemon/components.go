@@ -31,8 +31,10 @@ import (
 var linkLocal = netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, 0, 0}), 16)
 
 // routingConfig derives the BGP speaker's and the FIB's configuration from
-// cgwd's config: one session and one path per tunnel and per DX link. DX is
-// preferred (rank 0), then each connection's tunnels in order.
+// cgwd's config: one session and one path per tunnel and per DX link (a
+// static connection's tunnels have no session). The ranks follow AWS's
+// order: DX (rank 0), then static VPN connections, then dynamic ones, each
+// connection's tunnels in order (see tunnelRank).
 func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
 	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown), Links: netdev.LinkWatch{OnError: func(err error) {
 		log.Error("watch links", "component", "failover", "err", err)
@@ -64,13 +66,16 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 	for _, v := range cfg.VPN {
 		for i := range v.Tunnels {
 			t := &v.Tunnels[i]
-			aws, local := t.InsideAddrs()
-			pc, err := peerConfig(t.Name, aws.Addr(), local.Addr(), &t.BGP)
+			pc, err := tunnelPeer(&v, t)
 			if err != nil {
 				return bc, fc, fo, err
 			}
-			bc.Peers = append(bc.Peers, pc)
+			if !v.Static() { // a static connection has no BGP session
+				bc.Peers = append(bc.Peers, pc)
+			}
 			ph := pathHealth(t.Name, "tunnel", v.Name, t.Name, pc, &t.BFD, log)
+			ph.Static = v.Static()
+			ph.ResetBGPOnDown = ph.ResetBGPOnDown && !ph.Static
 			if ph.BFD == nil && t.Probe.On() {
 				ph.Probe = &probe.Config{
 					Local: pc.LocalAddress, Peer: pc.Address, ID: uint16(0xC600 + len(fo.Paths)),
@@ -79,11 +84,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 				}
 			}
 			fo.Paths = append(fo.Paths, ph)
-			rank := i + 1 // active/standby: tunnel 1, then tunnel 2
-			if v.Mode == config.ModeECMP {
-				rank = 1
-			}
-			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Gateway: pc.Address, Rank: rank})
+			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Gateway: pc.Address, Rank: tunnelRank(&v, i)})
 		}
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)

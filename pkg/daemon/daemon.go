@@ -278,6 +278,9 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 		return err
 	}
 	d.fib = f
+	for _, r := range d.cfg.StaticRoutes() {
+		f.Add(r.Prefix, r.Tunnel, r.Gateway)
+	}
 	fo := lifecycle.Func(func(ctx context.Context) error { return d.paths.Start(ctx, f, speakerRef{d}) }, d.paths.Done)
 	if err := stack.Start("failover", fo); err != nil {
 		return err

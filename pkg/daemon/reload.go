@@ -42,6 +42,7 @@ func (d *Daemon) startTunnel(t tunnel.Tunnel) error {
 		defer close(rt.watching)
 		tunnel.Watch(wctx, t, time.Second, func(e tunnel.Event) {
 			d.log.Info("tunnel state", "tunnel", e.Tunnel, "from", e.From, "to", e.To)
+			d.paths.TunnelState(e.Tunnel, e.To == tunnel.StateUp) // a static path's session
 		})
 	}()
 	d.mu.Lock()
@@ -193,6 +194,7 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	if err := d.reloadRouting(ctx, bgpCfg, fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
 	}
+	d.reloadStaticRoutes(old, newCfg)
 	for _, name := range tc.removed {
 		d.log.Info("reload: tunnel removed", "tunnel", name)
 		d.stopTunnel(name)
@@ -379,5 +381,5 @@ func restartFields(a, b *config.Config) []string {
 	check("bgp.stale_time", a.BGP.StaleTime, b.BGP.StaleTime)
 	check("failover.nexthop_compat_mode", a.Failover.NexthopCompatMode, b.Failover.NexthopCompatMode)
 	check("manage_forwarding", a.ManageForwardingOn(), b.ManageForwardingOn())
-	return diff
+	return append(diff, routingChanged(a, b)...)
 }

@@ -64,6 +64,9 @@ type PathConfig struct {
 	// Link, when set, is the netdev the path leaves by: while it is down or
 	// without carrier the path is unusable (Config.Links watches it).
 	Link string
+	// Static marks a tunnel of a static VPN connection: it has no BGP
+	// session, and the tunnel's own state (TunnelState) stands in for one.
+	Static bool
 }
 
 // Config configures a Manager.
@@ -104,6 +107,9 @@ type event struct {
 	done   chan struct{} // closed once handled, if set
 	at     time.Time
 	reason string
+	// tunnel: the path's tunnel changed state (TunnelState); a static
+	// path's session is then m.tunnelUp's word.
+	tunnel bool
 	// seen is what carried traffic when a BGP session went down, taken
 	// before the daemon withdrew the session's routes (which moves traffic
 	// by itself); seenAt is the number of programs run by then.
@@ -129,6 +135,8 @@ type Manager struct {
 	order  []string
 	// linkDown holds the links last seen down, for paths added later.
 	linkDown map[string]bool
+	// tunnelUp holds the tunnels last seen up (TunnelState), for static paths.
+	tunnelUp map[string]bool
 	// linksDone is closed once the link watch has stopped (nil without one).
 	linksDone <-chan struct{}
 	// selected is set once a path first carries traffic after start; that
@@ -145,6 +153,7 @@ type Manager struct {
 	probeRTT  *prometheus.HistogramVec
 	probeLoss *prometheus.GaugeVec
 	probeJit  *prometheus.GaugeVec
+	info      *prometheus.GaugeVec
 }
 
 // New returns a manager; call Start.
@@ -155,7 +164,8 @@ func New(cfg Config) *Manager {
 	}
 	m := &Manager{
 		cfg: cfg, log: log.With("component", "failover"),
-		paths: map[string]*pathState{}, linkDown: map[string]bool{}, ev: make(chan event, 64),
+		paths: map[string]*pathState{}, linkDown: map[string]bool{}, tunnelUp: map[string]bool{}, ev: make(chan event, 64),
+		info: newPathInfo(),
 		quit: make(chan struct{}), done: make(chan struct{}),
 		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cgwd_failovers_total", Help: "Changes of the active path, by previous and new active path and cause.",
@@ -223,7 +233,7 @@ func (m *Manager) zeroFailovers() {
 
 // checkReasons lists the causes a path's checks report when it goes up or down.
 func checkReasons(c PathConfig, up bool) []string {
-	out := []string{reason("bgp", up)}
+	out := []string{reason(sessionKind(c), up)}
 	switch {
 	case c.BFD != nil && up:
 		out = append(out, "bfd-"+bfd.StateUp.String())
@@ -243,7 +253,7 @@ func checkReasons(c PathConfig, up bool) []string {
 // BFD state and probe results are counted as they happen, which a status
 // snapshot cannot show.
 func (m *Manager) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp, m.probeRTT, m.probeLoss, m.probeJit}
+	return []prometheus.Collector{m.failovers, m.duration, m.active, m.bfdUp, m.probeRTT, m.probeLoss, m.probeJit, m.info}
 }
 
 // BGPState reports a path's BGP session state; call it from BGP's peer
@@ -320,6 +330,7 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 			<-m.linksDone
 		}
 	}()
+	m.replayTunnels(order)
 	return nil
 }
 
@@ -471,8 +482,11 @@ func (m *Manager) handle(ctx context.Context, e event) {
 		}
 		p.healthy = *e.health
 	}
-	if e.bgp != nil {
+	if e.bgp != nil && !p.cfg.Static {
 		p.bgpUp = *e.bgp
+	}
+	if e.tunnel && p.cfg.Static {
+		p.bgpUp = m.tunnelUp[e.path]
 	}
 	if e.admin != nil {
 		p.adminDown = *e.admin
@@ -640,6 +654,7 @@ func (m *Manager) updateActive() {
 	for _, n := range m.order {
 		p := m.paths[n]
 		m.active.WithLabelValues(p.cfg.VPN, n, p.cfg.Kind).Set(b2f(act[n]))
+		m.info.WithLabelValues(p.cfg.VPN, n, p.cfg.Kind, routingOf(p.cfg)).Set(1)
 	}
 }
 
@@ -654,8 +669,12 @@ func b2f(b bool) float64 {
 type PathStatus struct {
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`
-	Health string `json:"health"` // bfd state, or "bgp-only"
+	Health string `json:"health"` // bfd state, or "bgp-only" ("tunnel-only" for a static path)
 	BGPUp  bool   `json:"bgp_up"`
+	// Routing is "static" for a tunnel of a static VPN connection (no BGP
+	// session; TunnelUp stands in for it), "bgp" otherwise.
+	Routing  string `json:"routing"`
+	TunnelUp bool   `json:"tunnel_up,omitempty"`
 	// AdminDown is set while the operator keeps the path out of service.
 	AdminDown bool      `json:"admin_down"`
 	Usable    bool      `json:"usable"`
@@ -677,6 +696,7 @@ func (m *Manager) Status() []PathStatus {
 	for _, n := range m.order {
 		p := m.paths[n]
 		ps := PathStatus{Name: n, Kind: p.cfg.Kind, Health: "bgp-only", BGPUp: p.bgpUp, AdminDown: p.adminDown, Usable: p.usable, Active: act[n], Since: p.since}
+		staticStatus(&ps, p.cfg)
 		if !p.usable {
 			ps.HoldUntil = p.holdUntil
 		}

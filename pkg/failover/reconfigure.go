@@ -77,6 +77,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 	m.paths = next
 	m.zeroFailovers()
 	m.mu.Unlock()
+	defer m.replayTunnels(start)
 
 	for _, p := range stop {
 		m.stopChecks(p)
@@ -107,7 +108,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 // sameChecks reports whether a and b check the path the same way, apart
 // from BFD timers (which a running session can change).
 func sameChecks(a, b PathConfig) bool {
-	if a.Kind != b.Kind || a.VPN != b.VPN || a.Link != b.Link || a.ResetBGPOnDown != b.ResetBGPOnDown {
+	if a.Kind != b.Kind || a.VPN != b.VPN || a.Link != b.Link || a.ResetBGPOnDown != b.ResetBGPOnDown || a.Static != b.Static {
 		return false
 	}
 	if (a.BFD == nil) != (b.BFD == nil) || (a.Probe == nil) != (b.Probe == nil) {
@@ -142,6 +143,7 @@ func probeKey(c probe.Config) probe.Config {
 // forgetMetrics deletes a path's labelled series. Called with m.mu held.
 func (m *Manager) forgetMetrics(p *pathState) {
 	m.active.DeleteLabelValues(p.cfg.VPN, p.cfg.Name, p.cfg.Kind)
+	m.info.DeleteLabelValues(p.cfg.VPN, p.cfg.Name, p.cfg.Kind, routingOf(p.cfg))
 	if p.cfg.BFD != nil {
 		m.bfdUp.DeleteLabelValues(p.cfg.Name, p.cfg.BFD.Peer.String())
 	}
