@@ -54,7 +54,9 @@ func orLonger(p netip.Prefix) *api.Prefix {
 // policies, so that `gobgp global rib` shows exactly what cgwd accepted:
 //
 //	import: from any AWS peer reject the deny list (and more specifics); from a
-//	        peer with an allow list reject anything outside it; accept the rest.
+//	        peer with an allow list reject anything outside it; accept the rest,
+//	        with the local preference of the peer's path where it has one, so
+//	        that gobgp's best path is the FIB's (see pkg/fib's selection).
 //	export: to each peer send only the on-prem prefixes (the first
 //	        AdvertiseLimit of them where it has a limit they exceed), with
 //	        that peer's AS-path prepend and communities; reject everything
@@ -103,6 +105,7 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 	}
 	imp := &api.Policy{Name: polImport}
 	exp := &api.Policy{Name: polExport}
+	var prefer []*api.Statement
 	if len(cfg.Deny) > 0 {
 		imp.Statements = append(imp.Statements, &api.Statement{
 			Name: "cgwd-import-deny",
@@ -126,6 +129,13 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 				Actions: &api.Actions{RouteAction: api.RouteAction_REJECT},
 			})
 		}
+		if p.LocalPref > 0 {
+			prefer = append(prefer, &api.Statement{
+				Name:       "cgwd-import-pref-" + p.Name,
+				Conditions: &api.Conditions{NeighborSet: &api.MatchSet{Type: api.MatchSet_ANY, Name: peerSet(p.Name)}},
+				Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT, LocalPref: &api.LocalPrefAction{Value: p.LocalPref}},
+			})
+		}
 		act := &api.Actions{RouteAction: api.RouteAction_ACCEPT}
 		if p.Prepend > 0 {
 			act.AsPrepend = &api.AsPrependAction{Asn: cfg.ASN, Repeat: uint32(p.Prepend)}
@@ -147,6 +157,7 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 			Actions: act,
 		})
 	}
+	imp.Statements = append(imp.Statements, prefer...) // after every reject
 	return sets, []*api.Policy{imp, exp}
 }
 

@@ -161,7 +161,7 @@ func diff(old, nv *view) plan {
 			pl.up = append(pl.up, np)
 		default:
 			exp := p.Prepend != np.Prepend || !slices.Equal(p.Communities, np.Communities) || p.AdvertiseLimit != np.AdvertiseLimit
-			imp := !slices.Equal(p.Allow, np.Allow)
+			imp := !slices.Equal(p.Allow, np.Allow) || p.LocalPref != np.LocalPref
 			if exp || imp {
 				pl.Repolicied = append(pl.Repolicied, p.Name)
 			}

@@ -43,6 +43,10 @@ type PeerConfig struct {
 	MaxPrefixRestart time.Duration
 	// Password is the TCP MD5 password; empty for none. Never logged.
 	Password string
+	// LocalPref, when positive, is set on every route accepted from the
+	// session: the path's preference, so that gobgp's best path is the one
+	// the FIB selects (DX over a tunnel unless configured otherwise).
+	LocalPref uint32
 }
 
 // Config is the speaker's configuration.
@@ -69,6 +73,13 @@ type RouteEvent struct {
 	Prefix   netip.Prefix
 	Nexthop  netip.Addr
 	Withdraw bool
+	// ASPathLen, Origin and MED are the route's attributes that rank it
+	// against other paths' routes to the prefix (RFC 4271 9.1.2.2): the AS
+	// path's length as BGP counts it (a set counts 1), the origin (0 IGP,
+	// 1 EGP, 2 incomplete) and the MED (0 when absent).
+	ASPathLen int
+	Origin    uint8
+	MED       uint32
 }
 
 // PeerStatus is a snapshot of one session.
@@ -394,15 +405,8 @@ func (v *view) decode(p *api.Path) (ev RouteEvent, ok bool, err error) {
 	}
 	ev = RouteEvent{Peer: name, Prefix: netip.PrefixFrom(addr, int(nlri.PrefixLen)), Withdraw: p.GetIsWithdraw()}
 	if !ev.Withdraw {
-		var nh api.NextHopAttribute
-		for _, a := range p.GetPattrs() {
-			if a.MessageIs(&nh) {
-				if err := a.UnmarshalTo(&nh); err != nil {
-					return ev, false, err
-				}
-				ev.Nexthop, _ = netip.ParseAddr(nh.NextHop)
-				break
-			}
+		if err := decodeAttrs(p.GetPattrs(), &ev); err != nil {
+			return ev, false, err
 		}
 		if !ev.Nexthop.Is4() {
 			return ev, false, fmt.Errorf("path for %s has no IPv4 next hop", ev.Prefix)

@@ -105,6 +105,10 @@ type VPN struct {
 	Routing Routing `yaml:"routing"`
 	// StaticRoutes are the VPC CIDRs routed over a static connection's tunnels.
 	StaticRoutes []Prefix `yaml:"static_routes"`
+	// FollowAWS makes cgwd send on the tunnel AWS sends on when the
+	// tunnels' preference and BGP attributes tie (for stateful firewalls
+	// behind the box); off, the tunnel order decides.
+	FollowAWS bool `yaml:"follow_aws"`
 }
 
 // Tunnel is one tunnel of a VPN connection.
@@ -132,6 +136,9 @@ type Tunnel struct {
 	BFD BFD `yaml:"bfd"`
 	// Probe checks the tunnel with ICMP echo (on by default unless BFD is).
 	Probe Probe `yaml:"probe"`
+	// Preference orders the tunnel against other paths before BGP's
+	// attributes, higher first (default PreferenceDynamicVPN).
+	Preference int `yaml:"preference"`
 }
 
 // MTUConfigured reports whether the file gave the tunnel's MTU.
@@ -175,6 +182,9 @@ type DirectConnect struct {
 	BGP PeerBGP `yaml:"bgp"`
 	// BFD checks the link (on by default, 300ms x 3).
 	BFD BFD `yaml:"bfd"`
+	// Preference orders the link against other paths before BGP's
+	// attributes, higher first (default PreferenceDX).
+	Preference int `yaml:"preference"`
 }
 
 // Duration is a time.Duration that YAML writes as "25s".
@@ -284,6 +294,7 @@ func (c *Config) applyDefaults(given map[string]bool) {
 		d.BGP.applyDefaults(dxTimers, quotaOf(true, d.Gateway), 0, keysUnder(given, fmt.Sprintf("direct_connect[%d].bgp", i)))
 		d.BFD.applyDefaults(true)
 	}
+	c.applyPreferences(given)
 }
 
 // ParseFile reads and parses the file at path without validating it.

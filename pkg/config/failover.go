@@ -17,6 +17,8 @@ type Failover struct {
 	// turns it off in its namespace, so that a failover costs the same whatever
 	// the number of routes; `ip route` then shows "nhid N" without the gateway.
 	NexthopCompatMode bool `yaml:"nexthop_compat_mode"`
+	// Symmetry samples where AWS sends (see Symmetry).
+	Symmetry Symmetry `yaml:"symmetry"`
 }
 
 // BFD configures a BFD session (RFC 5880/5881) on a path: on by default on

@@ -127,6 +127,7 @@ func (c *Config) Validate() Problems {
 	v.unique(c)
 	v.firewall(c)
 	v.failClosed(c)
+	v.selection(c)
 	c.advertiseLimits(v, &validator{})
 	return v.probs
 }

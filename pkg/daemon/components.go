@@ -32,9 +32,11 @@ var linkLocal = netip.PrefixFrom(netip.AddrFrom4([4]byte{169, 254, 0, 0}), 16)
 
 // routingConfig derives the BGP speaker's and the FIB's configuration from
 // cgwd's config: one session and one path per tunnel and per DX link (a
-// static connection's tunnels have no session). The ranks follow AWS's
-// order: DX (rank 0), then static VPN connections, then dynamic ones, each
-// connection's tunnels in order (see tunnelRank).
+// static connection's tunnels have no session). Paths are ordered by
+// preference (AWS's order: DX, then static VPN connections, then dynamic
+// ones, unless configured otherwise; also the local preference of the
+// session's routes, so gobgp agrees), then BGP's attributes, then rank
+// (see tunnelRank).
 func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config, failover.Config, error) {
 	fo := failover.Config{HoldDown: time.Duration(*cfg.Failover.HoldDown), Links: netdev.LinkWatch{OnError: func(err error) {
 		log.Error("watch links", "component", "failover", "err", err)
@@ -57,11 +59,12 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		if err != nil {
 			return bc, fc, fo, err
 		}
+		pc.LocalPref = uint32(d.Preference)
 		bc.Peers = append(bc.Peers, pc)
 		ph := pathHealth(d.Name, "dx", "", d.Interface, pc, &d.BFD, log)
 		ph.Link = d.Interface // a DX link without carrier is down at once, BFD or not
 		fo.Paths = append(fo.Paths, ph)
-		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Gateway: pc.Address, Rank: 0})
+		fc.Paths = append(fc.Paths, fib.Path{Name: d.Name, Link: d.Interface, Gateway: pc.Address, Preference: d.Preference, Rank: 0})
 	}
 	for _, v := range cfg.VPN {
 		for i := range v.Tunnels {
@@ -70,6 +73,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 			if err != nil {
 				return bc, fc, fo, err
 			}
+			pc.LocalPref = uint32(t.Preference)
 			if !v.Static() { // a static connection has no BGP session
 				bc.Peers = append(bc.Peers, pc)
 			}
@@ -84,7 +88,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 				}
 			}
 			fo.Paths = append(fo.Paths, ph)
-			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Gateway: pc.Address, Rank: tunnelRank(&v, i)})
+			fc.Paths = append(fc.Paths, fib.Path{Name: t.Name, Link: t.Name, Gateway: pc.Address, Preference: t.Preference, Rank: tunnelRank(&v, i), FollowAWS: v.FollowAWS})
 		}
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)

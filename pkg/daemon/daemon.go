@@ -93,7 +93,7 @@ func (d *Daemon) routeEvent(ev bgp.RouteEvent) {
 	if ev.Withdraw {
 		d.fib.Remove(ev.Prefix, ev.Peer)
 	} else {
-		d.fib.Add(ev.Prefix, ev.Peer, ev.Nexthop)
+		d.fib.AddWithAttrs(ev.Prefix, ev.Peer, ev.Nexthop, fib.Attrs{ASPathLen: ev.ASPathLen, Origin: ev.Origin, MED: ev.MED})
 	}
 }
 

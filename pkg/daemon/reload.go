@@ -354,11 +354,12 @@ func diffTunnels(a, b *config.Config) tunnelChanges {
 }
 
 // tunnelSettings is the part of a tunnel's config the tunnel itself runs
-// with; BGP, BFD and probe settings belong to routing and do not re-create
+// with; BGP, BFD, probe and preference settings belong to routing and do not re-create
 // the tunnel.
 func tunnelSettings(t *config.Tunnel) config.Tunnel {
 	c := *t
 	c.BGP, c.BFD, c.Probe = config.PeerBGP{}, config.BFD{}, config.Probe{}
+	c.Preference = 0 // routing's too
 	return c
 }
 
@@ -380,6 +381,7 @@ func restartFields(a, b *config.Config) []string {
 	check("bgp.reconcile_interval", a.BGP.ReconcileInterval, b.BGP.ReconcileInterval)
 	check("bgp.stale_time", a.BGP.StaleTime, b.BGP.StaleTime)
 	check("failover.nexthop_compat_mode", a.Failover.NexthopCompatMode, b.Failover.NexthopCompatMode)
+	check("failover.symmetry", a.Failover.Symmetry, b.Failover.Symmetry)
 	check("manage_forwarding", a.ManageForwardingOn(), b.ManageForwardingOn())
 	return append(diff, routingChanged(a, b)...)
 }

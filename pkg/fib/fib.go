@@ -4,9 +4,10 @@
 // every prefix and keeps the kernel in line.
 //
 // Path selection lives here and nowhere else: a prefix goes over the usable
-// paths of lowest Rank among those that offer it, several of equal rank
-// sharing it (ECMP); none usable, it is dropped rather than leaked to a less
-// specific route. pkg/failover only decides whether a path is usable (health
+// paths that come first among those that offer it, by preference, then the
+// BGP attributes of their routes to it (AS path length, origin, MED), then
+// Rank (selection.go); several that tie share it (ECMP); none usable, it is
+// dropped rather than leaked to a less specific route. pkg/failover only decides whether a path is usable (health
 // check, BGP session, hold-down); the ranks come from the config
 // (pkg/daemon).
 //
@@ -44,10 +45,17 @@ type Path struct {
 	Link string
 	// Gateway is the AWS side's address on the link (the BGP peer).
 	Gateway netip.Addr
-	// Rank orders paths: the usable paths of lowest rank carry the traffic,
-	// several of equal rank share it (ECMP). DX 0; tunnels 1 and 2 for
-	// active/standby, 1 and 1 for ECMP.
+	// Preference orders paths before anything else, higher first (see
+	// selection.go): the daemon sets AWS's order (DX, then static VPN,
+	// then dynamic VPN) or the operator's override.
+	Preference int
+	// Rank orders paths whose preference and BGP attributes tie: the usable
+	// paths of lowest rank carry the traffic, several of equal rank share
+	// it (ECMP). DX 0; tunnels 1 and 2 for active/standby, 1 and 1 for ECMP.
 	Rank int
+	// FollowAWS prefers, among paths that tie on preference and attributes,
+	// the ones AWS sends on (SetAWSSends) over the rank.
+	FollowAWS bool
 }
 
 // Config configures a FIB.
@@ -155,12 +163,15 @@ type FIB struct {
 		paths        []Path
 		pathIdx      map[string]int
 		cands        map[netip.Prefix]uint64 // prefix -> set of paths offering it (bit i: paths[i])
+		prof         map[netip.Prefix]uint32 // prefix -> attribute profile, if not all zero
+		profiles     profiles
+		awsSends     uint64 // paths AWS sends traffic on (SetAWSSends)
 		nexthop      map[netip.Prefix][]netip.Addr
 		usable       uint64 // set of usable paths
 		dirty        map[netip.Prefix]struct{}
 		installed    map[netip.Prefix]Route
 		stale        map[netip.Prefix]time.Time // adopted at start-up, until
-		groupID      map[uint64]uint32          // path set -> group object
+		groupID      map[offer]uint32           // paths and attributes -> group object
 		groupIn      map[uint32][]uint32        // group -> members in the kernel
 		nextGroup    uint32
 		orphans      map[uint32]bool // groups left by a previous run
@@ -202,7 +213,8 @@ func New(cfg Config) (*FIB, error) {
 	st.paths, st.pathIdx = append([]Path(nil), cfg.Paths...), map[string]int{}
 	st.cands, st.nexthop = map[netip.Prefix]uint64{}, map[netip.Prefix][]netip.Addr{}
 	st.dirty, st.installed, st.stale = map[netip.Prefix]struct{}{}, map[netip.Prefix]Route{}, map[netip.Prefix]time.Time{}
-	st.groupID, st.groupIn = map[uint64]uint32{}, map[uint32][]uint32{}
+	st.groupID, st.groupIn = map[offer]uint32{}, map[uint32][]uint32{}
+	st.prof, st.profiles = map[netip.Prefix]uint32{}, newProfiles()
 	st.fcKnown, st.fcIn, st.fcCheck = map[netip.Prefix]uint64{}, map[netip.Prefix]bool{}, map[netip.Prefix]struct{}{}
 	now := time.Now()
 	for i, p := range cfg.Paths {
@@ -275,8 +287,15 @@ func (f *FIB) adopt() error {
 	return nil
 }
 
-// Add records that path offers prefix via nexthop (the BGP next hop).
+// Add records that path offers prefix via nexthop (the BGP next hop), with
+// no attributes to rank it by (a static route).
 func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
+	f.AddWithAttrs(prefix, path, nexthop, Attrs{})
+}
+
+// AddWithAttrs records that path offers prefix via nexthop with the BGP
+// attributes a, which rank it against other paths offering prefix.
+func (f *FIB) AddWithAttrs(prefix netip.Prefix, path string, nexthop netip.Addr, a Attrs) {
 	f.state.Lock()
 	i, ok := f.state.pathIdx[path]
 	if !ok {
@@ -284,6 +303,7 @@ func (f *FIB) Add(prefix netip.Prefix, path string, nexthop netip.Addr) {
 		return
 	}
 	f.state.cands[prefix] |= 1 << i
+	f.setAttrsLocked(prefix, i, a)
 	f.learnLocked(prefix, 1<<i)
 	// Per-prefix next hops matter only without groups (a group's member is
 	// the path's own nexthop object); with 100,000 prefixes they cost ~10 MB.
@@ -322,9 +342,13 @@ func (f *FIB) removeLocked(prefix netip.Prefix, i int) {
 	if nh := f.state.nexthop[prefix]; i < len(nh) {
 		nh[i] = netip.Addr{}
 	}
+	if _, has := f.state.prof[prefix]; has {
+		f.setAttrsLocked(prefix, i, Attrs{})
+	}
 	if set == 0 {
 		delete(f.state.cands, prefix)
 		delete(f.state.nexthop, prefix)
+		delete(f.state.prof, prefix)
 	} else {
 		f.state.cands[prefix] = set
 	}
@@ -391,24 +415,6 @@ func (f *FIB) poke() {
 	}
 }
 
-// selection is the set of paths that carry traffic for prefixes offered by
-// set: the usable ones of lowest rank. Called with f.state held.
-func (f *FIB) selection(set uint64) uint64 {
-	avail := set & f.state.usable
-	best, sel := 0, uint64(0)
-	for avail != 0 {
-		i := bits.TrailingZeros64(avail)
-		avail &^= 1 << i
-		switch r := f.state.paths[i].Rank; {
-		case sel == 0 || r < best:
-			best, sel = r, 1<<i
-		case r == best:
-			sel |= 1 << i
-		}
-	}
-	return sel
-}
-
 // members lists the nexthop objects of a selection.
 func members(sel uint64) []uint32 {
 	var out []uint32
@@ -423,12 +429,12 @@ func members(sel uint64) []uint32 {
 // desired computes prefix's route; ok is false when no path offers it (or,
 // without nexthop groups, none is usable). Called with f.state held.
 func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
-	set, has := f.state.cands[prefix]
+	o, has := f.offerOf(prefix)
 	if !has {
 		return r, false
 	}
 	if f.groups {
-		id, known := f.state.groupID[set]
+		id, known := f.state.groupID[o]
 		if !known {
 			for {
 				id = nhGroupBase + f.state.nextGroup
@@ -437,12 +443,12 @@ func (f *FIB) desired(prefix netip.Prefix) (r Route, ok bool) {
 					break
 				}
 			}
-			f.state.groupID[set] = id
+			f.state.groupID[o] = id
 			f.state.dirtyGroups = true
 		}
 		return Route{Prefix: prefix, NexthopID: id}, true
 	}
-	sel := f.selection(set)
+	sel := f.selection(o)
 	if sel == 0 {
 		return r, false
 	}
@@ -538,8 +544,8 @@ func (f *FIB) flush() {
 	var gops []groupOp
 	if f.groups && f.state.dirtyGroups {
 		f.state.dirtyGroups = false
-		for set, id := range f.state.groupID {
-			m := members(f.selection(set))
+		for o, id := range f.state.groupID {
+			m := members(f.selection(o))
 			if len(m) == 0 {
 				m = []uint32{nhBlackhole} // offered, but no usable path: drop, do not leak elsewhere
 			}
@@ -717,13 +723,14 @@ func (f *FIB) collectGroups() {
 		used[r.NexthopID] = true
 	}
 	var unused []uint32
-	for set, id := range f.state.groupID {
+	for o, id := range f.state.groupID {
 		if !used[id] {
 			unused = append(unused, id)
-			delete(f.state.groupID, set)
+			delete(f.state.groupID, o)
 			delete(f.state.groupIn, id)
 		}
 	}
+	f.collectProfiles()
 	for id := range f.state.orphans {
 		if !used[id] {
 			unused = append(unused, id)
@@ -822,8 +829,8 @@ func (f *FIB) Active() map[string]bool {
 	f.state.Lock()
 	defer f.state.Unlock()
 	var on uint64
-	for _, set := range f.groupSets() {
-		on |= f.selection(set)
+	for _, o := range f.offers() {
+		on |= f.selection(o)
 	}
 	out := map[string]bool{}
 	for i, p := range f.state.paths {
@@ -834,29 +841,30 @@ func (f *FIB) Active() map[string]bool {
 	return out
 }
 
-// groupSets lists the distinct path sets of the known prefixes (with groups:
-// of the groups installed routes use, not those awaiting collection).
+// offers lists the distinct offers of the known prefixes (with groups: of
+// the groups installed routes use, not those awaiting collection).
 // Called with f.state held.
-func (f *FIB) groupSets() []uint64 {
+func (f *FIB) offers() []offer {
 	if f.groups {
 		used := map[uint32]bool{}
 		for _, r := range f.state.installed {
 			used[r.NexthopID] = true
 		}
-		out := make([]uint64, 0, len(f.state.groupID))
-		for set, id := range f.state.groupID {
+		out := make([]offer, 0, len(f.state.groupID))
+		for o, id := range f.state.groupID {
 			if used[id] {
-				out = append(out, set)
+				out = append(out, o)
 			}
 		}
 		return out
 	}
-	seen := map[uint64]bool{}
-	var out []uint64
-	for _, set := range f.state.cands {
-		if !seen[set] {
-			seen[set] = true
-			out = append(out, set)
+	seen := map[offer]bool{}
+	var out []offer
+	for prefix := range f.state.cands {
+		o, _ := f.offerOf(prefix)
+		if !seen[o] {
+			seen[o] = true
+			out = append(out, o)
 		}
 	}
 	return out
@@ -868,8 +876,8 @@ func (f *FIB) Installed() map[string]int {
 	defer f.state.Unlock()
 	count := map[uint64]int{}
 	for prefix := range f.state.installed {
-		if set, ok := f.state.cands[prefix]; ok {
-			count[f.selection(set)]++
+		if o, ok := f.offerOf(prefix); ok {
+			count[f.selection(o)]++
 		}
 	}
 	out := map[string]int{}

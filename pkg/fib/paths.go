@@ -57,6 +57,7 @@ func (f *FIB) SetPaths(paths []Path) (PathChanges, error) {
 			ch.Removed = append(ch.Removed, p.Name)
 			f.forgetLocked(i)
 			f.state.usable &^= 1 << i
+			f.state.awsSends &^= 1 << i
 			delete(f.state.pathIdx, p.Name)
 			f.state.paths[i] = Path{}
 			removedSlots = append(removedSlots, i)
