@@ -22,6 +22,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/netdev"
 	"github.com/cgwd/cgwd/pkg/probe"
 	"github.com/cgwd/cgwd/pkg/secret"
+	"github.com/cgwd/cgwd/pkg/symmetry"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/tunnel/ipsec"
 	"github.com/cgwd/cgwd/pkg/tunnel/wireguard"
@@ -93,6 +94,30 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)
 	return bc, fc, fo, nil
+}
+
+// symmetryConfig is the symmetry guard's configuration: every path of the
+// routing configuration, by the netdev AWS's traffic arrives on.
+func symmetryConfig(cfg *config.Config, fc fib.Config, fo failover.Config, log *slog.Logger) symmetry.Config {
+	return symmetry.Config{
+		Paths:    symmetryPaths(fc.Paths, fo.Paths),
+		Interval: time.Duration(cfg.Failover.Symmetry.Interval),
+		MinPPS:   cfg.Failover.Symmetry.MinPPS,
+		Logger:   log,
+	}
+}
+
+// symmetryPaths pairs the FIB's paths (name, link) with their connection.
+func symmetryPaths(fp []fib.Path, hp []failover.PathConfig) []symmetry.Path {
+	vpn := map[string]string{}
+	for _, p := range hp {
+		vpn[p.Name] = p.VPN
+	}
+	out := make([]symmetry.Path, len(fp))
+	for i, p := range fp {
+		out[i] = symmetry.Path{Name: p.Name, VPN: vpn[p.Name], Link: p.Link}
+	}
+	return out
 }
 
 // pathHealth is a path's health check: BFD to the BGP peer when enabled,

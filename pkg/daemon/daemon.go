@@ -22,6 +22,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/firewall"
 	"github.com/cgwd/cgwd/pkg/lifecycle"
 	"github.com/cgwd/cgwd/pkg/metrics"
+	"github.com/cgwd/cgwd/pkg/symmetry"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/pkg/version"
 )
@@ -48,6 +49,7 @@ type Daemon struct {
 	bgpCfg  bgp.Config
 	fibCfg  fib.Config
 	paths   *failover.Manager
+	sym     *symmetry.Guard
 	speaker *bgp.Speaker // replaced by a reload that changes the ASN or router ID
 	stopBGP context.CancelFunc
 	fib     *fib.FIB
@@ -78,6 +80,7 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	}
 	d.bgpCfg.Logger, d.fibCfg.Logger, foCfg.Logger = log, log, log
 	d.paths = failover.New(foCfg)
+	d.sym = symmetry.New(symmetryConfig(cfg, d.fibCfg, foCfg, log))
 	return d, nil
 }
 
@@ -218,7 +221,7 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		return err
 	}
 	if d.cfg.Metrics.Listen != "off" {
-		ms, err := metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, d.paths.Collectors()...))
+		ms, err := metrics.Listen(d.cfg.Metrics.Listen, metrics.NewRegistry(d.Status, append(d.paths.Collectors(), d.sym.Collectors()...)...))
 		if err != nil {
 			return err
 		}
@@ -283,6 +286,10 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 	}
 	fo := lifecycle.Func(func(ctx context.Context) error { return d.paths.Start(ctx, f, speakerRef{d}) }, d.paths.Done)
 	if err := stack.Start("failover", fo); err != nil {
+		return err
+	}
+	sym := lifecycle.Func(func(ctx context.Context) error { return d.sym.Start(ctx, f) }, d.sym.Done)
+	if err := stack.Start("symmetry guard", sym); err != nil {
 		return err
 	}
 	if err := d.startSpeaker(d.bgpCfg); err != nil {

@@ -240,6 +240,7 @@ func (d *Daemon) reloadRouting(ctx context.Context, bgpCfg bgp.Config, fibCfg fi
 	if _, err := d.paths.Reconfigure(foCfg); err != nil {
 		errs = append(errs, fmt.Errorf("reload: %w", err))
 	}
+	d.sym.SetPaths(symmetryPaths(fibCfg.Paths, foCfg.Paths))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	sp := d.bgpSpeaker()
