@@ -12,6 +12,10 @@ DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 frr iperf3 nftables 
 # TUNNEL=ipsec makes `make lab` use IPsec tunnels with strongSwan as the AWS side.
 TUNNEL ?= wireguard
 export TUNNEL
+# HA=1 makes `make lab` build the two-box lab (test/netns/ha.sh): a core router
+# (FRR), a shared LAN and a second cgwd box, lab-cgw2.
+HA ?=
+export HA
 
 .PHONY: all build deps lab lab-down test lint unit integration bench clean image man completion test-system
 
@@ -42,6 +46,17 @@ deps:
 	$(GO) mod download
 
 # lab brings up the namespace lab with cgwd and shows it working; make lab-down removes it.
+ifeq ($(HA),1)
+lab: deps build
+	$(LAB) up
+	$(LAB) start-cgwd
+	$(LAB) start-cgwd2
+	$(LAB) wait-tunnels
+	$(LAB) wait-bgp
+	$(LAB) wait-core
+	@echo; $(LAB) show-ha
+	@echo; echo 'HA lab is up; logs: /run/cgwd-lab/logs/ (cgwd.log, cgwd2.log, frr-core-*.log); remove it with: make lab-down'
+else
 lab: deps build
 	$(LAB) up
 	$(LAB) start-cgwd
@@ -56,6 +71,7 @@ lab: deps build
 	@ip netns exec lab-cgw ip route show proto 200; ip netns exec lab-cgw ip nexthop show; ip netns exec lab-cgw ip route get 10.200.0.10
 	@echo; echo '== ping lab-onprem -> lab-vpc'; ip netns exec lab-onprem ping -c 3 -i 0.2 10.200.0.10
 	@echo; echo 'lab is up; cgwd log: /run/cgwd-lab/logs/cgwd.log; remove it with: make lab-down'
+endif
 
 lab-down:
 	$(LAB) down

@@ -3,6 +3,7 @@
 # Names and addresses are fixed; see test/netns/README.md.
 #
 #   lab.sh up           namespaces, links, addresses, the AWS side's WireGuard peers
+#                       (HA=1: the two-box lab instead, see ha.sh and README.md "Two boxes")
 #   lab.sh start-cgwd   start cgwd in lab-cgw with the lab config, wait for its socket
 #   lab.sh wait-tunnels wait until both tunnels have handshaken (bounded)
 #   lab.sh wait-bgp     wait until BIRD has all three sessions Established (bounded)
@@ -12,6 +13,8 @@
 #   lab.sh dx-link cgw|aws down|up
 #                       drop or restore carrier on one side of DX only (lab-dx's end of that veth)
 #   lab.sh down         kill what the lab started (by PID) and delete its namespaces
+#   lab.sh start-cgwd2 | stop-cgwd2 | wait-core | show-ha
+#                       the HA lab's second box and core router (ha.sh)
 #
 # Processes are recorded in $LAB_STATE/pids and killed by PID, never by name.
 set -euo pipefail
@@ -22,9 +25,11 @@ LAB_STATE=${LAB_STATE:-/run/cgwd-lab}
 BIN=${BIN:-$ROOT/bin}
 NAMESPACES=(lab-onprem lab-cgw lab-inet lab-dx lab-aws lab-vpc)
 WG_SOCKETS=(cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a)
+HA=${HA:-}
 
 log() { printf 'lab: %s\n' "$*" >&2; }
 . "$HERE/lib.sh"
+. "$HERE/ha.sh"
 
 veth() { # veth NS1 IF1 NS2 IF2
 	ip link add "$2" netns "$1" type veth peer name "$4" netns "$3"
@@ -36,7 +41,7 @@ genkeys() {
 	mkdir -p "$LAB_STATE/keys"
 	chmod 700 "$LAB_STATE/keys"
 	local k
-	for k in cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a; do
+	for k in cgw-t1 cgw-t2 aws-t1 aws-t2 bwg-c bwg-a "$@"; do
 		(umask 077; wg genkey >"$LAB_STATE/keys/$k.key")
 		wg pubkey <"$LAB_STATE/keys/$k.key" >"$LAB_STATE/keys/$k.pub"
 	done
@@ -77,13 +82,21 @@ cmd_up() {
 	for b in cgwd wireguard-go; do
 		[[ -x $BIN/$b ]] || { log "$BIN/$b missing: run make build"; exit 1; }
 	done
+	if [[ $HA == 1 && ${TUNNEL:-wireguard} == ipsec ]]; then
+		log "HA=1 builds the WireGuard lab only (TUNNEL=ipsec is not supported with it)"
+		exit 2
+	fi
 	cmd_down
 	mkdir -p "$LAB_STATE"
 	for ns in "${NAMESPACES[@]}"; do
 		ip netns add "$ns"
 		in_ns "$ns" ip link set lo up
 	done
-	veth lab-onprem eth0 lab-cgw lan0
+	if [[ $HA == 1 ]]; then
+		ha_links # lab-onprem's eth0 goes to lab-core instead of lab-cgw's lan0
+	else
+		veth lab-onprem eth0 lab-cgw lan0
+	fi
 	veth lab-cgw wan0 lab-inet to-cgw
 	veth lab-inet to-aws lab-aws wan0
 	dx_cross_connect
@@ -92,7 +105,7 @@ cmd_up() {
 	in_ns lab-onprem ip addr add 10.10.0.10/24 dev eth0
 	in_ns lab-onprem ip route add default via 10.10.0.1
 
-	in_ns lab-cgw ip addr add 10.10.0.1/24 dev lan0
+	[[ $HA == 1 ]] || in_ns lab-cgw ip addr add 10.10.0.1/24 dev lan0
 	in_ns lab-cgw ip addr add 198.51.100.2/24 dev wan0
 	in_ns lab-cgw ip addr add 169.254.255.2/30 dev dx0
 	in_ns lab-cgw ip route add default via 198.51.100.1
@@ -119,7 +132,7 @@ cmd_up() {
 		log "up (TUNNEL=ipsec): ${NAMESPACES[*]} lab-aws-t1 lab-aws-t2"
 		return
 	fi
-	genkeys
+	if [[ $HA == 1 ]]; then genkeys "${HA_KEYS[@]}"; else genkeys; fi
 	aws_wg aws-t1 169.254.10.1/30 51820 cgw-t1
 	aws_wg aws-t2 169.254.11.1/30 51821 cgw-t2
 	# Both wireguard-go peers share lab-aws and would answer from its primary
@@ -132,6 +145,12 @@ cmd_up() {
 		-e "s|@AWS_T1_PUB@|$(pub aws-t1)|" -e "s|@AWS_T2_PUB@|$(pub aws-t2)|" \
 		"$HERE/cgwd.lab.yaml" >"$LAB_STATE/cgwd.yaml"
 	chmod 600 "$LAB_STATE/cgwd.yaml"
+	if [[ $HA == 1 ]]; then
+		ha_up # the second box's links, tunnels' AWS ends, configs; lab-core's FRR
+		start_bird
+		log "up (HA=1): ${NAMESPACES[*]} ${HA_NAMESPACES[*]}"
+		return
+	fi
 	start_bird
 	log "up: ${NAMESPACES[*]}"
 }
@@ -148,17 +167,24 @@ start_bird() {
 	# 998 + vpc + extra: exactly the 1,000 routes a VGW may send on tunnel 1.
 	prefix_list 998 100 >"$LAB_STATE/bird-flood.conf"
 	sed -e "s|@LAB_STATE@|$LAB_STATE|g" "$HERE/bird-aws.conf" >"$LAB_STATE/bird-aws.conf"
+	# The HA lab's additions (ha.sh writes them first); empty in the one-box lab.
+	touch "$LAB_STATE"/bird-aws-ha{,-bfd,-kernel}.conf
 	start_bg bird-aws lab-aws bird -f -c "$LAB_STATE/bird-aws.conf" -s "$LAB_STATE/bird-aws.ctl" -P "$LAB_STATE/bird-aws.pidfile"
 	wait_for "BIRD to answer" 10 birdc -s "$LAB_STATE/bird-aws.ctl" show status ||
 		{ cat "$LAB_STATE/logs/bird-aws.log" >&2; return 1; }
 }
 
 bgp_up() {
-	[[ $(birdc -s "$LAB_STATE/bird-aws.ctl" show protocols | grep -c 'Established') == 3 ]]
+	[[ $(birdc -s "$LAB_STATE/bird-aws.ctl" show protocols | grep -c 'Established') == "$1" ]]
 }
 
 cmd_wait_bgp() {
-	wait_for "three BGP sessions Established in BIRD" 30 bgp_up
+	if is_ha; then
+		wait_for "six BGP sessions Established in BIRD" 30 bgp_up 6
+		log "BGP: aws_t1, aws_t2, aws_dx (lab-cgw), aws_t3, aws_t4, aws_dx2 (lab-cgw2) Established"
+		return
+	fi
+	wait_for "three BGP sessions Established in BIRD" 30 bgp_up 3
 	log "BGP: aws_t1, aws_t2, aws_dx Established"
 }
 
@@ -168,15 +194,19 @@ cmd_start_cgwd() {
 	log "cgwd running, pid $(cat "$LAB_STATE/pids/cgwd.pid")"
 }
 
-tunnels_up() {
+tunnels_up() { # tunnels_up [SOCKET]
 	local n
-	n=$("$BIN/cgwd" status -s "$LAB_STATE/cgwd.sock" --json | jq '[.tunnels[] | select(.state == "up")] | length')
+	n=$("$BIN/cgwd" status -s "${1:-$LAB_STATE/cgwd.sock}" --json | jq '[.tunnels[] | select(.state == "up")] | length')
 	[[ $n == 2 ]]
 }
 
 cmd_wait_tunnels() {
 	wait_for "both tunnels up" 20 tunnels_up
 	log "both tunnels up"
+	if is_ha; then
+		wait_for "both tunnels of lab-cgw2 up" 20 tunnels_up "$HA_SOCK2"
+		log "both tunnels of lab-cgw2 up"
+	fi
 }
 
 cmd_stop_cgwd() {
@@ -191,10 +221,10 @@ cmd_down() {
 		done
 	fi
 	LAB_STATE=$LAB_STATE "$HERE/ipsec.sh" down
-	for ns in "${NAMESPACES[@]}"; do
+	for ns in "${NAMESPACES[@]}" "${HA_NAMESPACES[@]}"; do
 		ip netns del "$ns" 2>/dev/null || true
 	done
-	for f in "${WG_SOCKETS[@]}"; do
+	for f in "${WG_SOCKETS[@]}" "${HA_KEYS[@]}"; do
 		rm -f "/var/run/wireguard/$f.sock"
 	done
 	rm -rf "$LAB_STATE"
@@ -209,6 +239,10 @@ start-cgwd) cmd_start_cgwd ;;
 wait-tunnels) cmd_wait_tunnels ;;
 wait-bgp) cmd_wait_bgp ;;
 stop-cgwd) cmd_stop_cgwd ;;
+start-cgwd2) cmd_start_cgwd2 ;;
+stop-cgwd2) kill_pidfile "$LAB_STATE/pids/cgwd2.pid" ;;
+wait-core) cmd_wait_core ;;
+show-ha) cmd_show_ha ;;
 down) cmd_down; log "down" ;;
-*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|dx-cut|dx-restore|dx-link cgw|aws down|up|down" >&2; exit 2 ;;
+*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|dx-cut|dx-restore|dx-link cgw|aws down|up|start-cgwd2|stop-cgwd2|wait-core|show-ha|down" >&2; exit 2 ;;
 esac
