@@ -75,6 +75,11 @@ ha_links() {
 	for ns in lab-core lab-cgw2; do
 		in_ns "$ns" sysctl -qw net.ipv4.ip_forward=1
 	done
+	# ECMP (active/active) hashes on ports too, as routers do, so that flows
+	# of one pair of hosts spread over both boxes.
+	for ns in lab-core lab-aws; do
+		in_ns "$ns" sysctl -qw net.ipv4.fib_multipath_hash_policy=1
+	done
 }
 
 # ha_up: the rest of the HA lab once the one-box lab's AWS side is up: the
@@ -96,6 +101,8 @@ ha_up() {
 		-e "s|@AWS_T3_PUB@|$(pub aws-t3)|" -e "s|@AWS_T4_PUB@|$(pub aws-t4)|" \
 		"$HERE/cgwd.lab-cgw2.yaml" >"$HA_STATE2/cgwd.yaml"
 	chmod 600 "$HA_STATE2/cgwd.yaml"
+	ha_config "$LAB_STATE/cgwd.yaml" 10.10.100.1 primary
+	ha_config "$HA_STATE2/cgwd.yaml" 10.10.100.2 secondary
 
 	cat >"$LAB_STATE/bird-aws-ha-bfd.conf" <<-'EOF'
 		interface "dx2" { min rx interval 300 ms; min tx interval 300 ms; multiplier 3; };
@@ -105,6 +112,16 @@ ha_up() {
 	cp "$HERE/bird-aws-ha.conf" "$LAB_STATE/bird-aws-ha.conf"
 
 	start_frr lab-core core "$HERE/frr-core.conf"
+}
+
+# ha_config FILE LAN_ADDRESS ROLE: a box's config in the HA lab: no static
+# prefixes (lab-core announces them), cgwd.ha.yaml's lan: and ha: appended.
+ha_config() {
+	local f=$1
+	sed -i '/^prefixes: /d' "$f"
+	sed -e "s|@LAN_LOCAL@|$2|" -e "s|@HA_ROLE@|$3|" "$HERE/cgwd.ha.yaml" >>"$f"
+	grep -q '^prefixes: ' "$f" && { log "$f: could not remove the static prefixes"; return 1; }
+	return 0
 }
 
 # vtysh_ NAME ARGS...: vtysh against FRR instance NAME.

@@ -60,7 +60,14 @@ func AppendUnless(marker, text string) Edit {
 // Edited returns the lab's cgwd.yaml with edits applied, leaving the file as it is.
 func Edited(t testing.TB, edits ...Edit) string {
 	t.Helper()
-	b, err := os.ReadFile(Config)
+	return EditedFile(t, Config, edits...)
+}
+
+// EditedFile returns the config file at path with edits applied, leaving
+// the file as it is.
+func EditedFile(t testing.TB, path string, edits ...Edit) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,17 +84,24 @@ func Edited(t testing.TB, edits ...Edit) string {
 // back as it was before.
 func EditConfig(t testing.TB, edits ...Edit) (restore func()) {
 	t.Helper()
-	old, err := os.ReadFile(Config)
+	return EditFile(t, Config, edits...)
+}
+
+// EditFile applies edits to the config file at path (e.g. a box's of the
+// HA lab); restore writes the file back as it was before.
+func EditFile(t testing.TB, path string, edits ...Edit) (restore func()) {
+	t.Helper()
+	old, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeConfig(t, Edited(t, edits...))
-	return func() { writeConfig(t, string(old)) }
+	writeConfig(t, path, EditedFile(t, path, edits...))
+	return func() { writeConfig(t, path, string(old)) }
 }
 
-func writeConfig(t testing.TB, cfg string) {
+func writeConfig(t testing.TB, path, cfg string) {
 	t.Helper()
-	if err := os.WriteFile(Config, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -221,43 +220,26 @@ func RestartRouting(t testing.TB, edits ...Edit) {
 }
 
 // PID is the lab's cgwd process.
-func PID(t testing.TB) int {
-	t.Helper()
-	b, err := os.ReadFile(PIDFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pid
-}
+func PID(t testing.TB) int { t.Helper(); return Box1.PID(t) }
 
 // StopCgwd sends the lab's cgwd SIGTERM and waits (at most 10 s) until it has exited.
-func StopCgwd(t testing.TB) {
-	t.Helper()
-	pid := PID(t)
-	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	Eventually(t, 10*time.Second, "cgwd exits", func() error {
-		if err := syscall.Kill(pid, 0); err == nil {
-			return fmt.Errorf("pid %d still running", pid)
-		}
-		return nil
-	})
-}
+func StopCgwd(t testing.TB) { t.Helper(); Box1.Signal(t, syscall.SIGTERM) }
 
 // Reload sends cgwd SIGHUP and waits until its log has one more line containing want.
 func Reload(t testing.TB, want string) {
 	t.Helper()
-	before := strings.Count(Log(), want)
-	if err := syscall.Kill(PID(t), syscall.SIGHUP); err != nil {
+	reload(t, PID(t), Log, want)
+}
+
+// reload sends pid SIGHUP and waits until log() has one more line containing want.
+func reload(t testing.TB, pid int, log func() string, want string) {
+	t.Helper()
+	before := strings.Count(log(), want)
+	if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	Eventually(t, 10*time.Second, "log line "+want, func() error {
-		if strings.Count(Log(), want) <= before {
+		if strings.Count(log(), want) <= before {
 			return fmt.Errorf("not logged")
 		}
 		return nil
