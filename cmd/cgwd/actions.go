@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -22,13 +23,9 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 	socket := socketFlag(fs)
 	dryRun := fs.Bool("dry-run", false, "only say what applying the file would do")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if _, code, ok := parseArgs(fs, args, 0); !ok {
+	sock, code, ok := parseSocketArgs(fs, socket, args, stderr)
+	if !ok {
 		return code
-	}
-	sock, err := socket()
-	if err != nil {
-		fmt.Fprintf(stderr, "cgwd: %v\n", err)
-		return exitUsage
 	}
 	// Re-establishing sessions and tunnels takes a while; BGP's own bound is 30s.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -49,6 +46,20 @@ func cmdReload(args []string, stdout, stderr io.Writer) int {
 		return exitFailure
 	}
 	return exitOK
+}
+
+// parseSocketArgs parses the flags of a command that takes no argument and
+// returns the control socket (socketFlag's).
+func parseSocketArgs(fs *flag.FlagSet, socket func() (string, error), args []string, stderr io.Writer) (sock string, code int, ok bool) {
+	if _, code, ok := parseArgs(fs, args, 0); !ok {
+		return "", code, false
+	}
+	sock, err := socket()
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd: %v\n", err)
+		return "", exitUsage, false
+	}
+	return sock, exitOK, true
 }
 
 // printReload says what the reload did or would do, part by part.

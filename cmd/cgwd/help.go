@@ -19,7 +19,7 @@ type command struct {
 }
 
 var commands = []command{
-	{name: "run", args: "[-c FILE | FILE]", summary: "run the daemon in the foreground (default /etc/cgwd/cgwd.yaml)", file: true},
+	{name: "run", args: "[-c FILE | FILE] [-drained]", summary: "run the daemon in the foreground (default /etc/cgwd/cgwd.yaml)", file: true},
 	{name: "check-config", args: "[-c FILE | FILE] [-skip-secrets]", summary: "validate a config file and list every problem", file: true},
 	{name: "config", args: "dump [-c FILE | FILE] [-skip-secrets]", summary: "print the effective config, every default filled in, secrets as paths", verbs: []string{"dump"}, file: true},
 	{name: "status", args: "[tunnels|ipsec|bgp|paths [NAME]] [-s SOCKET | -c FILE] [-json] [-watch INTERVAL]", summary: "show the running daemon's tunnels, IPsec SAs, BGP sessions and paths", verbs: statusSections},
@@ -27,6 +27,8 @@ var commands = []command{
 	{name: "tunnel", args: "restart NAME [-s SOCKET | -c FILE]", summary: "re-establish one tunnel", verbs: []string{"restart"}},
 	{name: "bgp", args: "reset NAME [-s SOCKET | -c FILE]", summary: "soft-reset one BGP session (routes re-sent both ways, the session stays up)", verbs: []string{"reset"}},
 	{name: "path", args: "down|up NAME [-s SOCKET | -c FILE]", summary: "take a path out of service (traffic moves off it) or put it back", verbs: []string{"down", "up"}},
+	{name: "drain", args: "[-no-wait] [-s SOCKET | -c FILE] [-json]", summary: "steer AWS and the LAN to the other box and wait until this one's paths are quiet"},
+	{name: "undrain", args: "[-s SOCKET | -c FILE] [-json]", summary: "put a drained box back in service"},
 	{name: "import-aws", args: "FILE [flags]", summary: "turn AWS's VPN configuration (XML, Terraform outputs) into a cgwd config", file: true},
 	{name: "cleanup", args: "[-c FILE | FILE]", summary: "remove what a stopped cgwd left in the kernel (fail-closed routes included)", file: true},
 	{name: "completion", args: "bash|zsh", summary: "print a shell completion script", verbs: []string{"bash", "zsh"}},

@@ -56,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdReload(args, stdout, stderr)
 	case "tunnel", "bgp", "path":
 		return cmdAction(cmd, args, stdout, stderr)
+	case "drain", "undrain":
+		return cmdDrain(cmd, args, stdout, stderr)
 	case "completion":
 		return cmdCompletion(args, stdout, stderr)
 	case "man":
@@ -150,6 +152,7 @@ func parseConfigArgs(fs *flag.FlagSet, args []string) (path string, code int, ok
 
 func cmdRun(args []string, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
+	drained := fs.Bool("drained", false, "start drained, as drain.start_drained does: the box attracts no traffic until `cgwd undrain`")
 	path, code, ok := parseConfigArgs(fs, args)
 	if !ok {
 		return code
@@ -167,6 +170,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		return exitFailure
 	}
 	d.ConfigFile = path
+	d.StartDrained = *drained
 	if abs, err := filepath.Abs(path); err == nil {
 		d.ConfigFile = abs // what `cgwd reload` loads, whatever the directory
 	}

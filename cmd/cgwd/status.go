@@ -231,7 +231,11 @@ func (v view) printJSON(w io.Writer, s *control.Status) error {
 }
 
 func printStatus(w io.Writer, st *control.Status, now time.Time) {
-	fmt.Fprintf(w, "cgwd %s, up %s\n\n", st.Version, duration(now.Sub(st.Started)))
+	fmt.Fprintf(w, "cgwd %s, up %s\n", st.Version, duration(now.Sub(st.Started)))
+	if l := drainLine(st.Drain, now); l != "" {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w)
 	printTunnels(w, st, now)
 	if slices.ContainsFunc(st.Tunnels, func(t tunnelStatus) bool { return t.IPsec != nil }) {
 		fmt.Fprintln(w)

@@ -26,14 +26,23 @@ func serveStatus(t *testing.T, st control.Status) string {
 // a temporary directory; it returns the socket's path.
 func serveControl(t *testing.T, st control.Status, a control.Actions) string {
 	t.Helper()
+	return listenControl(t, func() control.Status { return st }, func(srv *control.Server) {
+		if a != nil {
+			srv.SetActions(a)
+		}
+	})
+}
+
+// listenControl serves a control socket with status, set up by setup, until
+// the test ends, and returns its path.
+func listenControl(t *testing.T, status control.StatusFunc, setup func(*control.Server)) string {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "cgwd.sock")
-	srv, err := control.Listen(sock, func() control.Status { return st })
+	srv, err := control.Listen(sock, status)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a != nil {
-		srv.SetActions(a)
-	}
+	setup(srv)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)

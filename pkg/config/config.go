@@ -69,6 +69,8 @@ type Config struct {
 	LAN LAN `yaml:"lan"`
 	// HA is the box's role in a pair of customer gateways (lan.go).
 	HA HA `yaml:"ha"`
+	// Drain configures `cgwd drain` (maintenance).
+	Drain Drain `yaml:"drain"`
 }
 
 // Log configures the slog handler.
@@ -283,6 +285,7 @@ func (c *Config) applyDefaults(given map[string]bool) {
 	c.Firewall.applyDefaults()
 	c.LAN.applyDefaults(given)
 	c.HA.applyDefaults(given)
+	c.Drain.applyDefaults()
 	for i := range c.DirectConnect {
 		d := &c.DirectConnect[i]
 		if d.Name == "" {

@@ -126,6 +126,7 @@ func (c *Config) Validate() Problems {
 	v.lan(c, names)
 	v.unique(c)
 	v.firewall(c)
+	v.drain(&c.Drain)
 	v.failClosed(c)
 	v.selection(c)
 	c.advertiseLimits(v, &validator{})

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/bgp"
+	"github.com/cgwd/cgwd/pkg/drain"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/lifecycle"
 	"github.com/cgwd/cgwd/pkg/tunnel"
@@ -39,6 +40,8 @@ type Status struct {
 	// FailClosedRoutes is how many unreachable routes cgwd keeps for AWS
 	// prefixes (fail closed).
 	FailClosedRoutes int `json:"fail_closed_routes"`
+	// Drain is whether the box is drained for maintenance (cgwd drain).
+	Drain drain.Status `json:"drain"`
 }
 
 // zeroTime is how encoding/json writes a zero time.Time.

@@ -93,7 +93,7 @@ func (d *Daemon) planReload(newCfg *config.Config) ([]control.Change, error) {
 		add("tunnel", c.cfg.Name, "start", "added")
 	}
 	if sp := d.bgpSpeaker(); sp != nil {
-		ch, err := sp.Plan(bgpCfg)
+		ch, err := sp.Plan(d.withDrain(bgpCfg, newCfg))
 		switch {
 		case errors.Is(err, bgp.ErrNewSpeaker):
 			for _, p := range bgpCfg.Peers {

@@ -17,6 +17,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/control"
+	"github.com/cgwd/cgwd/pkg/drain"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
 	"github.com/cgwd/cgwd/pkg/firewall"
@@ -37,6 +38,9 @@ type Daemon struct {
 	// LoadConfig and applies it as Reload does, logging the outcome.
 	ReloadSignal <-chan os.Signal
 	LoadConfig   func() (*config.Config, error)
+	// StartDrained makes Run start drained, as drain.start_drained does
+	// (cgwd run -drained).
+	StartDrained bool
 
 	cfg     *config.Config
 	log     *slog.Logger
@@ -55,6 +59,7 @@ type Daemon struct {
 	fib     *fib.FIB
 	fw      *firewall.Firewall
 	started time.Time
+	drain   *drain.Controller // drained or not; kept across reloads
 
 	// ConfigFile is the file `cgwd reload` loads over the control socket.
 	ConfigFile string
@@ -63,7 +68,7 @@ type Daemon struct {
 // New builds the daemon's tunnels from cfg (reading their secret files) but
 // creates nothing in the kernel yet.
 func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, log: log, reloads: make(chan reload), stopped: make(chan struct{})}
+	d := &Daemon{cfg: cfg, log: log, reloads: make(chan reload), stopped: make(chan struct{}), drain: drain.NewController()}
 	for _, v := range cfg.VPN {
 		for i := range v.Tunnels {
 			t, err := newTunnel(&v.Tunnels[i], log.With("vpn", v.Name))
@@ -140,7 +145,7 @@ func (d *Daemon) removeFirewall() {
 
 // Status is a snapshot of the daemon's state.
 func (d *Daemon) Status() control.Status {
-	st := control.Status{Version: version.String(), Started: d.started}
+	st := control.Status{Version: version.String(), Started: d.started, Drain: d.drain.Status()}
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
@@ -216,6 +221,7 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		return err
 	}
 	ctrl.SetActions(d)
+	ctrl.SetDrainActions(d)
 	ctrl.OnError = d.serverFailed("control")
 	if err := stack.Start("control socket", ctrl); err != nil {
 		return err
@@ -260,6 +266,8 @@ func (d *Daemon) start(stack *lifecycle.Stack) error {
 		d.mu.Unlock()
 	}
 	stack.Defer("firewall", d.removeFirewall) // a reload may install one later
+	d.startDrained()
+	stack.Defer("drain", d.drain.Close) // a drain's wait for quiet
 	return d.startRouting(stack)
 }
 
@@ -292,7 +300,7 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 	if err := stack.Start("symmetry guard", sym); err != nil {
 		return err
 	}
-	if err := d.startSpeaker(d.bgpCfg); err != nil {
+	if err := d.startSpeaker(d.withDrain(d.bgpCfg, d.cfg)); err != nil {
 		return err
 	}
 	stack.Defer("bgp", d.stopSpeaker)

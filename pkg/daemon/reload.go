@@ -191,7 +191,8 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 		}
 	}
 	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
-	if err := d.reloadRouting(ctx, bgpCfg, fibCfg, foCfg); err != nil {
+	// A drained box stays drained, with the new file's drain settings.
+	if err := d.reloadRouting(ctx, d.withDrain(bgpCfg, newCfg), fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
 	}
 	d.reloadStaticRoutes(old, newCfg)

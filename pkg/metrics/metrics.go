@@ -72,6 +72,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
+	for _, d := range haDescs {
+		ch <- d
+	}
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -119,6 +122,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRoutesProg, prometheus.CounterValue, float64(st.RoutesProgrammed))
 	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))
 	ch <- prometheus.MustNewConstMetric(descFailClosed, prometheus.GaugeValue, float64(st.FailClosedRoutes))
+	collectHA(ch, &st)
 }
 
 func b2f(b bool) float64 {

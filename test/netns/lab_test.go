@@ -104,6 +104,8 @@ func TestWireGuardLab(t *testing.T) {
 
 	testReload(t)
 
+	testDrain(t)
+
 	t.Run("SIGTERMLeavesNothingBehind", func(t *testing.T) {
 		labkit.StopCgwd(t)
 		links, _ := labkit.InNS(labkit.CGW, "ip", "-o", "link")

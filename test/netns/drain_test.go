@@ -1,0 +1,173 @@
+package netns
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/drain"
+	"github.com/cgwd/cgwd/test/netns/labkit"
+)
+
+// AS path lengths BIRD sees from cgwd per session: the ASN itself plus the
+// prepends (DX none, tunnel 1 one, tunnel 2 two), and drained with
+// drain.prepend more on every session.
+func asPaths(more int) map[string]int {
+	return map[string]int{labkit.BirdDX: 1 + more, labkit.BirdT1: 2 + more, labkit.BirdT2: 3 + more}
+}
+
+// drainCLI runs `cgwd ARGS -s SOCK` and returns its output and exit error.
+func drainCLI(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, labkit.CgwdBin, append(args, "-s", labkit.Sock)...).CombinedOutput()
+	return string(out), err
+}
+
+// testDrain runs `cgwd drain` and `cgwd undrain` in the one-box lab; cgwd
+// must be running with every session up. With one box, traffic has no
+// other box to move to: the drain makes every AS path longer without
+// resetting a session, waits while a stream still crosses the box, is done
+// once the stream has stopped and the paths have been quiet for the quiet
+// period, survives a reload, and undrain puts the AS paths back.
+func testDrain(t *testing.T) {
+	t.Run("DrainPrependsWaitsForQuietUndrainRestores", func(t *testing.T) {
+		labkit.LogOnFailure(t)
+		bird := labkit.AWSBird
+		bird.WaitEstablished(t, 30*time.Second, true, labkit.BirdSessions...)
+		restore := labkit.EditConfig(t, labkit.AppendUnless("\ndrain:", "drain: {quiet_period: 2s, timeout: 30s}\n"))
+		defer func() {
+			restore()
+			labkit.Reload(t, "reload: applied")
+			if _, err := drainCLI("undrain"); err != nil {
+				t.Errorf("undrain at the end: %v", err)
+			}
+		}()
+		labkit.Reload(t, "reload: applied")
+		waitASPaths(t, asPaths(0))
+		since := bird.SinceSettled(t)
+
+		// 1,000 packets/s each way (echo requests up, replies down) for 6 s.
+		rx0, tx0 := labkit.LinkPackets(t, labkit.CGW, labkit.DX)
+		ping := labkit.StartPing(t, labkit.OnPrem, "-q", "-c", "6000", "-i", "0.001", "-W", "1", labkit.VPCHost)
+		labkit.Eventually(t, 5*time.Second, "the stream crossing dx0", func() error {
+			if rx, tx := labkit.LinkPackets(t, labkit.CGW, labkit.DX); rx-rx0 < 500 || tx-tx0 < 500 {
+				return fmt.Errorf("dx0 rx %d tx %d packets", rx-rx0, tx-tx0)
+			}
+			return nil
+		})
+		var out labkit.Buffer
+		cmd := exec.Command(labkit.CgwdBin, "drain", "-s", labkit.Sock)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var cmdErr error
+		exited := make(chan struct{})
+		go func() { cmdErr = cmd.Wait(); close(exited) }()
+		t.Cleanup(func() {
+			select {
+			case <-exited:
+			default:
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+
+		waitASPaths(t, asPaths(5))
+		// Longer than the quiet period plus a sample after the drain began,
+		// the stream still flows: the drain must still wait.
+		var began time.Time
+		labkit.Eventually(t, 5*time.Second, "drain under way", func() error {
+			if began = labkit.Status(t).Drain.Since; began.IsZero() {
+				return fmt.Errorf("not drained")
+			}
+			return nil
+		})
+		time.Sleep(time.Until(began.Add(3500 * time.Millisecond))) // the stream's schedule: 6 s
+		st := labkit.Status(t).Drain
+		select {
+		case <-ping.Done():
+			t.Log("the stream ended before the check (loaded machine): the wait while traffic flows is not checked")
+		default:
+			if st.State != drain.Draining {
+				t.Errorf("drain %s %v after it began, while 1,000 packets/s cross dx1: %+v", st.State, time.Since(began).Round(time.Millisecond), st)
+			}
+		}
+		loss := ping.Loss(t)
+		t.Logf("ping at 1,000/s during the drain: %s loss (one box: the traffic has nowhere else to go)", loss)
+
+		labkit.Eventually(t, 15*time.Second, "cgwd drain done", func() error {
+			select {
+			case <-exited:
+				return nil
+			default:
+				return fmt.Errorf("still waiting:\n%s", out.String())
+			}
+		})
+		if cmdErr != nil {
+			t.Fatalf("cgwd drain: %v\n%s", cmdErr, out.String())
+		}
+		text := out.String()
+		t.Logf("cgwd drain:\n%s", text)
+		for _, want := range []string{"AWS: 5 more prepends on every session (dx1, cgw-t1, cgw-t2)", "drained: every path quiet for 2s", "  dx1 ", "  cgw-t1 ", "  cgw-t2 "} {
+			if !strings.Contains(text, want) {
+				t.Errorf("cgwd drain's output lacks %q", want)
+			}
+		}
+		st = labkit.Status(t).Drain
+		if st.State != drain.Drained || st.TimedOut || len(st.Paths) != 3 {
+			t.Fatalf("drain status: %+v", st)
+		}
+		for _, p := range st.Paths {
+			if p.QuietSince.IsZero() || st.Done.Sub(p.QuietSince) < 2*time.Second {
+				t.Errorf("%s quiet since %v, drain done at %v", p.Name, p.QuietSince, st.Done)
+			}
+			// dx1 carried the stream, both ways, during the drain.
+			if p.Name == labkit.DXPath && (p.RxPackets < 1000 || p.TxPackets < 1000) {
+				t.Errorf("dx1 carried %d/%d packets during the drain, want the stream's", p.RxPackets, p.TxPackets)
+			}
+		}
+		if !labkit.SameSessions(bird.Since(t), since) {
+			t.Errorf("the drain reset a BGP session: BIRD's protocol times %v, before %v", bird.Since(t), since)
+		}
+		m := labkit.Scrape(t)
+		for name, want := range map[string]float64{"cgwd_drained": 1, "cgwd_aws_paths_usable": 3} {
+			if v, ok := m.Value(name + " "); !ok || v != want {
+				t.Errorf("%s = %v (found %v), want %v", name, v, ok, want)
+			}
+		}
+		if v, ok := m.Value("cgwd_drained_since_timestamp_seconds "); !ok || int64(v) != began.Unix() {
+			t.Errorf("cgwd_drained_since_timestamp_seconds = %v, want %d", v, began.Unix())
+		}
+		if s, err := drainCLI("status"); err != nil || !strings.Contains(s, "\nDRAINED for ") {
+			t.Errorf("cgwd status of a drained box: %v\n%s", err, s)
+		}
+
+		// A reload keeps the box drained, with the reloaded prepend count.
+		labkit.EditConfig(t, labkit.Replace("drain: {", "drain: {prepend: 3, "))
+		labkit.Reload(t, "reload: applied")
+		waitASPaths(t, asPaths(3))
+		if st := labkit.Status(t).Drain; st.State != drain.Drained {
+			t.Errorf("after a reload: %+v", st)
+		}
+
+		s, err := drainCLI("undrain")
+		if err != nil || s != "undrained: the box is back in service\n" {
+			t.Fatalf("cgwd undrain: %v\n%s", err, s)
+		}
+		waitASPaths(t, asPaths(0))
+		if st := labkit.Status(t).Drain; st.State != drain.Active {
+			t.Errorf("after undrain: %+v", st)
+		}
+		if v, ok := labkit.Scrape(t).Value("cgwd_drained "); !ok || v != 0 {
+			t.Errorf("cgwd_drained after undrain = %v (found %v)", v, ok)
+		}
+		if !labkit.SameSessions(bird.Since(t), since) {
+			t.Errorf("drain, reload or undrain reset a BGP session: BIRD's protocol times %v, before %v", bird.Since(t), since)
+		}
+	})
+}
