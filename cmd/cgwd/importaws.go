@@ -13,6 +13,7 @@ import (
 
 const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [--out-dir DIR [--force]]
                        [--prefix CIDR ...] [--local-address IP] [--asn N] [--psk-dir DIR]
+                       [--static-route CIDR ...]
 
 FILE (or - for stdin) is the CustomerGatewayConfiguration XML of an AWS VPN
 connection (console: Download configuration, vendor "Generic"; or the JSON of
@@ -25,6 +26,11 @@ Without --out-dir the config is printed with psk_file references and the
 pre-shared keys are not printed at all. With --out-dir, DIR/cgwd.yaml and
 DIR/cgw-t1.psk, DIR/cgw-t2.psk (mode 0600) are written; existing files are
 kept unless --force. DIR is created if missing, but not its parent.
+
+A static-routing connection (AWS StaticRoutesOnly) gets routing: static and
+no bgp; its static_routes are the VPC CIDRs, which AWS's description does not
+list: pass --static-route. The connection's routes in AWS (on-prem CIDRs)
+become prefixes unless --prefix is given.
 
 The XML lists IKEv1 parameters; cgwd speaks IKEv2 only, so the AWS tunnels'
 "IKE versions" option must allow ikev2 (AWS's default allows both).
@@ -43,17 +49,8 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	force := fs.Bool("force", false, "overwrite existing files in --out-dir")
 	pskDir := fs.String("psk-dir", awsimport.DefaultPSKDir, "where the printed config expects the PSK files (without --out-dir)")
 	var o awsimport.Options
-	fs.Func("prefix", "on-prem prefix to advertise, e.g. 10.10.0.0/16 (repeatable)", func(s string) error {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() {
-			return fmt.Errorf("%q is not an IPv4 prefix", s)
-		}
-		if p != p.Masked() {
-			return fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
-		}
-		o.Prefixes = append(o.Prefixes, p)
-		return nil
-	})
+	fs.Func("prefix", "on-prem prefix to advertise, e.g. 10.10.0.0/16 (repeatable)", prefixFlag(&o.Prefixes))
+	fs.Func("static-route", "a VPC CIDR of a static-routing connection, e.g. 10.200.0.0/16 (repeatable)", prefixFlag(&o.StaticRoutes))
 	fs.Func("local-address", "this gateway's outside IPv4 address, when it is not the public address AWS knows (NAT)", func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() {
@@ -125,7 +122,7 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		for _, p := range missing {
 			fmt.Fprintf(stderr, "  %s\n", p)
 		}
-		fmt.Fprintf(stderr, "  (flags: --prefix CIDR, --asn N, --local-address IP)\n")
+		fmt.Fprintf(stderr, "  (flags: --prefix CIDR, --asn N, --local-address IP, --static-route CIDR)\n")
 	}
 	return exitOK
 }
@@ -150,4 +147,19 @@ func readInput(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %w", name, err)
 	}
 	return data, nil
+}
+
+// prefixFlag parses a repeatable IPv4 prefix flag into *dst.
+func prefixFlag(dst *[]netip.Prefix) func(string) error {
+	return func(s string) error {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || !p.Addr().Is4() {
+			return fmt.Errorf("%q is not an IPv4 prefix", s)
+		}
+		if p != p.Masked() {
+			return fmt.Errorf("%s has host bits set (did you mean %s?)", s, p.Masked())
+		}
+		*dst = append(*dst, p)
+		return nil
+	}
 }

@@ -55,6 +55,14 @@ type Connection struct {
 	Format string
 	// Tunnels are the connection's two tunnels, sorted by AWS outside address.
 	Tunnels [2]Tunnel
+	// StaticRoutesOnly: the connection routes statically, without BGP (the
+	// XML's vpn_connection_attributes NoBGPVPNConnection, the AWS CLI's
+	// Options.StaticRoutesOnly, Terraform's static_routes_only).
+	StaticRoutesOnly bool
+	// Routes are the connection's static routes when the input lists them
+	// (the AWS CLI's Routes, Terraform's routes): the customer network's
+	// CIDRs, which AWS routes into the tunnels. No input lists the VPC's.
+	Routes []netip.Prefix
 }
 
 // IKEv1Notice returns a warning for a connection parsed from the

@@ -44,6 +44,8 @@ func isMissing(p config.Problem) bool {
 		return true
 	case strings.HasSuffix(p.Field, ".outside.local") && p.Msg == "is required":
 		return true
+	case strings.HasSuffix(p.Field, ".static_routes") && strings.HasPrefix(p.Msg, "is required"):
+		return true
 	}
 	return false
 }

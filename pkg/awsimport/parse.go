@@ -34,23 +34,23 @@ func Parse(data []byte, format string) (*Connection, error) {
 		if !isJSON {
 			return ParseXML(data)
 		}
-		if x, ok, err := cliXML(trimmed); ok {
+		if x, extra, ok, err := cliXML(trimmed); ok {
 			if err != nil {
 				return nil, err
 			}
-			return ParseXML(x)
+			return extra.apply(ParseXML(x))
 		}
 		return ParseTerraform(trimmed)
 	case FormatXML:
 		if isJSON {
-			x, ok, err := cliXML(trimmed)
+			x, extra, ok, err := cliXML(trimmed)
 			if !ok {
 				return nil, fmt.Errorf("input is JSON without a VpnConnection(s) key; for Terraform outputs use format terraform")
 			}
 			if err != nil {
 				return nil, err
 			}
-			return ParseXML(x)
+			return extra.apply(ParseXML(x))
 		}
 		return ParseXML(data)
 	case FormatTerraform:
@@ -60,29 +60,27 @@ func Parse(data []byte, format string) (*Connection, error) {
 	}
 }
 
-// cliXML extracts CustomerGatewayConfiguration from AWS CLI JSON. ok is false
-// when data does not have the AWS CLI shape.
-func cliXML(data []byte) (x []byte, ok bool, err error) {
-	type conn struct {
-		ID  string `json:"VpnConnectionId"`
-		XML string `json:"CustomerGatewayConfiguration"`
-	}
+// cliXML extracts CustomerGatewayConfiguration from AWS CLI JSON, and
+// what the JSON says beside it (static routing, routes). ok is false when
+// data does not have the AWS CLI shape.
+func cliXML(data []byte) (x []byte, extra *cliConn, ok bool, err error) {
+	type conn = cliConn
 	var doc struct {
 		Many []conn `json:"VpnConnections"`
 		One  *conn  `json:"VpnConnection"`
 	}
 	if json.Unmarshal(data, &doc) != nil || (doc.Many == nil && doc.One == nil) {
-		return nil, false, nil
+		return nil, nil, false, nil
 	}
 	c := doc.One
 	if c == nil {
 		if len(doc.Many) != 1 {
-			return nil, true, fmt.Errorf("AWS CLI JSON lists %d VPN connections; import one (aws ec2 describe-vpn-connections --vpn-connection-ids vpn-...)", len(doc.Many))
+			return nil, nil, true, fmt.Errorf("AWS CLI JSON lists %d VPN connections; import one (aws ec2 describe-vpn-connections --vpn-connection-ids vpn-...)", len(doc.Many))
 		}
 		c = &doc.Many[0]
 	}
 	if c.XML == "" {
-		return nil, true, fmt.Errorf("VPN connection %s has no CustomerGatewayConfiguration (is it deleted, or was it described without permission to see it?)", c.ID)
+		return nil, nil, true, fmt.Errorf("VPN connection %s has no CustomerGatewayConfiguration (is it deleted, or was it described without permission to see it?)", c.ID)
 	}
-	return []byte(c.XML), true, nil
+	return []byte(c.XML), c, true, nil
 }

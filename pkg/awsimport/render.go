@@ -28,6 +28,8 @@ type Options struct {
 	ASN uint32
 	// PSKDir is the absolute directory of the PSK files (DefaultPSKDir if empty).
 	PSKDir string
+	// StaticRoutes are the VPC CIDRs of a static-routing connection.
+	StaticRoutes []netip.Prefix
 }
 
 // TunnelName returns the netdev name of the i-th tunnel (0-based).
@@ -76,14 +78,7 @@ func Render(c *Connection, o Options) ([]byte, error) {
 	} else {
 		w("# asn: the customer gateway's ASN is not in the input; pass --asn\n")
 	}
-	if len(o.Prefixes) == 0 {
-		w("prefixes: [] # the on-prem prefixes to advertise: pass --prefix CIDR (repeatable)\n")
-	} else {
-		w("prefixes:\n")
-		for _, p := range o.Prefixes {
-			w("  - %s\n", p.Masked())
-		}
-	}
+	renderPrefixes(w, c, o)
 	name := c.ID
 	if name == "" {
 		name = "vpn1"
@@ -93,6 +88,7 @@ func Render(c *Connection, o Options) ([]byte, error) {
 	if strings.HasPrefix(c.GatewayID, "tgw-") {
 		w("    gateway: tgw\n")
 	}
+	renderStatic(w, c, o)
 	w("    tunnels:\n")
 	for i := range c.Tunnels {
 		t := &c.Tunnels[i]
@@ -135,6 +131,10 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		}
 		for _, line := range proposalComments(t) {
 			w("          # %s\n", line)
+		}
+		if c.StaticRoutesOnly {
+			w("        # a static connection: no BGP session; probes (on by default) check the tunnel\n")
+			continue
 		}
 		w("        bgp:\n")
 		if t.AWSASN != 0 {

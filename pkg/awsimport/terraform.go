@@ -67,6 +67,9 @@ func ParseTerraform(data []byte) (*Connection, error) {
 			return nil, err
 		}
 	}
+	if err := tfStatic(m, c); err != nil {
+		return nil, err
+	}
 	if err := c.finish(); err != nil {
 		return nil, err
 	}

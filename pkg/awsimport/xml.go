@@ -20,6 +20,7 @@ type xmlConnection struct {
 	VGWID   string      `xml:"vpn_gateway_id"`
 	TGWID   string      `xml:"transit_gateway_id"`
 	Type    string      `xml:"vpn_connection_type"`
+	Attrs   string      `xml:"vpn_connection_attributes"`
 	Tunnels []xmlTunnel `xml:"ipsec_tunnel"`
 }
 
@@ -148,6 +149,7 @@ func (x *xmlConnection) connection() (*Connection, error) {
 		GatewayID:         strings.TrimSpace(x.VGWID),
 		Type:              strings.TrimSpace(x.Type),
 		Format:            FormatXML,
+		StaticRoutesOnly:  noBGP(x.Attrs),
 	}
 	if c.GatewayID == "" {
 		c.GatewayID = strings.TrimSpace(x.TGWID)
