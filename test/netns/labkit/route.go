@@ -57,8 +57,12 @@ func RouteGet(dst string) (string, error) { return InNS(CGW, "ip", "route", "get
 // RouteDev is the device lab-cgw's kernel uses for the VPC host now, or
 // "none" when it has no way there (no route, or cgwd's blackhole group while
 // no path is usable, which `ip route get` answers with EINVAL).
-func RouteDev() string {
-	out, err := RouteGet(VPCHost)
+func RouteDev() string { return RouteDevIn(CGW, VPCHost) }
+
+// RouteDevIn is the device namespace ns's kernel uses for dst now, or
+// "none" when it has no way there.
+func RouteDevIn(ns, dst string) string {
+	out, err := InNS(ns, "ip", "route", "get", dst)
 	if err != nil {
 		return "none"
 	}
