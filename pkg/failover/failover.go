@@ -137,6 +137,8 @@ type Manager struct {
 	linkDown map[string]bool
 	// tunnelUp holds the tunnels last seen up (TunnelState), for static paths.
 	tunnelUp map[string]bool
+	// running is set once Start has started the loop that reads ev.
+	running bool
 	// linksDone is closed once the link watch has stopped (nil without one).
 	linksDone <-chan struct{}
 	// selected is set once a path first carries traffic after start; that
@@ -330,6 +332,9 @@ func (m *Manager) Start(ctx context.Context, fib Programmer, bgp SessionResetter
 			<-m.linksDone
 		}
 	}()
+	m.mu.Lock()
+	m.running = true
+	m.mu.Unlock()
 	m.replayTunnels(order)
 	return nil
 }

@@ -17,12 +17,15 @@ import (
 // TunnelState reports a tunnel's state, from the daemon's watch of its
 // tunnels: for a static path it is the path's session. A state reported
 // before the path exists (a reload starts tunnels before it adds their
-// paths) is kept and applied when the path is added.
+// paths, and tunnels start before failover) is kept and applied when the
+// path is added or failover starts.
 func (m *Manager) TunnelState(name string, up bool) {
 	m.mu.Lock()
 	m.tunnelUp[name] = up
 	p := m.paths[name]
-	static := p != nil && p.cfg.Static
+	// Before Start, the state is only kept: Start applies it, and nothing
+	// reads ev yet (a tunnel's watch must never wait for failover).
+	static := p != nil && p.cfg.Static && m.running
 	m.mu.Unlock()
 	if static {
 		m.send(event{path: name, tunnel: true, at: time.Now(), reason: reason("tunnel", up)})
