@@ -20,11 +20,71 @@ func asPaths(more int) map[string]int {
 }
 
 // drainCLI runs `cgwd ARGS -s SOCK` and returns its output and exit error.
-func drainCLI(args ...string) (string, error) {
+func drainCLI(sock string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, labkit.CgwdBin, append(args, "-s", labkit.Sock)...).CombinedOutput()
+	out, err := exec.CommandContext(ctx, labkit.CgwdBin, append(args, "-s", sock)...).CombinedOutput()
 	return string(out), err
+}
+
+// cliRun is a cgwd command running in the background.
+type cliRun struct {
+	out  labkit.Buffer
+	err  error
+	done chan struct{}
+}
+
+// startCLI starts `cgwd ARGS -s SOCK`; the test's end kills it if it still runs.
+func startCLI(t *testing.T, sock string, args ...string) *cliRun {
+	t.Helper()
+	r := &cliRun{done: make(chan struct{})}
+	cmd := exec.Command(labkit.CgwdBin, append(args, "-s", sock)...)
+	cmd.Stdout, cmd.Stderr = &r.out, &r.out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { r.err = cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default:
+			_ = cmd.Process.Kill()
+			<-r.done
+		}
+	})
+	return r
+}
+
+// wait waits at most timeout for the command to end and fails the test
+// unless it exited 0; it returns the command's output.
+func (r *cliRun) wait(t *testing.T, timeout time.Duration) string {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(timeout):
+		t.Fatalf("cgwd still running after %v:\n%s", timeout, r.out.String())
+	}
+	if r.err != nil {
+		t.Fatalf("cgwd: %v\n%s", r.err, r.out.String())
+	}
+	return r.out.String()
+}
+
+// drainBegan waits until the cgwd at sock is draining or drained and returns when that began.
+func drainBegan(t *testing.T, sock string) time.Time {
+	t.Helper()
+	var began time.Time
+	labkit.Eventually(t, 5*time.Second, "drain under way", func() error {
+		st, err := labkit.QueryStatus(sock)
+		if err != nil {
+			return err
+		}
+		if began = st.Drain.Since; began.IsZero() {
+			return fmt.Errorf("not drained")
+		}
+		return nil
+	})
+	return began
 }
 
 // testDrain runs `cgwd drain` and `cgwd undrain` in the one-box lab; cgwd
@@ -42,7 +102,7 @@ func testDrain(t *testing.T) {
 		defer func() {
 			restore()
 			labkit.Reload(t, "reload: applied")
-			if _, err := drainCLI("undrain"); err != nil {
+			if _, err := drainCLI(labkit.Sock, "undrain"); err != nil {
 				t.Errorf("undrain at the end: %v", err)
 			}
 		}()
@@ -50,68 +110,29 @@ func testDrain(t *testing.T) {
 		waitASPaths(t, asPaths(0))
 		since := bird.SinceSettled(t)
 
-		// 1,000 packets/s each way (echo requests up, replies down) for 6 s.
-		rx0, tx0 := labkit.LinkPackets(t, labkit.CGW, labkit.DX)
-		ping := labkit.StartPing(t, labkit.OnPrem, "-q", "-c", "6000", "-i", "0.001", "-W", "1", labkit.VPCHost)
-		labkit.Eventually(t, 5*time.Second, "the stream crossing dx0", func() error {
-			if rx, tx := labkit.LinkPackets(t, labkit.CGW, labkit.DX); rx-rx0 < 500 || tx-tx0 < 500 {
-				return fmt.Errorf("dx0 rx %d tx %d packets", rx-rx0, tx-tx0)
-			}
-			return nil
+		// 1,000 packets/s each way for 8 s (udpgap); the drain 1 s in.
+		var run *cliRun
+		var st drain.Status
+		var began, checked time.Time
+		streamStart := time.Now()
+		up, down := labkit.TwoWay(t, 1000, 8*time.Second, time.Second, func() {
+			run = startCLI(t, labkit.Sock, "drain")
+			waitASPaths(t, asPaths(5))
+			// Longer than the quiet period plus a sample after the drain
+			// began, the stream still flows: the drain must still wait.
+			began = drainBegan(t, labkit.Sock)
+			time.Sleep(time.Until(began.Add(3500 * time.Millisecond)))
+			st, checked = labkit.Status(t).Drain, time.Now()
 		})
-		var out labkit.Buffer
-		cmd := exec.Command(labkit.CgwdBin, "drain", "-s", labkit.Sock)
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		var cmdErr error
-		exited := make(chan struct{})
-		go func() { cmdErr = cmd.Wait(); close(exited) }()
-		t.Cleanup(func() {
-			select {
-			case <-exited:
-			default:
-				_ = cmd.Process.Kill()
-				<-exited
-			}
-		})
-
-		waitASPaths(t, asPaths(5))
-		// Longer than the quiet period plus a sample after the drain began,
-		// the stream still flows: the drain must still wait.
-		var began time.Time
-		labkit.Eventually(t, 5*time.Second, "drain under way", func() error {
-			if began = labkit.Status(t).Drain.Since; began.IsZero() {
-				return fmt.Errorf("not drained")
-			}
-			return nil
-		})
-		time.Sleep(time.Until(began.Add(3500 * time.Millisecond))) // the stream's schedule: 6 s
-		st := labkit.Status(t).Drain
-		select {
-		case <-ping.Done():
-			t.Log("the stream ended before the check (loaded machine): the wait while traffic flows is not checked")
-		default:
+		if checked.Before(streamStart.Add(7 * time.Second)) {
 			if st.State != drain.Draining {
-				t.Errorf("drain %s %v after it began, while 1,000 packets/s cross dx1: %+v", st.State, time.Since(began).Round(time.Millisecond), st)
+				t.Errorf("drain %s %v after it began, while 1,000 packets/s cross dx1: %+v", st.State, checked.Sub(began).Round(time.Millisecond), st)
 			}
+		} else {
+			t.Log("the stream ended before the check (loaded machine): the wait while traffic flows is not checked")
 		}
-		loss := ping.Loss(t)
-		t.Logf("ping at 1,000/s during the drain: %s loss (one box: the traffic has nowhere else to go)", loss)
-
-		labkit.Eventually(t, 15*time.Second, "cgwd drain done", func() error {
-			select {
-			case <-exited:
-				return nil
-			default:
-				return fmt.Errorf("still waiting:\n%s", out.String())
-			}
-		})
-		if cmdErr != nil {
-			t.Fatalf("cgwd drain: %v\n%s", cmdErr, out.String())
-		}
-		text := out.String()
+		t.Logf("udpgap during the drain (one box: the traffic has nowhere else to go): on-prem -> VPC %v; VPC -> on-prem %v", up, down)
+		text := run.wait(t, 15*time.Second)
 		t.Logf("cgwd drain:\n%s", text)
 		for _, want := range []string{"AWS: 5 more prepends on every session (dx1, cgw-t1, cgw-t2)", "drained: every path quiet for 2s", "  dx1 ", "  cgw-t1 ", "  cgw-t2 "} {
 			if !strings.Contains(text, want) {
@@ -143,7 +164,7 @@ func testDrain(t *testing.T) {
 		if v, ok := m.Value("cgwd_drained_since_timestamp_seconds "); !ok || int64(v) != began.Unix() {
 			t.Errorf("cgwd_drained_since_timestamp_seconds = %v, want %d", v, began.Unix())
 		}
-		if s, err := drainCLI("status"); err != nil || !strings.Contains(s, "\nDRAINED for ") {
+		if s, err := drainCLI(labkit.Sock, "status"); err != nil || !strings.Contains(s, "\nDRAINED for ") {
 			t.Errorf("cgwd status of a drained box: %v\n%s", err, s)
 		}
 
@@ -155,7 +176,7 @@ func testDrain(t *testing.T) {
 			t.Errorf("after a reload: %+v", st)
 		}
 
-		s, err := drainCLI("undrain")
+		s, err := drainCLI(labkit.Sock, "undrain")
 		if err != nil || s != "undrained: the box is back in service\n" {
 			t.Fatalf("cgwd undrain: %v\n%s", err, s)
 		}
