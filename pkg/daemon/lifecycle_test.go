@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/cgwd/cgwd/pkg/config"
+	"github.com/cgwd/cgwd/pkg/drain"
 )
 
 // inOwnNetns runs the calling test again in a child process in a network
@@ -129,6 +130,7 @@ func TestDaemonStartReloadStopLeavesNoGoroutine(t *testing.T) {
 	}
 	ready := make(chan struct{})
 	d.OnReady = func() { close(ready) }
+	d.StartDrained = true
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	ran := make(chan error, 1)
@@ -141,6 +143,17 @@ func TestDaemonStartReloadStopLeavesNoGoroutine(t *testing.T) {
 		t.Fatal("not ready after 30s")
 	}
 	_ = d.Status()
+	// Started drained; undrained, then drained again: the wait for quiet
+	// runs through the reloads and stops with the daemon.
+	if st := d.Status().Drain; st.State != drain.Drained {
+		t.Fatalf("started with StartDrained: %+v", st)
+	}
+	if st, err := d.Undrain(ctx); err != nil || st.State != drain.Active {
+		t.Fatalf("undrain: %+v, %v", st, err)
+	}
+	if st, err := d.Drain(ctx); err != nil || st.State != drain.Draining || len(st.Paths) != 3 {
+		t.Fatalf("drain: %+v, %v", st, err)
+	}
 
 	steps := []struct {
 		what string
@@ -164,6 +177,9 @@ func TestDaemonStartReloadStopLeavesNoGoroutine(t *testing.T) {
 		if err := d.Reload(leakConfig(t, dir, st.edit)); err != nil {
 			t.Fatalf("reload (%s): %v", st.what, err)
 		}
+	}
+	if !d.DrainStatus().Drained() {
+		t.Error("a reload put the drained box back in service")
 	}
 	cancel()
 	select {
