@@ -160,4 +160,34 @@ func TestStaticVPNLab(t *testing.T) {
 		}
 		labkit.PingVPC(t)
 	})
+
+	// A reload adds and withdraws static routes with the tunnels up; turning
+	// the connection back to BGP needs a restart.
+	t.Run("ReloadChangesStaticRoutes", func(t *testing.T) {
+		const more = "10.202.0.0/16" // offered by nobody else
+		hasRoute := func(want bool) func() error {
+			return func() error {
+				if _, ok := labkit.CgwdRoutes(t)[more]; ok != want {
+					return fmt.Errorf("route %s in lab-cgw: %v", more, ok)
+				}
+				return nil
+			}
+		}
+		restore := labkit.EditConfig(t, labkit.Replace("static_routes: ["+labkit.VPCNet+"]", "static_routes: ["+labkit.VPCNet+", "+more+"]"))
+		labkit.Reload(t, "reload: applied")
+		labkit.Eventually(t, 5*time.Second, "the added static route in the kernel", hasRoute(true))
+		restore()
+		labkit.Reload(t, "reload: applied")
+		labkit.Eventually(t, 5*time.Second, "the removed static route gone", hasRoute(false))
+
+		restore = labkit.EditConfig(t, labkit.Replace("    routing: static\n", ""), labkit.Replace("    static_routes: ["+labkit.VPCNet+"]\n", ""))
+		labkit.Reload(t, "reload rejected")
+		restore()
+		if logs := labkit.Log(); !strings.Contains(logs, "vpn[0].routing") || !strings.Contains(logs, "needs a restart") {
+			t.Errorf("routing change not refused with vpn[0].routing and needs a restart")
+		}
+		if dev := labkit.RouteDev(); dev != labkit.DX {
+			t.Errorf("after the refused reload, traffic via %s, want %s", dev, labkit.DX)
+		}
+	})
 }
