@@ -24,10 +24,11 @@ func tunnelPeer(v *config.VPN, t *config.Tunnel) (bgp.PeerConfig, error) {
 	return peerConfig(t.Name, aws.Addr(), local.Addr(), &t.BGP)
 }
 
-// tunnelRank is the FIB rank of tunnel i of connection v, in AWS's order
-// for a prefix offered by several paths: DX (rank 0), then static VPN
-// connections, then dynamic (BGP) ones. Within a connection, active-standby
-// ranks tunnel 1 before tunnel 2; ecmp ranks them equal.
+// tunnelRank is the FIB rank of tunnel i of connection v, the last
+// tie-break after preference and BGP's attributes: among paths of equal
+// preference, AWS's order again (DX rank 0, then static VPN connections,
+// then dynamic ones); within a connection, active-standby ranks tunnel 1
+// before tunnel 2 and ecmp ranks them equal.
 func tunnelRank(v *config.VPN, i int) int {
 	base := 3 // dynamic VPN
 	if v.Static() {
