@@ -167,6 +167,9 @@ func (d *Daemon) Status() control.Status {
 			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name]})
 		}
 		st.Paths = d.paths.Status()
+		for i := range st.Paths {
+			st.Paths[i].Installed = installed[st.Paths[i].Name]
+		}
 		st.RoutesProgrammed = d.fib.Counters.Programmed.Load()
 		st.RouteErrors = d.fib.Counters.Errors.Load()
 		st.FailClosedRoutes = len(d.fib.FailClosed())

@@ -680,6 +680,9 @@ type PathStatus struct {
 	// session; TunnelUp stands in for it), "bgp" otherwise.
 	Routing  string `json:"routing"`
 	TunnelUp bool   `json:"tunnel_up,omitempty"`
+	// Installed counts the kernel routes over the path (set by the daemon
+	// from the FIB): for a static path, its static routes.
+	Installed int `json:"installed"`
 	// AdminDown is set while the operator keeps the path out of service.
 	AdminDown bool      `json:"admin_down"`
 	Usable    bool      `json:"usable"`

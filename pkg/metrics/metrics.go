@@ -75,6 +75,7 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range haDescs {
 		ch <- d
 	}
+	ch <- descPathInstalled
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -123,6 +124,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))
 	ch <- prometheus.MustNewConstMetric(descFailClosed, prometheus.GaugeValue, float64(st.FailClosedRoutes))
 	collectHA(ch, &st)
+	collectPaths(ch, &st)
 }
 
 func b2f(b bool) float64 {

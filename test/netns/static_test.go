@@ -112,6 +112,10 @@ func TestStaticVPNLab(t *testing.T) {
 		labkit.WaitDev(t, 5*time.Second, labkit.T1)
 		waitAWSDev(t, 5*time.Second, labkit.AWST1)
 		labkit.PingVPC(t)
+		// The static route is counted over tunnel 1, which has no BGP peer.
+		if v, ok := labkit.Scrape(t).Value(`cgwd_path_routes_installed{kind="tunnel",path="cgw-t1"}`); !ok || v != 1 {
+			t.Errorf("cgwd_path_routes_installed of cgw-t1 = %v (found %v), want 1 (%s)", v, ok, labkit.VPCNet)
+		}
 	})
 
 	drop1 := labkit.NewInputFilter(t, labkit.AWS, "cgwdtest_t1")
