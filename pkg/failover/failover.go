@@ -481,10 +481,12 @@ func (m *Manager) handle(ctx context.Context, e event) {
 		m.mu.Unlock() // a removed path, or a replaced health check's last word
 		return
 	}
+	fell := false // the health check went from up to down
 	if e.health != nil {
 		if p.cfg.BFD != nil {
 			m.bfdUp.WithLabelValues(e.path, p.cfg.BFD.Peer.String()).Set(b2f(*e.health))
 		}
+		fell = p.healthy && !*e.health
 		p.healthy = *e.health
 	}
 	if e.bgp != nil && !p.cfg.Static {
@@ -529,7 +531,7 @@ func (m *Manager) handle(ctx context.Context, e event) {
 	if change {
 		m.program(ctx, e, want)
 	}
-	m.resetOnBFDDown(ctx, p, e)
+	m.resetOnBFDDown(ctx, p, e, fell)
 }
 
 // startHold arms the hold-down timer of a recovered path. Called with m.mu held.
@@ -620,9 +622,13 @@ func (m *Manager) SetAdminDown(ctx context.Context, name string, down bool) erro
 	}
 }
 
-// resetOnBFDDown tears the BGP session down when BFD says the neighbor is gone.
-func (m *Manager) resetOnBFDDown(ctx context.Context, p *pathState, e event) {
-	if e.health == nil || *e.health || !p.cfg.ResetBGPOnDown || m.bgp == nil || !p.bgpUp {
+// resetOnBFDDown tears the BGP session down when BFD says the neighbor is
+// gone: when it fell from Up. A BFD session still coming up (Down, Init)
+// says nothing about the neighbour; after a restart of cgwd BGP may well be
+// up before BFD is, and a reset then would end the peer's graceful restart
+// and withdraw cgwd's routes.
+func (m *Manager) resetOnBFDDown(ctx context.Context, p *pathState, e event, fell bool) {
+	if !fell || !p.cfg.ResetBGPOnDown || m.bgp == nil || !p.bgpUp {
 		return
 	}
 	if err := m.bgp.ShutdownPeer(ctx, e.path, "BFD down"); err != nil {
