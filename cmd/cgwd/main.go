@@ -190,10 +190,18 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		return cfg, err
 	}
-	defer notifySystemd(ctx, d, log)()
-	if err := d.Run(ctx); err != nil {
+	rs, unwatch := watchRestart(ctx, d, stop, log)
+	stopNotify := notifySystemd(ctx, d, rs.restarting, log)
+	err = d.Run(ctx)
+	stopNotify()
+	unwatch()
+	if err != nil {
 		log.Error("cgwd failed", "err", err)
 		return exitFailure
+	}
+	if rs.restarting() {
+		log.Info("cgwd stopped for a restart")
+		return rs.exec(log)
 	}
 	log.Info("cgwd stopped")
 	return exitOK

@@ -13,9 +13,9 @@ import (
 // notifySystemd wires the daemon to systemd's notification socket, when
 // there is one: READY=1 once the daemon has started everything, WATCHDOG=1
 // at half the interval systemd asks for while the daemon still answers a
-// status query, and STOPPING=1 as soon as ctx ends. The returned function
+// status query, and STOPPING=1 (RELOADING=1 for a restart) as soon as ctx ends. The returned function
 // stops the watchdog and must be called after d.Run returns.
-func notifySystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) (stop func()) {
+func notifySystemd(ctx context.Context, d *daemon.Daemon, restarting func() bool, log *slog.Logger) (stop func()) {
 	n := sdnotify.FromEnv()
 	if !n.Enabled() {
 		return func() {}
@@ -44,7 +44,11 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, log *slog.Logger) (sto
 		}()
 	}
 	stopNotify := context.AfterFunc(ctx, func() {
-		if err := n.Notify(sdnotify.Stopping, "STATUS=stopping"); err != nil {
+		state, status := sdnotify.Stopping, "STATUS=stopping"
+		if restarting() { // the same process runs cgwd again, which says READY=1
+			state, status = sdnotify.Reloading, "STATUS=restarting"
+		}
+		if err := n.Notify(state, status); err != nil {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 	})

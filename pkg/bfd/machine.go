@@ -174,6 +174,10 @@ func (m *Machine) jittered(iv time.Duration) time.Duration {
 	return time.Duration(float64(iv) * (1 - red))
 }
 
+// packet is the next control packet. Its Control Plane Independent (C)
+// bit is clear: BFD runs in cgwd's process and shares fate with its BGP
+// speaker, so a peer may take a BFD failure during a restart of cgwd for
+// that restart (RFC 5882 4.3; README, "Hitless restart").
 func (m *Machine) packet(final bool) Packet {
 	return Packet{
 		Diag:          m.diag,

@@ -47,6 +47,8 @@ type PeerConfig struct {
 	// session: the path's preference, so that gobgp's best path is the one
 	// the FIB selects (DX over a tunnel unless configured otherwise).
 	LocalPref uint32
+	// GracefulRestart is the session's graceful restart (gr.go).
+	GracefulRestart GracefulRestart
 }
 
 // Config is the speaker's configuration.
@@ -65,6 +67,10 @@ type Config struct {
 	Deny   []netip.Prefix
 	Peers  []PeerConfig
 	Logger *slog.Logger
+	// Restarting says cgwd's routes survived in the kernel from a previous
+	// run: sessions with graceful restart announce a restart with the
+	// forwarding state preserved (gr.go).
+	Restarting bool
 }
 
 // RouteEvent is a route accepted from, or withdrawn by, a peer.
@@ -109,6 +115,7 @@ type Speaker struct {
 
 	onRoute func(RouteEvent)
 	onPeer  func(name string, up bool)
+	onEOR   func(peer string) // OnEndOfRIB
 	// routes serialises route delivery (the watch and a reconfiguration's
 	// re-evaluation of what peers sent) and guards received and limited.
 	routes   sync.Mutex
@@ -117,6 +124,9 @@ type Speaker struct {
 	reconf   sync.Mutex                           // serialises Reconfigure
 	apiSock  string                               // the gRPC API's unix socket, removed at stop
 	md5      *md5Watch                            // names TCP MD5 problems of sessions that are down
+
+	// detached is set by Detach: stop without closing the sessions (gr.go).
+	detached atomic.Bool
 
 	// deliver is held while gobgp's watch goroutine runs a callback; once
 	// stopped is set under it, no callback runs again (gobgp's watch
@@ -218,7 +228,7 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 		}
 	}
 	for _, p := range v.cfg.Peers {
-		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: apiPeer(p, 0)}); err != nil {
+		if err := s.srv.AddPeer(ctx, &api.AddPeerRequest{Peer: restarted(apiPeer(p, 0), v.cfg.Restarting)}); err != nil {
 			return fmt.Errorf("bgp: peer %s (%s): %w", p.Name, p.Address, err)
 		}
 	}
@@ -240,7 +250,7 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 // maxPrefixes (0: none; cgwd counts, see countReceived).
 func apiPeer(p PeerConfig, maxPrefixes int) *api.Peer {
 	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
-	return &api.Peer{
+	return withGracefulRestart(&api.Peer{
 		Conf: &api.PeerConf{
 			NeighborAddress: p.Address.String(),
 			PeerAsn:         p.PeerASN,
@@ -258,7 +268,7 @@ func apiPeer(p PeerConfig, maxPrefixes int) *api.Peer {
 			Config:       &api.AfiSafiConfig{Family: family, Enabled: true},
 			PrefixLimits: &api.PrefixLimit{Family: family, MaxPrefixes: uint32(maxPrefixes)},
 		}},
-	}
+	}, p)
 }
 
 // advertise originates p with origin IGP (gobgp sets next-hop self on
@@ -287,6 +297,7 @@ func (s *Speaker) watch(ctx context.Context) error {
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
 			{Type: api.WatchEventRequest_Table_Filter_ADJIN},
+			{Type: api.WatchEventRequest_Table_Filter_EOR},
 		}},
 	}, func(r *api.WatchEventResponse) {
 		s.deliver.Lock()
@@ -318,6 +329,9 @@ func (s *Speaker) watch(ctx context.Context) error {
 		defer s.routes.Unlock()
 		var over []string
 		for _, p := range r.GetTable().GetPaths() {
+			if s.endOfRIB(ctx, v, p) {
+				continue
+			}
 			ev, ok, err := v.decode(p)
 			if err != nil {
 				s.log.Warn("bgp: ignoring undecodable path", "peer", v.byAddr[p.GetNeighborIp()], "err", err)
@@ -539,8 +553,11 @@ func (s *Speaker) SoftReset(ctx context.Context, name string) error {
 // sends it and waits for each session's goroutines), the listeners and the
 // gRPC API, then stops the callbacks, waits for the speaker's own
 // goroutines (they end with the context, which has ended) and closes done.
+// Detached (a restart), it leaves gobgp and its sessions as they are.
 func (s *Speaker) shutdown() {
-	s.srv.Stop()
+	if !s.detached.Load() {
+		s.srv.Stop()
+	}
 	s.deliver.Lock()
 	s.stopped = true
 	s.deliver.Unlock()

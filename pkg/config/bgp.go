@@ -89,6 +89,8 @@ type BGP struct {
 	// than a session's advertise_limit is invalid) or hold-back (send the
 	// first advertise_limit of them and log the rest).
 	AdvertiseOverLimit OverLimit `yaml:"advertise_over_limit"`
+	// GracefulRestart is BGP graceful restart (RFC 4724) on the sessions (gr.go).
+	GracefulRestart GracefulRestart `yaml:"graceful_restart"`
 }
 
 // applyDefaults fills b's defaults; the API socket goes next to controlSocket.
@@ -144,6 +146,9 @@ type PeerBGP struct {
 	MaxPrefixesRestart *Duration `yaml:"max_prefixes_restart"`
 	// PasswordFile holds the TCP MD5 password (mode 0600).
 	PasswordFile string `yaml:"password_file"`
+	// GracefulRestart turns graceful restart on or off for this session;
+	// unset, bgp.graceful_restart decides (see Config.GracefulRestartOn).
+	GracefulRestart *bool `yaml:"graceful_restart"`
 }
 
 type peerTimers struct{ keepalive, hold time.Duration }
@@ -318,4 +323,5 @@ func (v *validator) bgpGlobal(b *BGP) {
 	if b.StaleTime < 0 {
 		v.add("bgp.stale_time", "must not be negative")
 	}
+	v.gracefulRestart(&b.GracefulRestart)
 }

@@ -61,6 +61,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 			return bc, fc, fo, err
 		}
 		pc.LocalPref = uint32(d.Preference)
+		pc.GracefulRestart = gracefulRestart(cfg, &d.BGP, true, d.BFD.On())
 		bc.Peers = append(bc.Peers, pc)
 		ph := pathHealth(d.Name, "dx", "", d.Interface, pc, &d.BFD, log)
 		ph.Link = d.Interface // a DX link without carrier is down at once, BFD or not
@@ -75,6 +76,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 				return bc, fc, fo, err
 			}
 			pc.LocalPref = uint32(t.Preference)
+			pc.GracefulRestart = gracefulRestart(cfg, &t.BGP, false, t.BFD.On())
 			if !v.Static() { // a static connection has no BGP session
 				bc.Peers = append(bc.Peers, pc)
 			}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/bgp"
@@ -63,6 +64,9 @@ type Daemon struct {
 
 	// ConfigFile is the file `cgwd reload` loads over the control socket.
 	ConfigFile string
+
+	// restarting is set by PrepareRestart (restart.go).
+	restarting atomic.Bool
 }
 
 // New builds the daemon's tunnels from cfg (reading their secret files) but
@@ -292,8 +296,18 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 		return err
 	}
 	d.fib = f
+	// Routes a previous run left: its forwarding state survived, which
+	// sessions with graceful restart announce.
+	d.bgpCfg.Restarting = f.Adopted() > 0
 	for _, r := range d.cfg.StaticRoutes() {
 		f.Add(r.Prefix, r.Tunnel, r.Gateway)
+	}
+	for _, v := range d.cfg.VPN {
+		for _, t := range v.Tunnels {
+			if v.Static() {
+				f.EndOfRIB(t.Name) // no BGP session: nothing more to wait for
+			}
+		}
 	}
 	fo := lifecycle.Func(func(ctx context.Context) error { return d.paths.Start(ctx, f, speakerRef{d}) }, d.paths.Done)
 	if err := stack.Start("failover", fo); err != nil {
@@ -313,6 +327,7 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 // startSpeaker starts a BGP speaker with cfg, stopped only by stopSpeaker.
 func (d *Daemon) startSpeaker(cfg bgp.Config) error {
 	sp := bgp.New(cfg)
+	sp.OnEndOfRIB(d.fib.EndOfRIB)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := sp.Start(ctx, d.routeEvent, d.peerEvent); err != nil {
 		cancel()
@@ -332,6 +347,9 @@ func (d *Daemon) stopSpeaker() {
 	d.mu.Unlock()
 	if sp == nil {
 		return
+	}
+	if d.restarting.Load() {
+		sp.Detach()
 	}
 	stop()
 	<-sp.Done()

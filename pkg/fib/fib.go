@@ -145,6 +145,9 @@ type FIB struct {
 	kick   chan struct{}
 	sys    *sysctls // nil: kernel settings are not the FIB's to write
 
+	// keep is set by KeepOnStop (gr.go).
+	keep atomic.Bool
+
 	// Counters are exported through metrics.
 	Counters Counters
 
@@ -178,6 +181,7 @@ type FIB struct {
 		dirtyGroups  bool
 		nexthopsLost bool
 		usableSince  [64]time.Time // when each path last became usable
+		eor          uint64        // paths whose peer sent End-of-RIB (gr.go)
 
 		// Fail closed (failclosed.go).
 		fcOn     bool
@@ -483,6 +487,10 @@ func (f *FIB) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			if f.keep.Load() {
+				f.log.Info("stopping for a restart: routes, nexthop objects and kernel settings left in place")
+				return nil
+			}
 			f.removeAll()
 			if f.sys != nil {
 				f.sys.restore()

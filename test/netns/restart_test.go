@@ -3,8 +3,6 @@ package netns
 import (
 	"encoding/json"
 	"fmt"
-	"net"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,20 +18,7 @@ func TestRestartWithoutOutage(t *testing.T) {
 	labkit.StartRouting(t)
 
 	rep := labkit.Stream(t, func() {
-		pid := labkit.PID(t)
-		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
-			t.Fatal(err)
-		}
-		// The thread-group leader turns zombie before the other threads have
-		// released the files: wait until the control socket stops answering.
-		labkit.Eventually(t, 10*time.Second, "killed cgwd's sockets closed", func() error {
-			c, err := net.Dial("unix", labkit.Sock)
-			if err != nil {
-				return nil
-			}
-			c.Close()
-			return fmt.Errorf("pid %d still answers", pid)
-		})
+		labkit.KillCgwd(t)
 		labkit.StartCgwd(t)
 	})
 	t.Logf("restart under traffic: %s", rep)
