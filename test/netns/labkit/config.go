@@ -71,13 +71,19 @@ func EditedFile(t testing.TB, path string, edits ...Edit) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := string(b)
+	return applyEdits(t, string(b), edits...)
+}
+
+// applyEdits returns text with edits applied, failing the test on an edit that does not apply.
+func applyEdits(t testing.TB, text string, edits ...Edit) string {
+	t.Helper()
+	var err error
 	for _, e := range edits {
-		if cfg, err = e(cfg); err != nil {
+		if text, err = e(text); err != nil {
 			t.Fatal(err)
 		}
 	}
-	return cfg
+	return text
 }
 
 // EditConfig applies edits to the lab's cgwd.yaml; restore writes the file
