@@ -245,8 +245,15 @@ func (s *Speaker) watchMD5(ctx context.Context, w *md5Watch) {
 		if now, err := w.counters(); err == nil {
 			rise, last = now.sub(last), now
 		}
+		unanswered := w.unanswered()
+		w.mu.Lock()
+		idle := len(w.problems) == 0
+		w.mu.Unlock()
+		if idle && rise == (md5Counters{}) && len(unanswered) == 0 {
+			continue // nothing to name or clear: gobgp is not asked
+		}
 		peers := s.md5Peers(ctx)
-		found := diagnose(peers, rise, w.unanswered())
+		found := diagnose(peers, rise, unanswered)
 		w.mu.Lock()
 		for name := range w.problems {
 			if !slices.ContainsFunc(peers, func(p md5Peer) bool { return p.Name == name }) {

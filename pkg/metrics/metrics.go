@@ -41,6 +41,7 @@ var (
 	descBGPAdvertised = prometheus.NewDesc("cgwd_bgp_prefixes_advertised", "Prefixes cgwd advertises to the peer.", peerLabels, nil)
 	descBGPInstalled  = prometheus.NewDesc("cgwd_bgp_prefixes_installed", "Kernel routes cgwd installed over this peer's path.", peerLabels, nil)
 	descBGPHeldBack   = prometheus.NewDesc("cgwd_bgp_prefixes_held_back", "On-prem prefixes cgwd does not send to the peer: more than the session's advertise limit.", peerLabels, nil)
+	descBGPMD5        = prometheus.NewDesc("cgwd_bgp_md5_problem", "Whether a TCP MD5 problem (wrong or missing password, either side) keeps the session down (1) or none is seen (0); cgwd status and the log name it.", peerLabels, nil)
 	descRoutesProg    = prometheus.NewDesc("cgwd_routes_programmed_total", "Kernel route operations (add, replace, delete) that succeeded.", nil, nil)
 	descRouteErrors   = prometheus.NewDesc("cgwd_route_programming_errors_total", "Kernel route operations that failed.", nil, nil)
 	descFailClosed    = prometheus.NewDesc("cgwd_fail_closed_routes", "Unreachable routes cgwd keeps below its own for AWS prefixes (fail closed).", nil, nil)
@@ -69,7 +70,7 @@ type collector struct {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
 		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish,
-		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descRoutesProg, descRouteErrors, descFailClosed} {
+		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descBGPMD5, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
 	for _, d := range haDescs {
@@ -119,6 +120,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBGPAdvertised, prometheus.GaugeValue, float64(p.Advertised), labels...)
 		ch <- prometheus.MustNewConstMetric(descBGPInstalled, prometheus.GaugeValue, float64(p.Installed), labels...)
 		ch <- prometheus.MustNewConstMetric(descBGPHeldBack, prometheus.GaugeValue, float64(p.HeldBack), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPMD5, prometheus.GaugeValue, b2f(p.MD5 != ""), labels...)
 	}
 	ch <- prometheus.MustNewConstMetric(descRoutesProg, prometheus.CounterValue, float64(st.RoutesProgrammed))
 	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))

@@ -64,8 +64,8 @@ func checkMD5Flat(t *testing.T, before labkit.MD5Drops) {
 }
 
 // waitMD5Problem waits until cgwd names dx1's MD5 problem, saying want, in
-// its status and with the named log line after offset; it returns how long
-// that took.
+// its status and with the named log line after offset, and checks the
+// metric and `cgwd status bgp`; it returns how long the naming took.
 func waitMD5Problem(t *testing.T, offset int, want string) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -86,6 +86,9 @@ func waitMD5Problem(t *testing.T, offset int, want string) time.Duration {
 		return nil
 	})
 	took := time.Since(start)
+	if v, ok := labkit.Scrape(t).Value(`cgwd_bgp_md5_problem{address="` + labkit.DXPeer + `",peer="dx1"}`); !ok || v != 1 {
+		t.Errorf("cgwd_bgp_md5_problem for dx1 = %v (found %v), want 1", v, ok)
+	}
 	out, err := exec.Command(labkit.CgwdBin, "status", "-s", labkit.Sock, "bgp").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "dx1: md5: "+want) {
 		t.Errorf("cgwd status bgp does not name the problem: %v\n%s", err, out)
