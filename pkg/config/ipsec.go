@@ -44,6 +44,14 @@ const (
 type IPsec struct {
 	// PSKFile holds the pre-shared key (mode 0600).
 	PSKFile string `yaml:"psk_file"`
+	// Auth is "psk" or "cert"; empty means cert when cert_file is given.
+	// CertFile (PEM, leaf first, then intermediates), KeyFile (its private
+	// key, RSA or ECDSA, mode 0600) and CAFile (trust anchors) are
+	// certificate authentication's, as AWS Private CA issues them.
+	Auth     string `yaml:"auth"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`
 	// IKEVersion: "2" (the default), "1" (not implemented yet) or "any".
 	IKEVersion IKEVersion `yaml:"ike_version"`
 	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
@@ -131,10 +139,12 @@ func (c IPsec) Proposals() (ikeP, espP []proposal.Proposal) {
 }
 
 func (v *validator) ipsec(field string, raw *IPsec) {
-	if raw.PSKFile == "" {
-		v.add(field+".psk_file", "is required")
+	if !v.ipsecAuth(field, raw) {
+		if raw.PSKFile == "" {
+			v.add(field+".psk_file", "is required")
+		}
+		v.secretPath(field+".psk_file", raw.PSKFile)
 	}
-	v.secretPath(field+".psk_file", raw.PSKFile)
 	c := raw.WithDefaults()
 	switch c.IKEVersion {
 	case IKEv2, IKEAny:
@@ -189,7 +199,7 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 		name string
 		val  Addr
 	}{{"local_id", c.LocalID}, {"remote_id", c.RemoteID}} {
-		if id.val.IsSet() && !id.val.is4() {
+		if id.val.IsSet() && !id.val.is4() && (id.name == "local_id" || !c.UsesCert()) {
 			v.add(field+"."+id.name, "%q is not an IPv4 address", id.val)
 		}
 	}

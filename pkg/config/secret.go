@@ -47,6 +47,7 @@ func (c *Config) checkSecretFiles() Problems {
 			check(field+".bgp.password_file", t.BGP.PasswordFile, nil)
 			if t.IPsec != nil {
 				check(field+".ipsec.psk_file", t.IPsec.PSKFile, pskProblem)
+				v.probs = append(v.probs, certProblems(field+".ipsec", t.IPsec)...)
 			}
 		}
 	}

@@ -222,6 +222,9 @@ func wireGuardConfig(tc *config.Tunnel, log *slog.Logger) (wireguard.Config, err
 func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	c := tc.IPsec.WithDefaults()
 	ikeP, espP := c.Proposals()
+	if c.UsesCert() {
+		return ipsec.Config{}, fmt.Errorf("tunnel %s: certificate authentication is checked by check-config but not spoken by IKE yet", tc.Name)
+	}
 	psk, err := secret.Read("psk_file", c.PSKFile)
 	if err != nil {
 		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
