@@ -82,14 +82,33 @@ type profiles struct {
 	byKey map[string]uint32
 	attrs map[uint32][]Attrs // by ID, indexed by path slot
 	next  uint32
+	// steps remembers with's answers: a full table arriving asks the same
+	// few questions 100,000 times.
+	steps map[step]uint32
+}
+
+type step struct {
+	from uint32
+	slot int
+	a    Attrs
 }
 
 func newProfiles() profiles {
-	return profiles{byKey: map[string]uint32{}, attrs: map[uint32][]Attrs{}, next: 1}
+	return profiles{byKey: map[string]uint32{}, attrs: map[uint32][]Attrs{}, next: 1, steps: map[step]uint32{}}
 }
 
 // with returns the ID of profile id with slot i's attributes set to a.
 func (ps *profiles) with(id uint32, i int, a Attrs) uint32 {
+	st := step{id, i, a}
+	if got, ok := ps.steps[st]; ok {
+		return got
+	}
+	got := ps.intern(id, i, a)
+	ps.steps[st] = got
+	return got
+}
+
+func (ps *profiles) intern(id uint32, i int, a Attrs) uint32 {
 	cur := ps.attrs[id]
 	if i < len(cur) && cur[i] == a || i >= len(cur) && a == (Attrs{}) {
 		return id
@@ -130,6 +149,7 @@ func (ps *profiles) get(id uint32, i int) Attrs {
 
 // keep forgets every profile not in used.
 func (ps *profiles) keep(used map[uint32]bool) {
+	clear(ps.steps)
 	for id, a := range ps.attrs {
 		if !used[id] {
 			delete(ps.attrs, id)
