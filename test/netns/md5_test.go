@@ -190,6 +190,17 @@ func TestMD5Lab(t *testing.T) {
 			t.Errorf("lab-cgw's TcpExtTCPMD5Failure did not rise: %d, before %d", now.Failure, drops.Failure)
 		}
 		checkNoPassword(t)
+	})
+
+	t.Run("BIRDMissingPasswordNamed", func(t *testing.T) {
+		_, offset := labkit.LogSince(t, 0)
+		drops := labkit.ReadMD5Drops(t, labkit.CGW)
+		labkit.EditAWSBird(t, labkit.Replace("\tpassword \""+md5Wrong+"\";\n", "")) // BIRD opens unsigned
+		took := waitMD5Problem(t, offset, "no signature from the peer")
+		t.Logf("BIRD without a password: named in %v", took.Round(time.Millisecond))
+		if now := labkit.ReadMD5Drops(t, labkit.CGW); now.NotFound <= drops.NotFound {
+			t.Errorf("lab-cgw's TcpExtTCPMD5NotFound did not rise: %d, before %d", now.NotFound, drops.NotFound)
+		}
 		bird.C(t, "disable", labkit.BirdDX)
 	})
 
