@@ -61,6 +61,16 @@ type Creds struct {
 	roots *x509.CertPool
 }
 
+// New makes credentials of a chain (leaf first), its key and the trust
+// anchors, unchecked; Load reads and checks them from files.
+func New(chain []*x509.Certificate, key crypto.Signer, cas []*x509.Certificate) *Creds {
+	c := &Creds{Chain: chain, Key: key, CAs: cas, roots: x509.NewCertPool()}
+	for _, ca := range cas {
+		c.roots.AddCert(ca)
+	}
+	return c
+}
+
 // Load reads and checks the credentials as of now: both certificates
 // files parse, the key (a secret file: mode 0600, see pkg/secret) is RSA
 // or ECDSA and matches the leaf, the leaf is valid now and its chain
@@ -78,10 +88,7 @@ func Load(certFile, keyFile, caFile string, now time.Time) (*Creds, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Creds{Chain: chain, Key: key, CAs: cas, roots: x509.NewCertPool()}
-	for _, ca := range cas {
-		c.roots.AddCert(ca)
-	}
+	c := New(chain, key, cas)
 	leaf := chain[0]
 	if pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(key.Public()) {
 		return nil, fieldErr("key_file", "%s is not the private key of cert_file's certificate %q", keyFile, leaf.Subject)

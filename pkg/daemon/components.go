@@ -14,6 +14,7 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/bfd"
 	"github.com/cgwd/cgwd/pkg/bgp"
+	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/fib"
@@ -222,10 +223,7 @@ func wireGuardConfig(tc *config.Tunnel, log *slog.Logger) (wireguard.Config, err
 func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	c := tc.IPsec.WithDefaults()
 	ikeP, espP := c.Proposals()
-	if c.UsesCert() {
-		return ipsec.Config{}, fmt.Errorf("tunnel %s: certificate authentication is checked by check-config but not spoken by IKE yet", tc.Name)
-	}
-	psk, err := secret.Read("psk_file", c.PSKFile)
+	psk, creds, err := ipsecCreds(c)
 	if err != nil {
 		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
@@ -243,7 +241,8 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 		IKE: ike.Config{
 			Local: tc.Outside.Local.Addr(), Remote: tc.Outside.Remote.Addr(),
 			LocalID: c.LocalID.Addr(), RemoteID: c.RemoteID.Addr(),
-			PSK:          psk, // the tunnel wipes it on Close
+			PSK:  psk, // the tunnel wipes it on Close
+			Cert: creds, RemoteCertID: c.CertRemoteID(),
 			IKEProposals: ikeP, ESPProposals: espP,
 			Initiate:      *c.Initiate,
 			IKELifetime:   time.Duration(c.IKELifetime),
@@ -259,6 +258,17 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 			HalfOpenLimit:   c.HalfOpenLimit,
 		},
 	}, nil
+}
+
+// ipsecCreds reads a tunnel's pre-shared key or, with certificate
+// authentication, its certificate, key and trust anchors.
+func ipsecCreds(c config.IPsec) ([]byte, *certauth.Creds, error) {
+	if c.UsesCert() {
+		creds, err := certauth.Load(c.CertFile, c.KeyFile, c.CAFile, time.Now())
+		return nil, creds, err
+	}
+	psk, err := secret.Read("psk_file", c.PSKFile)
+	return psk, nil, err
 }
 
 // firewallSpec is the firewall's table for a config.

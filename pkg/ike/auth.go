@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
@@ -16,10 +17,19 @@ import (
 func (s *Session) sendAuth(sa *ikeSA) {
 	sa.state = stAuthSent
 	sa.childSPI = randChildSPI()
-	id := idPayload(s.cfg.LocalID, false)
-	auth := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
-	ps := []wire.Payload{id, &wire.Notify{NotifyType: wire.NInitialContact}, idPayload(s.cfg.RemoteID, true),
-		&wire.Auth{Method: wire.AuthPSK, Data: auth}, &wire.SA{Proposals: s.espOffer(sa.childSPI, false)}, anyTS(false), anyTS(true)}
+	id, auth, certs, err := s.ourAuth(sa, true)
+	if err != nil {
+		s.fail("cannot authenticate", "err", err)
+		s.sas.ike = nil
+		s.scheduleRetry(false)
+		return
+	}
+	ps := append([]wire.Payload{id}, certs...)
+	ps = append(ps, &wire.Notify{NotifyType: wire.NInitialContact})
+	if s.cfg.Cert == nil {
+		ps = append(ps, idPayload(s.cfg.RemoteID, true))
+	}
+	ps = append(ps, auth, &wire.SA{Proposals: s.espOffer(sa.childSPI, false)}, anyTS(false), anyTS(true))
 	m := &wire.Message{Header: s.reqHeader(sa, wire.IKEAuth), Encrypted: true, Payloads: ps}
 	s.request(sa, m, "IKE_AUTH", func(r *wire.Message) { s.handleAuthResponse(sa, r) }, func() {
 		s.fail("peer unreachable: no answer to IKE_AUTH on UDP 4500", "timeout", s.cfg.DPDTimeout)
@@ -41,14 +51,20 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
 		s.scheduleRetry(false)
 		return
 	}
-	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(id))
-	if auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) {
+	if s.cfg.Cert != nil {
+		if msg, args := s.verifyCertAuth(sa, m, id, auth, false); msg != "" {
+			s.fail(msg, args...)
+			s.sas.ike = nil
+			s.scheduleRetry(false)
+			return
+		}
+	} else if want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(id)); auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) {
 		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
 		s.sas.ike = nil
 		s.scheduleRetry(false)
 		return
 	}
-	if !idMatches(id, s.cfg.RemoteID) {
+	if s.cfg.Cert == nil && !idMatches(id, s.cfg.RemoteID) {
 		s.fail("peer authenticated with an identity other than remote_id (AUTHENTICATION_FAILED)", s.idArgs(id)...)
 		s.sas.ike = nil
 		s.scheduleRetry(false)
@@ -81,9 +97,14 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 		s.sas.removeHalf(sa)
 		return
 	}
-	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
-	pskOK := auth.Method == wire.AuthPSK && hmac.Equal(want, auth.Data)
-	if idOK := idMatches(id, s.cfg.RemoteID); !pskOK || !idOK {
+	if s.cfg.Cert != nil {
+		if msg, args := s.verifyCertAuth(sa, m, id, auth, true); msg != "" {
+			s.fail(msg, args...)
+			s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
+			s.sas.removeHalf(sa)
+			return
+		}
+	} else if pskOK, idOK := s.pskMatches(sa, id, auth), idMatches(id, s.cfg.RemoteID); !pskOK || !idOK {
 		msg := "peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)"
 		if !idOK {
 			msg = "peer's identity is not remote_id (AUTHENTICATION_FAILED): AWS's is its tunnel outside address"
@@ -93,17 +114,23 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 		s.sas.removeHalf(sa)
 		return
 	}
-	if r, _ := m.Get(wire.PayloadIDr).(*wire.ID); r != nil && !idMatches(r, s.cfg.LocalID) {
+	if r, _ := m.Get(wire.PayloadIDr).(*wire.ID); r != nil && s.cfg.Cert == nil && !idMatches(r, s.cfg.LocalID) {
 		// RFC 7296 3.5 lets us answer with our own identity; the peer
 		// will likely refuse it, so name both.
 		s.log.Warn("peer expects another identity of cgwd than local_id; AWS expects the customer gateway's "+
 			"public address, also behind NAT: set local_id to it", "peer_expects", idString(r), "local_id", s.cfg.LocalID)
 	}
-	myID := idPayload(s.cfg.LocalID, true)
-	myAuth := &wire.Auth{Method: wire.AuthPSK, Data: pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(myID))}
+	myID, myAuth, myCerts, err := s.ourAuth(sa, false)
+	if err != nil {
+		s.fail("cannot authenticate", "err", err)
+		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
+		s.sas.removeHalf(sa)
+		return
+	}
+	mine := append(append([]wire.Payload{myID}, myCerts...), myAuth)
 	childErr := func(n uint16, msg string, args ...any) {
 		s.fail(msg, args...)
-		s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.Notify{NotifyType: n}}, true, natt)
+		s.respond(sa, h, append(mine, &wire.Notify{NotifyType: n}), true, natt)
 		s.sas.removeHalf(sa)
 	}
 	if spa == nil || tsi == nil || tsr == nil {
@@ -127,8 +154,8 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 	c := &child{suite: st, sa: &ChildSA{InSPI: inSPI, OutSPI: binary.BigEndian.Uint32(chosen.SPI), Suite: st.espSuite(),
 		InKey: iToR, OutKey: rToI, LocalTS: local, RemoteTS: remote}}
 	chosen.SPI = binary.BigEndian.AppendUint32(nil, inSPI)
-	s.respond(sa, h, []wire.Payload{myID, myAuth, &wire.SA{Proposals: []Proposal{chosen}},
-		&wire.TS{Selectors: tsi.Selectors}, &wire.TS{Responder: true, Selectors: tsr.Selectors}}, true, natt)
+	s.respond(sa, h, append(mine, &wire.SA{Proposals: []Proposal{chosen}},
+		&wire.TS{Selectors: tsi.Selectors}, &wire.TS{Responder: true, Selectors: tsr.Selectors}), true, natt)
 	if s.sas.ike != nil { // replaced: the peer started over (INITIAL_CONTACT)
 		s.dropChildren()
 	}
@@ -198,7 +225,13 @@ func idString(id *wire.ID) string {
 	if id.IDType == wire.IDIPv4Addr && len(id.Data) == 4 {
 		return netip.AddrFrom4([4]byte(id.Data)).String()
 	}
-	return fmt.Sprintf("type%d:%q", id.IDType, id.Data)
+	return certauth.IDString(id.IDType, id.Data)
+}
+
+// pskMatches checks the peer's (the initiator's) PSK AUTH payload.
+func (s *Session) pskMatches(sa *ikeSA, id *wire.ID, auth *wire.Auth) bool {
+	want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initReq, sa.nr, sa.keys.pi, wire.Body(id))
+	return auth.Method == wire.AuthPSK && hmac.Equal(want, auth.Data)
 }
 
 func idMatches(id *wire.ID, want netip.Addr) bool {

@@ -76,6 +76,7 @@ func (s *Session) sendInit(sa *ikeSA) {
 	ps = append(ps, &wire.SA{Proposals: s.cfg.IKEProposals}, &wire.KE{Group: sa.group, Data: sa.dh.public()}, &wire.Nonce{Data: sa.ni})
 	ps = append(ps, s.natHashes(sa.spiI, 0)...)
 	ps = append(ps, &wire.Notify{NotifyType: wire.NFragmentationSupported})
+	ps = append(ps, s.certInitPayloads(false)...)
 	m := &wire.Message{Header: wire.Header{SPIi: sa.spiI, Exchange: wire.IKESAInit, Flags: wire.FlagInitiator}, Payloads: ps}
 	b, _ := marshal(m, nil)
 	sa.initReq = b
@@ -118,6 +119,7 @@ func (s *Session) handleInitResponse(sa *ikeSA, h wire.Header, p packet) {
 	sa.group, sa.dh, sa.ni, sa.initReq = a.try.group, a.try.dh, a.try.ni, a.try.req
 	sa.spiR, sa.nr, sa.initResp = h.SPIr, a.nr, bytes.Clone(p.b)
 	fragmentsNoted(sa, m)
+	sa.peerHashes = peerSigHashes(m)
 	if sa.keys, err = deriveIKEKeys(st, a.gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {
 		s.fail("key derivation failed", "err", err)
 		s.sas.ike = nil
@@ -454,7 +456,9 @@ func (s *Session) answerInitRequest(h wire.Header, p packet) {
 	ps := []wire.Payload{&wire.SA{Proposals: []Proposal{chosen}}, &wire.KE{Group: st.dh, Data: dh.public()}, &wire.Nonce{Data: sa.nr}}
 	ps = append(ps, s.natHashes(sa.spiI, sa.spiR)...)
 	ps = append(ps, &wire.Notify{NotifyType: wire.NFragmentationSupported})
+	ps = append(ps, s.certInitPayloads(true)...)
 	fragmentsNoted(sa, m)
+	sa.peerHashes = peerSigHashes(m)
 	s.start = now
 	s.respond(sa, h, ps, false, p.natt)
 	sa.initResp = sa.lastResp

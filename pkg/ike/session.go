@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/esp"
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
@@ -25,6 +26,12 @@ type Config struct {
 	LocalID, RemoteID netip.Addr
 	// PSK is the pre-shared key. It is never logged.
 	PSK []byte
+	// Cert, when set, authenticates with certificates instead of PSK;
+	// RemoteCertID is then the identity (DN, FQDN or IPv4 address as
+	// text) the peer's certificate must carry, or "" for any certificate
+	// that verifies to Cert's trust anchors.
+	Cert         *certauth.Creds
+	RemoteCertID string
 	// IKEProposals and ESPProposals in preference order.
 	IKEProposals, ESPProposals []Proposal
 	// Initiate makes cgwd start the IKE SA; otherwise it only responds.
@@ -126,6 +133,9 @@ type Session struct {
 	tr  Transport
 	dp  DataPath
 	in  chan packet
+	// noSigHashes (tests) leaves out SIGNATURE_HASH_ALGORITHMS, as a
+	// peer without RFC 7427 would.
+	noSigHashes bool
 
 	mu     sync.Mutex
 	status Status
@@ -239,6 +249,8 @@ type ikeSA struct {
 	// holds the peer's fragmented message being reassembled.
 	fragOK bool
 	frags  reassembly
+	// peerHashes are the RFC 7427 hashes the peer's IKE_SA_INIT announced.
+	peerHashes []uint16
 }
 
 // NewSession checks cfg and returns a session that is not running yet.
@@ -246,7 +258,7 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	if !cfg.Local.Is4() || !cfg.Remote.Is4() {
 		return nil, errors.New("ike: local and remote must be IPv4 addresses")
 	}
-	if len(cfg.PSK) == 0 {
+	if len(cfg.PSK) == 0 && cfg.Cert == nil {
 		return nil, errors.New("ike: pre-shared key is empty")
 	}
 	if len(cfg.IKEProposals) == 0 || len(cfg.ESPProposals) == 0 {

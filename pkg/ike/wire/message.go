@@ -304,6 +304,12 @@ func Body(p Payload) []byte {
 	case *Auth:
 		b = append(b, p.Method, 0, 0, 0)
 		b = append(b, p.Data...)
+	case *Cert:
+		b = append(b, p.Encoding)
+		b = append(b, p.Data...)
+	case *CertReq:
+		b = append(b, p.Encoding)
+		b = append(b, p.Data...)
 	case *Notify:
 		b = append(b, p.Protocol, byte(len(p.SPI)))
 		b = be16(b, p.NotifyType)
@@ -660,6 +666,8 @@ func checkPayload(t PayloadType, critical bool, b []byte, q *quota) error {
 		if len(b) < 4 {
 			return ParseError("AUTH payload shorter than 4 bytes")
 		}
+	case PayloadCert, PayloadCertReq:
+		return checkCert(t, b)
 	case PayloadN:
 		_, err := checkNotify(b)
 		return err
@@ -701,6 +709,10 @@ func parsePayload(t PayloadType, critical bool, b []byte, q *quota) (Payload, er
 		return &ID{Responder: t == PayloadIDr, IDType: b[0], Data: clone(b[4:])}, nil
 	case PayloadAuth:
 		return &Auth{Method: b[0], Data: clone(b[4:])}, nil
+	case PayloadCert:
+		return &Cert{Encoding: b[0], Data: clone(b[1:])}, nil
+	case PayloadCertReq:
+		return &CertReq{Encoding: b[0], Data: clone(b[1:])}, nil
 	case PayloadN:
 		n := 4 + int(b[1])
 		return &Notify{Protocol: b[0], NotifyType: binary.BigEndian.Uint16(b[2:]), SPI: clone(b[4:n]), Data: clone(b[n:])}, nil

@@ -62,7 +62,7 @@ func sampleMessages() []*Message {
 		&Notify{Protocol: ProtoIKE, SPI: make([]byte, 8), NotifyType: NInvalidIKESPI},
 	}}
 	dpd := &Message{Header: Header{SPIi: 1, SPIr: 2, Exchange: Informational, MsgID: 4}}
-	return []*Message{sampleInit(), cookie, initResp, sampleAuth(), child, info, dpd}
+	return []*Message{sampleInit(), cookie, initResp, sampleAuth(), sampleCertAuth(), child, info, dpd}
 }
 
 func TestMarshalParseRoundTrip(t *testing.T) {
