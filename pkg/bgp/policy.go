@@ -38,6 +38,9 @@ func heldBack(prefixes []netip.Prefix, p PeerConfig) []netip.Prefix {
 // logHeldBack names, per session, the on-prem prefixes its advertise limit holds back.
 func (s *Speaker) logHeldBack(cfg Config) {
 	for _, p := range cfg.Peers {
+		if p.LAN {
+			continue
+		}
 		if hb := heldBack(cfg.Prefixes, p); len(hb) > 0 {
 			s.log.Warn("bgp: prefixes held back: more than the session's advertise limit",
 				"peer", p.Name, "advertise_limit", p.AdvertiseLimit, "held_back", len(hb), "prefixes", hb)
@@ -118,6 +121,9 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 	}
 	for _, p := range cfg.Peers {
 		sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_NEIGHBOR, Name: peerSet(p.Name), List: []string{p.Address.String() + "/32"}})
+		if p.LAN {
+			continue // lanPolicies
+		}
 		if len(p.Allow) > 0 {
 			sets = append(sets, &api.DefinedSet{DefinedType: api.DefinedType_PREFIX, Name: allowSet(p.Name), Prefixes: prefixes(p.Allow, orLonger)})
 			imp.Statements = append(imp.Statements, &api.Statement{
@@ -158,6 +164,7 @@ func policies(cfg Config) ([]*api.DefinedSet, []*api.Policy) {
 		})
 	}
 	imp.Statements = append(imp.Statements, prefer...) // after every reject
+	sets = lanPolicies(cfg, sets, imp, exp)
 	return sets, []*api.Policy{imp, exp}
 }
 

@@ -43,7 +43,22 @@ func (s *Speaker) Plan(cfg Config) (Changes, error) {
 	if needsNewSpeaker(old.cfg, cfg) {
 		return Changes{}, ErrNewSpeaker
 	}
-	return diff(old, newView(cfg)).Changes, nil
+	return diff(old, s.viewOf(cfg)).Changes, nil
+}
+
+// viewOf is the view of cfg with the prefixes now imported from the LAN.
+func (s *Speaker) viewOf(cfg Config) *view {
+	s.lanMu.Lock()
+	defer s.lanMu.Unlock()
+	return newViewAdv(cfg, s.lan.adv)
+}
+
+// refresh applies the config in force again, with the prefixes now
+// imported from the LAN: what goes to AWS follows the LAN.
+func (s *Speaker) refresh(ctx context.Context) (Changes, error) {
+	s.reconf.Lock()
+	defer s.reconf.Unlock()
+	return s.reconfigure(ctx, s.v.Load().given)
 }
 
 // Reconfigure applies cfg to the running speaker (a config reload), peer by
@@ -59,6 +74,12 @@ func (s *Speaker) Plan(cfg Config) (Changes, error) {
 func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) {
 	s.reconf.Lock()
 	defer s.reconf.Unlock()
+	defer s.kickLAN() // the LAN rules or the AWS sessions may have changed
+	return s.reconfigure(ctx, cfg)
+}
+
+// reconfigure is Reconfigure, called with s.reconf held.
+func (s *Speaker) reconfigure(ctx context.Context, cfg Config) (Changes, error) {
 	var ch Changes
 	if s.srv == nil {
 		return ch, errors.New("bgp: reconfigure before start")
@@ -72,7 +93,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 	if err := checkListener(cfg); err != nil {
 		return ch, err
 	}
-	nv := newView(cfg)
+	nv := s.viewOf(cfg)
 	pl := diff(old, nv)
 	ch = pl.Changes
 	if !pl.any {
@@ -92,10 +113,11 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 		s.routes.Lock() // its prefix count starts over (a removed peer's must not linger)
 		delete(s.received, p.Name)
 		delete(s.limited, p.Name)
+		s.lanPeerDown(p.Name)
 		s.routes.Unlock()
 	}
 	s.v.Store(nv)
-	if err := s.replacePolicies(ctx, cfg); err != nil {
+	if err := s.replacePolicies(ctx, nv.cfg); err != nil {
 		return ch, fmt.Errorf("bgp: policies: %w", err)
 	}
 	for _, p := range ch.Advertised {
@@ -127,7 +149,7 @@ func (s *Speaker) Reconfigure(ctx context.Context, cfg Config) (Changes, error) 
 		return ch, err
 	}
 	if exportChanged {
-		s.logHeldBack(cfg)
+		s.logHeldBack(nv.cfg)
 	}
 	s.log.Info("bgp reconfigured", "added", ch.Added, "removed", ch.Removed, "reestablished", ch.Reestablished,
 		"policy_changed", ch.Repolicied, "advertised", ch.Advertised, "withdrawn", ch.Withdrawn)
@@ -147,7 +169,7 @@ type plan struct {
 func diff(old, nv *view) plan {
 	var pl plan
 	oc, cfg := old.cfg, nv.cfg
-	pl.exportChanged = !slices.Equal(oc.Prefixes, cfg.Prefixes)
+	pl.exportChanged = !slices.Equal(oc.Prefixes, cfg.Prefixes) || oc.LAN.MED != cfg.LAN.MED || oc.LAN.LocalPref != cfg.LAN.LocalPref
 	importChanged := !slices.Equal(oc.Deny, cfg.Deny)
 	for _, p := range oc.Peers {
 		np, keep := nv.peers[p.Name]
@@ -187,7 +209,7 @@ func diff(old, nv *view) plan {
 			pl.Withdrawn = append(pl.Withdrawn, p)
 		}
 	}
-	pl.any = !pl.Empty() || importChanged || pl.exportChanged || !reflect.DeepEqual(oc.Peers, cfg.Peers)
+	pl.any = !pl.Empty() || importChanged || pl.exportChanged || !reflect.DeepEqual(oc.Peers, cfg.Peers) || !lanEqual(oc.LAN, cfg.LAN)
 	return pl
 }
 
@@ -198,10 +220,11 @@ type sessionKeyT struct {
 	keepalive, hold int64
 	maxPrefixes     int
 	password        string
+	lan             bool
 }
 
 func sessionKey(p PeerConfig) sessionKeyT {
-	return sessionKeyT{p.Address, p.LocalAddress, p.PeerASN, int64(p.Keepalive), int64(p.HoldTime), p.MaxPrefixes, p.Password}
+	return sessionKeyT{p.Address, p.LocalAddress, p.PeerASN, int64(p.Keepalive), int64(p.HoldTime), p.MaxPrefixes, p.Password, p.LAN}
 }
 
 // reevaluate runs what each peer has sent (its Adj-RIB-In) through the
@@ -214,6 +237,9 @@ func (s *Speaker) reevaluate(ctx context.Context, v *view, peers []PeerConfig) e
 	s.routes.Lock()
 	defer s.routes.Unlock()
 	for _, p := range peers {
+		if p.LAN {
+			continue // the LAN sync re-evaluates them
+		}
 		var added, withdrawn int
 		err := s.srv.ListPath(ctx, &api.ListPathRequest{
 			TableType: api.TableType_ADJ_IN, Name: p.Address.String(), Family: ipv4Unicast,

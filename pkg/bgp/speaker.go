@@ -49,6 +49,10 @@ type PeerConfig struct {
 	LocalPref uint32
 	// GracefulRestart is the session's graceful restart (gr.go).
 	GracefulRestart GracefulRestart
+	// LAN marks a session with an on-prem router (lan.go): what it sends is
+	// imported by Config.LAN's rules, and it gets the AWS prefixes the FIB
+	// routes. Prepend, Communities, Allow and AdvertiseLimit do not apply.
+	LAN bool
 }
 
 // Config is the speaker's configuration.
@@ -64,8 +68,10 @@ type Config struct {
 	Prefixes []netip.Prefix
 	// Deny is never accepted from any peer (the on-prem prefixes, 169.254.0.0/16),
 	// including more specifics.
-	Deny   []netip.Prefix
-	Peers  []PeerConfig
+	Deny  []netip.Prefix
+	Peers []PeerConfig
+	// LAN holds the rules of the LAN sessions (lan.go).
+	LAN    LANConfig
 	Logger *slog.Logger
 	// Restarting says cgwd's routes survived in the kernel from a previous
 	// run: sessions with graceful restart announce a restart with the
@@ -105,6 +111,8 @@ type PeerStatus struct {
 	// MD5 names the TCP MD5 problem that keeps the session down (a wrong
 	// or missing password on either side); empty when none is seen.
 	MD5 string `json:"md5,omitempty"`
+	// Kind is aws (a tunnel's or DX link's session) or lan (an on-prem router).
+	Kind string `json:"kind"`
 }
 
 // Speaker is the embedded BGP server.
@@ -122,6 +130,8 @@ type Speaker struct {
 	received map[string]map[netip.Prefix]struct{} // per peer, what it announced
 	limited  map[string]bool                      // peers told to stop at max_prefixes
 	reconf   sync.Mutex                           // serialises Reconfigure
+	lan      lanState                             // the LAN side (lan.go)
+	lanMu    sync.Mutex                           // guards lan.fib, lan.fibGen and lan.adv
 	apiSock  string                               // the gRPC API's unix socket, removed at stop
 	md5      *md5Watch                            // names TCP MD5 problems of sessions that are down
 
@@ -139,13 +149,19 @@ type Speaker struct {
 
 // view is a configuration with its lookups, read lock-free by the watch.
 type view struct {
-	cfg    Config
+	cfg    Config            // as run: Prefixes are what goes to AWS (see effective)
+	given  Config            // as given to New or Reconfigure
 	byAddr map[string]string // neighbor address -> peer name
 	peers  map[string]PeerConfig
 }
 
-func newView(cfg Config) *view {
-	v := &view{cfg: cfg, byAddr: map[string]string{}, peers: map[string]PeerConfig{}}
+// newView is the view of cfg with no prefixes imported from the LAN.
+func newView(cfg Config) *view { return newViewAdv(cfg, nil) }
+
+// newViewAdv is the view of cfg with adv, the prefixes imported from the
+// LAN, advertised to AWS.
+func newViewAdv(cfg Config, adv []netip.Prefix) *view {
+	v := &view{cfg: effective(cfg, adv), given: cfg, byAddr: map[string]string{}, peers: map[string]PeerConfig{}}
 	for _, p := range cfg.Peers {
 		v.byAddr[p.Address.String()] = p.Name
 		v.peers[p.Name] = p
@@ -162,6 +178,10 @@ func New(cfg Config) *Speaker {
 	s := &Speaker{
 		log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{},
 		done: make(chan struct{}), md5: newMD5Watch(),
+		lan: lanState{
+			kick: make(chan struct{}, 1), received: map[string]map[netip.Prefix]netip.Addr{},
+			exported: map[netip.Prefix]PathKind{},
+		},
 	}
 	s.v.Store(newView(cfg))
 	return s
@@ -236,6 +256,11 @@ func (s *Speaker) Start(ctx context.Context, onRoute func(RouteEvent), onPeer fu
 	go func() {
 		defer s.wg.Done()
 		s.watchMD5(ctx, s.md5)
+	}()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.runLAN(ctx)
 	}()
 	go func() {
 		<-ctx.Done()
@@ -318,6 +343,7 @@ func (s *Speaker) watch(ctx context.Context) error {
 				s.routes.Lock()
 				delete(s.received, name)
 				delete(s.limited, name)
+				s.lanPeerDown(name)
 				s.routes.Unlock()
 			}
 			if s.onPeer != nil && name != "" {
@@ -346,12 +372,19 @@ func (s *Speaker) watch(ctx context.Context) error {
 			if !ev.Withdraw && s.limited[ev.Peer] {
 				continue // over its limit: nothing more from it reaches the kernel
 			}
+			if v.peers[ev.Peer].LAN {
+				s.lanRoute(ev)
+				continue
+			}
 			if ev.Withdraw || v.accepted(ev.Peer, ev.Prefix) {
 				s.onRoute(ev)
 			}
 		}
 		for _, name := range over {
 			s.goroutine(func() { s.enforcePrefixLimit(ctx, v.peers[name]) })
+		}
+		if len(s.lan.received) > 0 {
+			s.kickLAN() // an AWS prefix may shadow an imported one, or stop doing so
 		}
 	})
 }
@@ -503,6 +536,7 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 		name := v.byAddr[p.GetConf().GetNeighborAddress()]
 		ps := PeerStatus{
 			Name:     name,
+			Kind:     "aws",
 			HeldBack: len(heldBack(v.cfg.Prefixes, v.peers[name])),
 			Address:  p.GetConf().GetNeighborAddress(),
 			PeerASN:  p.GetConf().GetPeerAsn(),
@@ -520,6 +554,9 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 			ps.Received += af.GetState().GetReceived()
 			ps.Accepted += af.GetState().GetAccepted()
 			ps.Advertised += af.GetState().GetAdvertised()
+		}
+		if v.peers[name].LAN {
+			ps.Kind, ps.Accepted = "lan", uint64(s.lanImported(name))
 		}
 		out = append(out, ps)
 	})

@@ -68,6 +68,8 @@ func NullTimes(b []byte) []byte { return bytes.ReplaceAll(b, zeroTime, []byte("n
 type PeerStatus struct {
 	bgp.PeerStatus
 	Installed int `json:"installed"`
+	// BFD is the state of a LAN peer's BFD session; empty without one.
+	BFD string `json:"bfd,omitempty"`
 }
 
 // VPNStatus names the tunnels of one VPN connection.

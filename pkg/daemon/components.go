@@ -96,6 +96,9 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		}
 	}
 	bc.RouterID = routerID(cfg, bc.Peers)
+	if err := lanRouting(cfg, &bc, lanAddress); err != nil {
+		return bc, fc, fo, err
+	}
 	return bc, fc, fo, nil
 }
 
@@ -155,15 +158,22 @@ func peerConfig(name string, addr, local netip.Addr, c *config.PeerBGP) (bgp.Pee
 		pc.Communities = append(pc.Communities, cm.Value())
 	}
 	pc.Allow = config.Prefixes(c.Allow)
-	if c.PasswordFile != "" {
-		pw, err := secret.Read("bgp.password_file", c.PasswordFile)
-		if err != nil {
-			return pc, err
-		}
-		pc.Password = string(pw) // gobgp takes a string, which cannot be wiped
-		clear(pw)
+	var err error
+	pc.Password, err = readPassword("bgp.password_file", c.PasswordFile)
+	return pc, err
+}
+
+// readPassword reads a TCP MD5 password file; "" for no file.
+func readPassword(field, path string) (string, error) {
+	if path == "" {
+		return "", nil
 	}
-	return pc, nil
+	pw, err := secret.Read(field, path)
+	if err != nil {
+		return "", err
+	}
+	defer clear(pw)
+	return string(pw), nil // gobgp takes a string, which cannot be wiped
 }
 
 // routerID is the configured router ID, else the first session's local address.
@@ -297,6 +307,9 @@ func firewallSpec(c *config.Config) firewall.Spec {
 	}
 	for _, d := range c.DirectConnect {
 		s.DirectConnect = append(s.DirectConnect, firewall.Link{Interface: d.Interface, Peer: d.Peer.Addr(), BFD: d.BFD.On()})
+	}
+	for _, p := range c.LAN.Peers {
+		s.LAN = append(s.LAN, firewall.Link{Interface: c.LAN.Interface, Peer: p.Address.Addr(), BFD: p.BFD.On()})
 	}
 	return s
 }

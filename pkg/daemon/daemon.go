@@ -59,6 +59,7 @@ type Daemon struct {
 	stopBGP context.CancelFunc
 	fib     *fib.FIB
 	fw      *firewall.Firewall
+	lan     lanSide // the LAN side (lan.go)
 	started time.Time
 	drain   *drain.Controller // drained or not; kept across reloads
 
@@ -88,6 +89,8 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		return nil, err
 	}
 	d.bgpCfg.Logger, d.fibCfg.Logger, foCfg.Logger = log, log, log
+	d.fibCfg.OnChange = d.kickLANExport
+	d.setLAN(cfg, &d.bgpCfg)
 	d.paths = failover.New(foCfg)
 	d.sym = symmetry.New(symmetryConfig(cfg, d.fibCfg, foCfg, log))
 	return d, nil
@@ -167,8 +170,9 @@ func (d *Daemon) Status() control.Status {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		installed := d.fib.Installed()
+		bfdState := d.lanBFDState()
 		for _, p := range sp.Peers(ctx) {
-			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name]})
+			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name], BFD: bfdState[p.Name]})
 		}
 		st.Paths = d.paths.Status()
 		for i := range st.Paths {
@@ -317,11 +321,14 @@ func (d *Daemon) startRouting(stack *lifecycle.Stack) error {
 	if err := stack.Start("symmetry guard", sym); err != nil {
 		return err
 	}
+	if err := d.startLAN(stack); err != nil {
+		return err
+	}
 	if err := d.startSpeaker(d.withDrain(d.bgpCfg, d.cfg)); err != nil {
 		return err
 	}
 	stack.Defer("bgp", d.stopSpeaker)
-	return nil
+	return stack.Start("lan", lifecycle.Go(d.runLAN, func(err error) { d.log.Error("lan stopped with error", "err", err) }))
 }
 
 // startSpeaker starts a BGP speaker with cfg, stopped only by stopSpeaker.
@@ -336,6 +343,7 @@ func (d *Daemon) startSpeaker(cfg bgp.Config) error {
 	d.mu.Lock()
 	d.speaker, d.stopBGP = sp, cancel
 	d.mu.Unlock()
+	d.kickLANExport() // a new speaker exports nothing yet
 	return nil
 }
 

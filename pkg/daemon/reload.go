@@ -192,9 +192,11 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	}
 	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
 	// A drained box stays drained, with the new file's drain settings.
+	d.setLAN(newCfg, &bgpCfg)
 	if err := d.reloadRouting(ctx, d.withDrain(bgpCfg, newCfg), fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
 	}
+	d.syncLANBFD()
 	d.reloadStaticRoutes(old, newCfg)
 	for _, name := range tc.removed {
 		d.log.Info("reload: tunnel removed", "tunnel", name)
@@ -244,6 +246,7 @@ func (d *Daemon) reloadRouting(ctx context.Context, bgpCfg bgp.Config, fibCfg fi
 	d.sym.SetPaths(symmetryPaths(fibCfg.Paths, foCfg.Paths))
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	defer d.kickLANExport() // path kinds or LAN peers may have changed
 	sp := d.bgpSpeaker()
 	_, err := sp.Reconfigure(ctx, bgpCfg)
 	if errors.Is(err, bgp.ErrNewSpeaker) {

@@ -85,6 +85,9 @@ type Config struct {
 	FailClosed bool
 	// AWSPrefixes are covered by fail-closed routes before BGP offers them.
 	AWSPrefixes []netip.Prefix
+	// OnChange, when set, is called after the FIB programmed a change,
+	// so that what is told of the routes (Carried) follows; it must not block.
+	OnChange func()
 }
 
 // Route is a kernel route as the FIB sees it: via a nexthop group
@@ -586,6 +589,9 @@ func (f *FIB) flush() {
 	f.apply(replace, false)
 	f.syncFailClosed() // after the new routes (they carry traffic), before any route goes
 	f.apply(del, true)
+	if f.cfg.OnChange != nil && len(dirty)+len(gops) > 0 {
+		f.cfg.OnChange()
+	}
 }
 
 // rewriteMembers writes the nexthop objects of a group's members again and

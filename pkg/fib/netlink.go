@@ -53,6 +53,9 @@ func (k *netlinkKernel) List() ([]Route, error) {
 	}
 	out := make([]Route, 0, len(rs))
 	for _, r := range rs {
+		if r.Priority == LANMetric {
+			continue // a LANRoutes route, not the FIB's
+		}
 		rt := Route{Prefix: r.Dst, NexthopID: r.NexthopID}
 		if r.NexthopID == 0 { // the gateway of a nexthop route is only the kernel's resolution
 			rt.Gateway = r.Gateway

@@ -40,6 +40,8 @@ type Spec struct {
 	Tunnels []Tunnel
 	// DirectConnect are the DX links.
 	DirectConnect []Link
+	// LAN are the BGP sessions with on-prem routers (lan.peers).
+	LAN []Link
 	// AllowSSHFrom may reach TCP 22 over the WAN interface.
 	AllowSSHFrom []netip.Prefix
 	// ICMPRate packets per ICMPPer pass on the WAN interface.
@@ -151,6 +153,9 @@ func Rules(s Spec) []Rule {
 	}
 	for _, d := range s.DirectConnect {
 		peer(d.Interface, d.Peer, d.BFD, "Direct Connect "+d.Interface)
+	}
+	for _, l := range s.LAN {
+		peer(l.Interface, l.Peer, l.BFD, "LAN peer "+l.Peer.String())
 	}
 	bgpPort := s.BGPPort
 	if bgpPort == 0 {

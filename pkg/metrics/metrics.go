@@ -42,6 +42,8 @@ var (
 	descBGPInstalled  = prometheus.NewDesc("cgwd_bgp_prefixes_installed", "Kernel routes cgwd installed over this peer's path.", peerLabels, nil)
 	descBGPHeldBack   = prometheus.NewDesc("cgwd_bgp_prefixes_held_back", "On-prem prefixes cgwd does not send to the peer: more than the session's advertise limit.", peerLabels, nil)
 	descBGPMD5        = prometheus.NewDesc("cgwd_bgp_md5_problem", "Whether a TCP MD5 problem (wrong or missing password, either side) keeps the session down (1) or none is seen (0); cgwd status and the log name it.", peerLabels, nil)
+	descBGPInfo       = prometheus.NewDesc("cgwd_bgp_session_info", "Always 1: the session's kind, aws (a tunnel or DX link) or lan (an on-prem router).", []string{"peer", "address", "kind"}, nil)
+	descBGPBFDUp      = prometheus.NewDesc("cgwd_bgp_bfd_up", "Whether a LAN peer's BFD session is Up (1) or not (0); absent without BFD.", peerLabels, nil)
 	descRoutesProg    = prometheus.NewDesc("cgwd_routes_programmed_total", "Kernel route operations (add, replace, delete) that succeeded.", nil, nil)
 	descRouteErrors   = prometheus.NewDesc("cgwd_route_programming_errors_total", "Kernel route operations that failed.", nil, nil)
 	descFailClosed    = prometheus.NewDesc("cgwd_fail_closed_routes", "Unreachable routes cgwd keeps below its own for AWS prefixes (fail closed).", nil, nil)
@@ -70,7 +72,7 @@ type collector struct {
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
 		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish,
-		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descBGPMD5, descRoutesProg, descRouteErrors, descFailClosed} {
+		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descBGPMD5, descBGPInfo, descBGPBFDUp, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
 	for _, d := range haDescs {
@@ -121,6 +123,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descBGPInstalled, prometheus.GaugeValue, float64(p.Installed), labels...)
 		ch <- prometheus.MustNewConstMetric(descBGPHeldBack, prometheus.GaugeValue, float64(p.HeldBack), labels...)
 		ch <- prometheus.MustNewConstMetric(descBGPMD5, prometheus.GaugeValue, b2f(p.MD5 != ""), labels...)
+		ch <- prometheus.MustNewConstMetric(descBGPInfo, prometheus.GaugeValue, 1, p.Name, p.Address, p.Kind)
+		if p.BFD != "" {
+			ch <- prometheus.MustNewConstMetric(descBGPBFDUp, prometheus.GaugeValue, b2f(p.BFD == "Up"), labels...)
+		}
 	}
 	ch <- prometheus.MustNewConstMetric(descRoutesProg, prometheus.CounterValue, float64(st.RoutesProgrammed))
 	ch <- prometheus.MustNewConstMetric(descRouteErrors, prometheus.CounterValue, float64(st.RouteErrors))
