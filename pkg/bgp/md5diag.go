@@ -36,6 +36,8 @@ import (
 //
 // A problem is logged once when seen or changed ("bgp: md5 authentication
 // failing") and shown by cgwd status until the session is Established.
+// A session whose path says its peer is gone (PeerReachable: BFD or probes
+// down) gets none: an unreachable peer leaves SYNs unanswered too.
 
 // md5Interval is how often the kernel's counters and sockets are read.
 const md5Interval = time.Second
@@ -143,6 +145,10 @@ type md5Peer struct {
 	Addr  netip.Addr
 	Keyed bool // cgwd has a password for it
 	Up    bool // Established
+	// Gone is set when the session's path knows its peer is not there
+	// (BFD or probes down): it sends nothing and answers nothing, so no
+	// MD5 evidence is put on it.
+	Gone bool
 }
 
 // diagnose names, per session that is down, the TCP MD5 problem that the
@@ -156,7 +162,7 @@ func diagnose(peers []md5Peer, rise md5Counters, unanswered map[netip.Addr]bool)
 		}
 		var down []string
 		for _, p := range peers {
-			if !p.Up && p.Keyed == keyed {
+			if !p.Up && !p.Gone && p.Keyed == keyed {
 				down = append(down, p.Name)
 			}
 		}
@@ -175,7 +181,7 @@ func diagnose(peers []md5Peer, rise md5Counters, unanswered map[netip.Addr]bool)
 	blame(rise.NotFound, true, "TcpExtTCPMD5NotFound", "no signature from the peer: it has no password, cgwd has one")
 	blame(rise.Unexpected, false, "TcpExtTCPMD5Unexpected", "the peer signs its segments, cgwd has no password for it")
 	for _, p := range peers {
-		if _, done := out[p.Name]; !done && !p.Up && p.Keyed && unanswered[p.Addr] {
+		if _, done := out[p.Name]; !done && !p.Up && !p.Gone && p.Keyed && unanswered[p.Addr] {
 			out[p.Name] = "no answer to cgwd's signed SYNs: the peer's password differs or it has none (or the peer is unreachable)"
 		}
 	}
@@ -184,8 +190,11 @@ func diagnose(peers []md5Peer, rise md5Counters, unanswered map[netip.Addr]bool)
 
 // md5Watch is the speaker's TCP MD5 diagnosis.
 type md5Watch struct {
-	mu       sync.Mutex
-	problems map[string]string // by peer name, while the session is down
+	// reachable, when set, says whether a session's peer is known alive
+	// or known gone (known false: no liveness check on its path).
+	reachable func(name string) (alive, known bool)
+	mu        sync.Mutex
+	problems  map[string]string // by peer name, while the session is down
 	// Where the kernel's files are: /proc/self/net/... (tests point them
 	// elsewhere).
 	netstat string
@@ -266,6 +275,8 @@ func (s *Speaker) watchMD5(ctx context.Context, w *md5Watch) {
 			case p.Up && old != "":
 				delete(w.problems, p.Name)
 				s.log.Info("bgp: md5 authentication ok again", "peer", p.Name, "address", p.Addr)
+			case p.Gone && old != "":
+				delete(w.problems, p.Name) // unknowable while the peer is away
 			case r != "" && r != old:
 				w.problems[p.Name] = r
 				s.log.Warn("bgp: md5 authentication failing", "peer", p.Name, "address", p.Addr, "reason", r)
@@ -284,7 +295,18 @@ func (s *Speaker) md5Peers(ctx context.Context) []md5Peer {
 	})
 	out := make([]md5Peer, 0, len(v.cfg.Peers))
 	for _, p := range v.cfg.Peers {
-		out = append(out, md5Peer{Name: p.Name, Addr: p.Address, Keyed: p.Password != "", Up: up[p.Address.String()]})
+		mp := md5Peer{Name: p.Name, Addr: p.Address, Keyed: p.Password != "", Up: up[p.Address.String()]}
+		if s.md5.reachable != nil {
+			alive, known := s.md5.reachable(p.Name)
+			mp.Gone = known && !alive
+		}
+		out = append(out, mp)
 	}
 	return out
 }
+
+// PeerReachable tells the speaker, before Start, how to learn whether a
+// session's peer is there: fn returns known false when the session's path
+// has no liveness check, else whether the peer is alive (BFD or probes
+// up). A session whose peer is known gone gets no TCP MD5 problem named.
+func (s *Speaker) PeerReachable(fn func(name string) (alive, known bool)) { s.md5.reachable = fn }

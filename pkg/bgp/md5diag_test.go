@@ -99,6 +99,12 @@ func TestDiagnoseNamesTheSessionsDown(t *testing.T) {
 			}
 		}
 	}
+	// A peer its path knows gone gets nothing: it answers nothing, whatever its password.
+	gone := dx
+	gone.Gone = true
+	if got := diagnose([]md5Peer{gone, t1, t2}, md5Counters{Failure: 1}, map[netip.Addr]bool{dx.Addr: true}); len(got) != 0 {
+		t.Errorf("a gone peer named: %v", got)
+	}
 	// Two keyed sessions down: the per-namespace counter cannot tell which.
 	t1.Up = false
 	got := diagnose([]md5Peer{dx, t1}, md5Counters{Failure: 1}, nil)

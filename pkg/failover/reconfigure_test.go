@@ -56,19 +56,13 @@ func TestReconfigureRetimesOrReplacesBFD(t *testing.T) {
 	timers := bfd.Timers{DesiredMinTx: 50 * time.Millisecond, RequiredMinRx: 50 * time.Millisecond, DetectMult: 3}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	peer, err := bfd.New(bfd.Config{Interface: "lo", Local: b, Peer: a, Timers: timers})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := peer.Start(ctx); err != nil {
-		t.Skipf("cannot open BFD sockets on lo here: %v", err)
-	}
+	peer := loPeer(t, ctx, b, a, timers)
 	path := func(peerAddr netip.Addr, tm bfd.Timers) PathConfig {
 		return PathConfig{Name: "dx1", Kind: "dx", BFD: &bfd.Config{Interface: "lo", Local: a, Peer: peerAddr, Timers: tm}}
 	}
 	fib := &fakeFIB{order: []string{"dx1"}, usable: map[string]bool{}}
 	m := New(Config{Paths: []PathConfig{path(b, timers)}})
-	err = m.Start(ctx, fib, &fakeBGP{})
+	err := m.Start(ctx, fib, &fakeBGP{})
 	if err != nil {
 		t.Skipf("cannot open BFD sockets on lo here: %v", err)
 	}
