@@ -263,5 +263,19 @@ func TestMD5Lab(t *testing.T) {
 		}
 		checkNoPassword(t)
 	})
+
+	t.Run("AwayPeerNotBlamed", func(t *testing.T) {
+		// DX cut: BFD says the router is gone, so its silence is no
+		// longer put on the password.
+		defer labkit.CutDX(t)()
+		labkit.Eventually(t, 10*time.Second, "dx1's md5 problem dropped while DX is cut", func() error {
+			for _, p := range labkit.Status(t).BGP {
+				if p.Name == labkit.DXPath && p.MD5 != "" {
+					return fmt.Errorf("dx1 md5 %q", p.MD5)
+				}
+			}
+			return nil
+		})
+	})
 	t.Logf("TestMD5Lab: %v in all (shared, loaded machine)", time.Since(began).Round(time.Second))
 }
