@@ -8,7 +8,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # promtool (Debian package prometheus) checks deploy/prometheus in make lint.
 DEB_PACKAGES_OPS := prometheus
 LAB := flock -o /run/cgwd-lab.lock test/netns/lab.sh
-DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 frr iperf3 nftables jq curl ca-certificates git make bc strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 frr iperf3 nftables jq curl ca-certificates git make bc strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libstrongswan-extra-plugins
 # TUNNEL=ipsec makes `make lab` use IPsec tunnels with strongSwan as the AWS side.
 TUNNEL ?= wireguard
 export TUNNEL

@@ -20,7 +20,11 @@
 # AWS_IKE_VERSION (charon's version: 2 by default, unlike AWS's default 0, both; 1: IKEv1 only),
 # AWS_FRAGMENT_SIZE (charon's largest IKE datagram before it fragments, RFC 7383; read at start-charon),
 # AWS_PSK_OVERRIDE (give strongSwan another PSK than cgwd's), CGWD_IPSEC_OPTS
-# (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated).
+# (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated;
+# with a cert_file among them the block has no psk_file).
+# AWS_AUTH=cert authenticates with certificates (strongswan/swanctl-cert.conf):
+# AWS_CERT and AWS_KEY are strongSwan's certificate and key, AWS_CAS the CA
+# certificates it holds (space-separated), AWS_CGW_ID the DN it expects of cgwd.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -50,11 +54,14 @@ uri() { echo "unix://$(dir "$1")/run/charon.vici"; }
 
 # render N: write tunnel N's strongswan.conf and swanctl.conf.
 render() {
-	local n=$1 i=$(($1 - 1)) d psk
+	local n=$1 i=$(($1 - 1)) d psk tmpl
 	d=$(dir "$n")
 	mkdir -p "$d/run"
 	chmod 700 "$d"
 	psk=${AWS_PSK_OVERRIDE:-$(cat "$LAB_STATE/keys/ipsec-t$n.psk")}
+	tmpl=swanctl.conf
+	[ "${AWS_AUTH:-psk}" = cert ] && tmpl=swanctl-cert.conf
+	certs "$n"
 	# Inside charon's mount namespace $d/run is /run, which hides $LAB_STATE
 	# (under /run): its strongswan.conf lives in there too.
 	sed -e "s|@FRAGMENT_SIZE@|$AWS_FRAGMENT_SIZE|" "$SS/strongswan.conf" >"$d/run/strongswan.conf"
@@ -62,7 +69,20 @@ render() {
 		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
 		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \
 		-e "s|@CHILD_LIFETIME@|$AWS_CHILD_LIFETIME|" -e "s|@PSK@|$psk|" \
-		"$SS/swanctl.conf" >"$d/swanctl.conf")
+		-e "s|@CGW_ID@|${AWS_CGW_ID:-}|" "$SS/$tmpl" >"$d/swanctl.conf")
+}
+
+# certs N: put AWS_CERT, AWS_KEY and AWS_CAS where swanctl --file
+# $(dir N)/swanctl.conf loads credentials from (or clear them).
+certs() {
+	local d ca
+	d=$(dir "$1")
+	rm -rf "$d/x509" "$d/x509ca" "$d/private"
+	[ "${AWS_AUTH:-psk}" = cert ] || return 0
+	mkdir -p "$d/x509" "$d/x509ca" "$d/private"
+	cp "$AWS_CERT" "$d/x509/aws.pem"
+	(umask 077; cp "$AWS_KEY" "$d/private/aws.key")
+	for ca in ${AWS_CAS:-}; do cp "$ca" "$d/x509ca/"; done
 }
 
 cmd_swanctl() {
@@ -158,7 +178,7 @@ cgwd_yaml() {
 	awk -v state="$LAB_STATE" -v opts="${CGWD_IPSEC_OPTS:-}" '
 		function ipsec_block(name,   n, i, parts) {
 			print "        ipsec:"
-			print "          psk_file: " state "/keys/ipsec-" substr(name, 5) ".psk"
+			if (opts !~ /cert_file:/) print "          psk_file: " state "/keys/ipsec-" substr(name, 5) ".psk"
 			n = split(opts, parts, ";")
 			for (i = 1; i <= n; i++) if (parts[i] != "") print "          " parts[i]
 		}
