@@ -219,8 +219,18 @@ func (v *validator) lan(c *Config, names map[string]string) {
 			}
 		}
 	}
+	bfdFrom := map[string]string{} // BFD sessions by local address ("" the interface's)
 	for i := range l.Peers {
-		v.lanPeer(fmt.Sprintf("lan.peers[%d]", i), &l.Peers[i], peerNames, addrs)
+		p := &l.Peers[i]
+		field := fmt.Sprintf("lan.peers[%d]", i)
+		v.lanPeer(field, p, peerNames, addrs)
+		if p.BFD.On() {
+			// pkg/bfd receives on port 3784 of the local address: one session each.
+			if other, dup := bfdFrom[p.LocalAddress.String()]; dup {
+				v.add(field+".bfd", "peer %s: BFD to a second LAN peer from the same local address as %s is not supported; give each a local_address of its own", p.Name, other)
+			}
+			bfdFrom[p.LocalAddress.String()] = field
+		}
 	}
 	for i, a := range l.Import.Allow {
 		v.notLinkLocal(fmt.Sprintf("lan.import.allow[%d]", i), a)

@@ -110,6 +110,8 @@ func TestLANValidate(t *testing.T) {
 		{"role", "ha: {role: tertiary}", `ha.role: "tertiary" is not one of primary, secondary`},
 		{"ha mode", "ha: {mode: ecmp}", `ha.mode: "ecmp" is not one of active-standby, active-active`},
 		{"standby prepend", "ha: {standby_prepend: 11}", "ha.standby_prepend: 11 is outside 0-10"},
+		{"two BFD peers, one address", "lan: {interface: lan0, peers: [{name: a, address: 10.1.1.1, peer_asn: 65010, bfd: {enabled: true}}, {name: b, address: 10.1.1.2, peer_asn: 65010, bfd: {enabled: true}}]}",
+			"lan.peers[1].bfd: peer b: BFD to a second LAN peer from the same local address as lan.peers[0] is not supported; give each a local_address of its own"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -12,13 +12,16 @@ import (
 )
 
 // The core router of TestLANLab: FRR in lab-onprem, eBGP with cgwd over
-// lan0 with BFD 300 ms x 3. It announces an on-prem network it reaches
-// (10.20.0.0/16, whose 10.20.0.1 is on its loopback), one outside cgwd's
-// allow list and one in 169.254.0.0/16.
+// lan0 with BFD 300 ms x 3. It announces two on-prem networks (10.20.0.0/16,
+// whose 10.20.0.1 is on its loopback, and 10.21.0.0/16), which cgwd
+// summarises toward AWS as 10.20.0.0/15, one outside cgwd's allow list and
+// one in 169.254.0.0/16.
 const (
 	lanCoreASN   = "65010"
 	lanOnPremNet = "10.20.0.0/16"
 	lanOnPremIP  = "10.20.0.1"
+	lanOnPrem2   = "10.21.0.0/16"
+	lanSummary   = "10.20.0.0/15"
 	lanDenied    = "10.40.0.0/16"
 	lanLinkLocal = "169.254.77.0/24"
 )
@@ -39,21 +42,26 @@ router bgp ` + lanCoreASN + `
  neighbor ` + labkit.CGWLAN + ` bfd
  address-family ipv4 unicast
   network ` + lanOnPremNet + `
+  network ` + lanOnPrem2 + `
   network ` + lanDenied + `
   network ` + lanLinkLocal + `
  exit-address-family
 !
 `
 
-// lanSection makes FRR cgwd's LAN peer.
-var lanSection = labkit.AppendUnless("\nlan:", `
+// lanSection makes FRR cgwd's LAN peer; tunnel 1 may send AWS only one
+// prefix, so the summary learned from the LAN is held back there.
+var lanSection = []labkit.Edit{
+	labkit.AppendUnless("\nlan:", `
 lan:
   interface: lan0
   peers:
     - {name: core, address: `+labkit.OnPremHost+`, peer_asn: `+lanCoreASN+`, keepalive: 3s, hold_time: 9s,
        bfd: {enabled: true, interval: 300ms, multiplier: 3}}
-  import: {allow: [10.10.0.0/16, `+lanOnPremNet+`]}
-`)
+  import: {allow: [10.10.0.0/16, `+lanSummary+`], aggregate: [`+lanSummary+`]}
+`),
+	labkit.Replace("          max_prefixes_restart: 3s", "          advertise_limit: 1\n          max_prefixes_restart: 3s"),
+}
 
 // gobgpShow is what the gobgp CLI says of cgwd's speaker, for a failure message.
 func gobgpShow(args ...string) string {
@@ -115,20 +123,22 @@ func TestLANLab(t *testing.T) {
 	labkit.Up(t)
 	labkit.MustInNS(t, labkit.OnPrem, "ip", "addr", "add", lanOnPremIP+"/32", "dev", "lo")
 	core := labkit.StartFRR(t, labkit.OnPrem, "core", lanCoreConf)
-	labkit.StartRouting(t, lanSection)
+	labkit.StartRouting(t, lanSection...)
 	labkit.LogOnFailure(t)
 	core.WaitEstablished(t, 30*time.Second, labkit.CGWLAN)
 
-	t.Run("ImportsTheOnPremNetwork", func(t *testing.T) {
-		labkit.Eventually(t, 10*time.Second, "lab-cgw routes "+lanOnPremNet+" via the core", func() error {
-			out, err := labkit.InNS(labkit.CGW, "ip", "route", "show", lanOnPremNet, "proto", "200")
-			if err != nil || !strings.Contains(out, "via "+labkit.OnPremHost+" dev lan0") {
-				return fmt.Errorf("ip route: %q %v", out, err)
-			}
-			return nil
-		})
-		labkit.Eventually(t, 10*time.Second, "BIRD in lab-aws has "+lanOnPremNet+" from cgwd", func() error {
-			out, err := labkit.AWSBird.Try("show", "route", lanOnPremNet)
+	t.Run("ImportsTheOnPremNetworks", func(t *testing.T) {
+		for _, p := range []string{lanOnPremNet, lanOnPrem2} {
+			labkit.Eventually(t, 10*time.Second, "lab-cgw routes "+p+" via the core", func() error {
+				out, err := labkit.InNS(labkit.CGW, "ip", "route", "show", p, "proto", "200")
+				if err != nil || !strings.Contains(out, "via "+labkit.OnPremHost+" dev lan0") {
+					return fmt.Errorf("ip route: %q %v", out, err)
+				}
+				return nil
+			})
+		}
+		labkit.Eventually(t, 10*time.Second, "BIRD in lab-aws has the summary "+lanSummary+" from cgwd", func() error {
+			out, err := labkit.AWSBird.Try("show", "route", lanSummary)
 			if err != nil || !strings.Contains(out, labkit.BirdDX) {
 				return fmt.Errorf("birdc: %s %v\ncgwd's gobgp:\n%s", out, err, gobgpShow("global", "rib")+gobgpShow("neighbor", labkit.DXPeer, "adj-out"))
 			}
@@ -139,6 +149,22 @@ func TestLANLab(t *testing.T) {
 			_, err := labkit.InNS(labkit.VPC, "ping", "-c", "1", "-W", "1", lanOnPremIP)
 			return err
 		})
+		// Summarised: AWS gets the /15 and neither /16; tunnel 1 (advertise
+		// limit 1) gets only the static prefix, and cgwd says so.
+		if out := labkit.AWSBird.C(t, "show", "route", lanSummary); strings.Contains(out, labkit.BirdT1) || !strings.Contains(out, labkit.BirdT2) {
+			t.Errorf("BIRD's routes to %s: want them from aws_dx and aws_t2, none from aws_t1 (held back):\n%s", lanSummary, out)
+		}
+		for _, p := range []string{lanOnPremNet, lanOnPrem2} {
+			if out, _ := labkit.AWSBird.Try("show", "route", p); strings.Contains(out, p) {
+				t.Errorf("BIRD got %s, which the aggregate %s covers:\n%s", p, lanSummary, out)
+			}
+		}
+		if v, ok := labkit.Scrape(t).Value(`cgwd_bgp_prefixes_held_back{address="` + labkit.T1Peer + `",peer="cgw-t1"}`); !ok || v != 1 {
+			t.Errorf("cgwd_bgp_prefixes_held_back for cgw-t1 = %v (found %v), want 1", v, ok)
+		}
+		if !strings.Contains(labkit.Log(), `msg="bgp: prefixes held back: more than the session's advertise limit" component=bgp peer=cgw-t1`) {
+			t.Error("cgwd's log does not name the prefix held back on cgw-t1")
+		}
 		for _, p := range []string{lanDenied, lanLinkLocal} {
 			if out, _ := labkit.InNS(labkit.CGW, "ip", "route", "show", p, "proto", "200"); strings.TrimSpace(out) != "" {
 				t.Errorf("lab-cgw has a route to %s, which the LAN import refuses: %s", p, out)
@@ -147,20 +173,17 @@ func TestLANLab(t *testing.T) {
 				t.Errorf("BIRD got %s from cgwd, which the LAN import refuses:\n%s", p, out)
 			}
 		}
-		st := labkit.Status(t)
-		found := false
-		for _, p := range st.BGP {
-			if p.Name == "core" {
-				found = true
-				// Received: the three, and the core's echoes of cgwd's exports (gobgp drops them: AS loop).
-				if p.Kind != "lan" || !p.Up || p.Accepted != 1 || p.Received < 3 || p.BFD != "Up" {
-					t.Errorf("status of the LAN peer: %+v", p)
+		labkit.Eventually(t, 10*time.Second, "cgwd status shows the LAN peer core up, BFD Up", func() error {
+			for _, p := range labkit.Status(t).BGP {
+				// Received: the four, and the core's echoes of cgwd's exports (gobgp drops them: AS loop).
+				if p.Name == "core" && (p.Kind != "lan" || !p.Up || p.Accepted != 2 || p.Received < 4 || p.BFD != "Up") {
+					return fmt.Errorf("%+v", p)
+				} else if p.Name == "core" {
+					return nil
 				}
 			}
-		}
-		if !found {
-			t.Errorf("cgwd status shows no LAN peer core: %+v", st.BGP)
-		}
+			return fmt.Errorf("no peer core")
+		})
 		if v, ok := labkit.Scrape(t).Value(`cgwd_bgp_session_info{address="` + labkit.OnPremHost + `",kind="lan",peer="core"}`); !ok || v != 1 {
 			t.Errorf("cgwd_bgp_session_info for core = %v (found %v)", v, ok)
 		}
@@ -168,7 +191,7 @@ func TestLANLab(t *testing.T) {
 
 	t.Run("ExportsWithTheMEDOfThePathInUse", func(t *testing.T) {
 		waitCoreMED(t, core, labkit.VPCNet, 0, 10*time.Second) // DX
-		for _, p := range []string{labkit.OnPremNet, lanOnPremNet} {
+		for _, p := range []string{labkit.OnPremNet, lanOnPremNet, lanSummary} {
 			if _, err := coreMED(core, p); err == nil {
 				t.Errorf("cgwd exports on-prem %s back to the core", p)
 			}
