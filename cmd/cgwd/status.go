@@ -251,6 +251,22 @@ func printStatus(w io.Writer, st *control.Status, now time.Time) {
 		printPaths(w, st, now)
 	}
 	fmt.Fprintf(w, "\nkernel route operations: %d, errors: %d; fail-closed routes: %d\n", st.RoutesProgrammed, st.RouteErrors, st.FailClosedRoutes)
+	printAsymmetric(w, st, now)
+}
+
+// printAsymmetric names the paths AWS sends on and cgwd does not use.
+func printAsymmetric(w io.Writer, st *control.Status, now time.Time) {
+	names := make([]string, 0, len(st.Symmetry))
+	for n, s := range st.Symmetry {
+		if s.Asymmetric() {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "asymmetric: AWS sends on %s (%.0f packets/s), which cgwd does not use, for %s (README \"Path selection and symmetry\")\n",
+			n, st.Symmetry[n].RxPPS, duration(now.Sub(st.Symmetry[n].Since)))
+	}
 }
 
 func newTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }

@@ -22,6 +22,7 @@ import (
 	"github.com/cgwd/cgwd/pkg/drain"
 	"github.com/cgwd/cgwd/pkg/failover"
 	"github.com/cgwd/cgwd/pkg/lifecycle"
+	"github.com/cgwd/cgwd/pkg/symmetry"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 )
 
@@ -42,6 +43,8 @@ type Status struct {
 	FailClosedRoutes int `json:"fail_closed_routes"`
 	// Drain is whether the box is drained for maintenance (cgwd drain).
 	Drain drain.Status `json:"drain"`
+	// Symmetry is, by path, whether AWS and cgwd send on it (symmetry guard).
+	Symmetry map[string]symmetry.State `json:"symmetry,omitempty"`
 }
 
 // zeroTime is how encoding/json writes a zero time.Time.

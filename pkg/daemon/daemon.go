@@ -175,6 +175,7 @@ func (d *Daemon) Status() control.Status {
 			st.BGP = append(st.BGP, control.PeerStatus{PeerStatus: p, Installed: installed[p.Name], BFD: bfdState[p.Name]})
 		}
 		st.Paths = d.paths.Status()
+		st.Symmetry = d.sym.States()
 		for i := range st.Paths {
 			st.Paths[i].Installed = installed[st.Paths[i].Name]
 		}
