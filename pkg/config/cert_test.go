@@ -63,6 +63,7 @@ func TestLoadChecksCertificates(t *testing.T) {
 		{"cert with auth psk", "auth: psk\n          psk_file: " + key + "\n          ca_file: " + ca, f + "ca_file: is for certificate authentication, but auth is psk"},
 		{"unknown auth", "auth: rsa\n          psk_file: " + key, f + `auth: "rsa" is not psk or cert`},
 		{"own DN as remote_id", ipsec(cert, key, ca, `remote_id: "O=cgwd lab, CN=cgw.lab"`), f + "remote_id: is cert_file's own subject"},
+		{"fragment size", ipsec(cert, key, ca, "ike_fragment_size: 100"), f + "ike_fragment_size: 100 is not in 576..9000"},
 		{"FQDN remote_id with psk", "psk_file: " + key + "\n          remote_id: aws.lab", f + `remote_id: "aws.lab" is not an IPv4 address`},
 	} {
 		err := loadYAML(t, certYAML(t, tc.ipsec))

@@ -81,6 +81,10 @@ type IPsec struct {
 	// public address AWS knows the customer gateway by.
 	LocalID  Addr `yaml:"local_id"`
 	RemoteID Addr `yaml:"remote_id"`
+	// FragmentSize is the largest IP packet an encrypted IKE message takes
+	// before cgwd sends it as RFC 7383 fragments, when the peer supports
+	// them (default 1280; 576..9000).
+	FragmentSize int `yaml:"ike_fragment_size"`
 	// CookieThreshold is how many IKE_SA_INIT requests a second make cgwd,
 	// as responder, demand a COOKIE first (default 10; -1: always).
 	CookieThreshold int `yaml:"cookie_threshold"`
@@ -176,6 +180,9 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	}
 	if f := *c.RekeyFuzz; f < 0 || f > 200 {
 		v.add(field+".rekey_fuzz_percent", "%d is not in 0..200", f)
+	}
+	if n := c.FragmentSize; n != 0 && (n < 576 || n > 9000) {
+		v.add(field+".ike_fragment_size", "%d is not in 576..9000", n)
 	}
 	if t := c.CookieThreshold; t < -1 || t > 10000 {
 		v.add(field+".cookie_threshold", "%d is not in -1..10000 (-1: always demand a cookie)", t)

@@ -253,6 +253,7 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 			LocalID: c.LocalID.Addr(), RemoteID: c.RemoteID.Addr(),
 			PSK:  psk, // the tunnel wipes it on Close
 			Cert: creds, RemoteCertID: c.CertRemoteID(),
+			FragmentSize: c.FragmentSize,
 			IKEProposals: ikeP, ESPProposals: espP,
 			Initiate:      *c.Initiate,
 			IKELifetime:   time.Duration(c.IKELifetime),

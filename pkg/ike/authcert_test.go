@@ -159,3 +159,50 @@ func TestSignAndVerifyAuth(t *testing.T) {
 		}
 	}
 }
+
+// With certificate chains in IKE_AUTH over a small FragmentSize, both
+// ends send their IKE_AUTH as RFC 7383 fragments, none over the size,
+// and the tunnel comes up; a lost fragment is resent with the others.
+func TestCertAuthSendsFragments(t *testing.T) {
+	p := newTestPKI(t)
+	cgw := certtest.Issue(t, certtest.Spec{CN: "cgw.lab"}, p.inter)
+	aws := certtest.Issue(t, certtest.Spec{CN: "aws.lab"}, p.inter)
+	ci := certCfg("198.51.100.2", "203.0.113.10", creds(cgw, p.root, p.inter), "", true)
+	cr := certCfg("203.0.113.10", "198.51.100.2", creds(aws, p.root, p.inter), "", false)
+	ci.FragmentSize, cr.FragmentSize = 576, 576
+	lost := false
+	loseFirst := func(s *Session) { // the initiator loses its first IKE_AUTH fragment
+		if l := s.tr.(*link); s.cfg.Initiate {
+			l.hold, l.only = true, func(h wire.Header) bool {
+				if h.Exchange == wire.IKEAuth && !lost {
+					lost = true
+					return true
+				}
+				return false
+			}
+		}
+	}
+	a, b := pairUp(t, ci, cr, loseFirst)
+	waitFor(t, 10*time.Second, "tunnel up", func() bool { return up(a, b) })
+	for name, l := range map[string]*link{"initiator": a.link, "responder": b.link} {
+		l.mu.Lock()
+		frags := 0
+		for _, d := range l.sent {
+			if len(d) > 576-ikeOverhead {
+				t.Errorf("%s sent a %d-byte datagram", name, len(d))
+			}
+			if wire.PayloadType(d[16]) == wire.PayloadSKF {
+				frags++
+			}
+		}
+		l.mu.Unlock()
+		if frags < 4 {
+			t.Errorf("%s sent %d fragments", name, frags)
+		}
+	}
+	a.link.mu.Lock()
+	defer a.link.mu.Unlock()
+	if !lost {
+		t.Error("no fragment lost")
+	}
+}

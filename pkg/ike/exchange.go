@@ -15,7 +15,7 @@ import (
 
 type pending struct {
 	id       uint32
-	data     []byte
+	data     [][]byte // the datagrams: one, or RFC 7383 fragments
 	natt     bool
 	next     time.Time
 	wait     time.Duration
@@ -33,14 +33,16 @@ func (s *Session) reqHeader(sa *ikeSA, exch uint8) wire.Header {
 	return h
 }
 
-func (s *Session) marshal(sa *ikeSA, m *wire.Message) ([]byte, error) {
+func (s *Session) marshal(sa *ikeSA, m *wire.Message) ([][]byte, error) {
 	if !m.Encrypted {
-		return marshal(m, nil)
+		b, err := marshal(m, nil)
+		return [][]byte{b}, err
 	}
+	sk := sa.keys.encR
 	if sa.initiator {
-		return marshal(m, sa.keys.encI)
+		sk = sa.keys.encI
 	}
-	return marshal(m, sa.keys.encR)
+	return s.fragments(sa, m, sk)
 }
 
 // request sends a request on sa and retransmits it until a response or timeout.
@@ -53,7 +55,7 @@ func (s *Session) request(sa *ikeSA, m *wire.Message, what string, onResp func(*
 	now := time.Now()
 	sa.req = &pending{id: m.MsgID, data: b, natt: sa.natt, wait: time.Second, next: now.Add(time.Second),
 		deadline: now.Add(s.cfg.DPDTimeout), what: what, onResp: onResp, onFail: onFail}
-	if err := s.tr.SendIKE(b, sa.natt); err != nil {
+	if err := s.sendAll(b, sa.natt); err != nil {
 		s.log.Debug("send failed", "exchange", what, "err", err)
 	}
 }
@@ -70,7 +72,7 @@ func (s *Session) respond(sa *ikeSA, req wire.Header, ps []wire.Payload, encrypt
 	}
 	sa.lastResp, sa.lastNatt = b, natt
 	sa.peerID = req.MsgID + 1
-	s.tr.SendIKE(b, natt)
+	s.sendAll(b, natt)
 }
 
 // handle routes a received message to its SA and exchange.
@@ -162,7 +164,7 @@ func (s *Session) handleRequest(sa *ikeSA, h wire.Header, p packet, sk *skCipher
 			s.drop(DropRetransmitMismatch, h)
 			return
 		}
-		s.tr.SendIKE(sa.lastResp, sa.lastNatt)
+		s.sendAll(sa.lastResp, sa.lastNatt)
 		return
 	}
 	m, err := s.open(h, p.b, sk)

@@ -85,7 +85,7 @@ func (s *Session) handleFragment(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 	} else if h.MsgID+1 == sa.peerID && sa.lastResp != nil {
 		// A retransmitted fragmented request: answer its first fragment.
 		if f, err := wire.ParseFragment(p.b, sk); err == nil && f.Num == 1 && sha256.Sum256(p.b) == sa.lastReqHash {
-			s.tr.SendIKE(sa.lastResp, sa.lastNatt)
+			s.sendAll(sa.lastResp, sa.lastNatt)
 		}
 		return
 	} else if h.MsgID != sa.peerID {

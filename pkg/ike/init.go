@@ -368,7 +368,7 @@ func (s *Session) admitInitRequest(h wire.Header, p packet) bool {
 			s.drop(DropRetransmitMismatch, h)
 			return false
 		}
-		s.tr.SendIKE(hf.lastResp, hf.lastNatt) // a retransmission
+		s.sendAll(hf.lastResp, hf.lastNatt) // a retransmission
 		return false
 	}
 	pk, err := wire.PeekInit(p.b)
@@ -461,7 +461,7 @@ func (s *Session) answerInitRequest(h wire.Header, p packet) {
 	sa.peerHashes = peerSigHashes(m)
 	s.start = now
 	s.respond(sa, h, ps, false, p.natt)
-	sa.initResp = sa.lastResp
+	sa.initResp = sa.lastResp[0]
 	sa.nextID = 0
 	s.sas.addHalf(sa)
 	s.warnWeak(st.dh, "IKE")

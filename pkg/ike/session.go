@@ -24,6 +24,10 @@ type Config struct {
 	// LocalID and RemoteID are IPv4 address identities; they default to
 	// Local and Remote, as AWS uses them.
 	LocalID, RemoteID netip.Addr
+	// FragmentSize is the largest IP packet an encrypted IKE message may
+	// take before it is sent as RFC 7383 fragments, when the peer
+	// announced support (0: 1280, as strongSwan; at least 576).
+	FragmentSize int
 	// PSK is the pre-shared key. It is never logged.
 	PSK []byte
 	// Cert, when set, authenticates with certificates instead of PSK;
@@ -231,8 +235,8 @@ type ikeSA struct {
 	childSPI uint32
 	nextID   uint32 // our next request's message ID
 	req      *pending
-	peerID   uint32 // the peer's next request's message ID
-	lastResp []byte
+	peerID   uint32   // the peer's next request's message ID
+	lastResp [][]byte // our last response's datagrams
 	lastNatt bool
 	// lastReqHash is the SHA-256 of the request lastResp answers: only
 	// that datagram again is a retransmission.
@@ -416,7 +420,7 @@ func (s *Session) shutdown() {
 		msg := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true,
 			Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}
 		if b, err := s.marshal(sa, msg); err == nil {
-			s.tr.SendIKE(b, sa.natt)
+			s.sendAll(b, sa.natt)
 		}
 	}
 	s.dropAll()

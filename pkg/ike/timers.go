@@ -205,7 +205,7 @@ func (s *Session) retransmit(now time.Time) {
 				p.wait = 8 * time.Second
 			}
 			p.next = now.Add(p.wait)
-			s.tr.SendIKE(p.data, p.natt)
+			s.sendAll(p.data, p.natt)
 		}
 	}
 }

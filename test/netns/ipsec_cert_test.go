@@ -15,7 +15,8 @@ import (
 // certificates from a test CA made with strongSwan's pki at test start, as
 // a customer gateway with an AWS Private CA certificate does. cgwd's RSA
 // certificate chains to the root through an intermediate it sends; the
-// tunnel comes up and a ping crosses with strongSwan on an ECDSA
+// tunnel comes up and a ping crosses (cgwd's IKE_AUTH going as RFC 7383
+// fragments) with strongSwan on an ECDSA
 // certificate (cgwd initiating) and on an RSA certificate under the
 // intermediate (strongSwan initiating); an expired certificate and one
 // from a CA cgwd does not trust are each named in one log line and the
@@ -64,6 +65,15 @@ func TestIPsecCertLab(t *testing.T) {
 		upAndPing(t)
 		logMatches(t, 5*time.Second, "cgwd names the peer's certificate",
 			`msg="peer authenticated by certificate".*tunnel=cgw-t1.*peer_subject="CN=aws.lab,O=cgwd lab,C=US" issuer="CN=Lab Root,O=cgwd lab,C=US"`)
+		// cgwd's IKE_AUTH (two RSA certificates) passes 1280 bytes: it went
+		// as RFC 7383 fragments, which strongSwan put together.
+		b, _ := os.ReadFile(aws.LogFile())
+		re := regexp.MustCompile(`received fragment #\d+ of (\d+), reassembled fragmented IKE message \((\d+) bytes\)`)
+		m := re.FindSubmatch(b)
+		if m == nil {
+			t.Fatalf("strongSwan reassembled no fragments of cgwd's; its log ends:\n%s", tail(b, 1500))
+		}
+		t.Logf("strongSwan: %s", m[0])
 	})
 
 	t.Run("StrongSwanInitiatesThroughIntermediate", func(t *testing.T) {

@@ -94,3 +94,29 @@ func SealFragment(sk Cipher, h Header, first PayloadType, num, total uint16, pla
 	head = be16(head, total)
 	return sk.Seal(head, plain)
 }
+
+// Fragments seals payloads ps as the encrypted content of a message with
+// header h: one datagram when it fits in maxLen bytes, else RFC 7383
+// fragments of at most maxLen bytes each. It returns nil when that would
+// take more than MaxFragments fragments.
+func Fragments(sk Cipher, h Header, ps []Payload, maxLen int) [][]byte {
+	first, chain := encodeChain(ps)
+	if HeaderLen+4+sk.SealedLen(len(chain)) <= maxLen {
+		return [][]byte{SealChain(sk, h, first, chain)}
+	}
+	room := maxLen - skfHead // for the SKF payload's IV, content, padding and ICV
+	n := room - sk.SealedLen(0)
+	for n > 0 && sk.SealedLen(n) > room {
+		n--
+	}
+	if n <= 0 || (len(chain)+n-1)/n > MaxFragments {
+		return nil
+	}
+	total := uint16((len(chain) + n - 1) / n)
+	out := make([][]byte, 0, total)
+	for i := uint16(0); i < total; i++ {
+		part := chain[int(i)*n : min(int(i+1)*n, len(chain))]
+		out = append(out, SealFragment(sk, h, first, i+1, total, part))
+	}
+	return out
+}
