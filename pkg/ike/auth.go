@@ -58,6 +58,11 @@ func (s *Session) handleAuthResponse(sa *ikeSA, m *wire.Message) {
 			s.scheduleRetry(false)
 			return
 		}
+	} else if msg, args := pskPeerUsesCert(id, auth); msg != "" {
+		s.fail(msg, args...)
+		s.sas.ike = nil
+		s.scheduleRetry(false)
+		return
 	} else if want := pskAuth(sa.keys.prf, s.cfg.PSK, sa.initResp, sa.ni, sa.keys.pr, wire.Body(id)); auth.Method != wire.AuthPSK || !hmac.Equal(want, auth.Data) {
 		s.fail("peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)", "remote_id", idString(id))
 		s.sas.ike = nil
@@ -106,10 +111,13 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 		}
 	} else if pskOK, idOK := s.pskMatches(sa, id, auth), idMatches(id, s.cfg.RemoteID); !pskOK || !idOK {
 		msg := "peer failed authentication: its AUTH does not match the pre-shared key (AUTHENTICATION_FAILED)"
-		if !idOK {
+		args := append(s.idArgs(id), "psk_matches", pskOK)
+		if m, a := pskPeerUsesCert(id, auth); m != "" {
+			msg, args = m, a
+		} else if !idOK {
 			msg = "peer's identity is not remote_id (AUTHENTICATION_FAILED): AWS's is its tunnel outside address"
 		}
-		s.fail(msg, append(s.idArgs(id), "psk_matches", pskOK)...)
+		s.fail(msg, args...)
 		s.respond(sa, h, []wire.Payload{&wire.Notify{NotifyType: wire.NAuthenticationFailed}}, true, natt)
 		s.sas.removeHalf(sa)
 		return

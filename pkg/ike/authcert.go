@@ -61,6 +61,16 @@ func (s *Session) ourAuth(sa *ikeSA, initiator bool) (*wire.ID, *wire.Auth, []wi
 	return id, auth, extra, nil
 }
 
+// pskPeerUsesCert names a peer that signs its AUTH while this tunnel uses a
+// pre-shared key, or returns "".
+func pskPeerUsesCert(id *wire.ID, auth *wire.Auth) (string, []any) {
+	if auth.Method == wire.AuthPSK {
+		return "", nil
+	}
+	return "peer authenticates with certificates, this tunnel with a pre-shared key (AUTHENTICATION_FAILED): set cert_file, key_file and ca_file, or the peer's PSK",
+		[]any{"peer_id", idString(id), "peer_auth_method", auth.Method, "auth", "psk"}
+}
+
 // verifyCertAuth authenticates the peer of a certificate tunnel by the
 // IKE_AUTH message m carrying its id and auth; peerInit says the peer is
 // the initiator. It returns "" or what to log, with its arguments.

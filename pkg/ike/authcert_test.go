@@ -114,6 +114,33 @@ func TestCertAuthRefusals(t *testing.T) {
 	}
 }
 
+// A tunnel with a PSK names a peer that authenticates with certificates,
+// as responder and as initiator.
+func TestPSKTunnelNamesCertPeer(t *testing.T) {
+	p := newTestPKI(t)
+	cgw := certtest.Issue(t, certtest.Spec{CN: "cgw.lab", ECDSA: true}, p.root)
+	const want = "peer authenticates with certificates, this tunnel with a pre-shared key (AUTHENTICATION_FAILED)"
+	for _, certInitiates := range []bool{true, false} {
+		c := certCfg("198.51.100.2", "203.0.113.10", creds(cgw, p.root), "", certInitiates)
+		k := cfg("203.0.113.10", "198.51.100.2", "Xq7-some-psk", DefaultIKEProposal, DefaultESPProposal, !certInitiates)
+		a, b := pairUp(t, c, k)
+		if !certInitiates {
+			// The PSK end initiates; the certificate end refuses its
+			// AUTH before sending one of its own.
+			waitFor(t, 5*time.Second, "cert end's error", func() bool { return a.s.Status().LastError != "" })
+			if e := a.s.Status().LastError; !strings.Contains(e, "peer authenticates with a pre-shared key, this tunnel with certificates") {
+				t.Fatalf("certificate end: %q", e)
+			}
+			continue
+		}
+		waitFor(t, 5*time.Second, "error", func() bool { return b.s.Status().LastError != "" })
+		// Classic ECDSA (9): a PSK end announces no signature hashes.
+		if e := b.s.Status().LastError; !strings.Contains(e, want) || !strings.Contains(e, "peer_auth_method=9") {
+			t.Fatalf("PSK end: %q", e)
+		}
+	}
+}
+
 // cgwd as responder refuses an initiator whose certificate does not
 // verify, answering AUTHENTICATION_FAILED.
 func TestCertAuthResponderRefuses(t *testing.T) {
