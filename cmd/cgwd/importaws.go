@@ -14,6 +14,7 @@ import (
 const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [--out-dir DIR [--force]]
                        [--prefix CIDR ...] [--local-address IP] [--asn N] [--psk-dir DIR]
                        [--static-route CIDR ...]
+       cgwd import-aws FILE --diff -c CONFIG
 
 FILE (or - for stdin) is the CustomerGatewayConfiguration XML of an AWS VPN
 connection (console: Download configuration, vendor "Generic"; or the JSON of
@@ -32,6 +33,16 @@ no bgp; its static_routes are the VPC CIDRs, which AWS's description does not
 list: pass --static-route. The connection's routes in AWS (on-prem CIDRs)
 become prefixes unless --prefix is given.
 
+AWS CLI JSON that holds Options.TunnelOptions (describe-vpn-connections)
+says what AWS accepts now: IKE versions, phase 1 and 2 algorithms and DH
+groups, lifetimes, rekey margin and fuzz, replay window, DPD timeout and
+startup action; the config then gets the matching ipsec settings.
+
+--diff compares CONFIG with what FILE says instead: each mismatch (lifetime,
+IKE version, a proposal list AWS accepts nothing of, DPD timeout, replay
+window, a startup action nobody initiates under) is printed with the line
+that fixes it, and the exit status is 1 when there is one.
+
 The XML lists IKEv1 parameters; cgwd speaks IKEv2 only, so the AWS tunnels'
 "IKE versions" option must allow ikev2 (AWS's default allows both).
 
@@ -48,6 +59,8 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	outDir := fs.String("out-dir", "", "write DIR/cgwd.yaml and the PSK files instead of printing the config")
 	force := fs.Bool("force", false, "overwrite existing files in --out-dir")
 	pskDir := fs.String("psk-dir", awsimport.DefaultPSKDir, "where the printed config expects the PSK files (without --out-dir)")
+	diff := fs.Bool("diff", false, "compare CONFIG (-c) with FILE and print each mismatch with its fix; exit 1 if any")
+	cfgPath := fs.String("c", "", "with --diff: the cgwd config to compare")
 	var o awsimport.Options
 	fs.Func("prefix", "on-prem prefix to advertise, e.g. 10.10.0.0/16 (repeatable)", prefixFlag(&o.Prefixes))
 	fs.Func("static-route", "a VPC CIDR of a static-routing connection, e.g. 10.200.0.0/16 (repeatable)", prefixFlag(&o.StaticRoutes))
@@ -85,6 +98,9 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "cgwd import-aws: %s: %v\n", file, err)
 		return exitUsage
+	}
+	if *diff {
+		return importDiff(conn, *cfgPath, stdout, stderr)
 	}
 	missing, err := awsimport.Check(conn, o)
 	if err != nil {
@@ -124,6 +140,29 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "  (flags: --prefix CIDR, --asn N, --local-address IP, --static-route CIDR)\n")
 	}
+	return exitOK
+}
+
+// importDiff prints how the config at path differs from conn.
+func importDiff(conn *awsimport.Connection, path string, stdout, stderr io.Writer) int {
+	if path == "" {
+		fmt.Fprintln(stderr, "cgwd import-aws: --diff needs -c CONFIG")
+		return exitUsage
+	}
+	cfg, err := config.LoadSkipSecrets(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "cgwd import-aws: %v\n", err)
+		return exitUsage
+	}
+	ms := awsimport.Diff(cfg, conn)
+	for _, m := range ms {
+		fmt.Fprintln(stdout, m)
+	}
+	if len(ms) > 0 {
+		fmt.Fprintf(stderr, "cgwd import-aws: %d mismatch(es) between %s and AWS\n", len(ms), path)
+		return exitFailure
+	}
+	fmt.Fprintf(stderr, "cgwd import-aws: %s matches what AWS says\n", path)
 	return exitOK
 }
 

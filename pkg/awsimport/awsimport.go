@@ -70,8 +70,8 @@ type Connection struct {
 // parameters (mode "main" is an IKEv1 exchange; IKEv2 has no modes), while
 // cgwd speaks IKEv2 only. It returns "" for other inputs.
 func (c *Connection) IKEv1Notice() string {
-	if c.Format != FormatXML {
-		return ""
+	if c.Format != FormatXML || c.Tunnels[0].Options != nil {
+		return "" // AWS CLI tunnel options set ike_version themselves
 	}
 	mode := ""
 	if m := c.Tunnels[0].IKE.Mode; m != "" {
@@ -104,6 +104,8 @@ type Tunnel struct {
 	IKE IKE
 	// IPsec is the phase 2 proposal and ESP settings.
 	IPsec IPsec
+	// Options are the tunnel options AWS CLI JSON lists (nil when absent).
+	Options *TunnelOptions
 }
 
 // IKE is the phase 1 proposal AWS lists (empty fields: not given).

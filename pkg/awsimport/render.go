@@ -117,20 +117,13 @@ func Render(c *Connection, o Options) ([]byte, error) {
 			w("          local_id: %s # the public address AWS knows (NAT); outside.local is this box's own\n", t.CGWOutside)
 			w("          remote_id: %s\n", t.AWSOutside)
 		}
-		if t.IKE.LifetimeSec != 0 {
-			w("          ike_lifetime: %ds\n", t.IKE.LifetimeSec)
-		}
-		if t.IPsec.LifetimeSec != 0 {
-			w("          child_lifetime: %ds\n", t.IPsec.LifetimeSec)
-		}
-		if d := t.IPsec.DPDIntervalSec; d != 0 {
-			w("          dpd_delay: %ds\n", d)
-			if r := t.IPsec.DPDRetries; r != 0 {
-				w("          dpd_timeout: %ds # AWS: %d retries every %ds\n", d*r, r, d)
+		if t.Options != nil {
+			renderOptions(w, t)
+		} else {
+			renderXMLTimers(w, t)
+			for _, line := range proposalComments(t) {
+				w("          # %s\n", line)
 			}
-		}
-		for _, line := range proposalComments(t) {
-			w("          # %s\n", line)
 		}
 		if c.StaticRoutesOnly {
 			w("        # a static connection: no BGP session; probes (on by default) check the tunnel\n")
@@ -150,6 +143,41 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		}
 	}
 	return b.Bytes(), nil
+}
+
+// renderXMLTimers writes the lifetimes and DPD timers the XML lists.
+func renderXMLTimers(w func(string, ...any), t *Tunnel) {
+	if t.IKE.LifetimeSec != 0 {
+		w("          ike_lifetime: %ds\n", t.IKE.LifetimeSec)
+	}
+	if t.IPsec.LifetimeSec != 0 {
+		w("          child_lifetime: %ds\n", t.IPsec.LifetimeSec)
+	}
+	if d := t.IPsec.DPDIntervalSec; d != 0 {
+		w("          dpd_delay: %ds\n", d)
+		if r := t.IPsec.DPDRetries; r != 0 {
+			w("          dpd_timeout: %ds # AWS: %d retries every %ds\n", d*r, r, d)
+		}
+	}
+}
+
+// renderOptions writes the settings that match AWS's tunnel options (AWS
+// CLI JSON), which say what AWS accepts, where the XML names one example.
+func renderOptions(w func(string, ...any), t *Tunnel) {
+	w("          # from AWS's tunnel options (what AWS accepts now):\n")
+	for _, s := range t.Options.Settings() {
+		if s.Key == "dpd_timeout" && t.IPsec.DPDIntervalSec != 0 {
+			w("          dpd_delay: %ds\n", t.IPsec.DPDIntervalSec)
+		}
+		w("          %s: %s", s.Key, s.Value)
+		if s.Comment != "" {
+			w(" # %s", s.Comment)
+		}
+		w("\n")
+	}
+	if p := t.IPsec; p.TCPMSS != 0 {
+		w("          # AWS TCP MSS adjustment: %d\n", p.TCPMSS)
+	}
 }
 
 // proposalComments records the proposals AWS lists, which cgwd does not

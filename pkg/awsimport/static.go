@@ -27,7 +27,8 @@ type cliConn struct {
 	ID      string `json:"VpnConnectionId"`
 	XML     string `json:"CustomerGatewayConfiguration"`
 	Options *struct {
-		StaticRoutesOnly *bool `json:"StaticRoutesOnly"`
+		StaticRoutesOnly *bool              `json:"StaticRoutesOnly"`
+		TunnelOptions    []cliTunnelOptions `json:"TunnelOptions"`
 	} `json:"Options"`
 	Routes []struct {
 		CIDR  string `json:"DestinationCidrBlock"`
@@ -43,6 +44,11 @@ func (e *cliConn) apply(c *Connection, err error) (*Connection, error) {
 	}
 	if o := e.Options; o != nil && o.StaticRoutesOnly != nil {
 		c.StaticRoutesOnly = c.StaticRoutesOnly || *o.StaticRoutesOnly
+	}
+	if o := e.Options; o != nil {
+		if err := applyOptions(c, o.TunnelOptions); err != nil {
+			return nil, err
+		}
 	}
 	var cidrs []string
 	for _, r := range e.Routes {
