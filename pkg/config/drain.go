@@ -10,6 +10,18 @@ const (
 	DefaultDrainTimeout     = 5 * time.Minute
 )
 
+// DrainLAN is what a drained box sends its LAN peers.
+type DrainLAN string
+
+// What a drained box sends its LAN peers.
+const (
+	// DrainLANWorst keeps every prefix with the worst MED and, on iBGP, the
+	// lowest local preference: the box stays the routers' fallback.
+	DrainLANWorst DrainLAN = "worst"
+	// DrainLANWithdraw withdraws every prefix from the LAN peers.
+	DrainLANWithdraw DrainLAN = "withdraw"
+)
+
 // Drain configures `cgwd drain`, which makes this box unattractive to AWS
 // and to the LAN peers for maintenance and waits until its paths to AWS
 // carry no more traffic.
@@ -27,6 +39,10 @@ type Drain struct {
 	// Timeout bounds the wait for quiet (default 5m): the box stays drained,
 	// and the drain reports the paths still carrying traffic.
 	Timeout Duration `yaml:"timeout"`
+	// LAN is what the LAN peers get while drained: worst (the default:
+	// every prefix with the worst MED, and local preference 1 on iBGP) or
+	// withdraw (nothing).
+	LAN DrainLAN `yaml:"lan"`
 	// StartDrained makes cgwd start drained (for maintenance: the box comes
 	// up without attracting traffic until `cgwd undrain`). Otherwise a
 	// restarted cgwd starts undrained, whatever it was before.
@@ -47,6 +63,9 @@ func (d *Drain) applyDefaults() {
 	if d.Timeout == 0 {
 		d.Timeout = Duration(DefaultDrainTimeout)
 	}
+	if d.LAN == "" {
+		d.LAN = DrainLANWorst
+	}
 }
 
 func (v *validator) drain(d *Drain) {
@@ -58,6 +77,9 @@ func (v *validator) drain(d *Drain) {
 	}
 	if d.QuietPPS != nil && (*d.QuietPPS < 0 || *d.QuietPPS > 1_000_000) {
 		v.add("drain.quiet_pps", "%d is outside 0-1000000", *d.QuietPPS)
+	}
+	if d.LAN != DrainLANWorst && d.LAN != DrainLANWithdraw {
+		v.add("drain.lan", "%q is not one of worst, withdraw", d.LAN)
 	}
 	switch {
 	case d.Timeout > Duration(24*time.Hour):

@@ -11,7 +11,7 @@ func TestDrainDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := c.Drain
-	if d.Prepend != 5 || time.Duration(d.QuietPeriod) != 10*time.Second || *d.QuietPPS != 10 || time.Duration(d.Timeout) != 5*time.Minute || d.StartDrained {
+	if d.Prepend != 5 || time.Duration(d.QuietPeriod) != 10*time.Second || *d.QuietPPS != 10 || time.Duration(d.Timeout) != 5*time.Minute || d.StartDrained || d.LAN != DrainLANWorst {
 		t.Errorf("defaults: %+v", d)
 	}
 	c, err = parseEdited(t, "asn: 65000", "asn: 65000\ndrain: {quiet_pps: 0, start_drained: true}")
@@ -31,6 +31,7 @@ func TestDrainValidation(t *testing.T) {
 		{"{quiet_pps: -3}", "drain.quiet_pps: -3 is outside 0-1000000"},
 		{"{timeout: 5s}", "drain.timeout: 5s is shorter than drain.quiet_period (10s): the drain could never be done"},
 		{"{timeout: 25h}", "drain.timeout: 25h0m0s is longer than 24h"},
+		{"{lan: med}", `drain.lan: "med" is not one of worst, withdraw`},
 	} {
 		c, err := parseEdited(t, "asn: 65000", "asn: 65000\ndrain: "+tc.drain)
 		if err != nil {

@@ -23,27 +23,55 @@ import (
 // withDrain), a restart starts undrained unless drain.start_drained.
 var _ control.DrainActions = (*Daemon)(nil)
 
-// withDrain is c as the speaker runs it under cfg: with cfg's drain
-// prepends on every AWS session while the box is drained.
+// What a drained box sends its LAN peers with drain.lan: worst. 4294967295
+// is not used: some routers take it as unreachable and drop the route, and
+// the drained box is to stay the routers' fallback.
+const (
+	drainedMED       = 4294967294
+	drainedLocalPref = 1
+)
+
+// withDrain is c as the speaker runs it under cfg: while the box is drained,
+// with cfg's drain prepends on every AWS session and, toward the LAN peers,
+// the worst MED and local preference, or nothing (drain.lan).
 func (d *Daemon) withDrain(c bgp.Config, cfg *config.Config) bgp.Config {
 	if !d.drain.Drained() {
 		return c
 	}
-	n := cfg.Drain.Prepend
 	c.Peers = slices.Clone(c.Peers)
 	for i := range c.Peers {
-		c.Peers[i].Prepend += n
+		if !c.Peers[i].LAN {
+			c.Peers[i].Prepend += cfg.Drain.Prepend
+		}
+	}
+	if cfg.Drain.LAN == config.DrainLANWithdraw {
+		c.LAN.Withdraw = true
+	} else {
+		c.LAN.MED = bgp.KindValues{DX: drainedMED, VPN: drainedMED}
+		c.LAN.LocalPref = bgp.KindValues{DX: drainedLocalPref, VPN: drainedLocalPref}
 	}
 	return c
 }
 
 // drainChanges says what draining does to this box, for its status.
 func drainChanges(cfg *config.Config, bc bgp.Config) []string {
-	var names []string
+	var aws, lan []string
 	for _, p := range bc.Peers {
-		names = append(names, p.Name)
+		if p.LAN {
+			lan = append(lan, p.Name)
+		} else {
+			aws = append(aws, p.Name)
+		}
 	}
-	return []string{fmt.Sprintf("AWS: %d more prepends on every session (%s)", cfg.Drain.Prepend, strings.Join(names, ", "))}
+	out := []string{fmt.Sprintf("AWS: %d more prepends on every session (%s)", cfg.Drain.Prepend, strings.Join(aws, ", "))}
+	switch {
+	case len(lan) == 0:
+	case cfg.Drain.LAN == config.DrainLANWithdraw:
+		out = append(out, fmt.Sprintf("LAN: every prefix withdrawn (%s)", strings.Join(lan, ", ")))
+	default:
+		out = append(out, fmt.Sprintf("LAN: MED %d and, on iBGP, local preference %d, the worst (%s)", drainedMED, drainedLocalPref, strings.Join(lan, ", ")))
+	}
+	return out
 }
 
 // drainPaths are the paths a drain watches: every DX link and tunnel, with

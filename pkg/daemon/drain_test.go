@@ -3,8 +3,10 @@ package daemon
 import (
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 
+	"github.com/cgwd/cgwd/pkg/bgp"
 	"github.com/cgwd/cgwd/pkg/config"
 	"github.com/cgwd/cgwd/pkg/drain"
 )
@@ -85,5 +87,55 @@ func TestDrainPaths(t *testing.T) {
 	s := drainSettings(parseConfig(t, firewallYAML).Drain)
 	if s.QuietPeriod != config.DefaultDrainQuietPeriod || s.QuietPPS != config.DefaultDrainQuietPPS || s.Timeout != config.DefaultDrainTimeout {
 		t.Errorf("default settings: %+v", s)
+	}
+}
+
+const drainLANYAML = `lan:
+  interface: lan0
+  peers:
+    - {name: core, address: 10.10.100.254, peer_asn: 65010, local_address: 10.10.100.1}
+  import: {allow: [10.10.0.0/16]}
+ha: {role: secondary}
+`
+
+// Toward the LAN a drained box sends the worst MED and local preference
+// (drain.lan: worst) or nothing (withdraw); a LAN session gets no
+// prepends; a standby's own prepends and MED stay under the drain's.
+func TestWithDrainLAN(t *testing.T) {
+	for _, mode := range []string{"worst", "withdraw"} {
+		cfg := parseConfig(t, firewallYAML+drainLANYAML+"drain: {lan: "+mode+"}\n")
+		bc, _, _, err := routingConfig(cfg, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := &Daemon{cfg: cfg, drain: drain.NewController()}
+		if got := d.withDrain(bc, cfg); got.LAN.MED.VPN != 1100 || got.LAN.Withdraw {
+			t.Fatalf("in service, a standby: LAN %+v", got.LAN)
+		}
+		d.drain.SetDrained(nil)
+		got := d.withDrain(bc, cfg)
+		want := map[string]int{"dx1": 3 + 5, "cgw-t1": 4 + 5, "cgw-t2": 5 + 5, "core": 0}
+		for _, p := range got.Peers {
+			if p.Prepend != want[p.Name] {
+				t.Errorf("%s: drained %s prepends %d, want %d", mode, p.Name, p.Prepend, want[p.Name])
+			}
+		}
+		switch mode {
+		case "worst":
+			if got.LAN.Withdraw || got.LAN.MED != (bgp.KindValues{DX: 4294967294, VPN: 4294967294}) || got.LAN.LocalPref != (bgp.KindValues{DX: 1, VPN: 1}) {
+				t.Errorf("worst: LAN %+v", got.LAN)
+			}
+		case "withdraw":
+			if !got.LAN.Withdraw || got.LAN.MED != bc.LAN.MED {
+				t.Errorf("withdraw: LAN %+v", got.LAN)
+			}
+		}
+		if bc.LAN.Withdraw || bc.LAN.MED.DX != 1000 {
+			t.Error("withDrain changed the daemon's own LAN config")
+		}
+		ch := strings.Join(drainChanges(cfg, bc), "; ")
+		if !strings.Contains(ch, "AWS: 5 more prepends on every session (dx1, cgw-t1, cgw-t2); LAN: ") || !strings.Contains(ch, "(core)") {
+			t.Errorf("%s: changes %q", mode, ch)
+		}
 	}
 }
