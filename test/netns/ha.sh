@@ -124,6 +124,54 @@ ha_config() {
 	return 0
 }
 
+# Box failures (bench-ha.sh, and labkit's Box.Isolate and Box.CutAWS through
+# lab.sh box-*). box_ns N: box N's namespace.
+box_ns() {
+	case $1 in
+	1) echo lab-cgw ;;
+	2) echo lab-cgw2 ;;
+	*) echo "box: want 1 or 2, got '$1'" >&2; return 2 ;;
+	esac
+}
+
+# box_isolate N: power loss of box N: every packet into, out of and through
+# its namespace dropped (IPv4, IPv6, ARP; before routing and on output), in
+# one nftables transaction; its links keep carrier. box_unisolate N undoes it.
+box_isolate() {
+	local ns
+	ns=$(box_ns "$1")
+	in_ns "$ns" nft -f - <<-'EOF'
+		table inet lab_power {
+			chain pre { type filter hook prerouting priority -500; policy drop; }
+			chain out { type filter hook output priority -500; policy drop; }
+		}
+		table arp lab_power {
+			chain in { type filter hook input priority -500; policy drop; }
+			chain out { type filter hook output priority -500; policy drop; }
+		}
+	EOF
+}
+box_unisolate() {
+	local ns
+	ns=$(box_ns "$1")
+	in_ns "$ns" nft 'delete table inet lab_power; delete table arp lab_power'
+}
+
+# box_aws_cut N: box N loses every AWS path and keeps its LAN: its DX
+# cross-connect (lab-dx) and its internet link (lab-inet) drop everything,
+# both ways, one nftables transaction each. box_aws_restore N undoes it.
+box_aws_cut() {
+	local dx=dx-cgw inet=to-cgw
+	box_ns "$1" >/dev/null
+	if [[ $1 == 2 ]]; then dx=dx-cgw2 inet=to-cgw2; fi
+	in_ns lab-dx nft "add table bridge lab_boxcut; add chain bridge lab_boxcut cut { type filter hook forward priority -10; }; add rule bridge lab_boxcut cut iifname \"$dx\" drop; add rule bridge lab_boxcut cut oifname \"$dx\" drop"
+	in_ns lab-inet nft "add table inet lab_boxcut; add chain inet lab_boxcut cut { type filter hook forward priority -10; }; add rule inet lab_boxcut cut iifname \"$inet\" drop; add rule inet lab_boxcut cut oifname \"$inet\" drop"
+}
+box_aws_restore() {
+	in_ns lab-inet nft delete table inet lab_boxcut
+	in_ns lab-dx nft delete table bridge lab_boxcut
+}
+
 # vtysh_ NAME ARGS...: vtysh against FRR instance NAME.
 vtysh_() {
 	local name=$1

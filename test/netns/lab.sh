@@ -15,6 +15,8 @@
 #   lab.sh down         kill what the lab started (by PID) and delete its namespaces
 #   lab.sh start-cgwd2 | stop-cgwd2 | wait-core | show-ha
 #                       the HA lab's second box and core router (ha.sh)
+#   lab.sh box-isolate|box-unisolate|box-aws-cut|box-aws-restore 1|2
+#                       the HA lab's box failures (ha.sh): power loss; every AWS path cut, LAN kept
 #
 # Processes are recorded in $LAB_STATE/pids and killed by PID, never by name.
 set -euo pipefail
@@ -243,6 +245,10 @@ start-cgwd2) cmd_start_cgwd2 ;;
 stop-cgwd2) kill_pidfile "$LAB_STATE/pids/cgwd2.pid" ;;
 wait-core) cmd_wait_core ;;
 show-ha) cmd_show_ha ;;
+box-isolate) box_isolate "${2:-}" ;;
+box-unisolate) box_unisolate "${2:-}" ;;
+box-aws-cut) box_aws_cut "${2:-}" ;;
+box-aws-restore) box_aws_restore "${2:-}" ;;
 down) cmd_down; log "down" ;;
-*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|dx-cut|dx-restore|dx-link cgw|aws down|up|start-cgwd2|stop-cgwd2|wait-core|show-ha|down" >&2; exit 2 ;;
+*) echo "usage: $0 up|start-cgwd|wait-tunnels|wait-bgp|stop-cgwd|dx-cut|dx-restore|dx-link cgw|aws down|up|start-cgwd2|stop-cgwd2|wait-core|show-ha|box-isolate|box-unisolate|box-aws-cut|box-aws-restore 1|2|down" >&2; exit 2 ;;
 esac

@@ -68,21 +68,18 @@ type Box struct {
 	Bird      []string // BIRD's sessions with it in lab-aws
 	start     string   // lab.sh subcommand that starts its cgwd
 	metricURL string
-	dxPort    string // lab-dx's port toward its dx0
-	inetPort  string // lab-inet's port toward its wan0
+	num       string // "1", "2" for lab.sh box-*
 }
 
 // Box1 is lab-cgw, the primary; Box2 is lab-cgw2.
 var (
 	Box1 = Box{Name: "box 1", NS: CGW, Sock: Sock, Config: Config, LogFile: LogFile, PIDFile: PIDFile,
 		LANAddr: CGWLANHA, DXPeer: DXPeer, AWSDX: DX, Tunnels: []string{T1, T2},
-		Bird: []string{BirdT1, BirdT2, BirdDX}, start: "start-cgwd", metricURL: MetricsURL,
-		dxPort: DXToCGW, inetPort: "to-cgw"}
+		Bird: []string{BirdT1, BirdT2, BirdDX}, start: "start-cgwd", metricURL: MetricsURL, num: "1"}
 	Box2 = Box{Name: "box 2", NS: CGW2, Sock: State + "/cgw2/cgwd.sock", Config: State + "/cgw2/cgwd.yaml",
 		LogFile: State + "/logs/cgwd2.log", PIDFile: State + "/pids/cgwd2.pid",
 		LANAddr: CGW2LAN, DXPeer: DX2Peer, AWSDX: AWSDX2, Tunnels: []string{T3, T4},
-		Bird: []string{BirdT3, BirdT4, BirdDX2}, start: "start-cgwd2", metricURL: MetricsURL,
-		dxPort: "dx-cgw2", inetPort: "to-cgw2"}
+		Bird: []string{BirdT3, BirdT4, BirdDX2}, start: "start-cgwd2", metricURL: MetricsURL, num: "2"}
 )
 
 // CoreFRR is lab-core's FRR, which ha.sh starts as instance "core" the way
@@ -181,38 +178,23 @@ func (b Box) DXPackets(t testing.TB) uint64 {
 	return rx + tx
 }
 
-// Isolate drops every packet into, out of and through the box's namespace
-// at once (one nftables transaction: IPv4, IPv6 and ARP, before routing and
-// on output), as a power loss does, while its links keep carrier; the
-// returned function lets traffic through again.
+// Isolate is a power loss of the box (lab.sh box-isolate): every packet
+// into, out of and through its namespace dropped at once, in one nftables
+// transaction, while its links keep carrier. The returned function lets
+// traffic through again.
 func (b Box) Isolate(t testing.TB) (restore func()) {
 	t.Helper()
-	NftScript(t, b.NS, `table inet cgwdtest_power {
-	chain pre { type filter hook prerouting priority -500; policy drop; }
-	chain out { type filter hook output priority -500; policy drop; }
-}
-table arp cgwdtest_power {
-	chain in { type filter hook input priority -500; policy drop; }
-	chain out { type filter hook output priority -500; policy drop; }
-}`)
-	return func() {
-		NftScript(t, b.NS, "delete table inet cgwdtest_power\ndelete table arp cgwdtest_power\n")
-	}
+	Sh(t, "box-isolate", b.num)
+	return func() { Sh(t, "box-unisolate", b.num) }
 }
 
-// CutAWS cuts every AWS path of the box and leaves its LAN alone: its DX
-// cross-connect in lab-dx and its internet link in lab-inet drop every
-// packet, both directions, in one nftables transaction each; the returned
-// function restores both.
+// CutAWS cuts every AWS path of the box and leaves its LAN alone (lab.sh
+// box-aws-cut): its DX cross-connect in lab-dx and its internet link in
+// lab-inet drop every packet, both ways; the returned function restores both.
 func (b Box) CutAWS(t testing.TB) (restore func()) {
 	t.Helper()
-	dx, inet := b.dxPort, b.inetPort
-	NftScript(t, DXProvider, fmt.Sprintf("table bridge cgwdtest_cut { chain fwd { type filter hook forward priority -10; iifname %q drop; oifname %q drop; } }", dx, dx))
-	NftScript(t, Inet, fmt.Sprintf("table inet cgwdtest_cut { chain fwd { type filter hook forward priority -10; iifname %q drop; oifname %q drop; } }", inet, inet))
-	return func() {
-		Nft(t, Inet, "delete", "table", "inet", "cgwdtest_cut")
-		Nft(t, DXProvider, "delete", "table", "bridge", "cgwdtest_cut")
-	}
+	Sh(t, "box-aws-cut", b.num)
+	return func() { Sh(t, "box-aws-restore", b.num) }
 }
 
 // nsRoute is one route of `ip -j route`, with its ECMP nexthops.
