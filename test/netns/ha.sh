@@ -48,9 +48,7 @@ ha_links() {
 	in_ns lab-core ip addr add 10.10.100.254/24 dev lan0
 	in_ns lab-cgw ip addr add 10.10.100.1/24 dev lan0
 	in_ns lab-cgw2 ip addr add 10.10.100.2/24 dev lan0
-	# Each box reaches on-prem through the core.
-	in_ns lab-cgw ip route add 10.10.0.0/16 via 10.10.100.254
-	in_ns lab-cgw2 ip route add 10.10.0.0/16 via 10.10.100.254
+	# No route to on-prem in the boxes: cgwd installs what lab-core announces.
 
 	# lab-cgw2's own internet link: a second port of lab-inet, which holds
 	# 198.51.100.1 there too and routes 198.51.100.3 to it.
@@ -205,15 +203,16 @@ cmd_start_cgwd2() {
 	log "cgwd running in lab-cgw2, pid $(cat "$LAB_STATE/pids/cgwd2.pid")"
 }
 
-# core_up N: lab-core's FRR has N BGP sessions Established.
+# core_up N: lab-core's FRR has N BGP sessions Established, each with
+# prefixes received and sent.
 core_up() {
 	[[ $(vtysh_ core -c 'show bgp ipv4 unicast summary json' |
-		jq '[.peers[] | select(.state == "Established")] | length') == "$1" ]]
+		jq '[.peers[] | select(.state == "Established" and .pfxRcd > 0 and .pfxSnt > 0)] | length') == "$1" ]]
 }
 
 cmd_wait_core() {
-	wait_for "lab-core's sessions with both boxes Established" 30 core_up 2
-	log "BGP: lab-core with lab-cgw (10.10.100.1) and lab-cgw2 (10.10.100.2) Established"
+	wait_for "lab-core's sessions with both boxes Established, routes both ways" 30 core_up 2
+	log "BGP: lab-core with lab-cgw (10.10.100.1) and lab-cgw2 (10.10.100.2) Established, routes both ways"
 }
 
 # dx_packets NS: packets sent and received on NS's dx0.

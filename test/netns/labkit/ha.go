@@ -63,6 +63,7 @@ type Box struct {
 	PIDFile   string
 	LANAddr   string   // its lan0 address: lab-core's BGP neighbor
 	DXPeer    string   // AWS's end of its Direct Connect
+	DXAddr    string   // its own end: lab-aws's gateway toward it
 	AWSDX     string   // lab-aws's device toward its Direct Connect
 	Tunnels   []string // its tunnels
 	Bird      []string // BIRD's sessions with it in lab-aws
@@ -74,11 +75,11 @@ type Box struct {
 // Box1 is lab-cgw, the primary; Box2 is lab-cgw2.
 var (
 	Box1 = Box{Name: "box 1", NS: CGW, Sock: Sock, Config: Config, LogFile: LogFile, PIDFile: PIDFile,
-		LANAddr: CGWLANHA, DXPeer: DXPeer, AWSDX: DX, Tunnels: []string{T1, T2},
+		LANAddr: CGWLANHA, DXPeer: DXPeer, DXAddr: DXLocal, AWSDX: DX, Tunnels: []string{T1, T2},
 		Bird: []string{BirdT1, BirdT2, BirdDX}, start: "start-cgwd", metricURL: MetricsURL, num: "1"}
 	Box2 = Box{Name: "box 2", NS: CGW2, Sock: State + "/cgw2/cgwd.sock", Config: State + "/cgw2/cgwd.yaml",
 		LogFile: State + "/logs/cgwd2.log", PIDFile: State + "/pids/cgwd2.pid",
-		LANAddr: CGW2LAN, DXPeer: DX2Peer, AWSDX: AWSDX2, Tunnels: []string{T3, T4},
+		LANAddr: CGW2LAN, DXPeer: DX2Peer, DXAddr: DX2Local, AWSDX: AWSDX2, Tunnels: []string{T3, T4},
 		Bird: []string{BirdT3, BirdT4, BirdDX2}, start: "start-cgwd2", metricURL: MetricsURL, num: "2"}
 )
 
@@ -281,7 +282,7 @@ func WaitActive(t testing.TB, timeout time.Duration, boxes ...Box) {
 	t.Helper()
 	var lan, dx []string
 	for _, b := range boxes {
-		lan, dx = append(lan, b.LANAddr), append(dx, b.DXPeer)
+		lan, dx = append(lan, b.LANAddr), append(dx, b.DXAddr)
 	}
 	WaitGateways(t, timeout, Core, VPCNet, lan...)
 	WaitGateways(t, timeout, AWS, OnPremNet16, dx...)
