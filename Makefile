@@ -115,6 +115,7 @@ bench: deps build
 	flock -o /run/cgwd-lab.lock test/netns/bench.sh
 	flock -o /run/cgwd-lab.lock test/netns/bench-failover.sh
 	flock -o /run/cgwd-lab.lock test/netns/bench-routes.sh
+	flock -o /run/cgwd-lab.lock test/netns/bench-ha.sh # box failures in the two-box lab
 	test/netns/bench-ipsec.sh # takes the lab lock itself (its Go test part takes it too)
 	test/netns/bench-ikeflood.sh # takes the lab lock itself
 
