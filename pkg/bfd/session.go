@@ -37,6 +37,9 @@ type Config struct {
 	Local, Peer netip.Addr
 	// Timers are the local timers; the zero value means DefaultTimers.
 	Timers Timers
+	// LocalDiscr is the session's discriminator; 0 picks a random one
+	// (StableDiscr gives one that survives a restart of cgwd).
+	LocalDiscr uint32
 	// OnChange, when set, is called for every state change, in order, from
 	// the session's goroutine. It must not block for long.
 	OnChange func(Change)
@@ -131,7 +134,7 @@ func (s *Session) Start(ctx context.Context) error {
 		return fmt.Errorf("bfd peer %s: %w", s.cfg.Peer, err)
 	}
 	now := time.Now()
-	m, err := NewMachine(MachineConfig{Timers: s.cfg.Timers}, now)
+	m, err := NewMachine(MachineConfig{Timers: s.cfg.Timers, LocalDiscr: s.cfg.LocalDiscr}, now)
 	if err != nil {
 		rx.Close()
 		tx.Close()

@@ -96,6 +96,7 @@ func (s *Speaker) endOfRIB(ctx context.Context, v *view, p *api.Path) bool {
 	f := p.GetFamily()
 	if known && f.GetAfi() == api.Family_AFI_IP && f.GetSafi() == api.Family_SAFI_UNICAST {
 		s.log.Info("bgp end-of-rib received", "peer", name)
+		s.restartDone(name)
 		if s.onEOR != nil {
 			s.onEOR(name)
 		}

@@ -124,16 +124,22 @@ type Speaker struct {
 	onRoute func(RouteEvent)
 	onPeer  func(name string, up bool)
 	onEOR   func(peer string) // OnEndOfRIB
+	// onRestarting: OnPeerRestarting (helper.go).
+	onRestarting func(peer string) bool
 	// routes serialises route delivery (the watch and a reconfiguration's
 	// re-evaluation of what peers sent) and guards received and limited.
 	routes   sync.Mutex
 	received map[string]map[netip.Prefix]struct{} // per peer, what it announced
 	limited  map[string]bool                      // peers told to stop at max_prefixes
+	stale    map[string]*staleRoutes              // peers restarting gracefully (helper.go)
 	reconf   sync.Mutex                           // serialises Reconfigure
 	lan      lanState                             // the LAN side (lan.go)
 	lanMu    sync.Mutex                           // guards lan.fib, lan.fibGen and lan.adv
 	apiSock  string                               // the gRPC API's unix socket, removed at stop
 	md5      *md5Watch                            // names TCP MD5 problems of sessions that are down
+	// grQuery, when set, stands in for gobgp's word on a peer's graceful
+	// restart (tests).
+	grQuery func(ctx context.Context, addr string) peerGR
 
 	// detached is set by Detach: stop without closing the sessions (gr.go).
 	detached atomic.Bool
@@ -176,7 +182,7 @@ func New(cfg Config) *Speaker {
 		log = slog.Default()
 	}
 	s := &Speaker{
-		log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{},
+		log: log.With("component", "bgp"), received: map[string]map[netip.Prefix]struct{}{}, limited: map[string]bool{}, stale: map[string]*staleRoutes{},
 		done: make(chan struct{}), md5: newMD5Watch(),
 		lan: lanState{
 			kick: make(chan struct{}, 1), received: map[string]map[netip.Prefix]netip.Addr{},
@@ -339,6 +345,9 @@ func (s *Speaker) watch(ctx context.Context) error {
 			if st.GetAdminState() == api.PeerState_PFX_CT {
 				s.maxPrefixExceeded(ctx, name)
 			}
+			if !up && s.helping(ctx, name, st.GetNeighborAddress()) {
+				return // the peer restarts gracefully: its routes stay (helper.go)
+			}
 			if !up {
 				s.routes.Lock()
 				delete(s.received, name)
@@ -366,6 +375,7 @@ func (s *Speaker) watch(ctx context.Context) error {
 			if !ok {
 				continue
 			}
+			s.refreshed(ev)
 			if s.countReceived(v, ev) {
 				over = append(over, ev.Peer)
 			}
@@ -567,6 +577,9 @@ func (s *Speaker) Peers(ctx context.Context) []PeerStatus {
 // router does when BFD declares the neighbor down. The session comes back
 // through the normal connect cycle.
 func (s *Speaker) ShutdownPeer(ctx context.Context, name, reason string) error {
+	if s.restartingPeer(name) {
+		return nil // down already, in a graceful restart: its routes stay until it is back or its time is up
+	}
 	if p, ok := s.v.Load().peers[name]; ok {
 		return s.srv.ResetPeer(ctx, &api.ResetPeerRequest{Address: p.Address.String(), Communication: reason})
 	}

@@ -134,8 +134,9 @@ func pathHealth(name, kind, vpn, link string, pc bgp.PeerConfig, c *config.BFD, 
 		iv := time.Duration(c.Interval)
 		p.BFD = &bfd.Config{
 			Interface: link, Local: pc.LocalAddress, Peer: pc.Address,
-			Timers: bfd.Timers{DesiredMinTx: iv, RequiredMinRx: iv, DetectMult: uint8(c.Multiplier)},
-			Logger: log.With("component", "bfd", "path", name),
+			Timers:     bfd.Timers{DesiredMinTx: iv, RequiredMinRx: iv, DetectMult: uint8(c.Multiplier)},
+			LocalDiscr: bfd.StableDiscr(pc.LocalAddress, pc.Address), // a restart keeps it (README, "Hitless restart")
+			Logger:     log.With("component", "bfd", "path", name),
 		}
 		p.ResetBGPOnDown = true
 	}

@@ -337,6 +337,7 @@ func (d *Daemon) startSpeaker(cfg bgp.Config) error {
 	sp := bgp.New(cfg)
 	sp.OnEndOfRIB(d.fib.EndOfRIB)
 	sp.PeerReachable(d.paths.PeerAlive)
+	sp.OnPeerRestarting(d.paths.BGPRestarting)
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := sp.Start(ctx, d.routeEvent, d.peerEvent); err != nil {
 		cancel()

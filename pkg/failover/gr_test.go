@@ -3,6 +3,8 @@ package failover
 import (
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/bfd"
 )
 
 // Only a health check falling from up tears the BGP session down: BFD
@@ -23,5 +25,30 @@ func TestBFDNotUpYetLeavesBGPAlone(t *testing.T) {
 	}
 	if got := bgp.resets(); got != 1 {
 		t.Fatalf("%d resets, want 1: BFD that was never up again tore BGP down", got)
+	}
+}
+
+// While a path's BGP peer restarts gracefully, a health check that is up
+// keeps the path and its routes; a path with no check of its own is not
+// helped (its session goes down as before).
+func TestBGPRestartingHelpsOnlyCheckedPaths(t *testing.T) {
+	m, fib, _ := start(t, 0)
+	m.BGPState("dx1", true)
+	m.BGPState("cgw-t1", true)
+	waitFor(t, "both usable", func() bool { return fib.is("dx1") && fib.is("cgw-t1") })
+	m.mu.Lock()
+	m.paths["dx1"].cfg.BFD = &bfd.Config{} // as if BFD ran on DX, and is up
+	m.mu.Unlock()
+	if !m.BGPRestarting("dx1") {
+		t.Error("DX, its BFD up, is not helped through its peer's restart")
+	}
+	if m.BGPRestarting("cgw-t1") {
+		t.Error("the tunnel, with no health check, is helped through its peer's restart")
+	}
+	down := false
+	m.send(event{path: "dx1", health: &down, at: time.Now(), reason: "bfd-Down"})
+	waitFor(t, "DX unusable once BFD falls", func() bool { return !fib.is("dx1") })
+	if m.BGPRestarting("dx1") {
+		t.Error("DX, its BFD down, is helped through its peer's restart")
 	}
 }

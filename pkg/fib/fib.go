@@ -404,6 +404,7 @@ func (f *FIB) SetUsable(path string, ok bool) {
 	}
 	if f.groups {
 		f.state.dirtyGroups = true
+		f.adoptedDirtyLocked()
 	} else {
 		for prefix, set := range f.state.cands {
 			if set&(1<<i) != 0 {
@@ -532,6 +533,9 @@ func (f *FIB) flush() {
 	for prefix := range dirty {
 		want, ok := f.desired(prefix)
 		have, installed := f.state.installed[prefix]
+		if ok && installed && f.keepAdoptedLocked(prefix, now) {
+			continue // re-learned, but no path usable yet (gr.go)
+		}
 		if ok {
 			delete(f.state.stale, prefix) // re-learned: no longer only adopted
 		}

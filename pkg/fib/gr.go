@@ -2,6 +2,7 @@ package fib
 
 import (
 	"math/bits"
+	"net/netip"
 	"time"
 )
 
@@ -56,5 +57,26 @@ func (f *FIB) EndOfRIB(path string) {
 	if n > 0 {
 		f.log.Info("every path sent end-of-rib: adopted routes not re-learned are removed", "paths", bits.OnesCount64(all), "stale", n)
 		f.poke()
+	}
+}
+
+// keepAdoptedLocked reports whether an adopted route, offered again, stays
+// as the previous run left it: while none of the paths offering it is
+// usable yet (after a restart BGP often comes back before BFD), the new
+// route would drop its traffic (a blackhole group), and with it, through
+// reverse-path filtering, the traffic coming back from AWS, while the
+// adopted route still forwards. It is replaced once a path is usable
+// (SetUsable marks adopted routes dirty) or the stale time is over. Called
+// with f.state held.
+func (f *FIB) keepAdoptedLocked(prefix netip.Prefix, now time.Time) bool {
+	until, adopted := f.state.stale[prefix]
+	return adopted && now.Before(until) && f.state.cands[prefix]&f.state.usable == 0
+}
+
+// adoptedDirtyLocked marks the adopted routes still in place for
+// re-evaluation (a path became usable or not). Called with f.state held.
+func (f *FIB) adoptedDirtyLocked() {
+	for prefix := range f.state.stale {
+		f.state.dirty[prefix] = struct{}{}
 	}
 }

@@ -57,3 +57,49 @@ func TestEndOfRIBFromEveryPathRemovesUnlearnedAdoptedRoutes(t *testing.T) {
 	waitRoute(t, k, gone.Prefix, Route{}, false)
 	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
 }
+
+// After a restart, a route offered again before any of its paths is usable
+// (BGP back before BFD) keeps the previous run's nexthop group, which still
+// forwards, instead of a blackhole group; it moves once a path is usable.
+func TestAdoptedRouteKeptUntilAPathIsUsable(t *testing.T) {
+	_, f, cancel, done := startOnBox(t, freshBox(), Config{Paths: paths})
+	k := f.kernel.(*fakeKernel)
+	f.Add(vpc, "dx1", dxGw)
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
+	f.KeepOnStop()
+	cancel()
+	<-done
+	before, _ := k.getRaw(vpc)
+
+	next, cancel2, done2 := startWith(t, Config{Table: 254, Protocol: 200, ReconcileInterval: time.Hour, StaleTime: time.Hour, Paths: paths, Kernel: k})
+	defer func() { cancel2(); <-done2 }()
+	for _, p := range paths {
+		next.SetUsable(p.Name, false) // as failover starts
+	}
+	next.Add(vpc, "dx1", dxGw)
+	next.flush()
+	if got, _ := k.getRaw(vpc); got != before {
+		t.Fatalf("route replaced by %+v before a path is usable, want the adopted %+v", got, before)
+	}
+	next.SetUsable("dx1", true)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got, _ := k.getRaw(vpc)
+		if got.NexthopID != before.NexthopID {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the route never left the adopted group once DX was usable")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "dx0", Gateway: dxGw}, true)
+}
+
+// getRaw is p's route as in the kernel (its nexthop group, not resolved).
+func (k *fakeKernel) getRaw(p netip.Prefix) (Route, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r, ok := k.routes[p]
+	return r, ok
+}

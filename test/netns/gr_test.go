@@ -2,6 +2,8 @@ package netns
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,6 +97,82 @@ func TestGracefulRestartLab(t *testing.T) {
 		checkLoss(t, toVPC, toOnPrem)
 		backOnDX(t)
 	})
+
+	// The other way round: BIRD restarts and cgwd, helping, keeps its
+	// routes in the kernel, even once BIRD's BFD has gone with it.
+	t.Run("BIRD restarts", func(t *testing.T) {
+		_, off := labkit.LogSince(t, 0)
+		since := func() string { l, _ := labkit.LogSince(t, off); return l }
+		start := birdRestart(t)
+		labkit.Eventually(t, 10*time.Second, "cgwd keeps DX's routes while BIRD restarts", func() error {
+			l := since()
+			if !strings.Contains(l, `msg="bgp peer restarting gracefully: its routes stay" component=bgp peer=dx1`) {
+				return fmt.Errorf("no graceful restart of dx1 logged")
+			}
+			if !strings.Contains(l, "path=dx1 bfd_peer=169.254.255.1 interface=dx0 from=Up to=Down") {
+				return fmt.Errorf("DX's BFD not down yet")
+			}
+			return nil
+		})
+		// With every path's BFD down the route's nexthop group is a
+		// blackhole, but the route is still cgwd's (not only the
+		// fail-closed unreachable below it).
+		routes := labkit.MustInNS(t, labkit.CGW, "ip", "route", "show", labkit.VPCNet, "proto", "200")
+		if !strings.Contains(routes, labkit.VPCNet+" nhid ") {
+			t.Errorf("%s left lab-cgw's kernel while BIRD restarts:\n%s", labkit.VPCNet, routes)
+		}
+		start()
+		labkit.Eventually(t, 10*time.Second, "BIRD answers again", func() error {
+			_, err := labkit.AWSBird.Try("show", "status")
+			return err
+		})
+		labkit.AWSBird.WaitEstablished(t, 40*time.Second, true, labkit.BirdSessions...)
+		labkit.Eventually(t, 10*time.Second, "dx1's restart finished", func() error {
+			if !strings.Contains(since(), `msg="bgp peer restarted: routes not announced again withdrawn" component=bgp peer=dx1 withdrawn=0`) {
+				return fmt.Errorf("not logged")
+			}
+			return nil
+		})
+		if l := since(); strings.Contains(l, "did not finish its graceful restart") || strings.Contains(l, `Communicated-Reason="BFD down"`) {
+			t.Errorf("BIRD's restart was not helped through:\n%s", l)
+		}
+		labkit.WaitRoute(t, 20*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
+	})
+}
+
+// birdRestart kills the lab's BIRD (a crash: its sessions close without a
+// NOTIFICATION) and returns a function that starts it again as lab.sh
+// does, its PID where lab.sh down finds it.
+func birdRestart(t *testing.T) (start func()) {
+	t.Helper()
+	pidFile := labkit.State + "/pids/bird-aws.pid"
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		logf, err := os.OpenFile(labkit.AWSBirdLog, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer logf.Close()
+		cmd := labkit.Command(labkit.AWS, "bird", "-f", "-c", labkit.AWSBirdConf, "-s", labkit.AWSBird.Ctl, "-P", labkit.State+"/bird-aws.pidfile")
+		cmd.Stdout, cmd.Stderr = logf, logf
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		go func() { _ = cmd.Wait() }()
+		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // awaitStale waits until BIRD has lost its DX session with cgwd and checks
@@ -134,6 +212,12 @@ func checkLoss(t *testing.T, toVPC, toOnPrem labkit.GapRun) {
 	t.Helper()
 	if toVPC.Lost+toVPC.TailLost > grMaxLost || toOnPrem.Lost+toOnPrem.TailLost > grMaxLost {
 		t.Errorf("the restart cost more than %d packets one way: to the VPC %s; back %s", grMaxLost, toVPC, toOnPrem)
+		out, _ := labkit.AWSBird.Try("show", "route", labkit.OnPremNet, "all")
+		t.Logf("BIRD's routes to on-prem:\n%s", out)
+		if b, err := os.ReadFile(labkit.AWSBirdLog); err == nil {
+			lines := strings.Split(string(b), "\n")
+			t.Logf("BIRD's log (last 40 lines):\n%s", strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
 	}
 }
 
