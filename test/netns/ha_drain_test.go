@@ -11,17 +11,6 @@ import (
 	"github.com/cgwd/cgwd/test/netns/labkit"
 )
 
-// waitThrough waits until traffic between on-prem and the VPC goes
-// through box b alone, both ways: lab-core routes the VPC via its LAN
-// address, lab-aws routes on-prem via its end of its Direct Connect.
-// (labkit.WaitActive asks lab-aws for the AWS end of the Direct Connect.)
-func waitThrough(t *testing.T, timeout time.Duration, b labkit.Box) {
-	t.Helper()
-	dxLocal := map[string]string{labkit.CGW: labkit.DXLocal, labkit.CGW2: labkit.DX2Local}[b.NS]
-	labkit.WaitGateways(t, timeout, labkit.Core, labkit.VPCNet, b.LANAddr)
-	labkit.WaitGateways(t, timeout, labkit.AWS, labkit.OnPremNet16, dxLocal)
-}
-
 // testHADrain is maintenance of box 1 in the two-box lab (TestHALab runs
 // it; box 1 active, box 2 its active-standby secondary): `cgwd drain`
 // under 1,000 packets/s each way moves both directions to box 2 with no
@@ -32,7 +21,7 @@ func waitThrough(t *testing.T, timeout time.Duration, b labkit.Box) {
 func testHADrain(t *testing.T) {
 	b1, b2 := labkit.Box1, labkit.Box2
 	t.Run("DrainBox1RestartUndrainLosesNothing", func(t *testing.T) {
-		waitThrough(t, 60*time.Second, b1)
+		labkit.WaitActive(t, 60*time.Second, b1)
 		restore := labkit.EditFile(t, b1.Config, labkit.AppendUnless("\ndrain:", "drain: {quiet_period: 2s, timeout: 20s}\n"))
 		defer func() { // back in service with its file as it was, whatever happened
 			restore()
@@ -44,7 +33,7 @@ func testHADrain(t *testing.T) {
 		var report string
 		up, down := labkit.TwoWay(t, 1000, 9*time.Second, time.Second, func() {
 			run := startCLI(t, b1.Sock, "drain")
-			waitThrough(t, 10*time.Second, b2)
+			labkit.WaitActive(t, 10*time.Second, b2)
 			report = run.wait(t, 20*time.Second)
 			// Maintenance: box 1 stops and comes back drained, while the
 			// stream runs through box 2.
@@ -74,35 +63,17 @@ func testHADrain(t *testing.T) {
 		if st := b1.Status(t).Drain; st.State != drain.Drained {
 			t.Fatalf("box 1 restarted with drain.start_drained: %+v", st)
 		}
-		waitThrough(t, time.Second, b2)
+		labkit.WaitActive(t, time.Second, b2)
 
 		up, down = labkit.TwoWay(t, 1000, 5*time.Second, time.Second, func() {
 			if out, err := drainCLI(b1.Sock, "undrain"); err != nil {
 				t.Fatalf("cgwd undrain on box 1: %v\n%s", err, out)
 			}
-			waitThrough(t, 10*time.Second, b1)
+			labkit.WaitActive(t, 10*time.Second, b1)
 		})
 		t.Logf("undrain of box 1: on-prem -> VPC %v; VPC -> on-prem %v", up, down)
 		if up.Lost+up.TailLost > 0 || down.Lost+down.TailLost > 0 {
 			t.Errorf("packets lost undraining box 1: up %v; down %v", up, down)
 		}
 	})
-}
-
-// TestHADrainLab runs testHADrain in a two-box lab of its own.
-func TestHADrainLab(t *testing.T) {
-	labkit.Require(t)
-	labkit.UpHA(t)
-	labkit.StartHA(t)
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, b := range []labkit.Box{labkit.Box1, labkit.Box2} {
-				lines := strings.Split(b.Log(), "\n")
-				t.Logf("%s's cgwd log (last 60 lines):\n%s", b.Name, strings.Join(lines[max(0, len(lines)-60):], "\n"))
-			}
-			out, _ := labkit.CoreFRR.TryVtysh("-c", "show bgp ipv4 unicast", "-c", "show ip route", "-c", "show bfd peers brief")
-			t.Logf("lab-core:\n%s", out)
-		}
-	})
-	testHADrain(t)
 }

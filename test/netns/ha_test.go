@@ -101,6 +101,8 @@ func TestHALab(t *testing.T) {
 		})
 	}
 
+	testHADrain(t) // ha_drain_test.go; box 1 active again when it ends
+
 	t.Run("ActiveActiveCarriesThroughBothBoxes", func(t *testing.T) {
 		for _, b := range []labkit.Box{b1, b2} {
 			labkit.EditFile(t, b.Config, labkit.Replace("mode: active-standby", "mode: active-active"))
