@@ -233,7 +233,7 @@ cmd_show_ha() {
 	echo
 	echo '== birdc show protocols (BIRD, the AWS side)'
 	birdc -s "$LAB_STATE/bird-aws.ctl" show protocols
-	echo '== birdc show route for 10.10.0.10 all (return traffic from AWS)'
+	echo '== birdc show route for 10.10.0.10 (return traffic from AWS: the best path is starred)'
 	birdc -s "$LAB_STATE/bird-aws.ctl" show route for 10.10.0.10
 	echo
 	echo '== where packets go: lab-core to the VPC, lab-aws back to on-prem'
