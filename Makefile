@@ -10,6 +10,8 @@ DEB_PACKAGES_OPS := prometheus
 LAB := flock -o /run/cgwd-lab.lock test/netns/lab.sh
 DEB_PACKAGES := iproute2 iputils-ping wireguard-tools bird2 frr iperf3 nftables jq curl ca-certificates git make bc strongswan-charon strongswan-swanctl strongswan-pki libcharon-extra-plugins libstrongswan-extra-plugins
 # TUNNEL=ipsec makes `make lab` use IPsec tunnels with strongSwan as the AWS side.
+# AWS=ikev2 (with TUNNEL=ipsec) narrows strongSwan to IKEv2 with DPD restart; by
+# default it has AWS's default tunnel options (IKEv1 and IKEv2, DPD clear, ...).
 TUNNEL ?= wireguard
 export TUNNEL
 # HA=1 makes `make lab` build the two-box lab (test/netns/ha.sh): a core router

@@ -15,13 +15,20 @@
 #   ipsec.sh swanctl N ARGS...  run swanctl against tunnel N's charon
 #   ipsec.sh down               stop the charons, delete lab-aws-t1 and lab-aws-t2
 #
-# Environment (defaults are AWS's): AWS_IKE_PROPOSALS, AWS_ESP_PROPOSALS,
-# AWS_START_ACTION (none|start), AWS_IKE_LIFETIME, AWS_CHILD_LIFETIME,
-# AWS_IKE_VERSION (charon's version: 2 by default, unlike AWS's default 0, both; 1: IKEv1 only),
+# Environment (defaults are AWS's default tunnel options): AWS_IKE_PROPOSALS,
+# AWS_ESP_PROPOSALS (AWS's lists, modp2048 first, the weak groups 2, 5, 22 last),
+# AWS_START_ACTION (none, AWS's "add": cgwd initiates; start: AWS initiates),
+# AWS_IKE_LIFETIME (28800s), AWS_CHILD_LIFETIME (3600s), AWS_REKEY_MARGIN (270,
+# at most a tenth of a lifetime) and AWS_REKEY_FUZZ (100 percent): charon
+# rekeys margin + up to fuzz% of it before a lifetime ends, as AWS does;
+# AWS_DPD_ACTION (clear, AWS's default; restart),
+# AWS_IKE_VERSION (charon's version: 0, AWS's default, IKEv1 and IKEv2; 2: IKEv2 only; 1: IKEv1 only),
+# AWS=ikev2 is the narrower profile the lab used before (version 2, DPD restart),
 # AWS_FRAGMENT_SIZE (charon's largest IKE datagram before it fragments, RFC 7383; read at start-charon),
 # AWS_PSK_OVERRIDE (give strongSwan another PSK than cgwd's), CGWD_IPSEC_OPTS
 # (extra YAML keys for every tunnel's ipsec: block in cgwd.yaml, ";"-separated;
-# with a cert_file among them the block has no psk_file).
+# with a cert_file among them the block has no psk_file), CGWD_IPSEC_OPTS_T1 and
+# CGWD_IPSEC_OPTS_T2 (more keys for cgw-t1's or cgw-t2's block only).
 # AWS_AUTH=cert authenticates with certificates (strongswan/swanctl-cert.conf):
 # AWS_CERT and AWS_KEY are strongSwan's certificate and key, AWS_CAS the CA
 # certificates it holds (space-separated), AWS_CGW_ID the DN it expects of cgwd.
@@ -36,12 +43,23 @@ INSIDE_NET=(169.254.10.0/30 169.254.11.0/30)
 AWS_INSIDE=(169.254.10.1 169.254.11.1)
 CGW_OUTSIDE=198.51.100.2
 
-# AWS's proposal lists (AEAD and non-AEAD must be separate proposals in strongSwan).
-DH=modp2048-modp3072-modp4096-ecp256-ecp384-ecp521
-: "${AWS_IKE_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-$DH}"
-: "${AWS_ESP_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH,aes128gcm16-aes256gcm16-$DH}"
+# AWS's default proposal lists (AEAD and non-AEAD must be separate proposals
+# in strongSwan): AES128, AES256, AES128-GCM-16, AES256-GCM-16; SHA1,
+# SHA2-256, SHA2-384, SHA2-512; phase 1 groups 2 and 14-24, phase 2 also 5.
+# charon as responder picks by its own order, so it is AWS's with modp2048
+# first and the weak groups (2, 5, 22) last.
+DH1=modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp2048s224-modp2048s256-modp1024-modp1024s160
+DH2=modp2048-modp3072-modp4096-modp6144-modp8192-ecp256-ecp384-ecp521-modp2048s224-modp2048s256-modp1024-modp1536-modp1024s160
+: "${AWS_IKE_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH1,aes128gcm16-aes256gcm16-prfsha1-prfsha256-prfsha384-prfsha512-$DH1}"
+: "${AWS_ESP_PROPOSALS:=aes128-aes256-sha1-sha256-sha384-sha512-$DH2,aes128gcm16-aes256gcm16-$DH2}"
 : "${AWS_START_ACTION:=none}"
-: "${AWS_IKE_VERSION:=2}"
+if [[ ${AWS:-default} == ikev2 ]]; then
+	: "${AWS_IKE_VERSION:=2}" "${AWS_DPD_ACTION:=restart}"
+fi
+: "${AWS_IKE_VERSION:=0}"
+: "${AWS_DPD_ACTION:=clear}"
+: "${AWS_REKEY_MARGIN:=270}"
+: "${AWS_REKEY_FUZZ:=100}"
 : "${AWS_FRAGMENT_SIZE:=1280}"
 : "${AWS_IKE_LIFETIME:=28800s}"
 : "${AWS_CHILD_LIFETIME:=3600s}"
@@ -50,6 +68,15 @@ log() { printf 'ipsec: %s\n' "$*" >&2; }
 . "$HERE/lib.sh"
 
 dir() { echo "$LAB_STATE/aws-t$1"; }
+
+# aws_times LIFETIME: charon's rekey_time, hard limit and rand_time (seconds)
+# for AWS's lifetime, rekey margin and fuzz, the margin at most a tenth of
+# the lifetime (the lab's short rekey tests).
+aws_times() {
+	local life=${1%s} margin=$AWS_REKEY_MARGIN
+	((margin * 10 > life)) && margin=$((life / 10))
+	echo "$((life - margin))s ${life}s $((margin * AWS_REKEY_FUZZ / 100))s"
+}
 uri() { echo "unix://$(dir "$1")/run/charon.vici"; }
 
 # render N: write tunnel N's strongswan.conf and swanctl.conf.
@@ -65,10 +92,14 @@ render() {
 	# Inside charon's mount namespace $d/run is /run, which hides $LAB_STATE
 	# (under /run): its strongswan.conf lives in there too.
 	sed -e "s|@FRAGMENT_SIZE@|$AWS_FRAGMENT_SIZE|" "$SS/strongswan.conf" >"$d/run/strongswan.conf"
+	local ike child
+	read -ra ike <<<"$(aws_times "$AWS_IKE_LIFETIME")"
+	read -ra child <<<"$(aws_times "$AWS_CHILD_LIFETIME")"
 	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|$CGW_OUTSIDE|g" \
 		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
-		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@IKE_LIFETIME@|$AWS_IKE_LIFETIME|" \
-		-e "s|@CHILD_LIFETIME@|$AWS_CHILD_LIFETIME|" -e "s|@PSK@|$psk|" \
+		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@DPD_ACTION@|$AWS_DPD_ACTION|" \
+		-e "s|@IKE_REKEY@|${ike[0]}|" -e "s|@IKE_OVER@|$((${ike[1]%s} - ${ike[0]%s}))s|" -e "s|@IKE_RAND@|${ike[2]}|" \
+		-e "s|@CHILD_REKEY@|${child[0]}|" -e "s|@CHILD_LIFE@|${child[1]}|" -e "s|@CHILD_RAND@|${child[2]}|" -e "s|@PSK@|$psk|" \
 		-e "s|@CGW_ID@|${AWS_CGW_ID:-}|" "$SS/$tmpl" >"$d/swanctl.conf")
 }
 
@@ -175,8 +206,9 @@ charon_version() { /usr/lib/ipsec/charon --version 2>/dev/null | head -1 || echo
 # of WireGuard ones: each `kind: wireguard` becomes `kind: ipsec` and the
 # tunnel's wireguard: block becomes an ipsec: block.
 cgwd_yaml() {
-	awk -v state="$LAB_STATE" -v opts="${CGWD_IPSEC_OPTS:-}" '
-		function ipsec_block(name,   n, i, parts) {
+	awk -v state="$LAB_STATE" -v common="${CGWD_IPSEC_OPTS:-}" -v t1="${CGWD_IPSEC_OPTS_T1:-}" -v t2="${CGWD_IPSEC_OPTS_T2:-}" '
+		function ipsec_block(name,   n, i, parts, opts) {
+			opts = common ";" (name == "cgw-t1" ? t1 : name == "cgw-t2" ? t2 : "")
 			print "        ipsec:"
 			if (opts !~ /cert_file:/) print "          psk_file: " state "/keys/ipsec-" substr(name, 5) ".psk"
 			n = split(opts, parts, ";")

@@ -61,10 +61,5 @@ func TestIPsecGroupsLab(t *testing.T) {
 // t1Status is cgw-t1's status and its SAs (empty until cgwd reports them).
 func t1Status(t *testing.T) (tunnel.Status, tunnel.IPsecStatus) {
 	t.Helper()
-	for _, tn := range labkit.Status(t).Tunnels {
-		if tn.Name == labkit.T1 && tn.IPsec != nil {
-			return tn, *tn.IPsec
-		}
-	}
-	return tunnel.Status{}, tunnel.IPsecStatus{}
+	return tunnelIPsec(t, labkit.T1)
 }

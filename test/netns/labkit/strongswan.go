@@ -77,3 +77,12 @@ func RestartIPsec(t testing.TB, opts string) {
 	IPsecConfig(t, opts)
 	StartCgwd(t)
 }
+
+// RestartIPsecEach is RestartIPsec with keys for cgw-t1's and cgw-t2's
+// ipsec: blocks each (";"-separated, ipsec.sh's CGWD_IPSEC_OPTS_T1 and _T2).
+func RestartIPsecEach(t testing.TB, t1, t2 string) {
+	t.Helper()
+	Sh(t, "stop-cgwd")
+	IPsecSh(t, []string{"CGWD_IPSEC_OPTS_T1=" + t1, "CGWD_IPSEC_OPTS_T2=" + t2}, "cgwd-yaml")
+	StartCgwd(t)
+}
