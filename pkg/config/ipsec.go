@@ -31,8 +31,7 @@ const (
 // IkeVersions: "2", "1" or "any" (both).
 type IKEVersion string
 
-// IKE versions. cgwd speaks IKEv2 only: IKEv1 is refused by Validate and
-// IKEAny runs IKEv2.
+// IKE versions. IKEAny runs IKEv2 (the fallback to IKEv1 is not built yet).
 const (
 	IKEv2  IKEVersion = "2"
 	IKEv1  IKEVersion = "1"
@@ -52,7 +51,7 @@ type IPsec struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	CAFile   string `yaml:"ca_file"`
-	// IKEVersion: "2" (the default), "1" (not implemented yet) or "any".
+	// IKEVersion: "2" (the default), "1" or "any".
 	IKEVersion IKEVersion `yaml:"ike_version"`
 	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
 	IKEProposals []IKEProposal `yaml:"ike_proposals"`
@@ -100,6 +99,9 @@ func (c IPsec) WithDefaults() IPsec {
 	}
 	if len(c.IKEProposals) == 0 {
 		c.IKEProposals = []IKEProposal{NewIKEProposal(proposal.DefaultIKE)}
+		if c.IKEVersion == IKEv1 {
+			c.IKEProposals = []IKEProposal{NewIKEProposal(DefaultIKEv1Proposal)}
+		}
 	}
 	if len(c.ESPProposals) == 0 {
 		c.ESPProposals = []ESPProposal{NewESPProposal(proposal.DefaultESP)}
@@ -153,8 +155,12 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 	switch c.IKEVersion {
 	case IKEv2, IKEAny:
 	case IKEv1:
-		v.add(field+".ike_version", "IKEv1 is not implemented yet: cgwd speaks IKEv2 only; "+
-			"allow ikev2 in the AWS tunnel's IKE versions and set ike_version to 2 or any")
+		if !v1Phase1Usable(c.IKEProposals) {
+			v.add(field+".ike_proposals", "IKEv1 needs an AES-CBC proposal for phase 1 (e.g. %s): AES-GCM is IKEv2 only", DefaultIKEv1Proposal)
+		}
+		if c.UsesCert() {
+			v.add(field+".ike_version", "IKEv1 with certificates is not implemented: cgwd's IKEv1 authenticates with a pre-shared key; use ike_version 2 for certificate authentication")
+		}
 	default:
 		v.add(field+".ike_version", "%q is not 2, 1 or any", c.IKEVersion)
 	}

@@ -37,7 +37,8 @@ func TestIPsecValidation(t *testing.T) {
 		{IPsec{PSKFile: "/k", DPDTimeout: Duration(5 * time.Second)}, "x.dpd_timeout"},
 		{IPsec{PSKFile: "/k", RemoteID: NewAddr("aws.example")}, "x.remote_id"},
 		{IPsec{PSKFile: "/k", CookieThreshold: -2}, "x.cookie_threshold: -2 is not in -1..10000"},
-		{IPsec{PSKFile: "/k", IKEVersion: IKEv1}, "x.ike_version: IKEv1 is not implemented yet: cgwd speaks IKEv2 only"},
+		{IPsec{PSKFile: "/k", IKEVersion: IKEv1, IKEProposals: []IKEProposal{NewIKEProposal("aes256gcm16-prfsha256-modp2048")}},
+			"x.ike_proposals: IKEv1 needs an AES-CBC proposal for phase 1"},
 		{IPsec{PSKFile: "/k", IKEVersion: "3"}, `x.ike_version: "3" is not 2, 1 or any`},
 		{IPsec{PSKFile: "/k", HalfOpenLimit: 5000}, "x.half_open_limit: 5000 is not in 1..1024"},
 	}
@@ -48,7 +49,7 @@ func TestIPsecValidation(t *testing.T) {
 			t.Errorf("got %q, want %q", v.probs.Error(), tc.want)
 		}
 	}
-	for _, ver := range []IKEVersion{"", IKEv2, IKEAny} {
+	for _, ver := range []IKEVersion{"", IKEv2, IKEAny, IKEv1} {
 		v := &validator{}
 		v.ipsec("x", &IPsec{PSKFile: "/k", IKEVersion: ver})
 		if len(v.probs) != 0 {

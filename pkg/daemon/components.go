@@ -238,8 +238,12 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	if err != nil {
 		return ipsec.Config{}, fmt.Errorf("tunnel %s: %w", tc.Name, err)
 	}
-	if c.IKEVersion == config.IKEAny {
-		log.Info("ike_version any: cgwd speaks IKEv2 only, so this tunnel uses IKEv2", "tunnel", tc.Name)
+	version := 2
+	switch c.IKEVersion {
+	case config.IKEAny:
+		log.Info("ike_version any: this tunnel uses IKEv2 (the fallback to IKEv1 is not built yet)", "tunnel", tc.Name)
+	case config.IKEv1:
+		version = 1
 	}
 	awsInside, localInside := tc.InsideAddrs()
 	return ipsec.Config{
@@ -257,6 +261,7 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 			FragmentSize: c.FragmentSize,
 			IKEProposals: ikeP, ESPProposals: espP,
 			Initiate:      *c.Initiate,
+			Version:       version,
 			IKELifetime:   time.Duration(c.IKELifetime),
 			ChildLifetime: time.Duration(c.ChildLifetime),
 			RekeyMargin:   time.Duration(c.RekeyMargin),

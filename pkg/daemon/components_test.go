@@ -111,7 +111,7 @@ func TestIKEVersionAnyLogsIKEv2(t *testing.T) {
 	if err := os.WriteFile(psk, []byte("k"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, ver := range []string{"2", "any"} {
+	for _, ver := range []string{"2", "any", "1"} {
 		c, err := config.Parse([]byte(`
 asn: 65000
 prefixes: [10.10.0.0/16]
@@ -127,10 +127,14 @@ vpn:
 			t.Fatal(err)
 		}
 		var logs strings.Builder
-		if _, err := ipsecConfig(&c.VPN[0].Tunnels[0], slog.New(slog.NewTextHandler(&logs, nil))); err != nil {
+		ic, err := ipsecConfig(&c.VPN[0].Tunnels[0], slog.New(slog.NewTextHandler(&logs, nil)))
+		if err != nil {
 			t.Fatal(err)
 		}
-		if said := strings.Contains(logs.String(), "ike_version any: cgwd speaks IKEv2 only"); said != (ver == "any") {
+		if want := map[string]int{"2": 2, "any": 2, "1": 1}[ver]; ic.IKE.Version != want {
+			t.Errorf("ike_version %s: engine version %d", ver, ic.IKE.Version)
+		}
+		if said := strings.Contains(logs.String(), "ike_version any: this tunnel uses IKEv2"); said != (ver == "any") {
 			t.Errorf("ike_version %s: log %q", ver, logs.String())
 		}
 	}

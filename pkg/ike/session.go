@@ -1,7 +1,6 @@
 package ike
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -62,6 +61,9 @@ type Config struct {
 	// costs no Diffie-Hellman; 0 means 10, a negative value always asks.
 	// Cookies are also demanded while the half-open table is half full.
 	CookieThreshold int
+	// Version is the IKE version the session speaks: 2 (0 means 2) or 1;
+	// VersionAny is IKEv2 with a fallback to IKEv1 (see New).
+	Version int
 	// HalfOpenLimit caps the peer-initiated IKE SAs between IKE_SA_INIT
 	// and IKE_AUTH (0: 16); HalfOpenTimeout is how long one waits for its
 	// IKE_AUTH (0: 10s).
@@ -106,7 +108,8 @@ const seqRekey = 1<<32 - 1<<24
 
 // Status is a snapshot of the session; it holds no keys.
 type Status struct {
-	State          string    `json:"state"` // connecting, established
+	State          string    `json:"state"`                 // connecting, established
+	Version        string    `json:"ike_version,omitempty"` // ikev2 or ikev1
 	Role           string    `json:"role,omitempty"`
 	SPIi           string    `json:"ike_spi_i,omitempty"`
 	SPIr           string    `json:"ike_spi_r,omitempty"`
@@ -132,17 +135,13 @@ type Status struct {
 // re-establishes the IKE SA and its Child SA, and installs the Child SAs
 // into a DataPath. All protocol state belongs to the Run goroutine.
 type Session struct {
+	core
 	cfg Config
-	log *slog.Logger
 	tr  Transport
 	dp  DataPath
-	in  chan packet
 	// noSigHashes (tests) leaves out SIGNATURE_HASH_ALGORITHMS, as a
 	// peer without RFC 7427 would.
 	noSigHashes bool
-
-	mu     sync.Mutex
-	status Status
 
 	// Owned by Run.
 	sas saSet
@@ -157,7 +156,6 @@ type Session struct {
 
 	ctl chan func() // functions to run on the Run goroutine (tests)
 
-	drops   dropCounters
 	scratch []byte // reused to encode COOKIE answers
 
 	cookies      *cookieJar
@@ -311,55 +309,10 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ike: %w", err)
 	}
-	s := &Session{cfg: cfg, log: log.With("peer", cfg.Remote), tr: tr, dp: dp, in: make(chan packet, 64),
+	s := &Session{core: newCore(log.With("peer", cfg.Remote)), cfg: cfg, tr: tr, dp: dp,
 		ctl: make(chan func()), oldLinger: 2 * time.Second, cookies: cookies}
 	s.status.State = "connecting"
 	return s, nil
-}
-
-// Deliver hands the session an IKE message received from the peer (natt:
-// on port 4500, marker removed). It never blocks; when the session is
-// busy the message is dropped and the peer retransmits.
-func (s *Session) Deliver(b []byte, natt bool) {
-	p := packet{natt: natt}
-	if len(b) <= pktPoolSize {
-		p.buf = pktPool.Get().(*[]byte)
-		*p.buf = append((*p.buf)[:0], b...)
-		p.b = *p.buf
-	} else {
-		p.b = bytes.Clone(b)
-	}
-	select {
-	case s.in <- p:
-	default:
-		s.drops.add(DropRate)
-		p.release()
-	}
-}
-
-// Status returns a snapshot of the session.
-func (s *Session) Status() Status {
-	s.mu.Lock()
-	st := s.status
-	s.mu.Unlock()
-	st.Dropped = s.drops.snapshot()
-	return st
-}
-
-// fail records and logs an error an operator should see.
-func (s *Session) fail(msg string, args ...any) {
-	s.log.Error(msg, args...)
-	text := msg
-	for i := 0; i+1 < len(args); i += 2 {
-		text += fmt.Sprintf(" %v=%v", args[i], args[i+1])
-	}
-	s.setStatus(func(st *Status) { st.LastError, st.LastErrorAt = text, time.Now() })
-}
-
-func (s *Session) setStatus(fn func(*Status)) {
-	s.mu.Lock()
-	fn(&s.status)
-	s.mu.Unlock()
 }
 
 // drop counts a received message dropped for r and logs it at debug level.

@@ -66,7 +66,7 @@ type Tunnel struct {
 	dev     tun.Device
 	ike     *net.UDPConn
 	natt    *net.UDPConn
-	sess    *ike.Session
+	sess    ike.Runner
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // the goroutines Start starts
 	done    chan struct{}  // closed once they have returned
@@ -95,7 +95,7 @@ func New(cfg Config) (*Tunnel, error) {
 		cfg.IKE.ReplayWindow = esp.DefaultWindow
 	}
 	t := &Tunnel{cfg: cfg, log: cfg.IKE.Logger, dp: newDataPath(cfg.IKE.ReplayWindow), workers: defaultWorkers(), done: make(chan struct{})}
-	sess, err := ike.NewSession(cfg.IKE, t, t.dp)
+	sess, err := ike.NewRunner(cfg.IKE, t, t.dp)
 	if err != nil {
 		return nil, fmt.Errorf("tunnel %s: %w", cfg.Name, err)
 	}

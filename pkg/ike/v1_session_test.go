@@ -1,0 +1,166 @@
+package ike
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// v1link connects two IKEv1 sessions in memory; drop loses everything.
+type v1link struct {
+	mu   sync.Mutex
+	peer interface{ Deliver([]byte, bool) }
+	drop bool
+	natt []bool // the port of everything sent, in order
+}
+
+func (l *v1link) SendIKE(b []byte, natt bool) error {
+	l.mu.Lock()
+	p, drop := l.peer, l.drop
+	l.natt = append(l.natt, natt)
+	l.mu.Unlock()
+	if !drop && p != nil {
+		p.Deliver(b, natt)
+	}
+	return nil
+}
+
+type v1side struct {
+	s    *V1Session
+	dp   *fakeDP
+	link *v1link
+}
+
+func v1pair(t *testing.T, ci, cr Config) (a, b v1side) {
+	t.Helper()
+	a.dp, b.dp = &fakeDP{}, &fakeDP{}
+	a.dp.peer, b.dp.peer = b.dp, a.dp
+	a.link, b.link = &v1link{}, &v1link{}
+	var err error
+	if a.s, err = NewV1Session(ci, a.link, a.dp); err != nil {
+		t.Fatal(err)
+	}
+	if b.s, err = NewV1Session(cr, b.link, b.dp); err != nil {
+		t.Fatal(err)
+	}
+	a.link.peer, b.link.peer = b.s, a.s
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.s.Run(ctx) }()
+	go func() { defer wg.Done(); b.s.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return a, b
+}
+
+func v1up(a, b v1side) bool { return matched(a.dp, b.dp) && matched(b.dp, a.dp) }
+
+func TestV1EstablishSuites(t *testing.T) {
+	for _, tc := range []struct{ ike, esp string }{
+		{"aes256-sha256-modp2048", "aes256gcm16-modp2048"},
+		{"aes128-sha1-modp1024", "aes128-sha1"},
+		{"aes256-sha384-ecp384", "aes256-sha512-ecp384"},
+		{"aes128-sha512-ecp256", "aes128gcm16"},
+	} {
+		t.Run(tc.ike+"/"+tc.esp, func(t *testing.T) {
+			a, b := v1pair(t, cfg("192.0.2.1", "192.0.2.2", "k", tc.ike, tc.esp, true),
+				cfg("192.0.2.2", "192.0.2.1", "k", tc.ike, tc.esp, false))
+			waitFor(t, 10*time.Second, "IKEv1 Child SA up", func() bool { return v1up(a, b) })
+			for _, s := range []*V1Session{a.s, b.s} {
+				if st := s.Status(); st.State != "established" || st.Version != "ikev1" || st.ChildSuite == "" {
+					t.Fatalf("status %+v", st)
+				}
+			}
+			// From main mode message 5 on, everything is on port 4500.
+			a.link.mu.Lock()
+			natt := append([]bool(nil), a.link.natt...)
+			a.link.mu.Unlock()
+			if want := []bool{false, false, true, true}; len(natt) < 4 || !equalBools(natt[:4], want) {
+				t.Fatalf("initiator's ports (natt) %v, want %v first", natt, want)
+			}
+		})
+	}
+}
+
+func equalBools(a, b []bool) bool {
+	return strings.Trim(strings.Join(boolsStr(a), ""), "") == strings.Join(boolsStr(b), "")
+}
+
+func boolsStr(a []bool) []string {
+	var s []string
+	for _, x := range a {
+		if x {
+			s = append(s, "1")
+		} else {
+			s = append(s, "0")
+		}
+	}
+	return s
+}
+
+func TestV1WrongPSK(t *testing.T) {
+	a, b := v1pair(t, cfg("192.0.2.1", "192.0.2.2", "k1", "aes256-sha256-modp2048", "aes256gcm16", true),
+		cfg("192.0.2.2", "192.0.2.1", "k2", "aes256-sha256-modp2048", "aes256gcm16", false))
+	waitFor(t, 5*time.Second, "responder names the PSK mismatch", func() bool {
+		return strings.Contains(b.s.Status().LastError, "pre-shared key")
+	})
+	if v1up(a, b) || a.s.Status().State == "established" {
+		t.Fatal("up with different PSKs")
+	}
+}
+
+func TestV1NoProposal(t *testing.T) {
+	a, b := v1pair(t, cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true),
+		cfg("192.0.2.2", "192.0.2.1", "k", "aes128-sha1-ecp256", "aes256gcm16", false))
+	waitFor(t, 5*time.Second, "both name the proposal mismatch", func() bool {
+		return strings.Contains(b.s.Status().LastError, "nothing in common") && strings.Contains(a.s.Status().LastError, "NO-PROPOSAL-CHOSEN")
+	})
+}
+
+// TestV1Rekey: short Child SA and ISAKMP SA lifetimes; the sides rekey
+// (quick mode, then a new main mode replacing the old SA) and never break
+// make-before-break (fakeDP's violations).
+func TestV1Rekey(t *testing.T) {
+	ci := cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16-modp2048", true)
+	cr := cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16-modp2048", false)
+	ci.ChildLifetime, ci.RekeyMargin, ci.IKELifetime = 1500*time.Millisecond, time.Second, 4*time.Second
+	cr.ChildLifetime, cr.RekeyMargin, cr.IKELifetime = 60*time.Second, 10*time.Second, time.Hour
+	ci.DPDDelay, cr.DPDDelay = time.Hour, time.Hour
+	if testing.Verbose() {
+		ci.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "a")
+		cr.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("side", "b")
+	}
+	a, b := v1pair(t, ci, cr)
+	waitFor(t, 10*time.Second, "two Child SA rekeys and an ISAKMP rekey", func() bool {
+		return a.s.Status().ChildRekeys >= 2 && a.s.Status().IKERekeys >= 1 && v1up(a, b)
+	})
+	for _, d := range []*fakeDP{a.dp, b.dp} {
+		d.mu.Lock()
+		v := d.violations
+		d.mu.Unlock()
+		if len(v) > 0 {
+			t.Fatalf("make-before-break violated: %v", v)
+		}
+	}
+}
+
+// TestV1DPD: the responder stops answering; the initiator's R-U-THEREs go
+// unanswered, it declares the peer dead and re-establishes once the peer
+// answers again.
+func TestV1DPD(t *testing.T) {
+	a, b := v1pair(t, cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true),
+		cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16", false))
+	waitFor(t, 10*time.Second, "up", func() bool { return v1up(a, b) })
+	b.link.mu.Lock()
+	b.link.drop = true
+	b.link.mu.Unlock()
+	waitFor(t, 10*time.Second, "dead peer named", func() bool { return strings.Contains(a.s.Status().LastError, "dead") })
+	b.link.mu.Lock()
+	b.link.drop = false
+	b.link.mu.Unlock()
+	waitFor(t, 15*time.Second, "up again", func() bool { return a.s.Status().Establishments >= 2 && v1up(a, b) })
+}
