@@ -193,6 +193,9 @@ func (d *Daemon) apply(ctx context.Context, newCfg *config.Config) error {
 	// Routing: the FIB learns the new paths, failover checks them, BGP feeds them.
 	// A drained box stays drained, with the new file's drain settings.
 	d.setLAN(newCfg, &bgpCfg)
+	for _, c := range tc.changed {
+		foCfg.Recreated = append(foCfg.Recreated, c.cfg.Name)
+	}
 	if err := d.reloadRouting(ctx, d.withDrain(bgpCfg, newCfg), fibCfg, foCfg); err != nil {
 		errs = append(errs, err)
 	}

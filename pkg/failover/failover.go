@@ -78,6 +78,11 @@ type Config struct {
 	// counts as up.
 	Links  LinkWatcher
 	Logger *slog.Logger
+	// Recreated, for Reconfigure only, names paths whose netdev was
+	// deleted and made again since the last configuration (a reload that
+	// re-established a tunnel): their health checks restart, because a
+	// socket bound to the old netdev hears nothing on the new one.
+	Recreated []string
 }
 
 type pathState struct {

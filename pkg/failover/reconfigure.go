@@ -3,6 +3,7 @@ package failover
 import (
 	"errors"
 	"reflect"
+	"slices"
 
 	"github.com/cgwd/cgwd/pkg/bfd"
 	"github.com/cgwd/cgwd/pkg/probe"
@@ -44,7 +45,7 @@ func (m *Manager) Reconfigure(cfg Config) (Changes, error) {
 			m.stopHold(p)
 			stop = append(stop, p)
 			m.forgetMetrics(p)
-		case sameChecks(p.cfg, nc):
+		case sameChecks(p.cfg, nc) && !slices.Contains(cfg.Recreated, name):
 			p.cfg = withChecks(nc, p.cfg)
 			next[name] = p
 			if !reflect.DeepEqual(timers(p.cfg.BFD), timers(nc.BFD)) {

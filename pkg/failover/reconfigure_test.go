@@ -82,6 +82,21 @@ func TestReconfigureRetimesOrReplacesBFD(t *testing.T) {
 	}
 	waitFor(t, "the peer sees the new multiplier", func() bool { return peer.Status().RemoteDetectMult == 5 })
 
+	// The same checks on a netdev that was deleted and made again (a
+	// reload re-created the tunnel): the old socket is bound to the gone
+	// device, so the session is replaced and comes up again.
+	ch, err = m.Reconfigure(Config{Paths: []PathConfig{path(b, slower)}, Recreated: []string{"dx1"}})
+	if err != nil || len(ch.Restarted) != 1 || len(ch.Retimed) != 0 {
+		t.Fatalf("recreated netdev: %+v, %v", ch, err)
+	}
+	select {
+	case <-session.Done():
+	case <-time.After(5 * time.Second):
+		t.Error("the BFD session on the re-created netdev was not replaced")
+	}
+	session = m.path("dx1").session
+	waitFor(t, "DX usable again once the new BFD session is up", func() bool { return fib.is("dx1") })
+
 	other := netip.MustParseAddr("127.0.0.63") // nobody answers there
 	ch, err = m.Reconfigure(Config{Paths: []PathConfig{path(other, slower)}})
 	if err != nil || len(ch.Restarted) != 1 {

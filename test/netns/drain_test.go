@@ -97,7 +97,9 @@ func testDrain(t *testing.T) {
 	t.Run("DrainPrependsWaitsForQuietUndrainRestores", func(t *testing.T) {
 		labkit.LogOnFailure(t)
 		bird := labkit.AWSBird
-		bird.WaitEstablished(t, 30*time.Second, true, labkit.BirdSessions...)
+		// The reload tests before this one re-create cgw-t2: start once
+		// its BFD session is back Up and every session has been steady.
+		bird.Settled(t, 45*time.Second, 3*time.Second, labkit.DXLocal, labkit.T1Local, labkit.T2Local)
 		restore := labkit.EditConfig(t, labkit.AppendUnless("\ndrain:", "drain: {quiet_period: 2s, timeout: 30s}\n"))
 		defer func() {
 			restore()

@@ -107,6 +107,41 @@ func (b BIRD) SinceSettled(t testing.TB) map[string]string {
 	return nil
 }
 
+// Settled waits until BIRD has every one of its BGP protocols Established
+// with its BFD session to each of peers Up, and none of them has changed
+// state for quiet, and returns Since then. A tunnel re-created just before
+// (a reload) can cost its session one BFD-driven reset a few seconds after
+// the tunnel is back; a test that compares session times must start after it.
+func (b BIRD) Settled(t testing.TB, timeout, quiet time.Duration, peers ...string) map[string]string {
+	t.Helper()
+	var prev map[string]string
+	var stable time.Time
+	Eventually(t, timeout, fmt.Sprintf("BIRD's sessions and BFD to %s steady for %v", strings.Join(peers, ", "), quiet), func() error {
+		cur := b.Since(t)
+		for p := range cur {
+			if !b.Established(t, p) {
+				prev = nil
+				return fmt.Errorf("%s not Established", p)
+			}
+		}
+		for _, peer := range peers {
+			f, err := b.BFDSession(peer)
+			if err != nil || len(f) < 3 || f[2] != "Up" {
+				prev = nil
+				return fmt.Errorf("BFD to %s not Up: %v %v", peer, f, err)
+			}
+		}
+		if prev == nil || !SameSessions(cur, prev) {
+			prev, stable = cur, time.Now()
+		}
+		if d := time.Since(stable); d < quiet {
+			return fmt.Errorf("steady for %v only", d.Round(time.Millisecond))
+		}
+		return nil
+	})
+	return prev
+}
+
 // SameSince reports whether two of BIRD's state-change times ("15:04:05.000")
 // are the same stamp. BIRD sometimes restamps a protocol a millisecond after
 // it came up, even after SinceSettled saw it stable; a session reset
