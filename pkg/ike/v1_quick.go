@@ -96,6 +96,11 @@ func (s *V1Session) openHashed(sa *v1SA, h wire1.Header, p packet, iv []byte) (c
 		s.drop(DropBadICV, h, "err", err)
 		return nil, nil, nil, false
 	}
+	if len(c.Payloads) == 0 {
+		// IKEv1 encryption has no integrity check: garbage decrypts too.
+		s.drop(DropMalformed, h, "err", "no payloads")
+		return nil, nil, nil, false
+	}
 	hash, _ = c.Payloads[0].(*wire1.Hash)
 	if hash == nil {
 		s.drop(DropUnencrypted, h, "err", "first payload is not HASH")

@@ -2,12 +2,15 @@ package ike
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire1"
 )
 
 // v1link connects two IKEv1 sessions in memory; drop loses everything.
@@ -16,12 +19,14 @@ type v1link struct {
 	peer interface{ Deliver([]byte, bool) }
 	drop bool
 	natt []bool // the port of everything sent, in order
+	last []byte // the last message sent
 }
 
 func (l *v1link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
 	p, drop := l.peer, l.drop
 	l.natt = append(l.natt, natt)
+	l.last = append(l.last[:0], b...)
 	l.mu.Unlock()
 	if !drop && p != nil {
 		p.Deliver(b, natt)
@@ -163,4 +168,30 @@ func TestV1DPD(t *testing.T) {
 	b.link.drop = false
 	b.link.mu.Unlock()
 	waitFor(t, 15*time.Second, "up again", func() bool { return a.s.Status().Establishments >= 2 && v1up(a, b) })
+}
+
+// TestV1EncryptedEmptyChainIsDropped: IKEv1's encryption has no integrity
+// check, so anyone who saw an IKE SA's cookies can send a message that
+// decrypts to garbage. One whose header names no first payload decrypts to
+// an empty chain; the session drops it instead of reading its first payload.
+func TestV1EncryptedEmptyChainIsDropped(t *testing.T) {
+	a, b := v1pair(t, cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true),
+		cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16", false))
+	waitFor(t, 10*time.Second, "up", func() bool { return v1up(a, b) })
+	a.link.mu.Lock()
+	forged := append([]byte(nil), a.link.last...)
+	a.link.mu.Unlock()
+	if len(forged) <= wire1.HeaderLen || forged[19]&wire1.FlagEncrypted == 0 {
+		t.Fatalf("the initiator's last message is not encrypted: % x", forged)
+	}
+	forged[16] = byte(wire1.PayloadNone)
+	forged[18] = wire1.ExchInfo
+	binary.BigEndian.PutUint32(forged[20:], 0x5eed1e55)
+	malformed := func() uint64 { return b.s.Status().Dropped[DropMalformed.String()] }
+	before := malformed()
+	b.s.Deliver(forged, true)
+	waitFor(t, 5*time.Second, "the forged message dropped as malformed", func() bool { return malformed() > before })
+	if !v1up(a, b) {
+		t.Error("the tunnel went down")
+	}
 }
