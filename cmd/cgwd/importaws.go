@@ -43,8 +43,11 @@ IKE version, a proposal list AWS accepts nothing of, DPD timeout, replay
 window, a startup action nobody initiates under) is printed with the line
 that fixes it, and the exit status is 1 when there is one.
 
-The XML lists IKEv1 parameters; cgwd speaks IKEv2 only, so the AWS tunnels'
-"IKE versions" option must allow ikev2 (AWS's default allows both).
+IKE versions: AWS's IkeVersions ikev1 and ikev2 (AWS's default) become
+ike_version: any (IKEv2 first, then IKEv1), ikev2 alone 2, ikev1 alone 1.
+The XML alone lists IKEv1 parameters as an example but not which versions
+the tunnels allow: the config keeps cgwd's default (2) and a warning says
+to set ike_version: 1 for a tunnel restricted to ikev1.
 
 flags:
 `

@@ -91,7 +91,7 @@ func TestImportAWSStdoutMissingFacts(t *testing.T) {
 		"  asn: is required (the customer gateway's ASN, e.g. 65000)\n" +
 		"  line 6, column 11: prefixes: at least one on-prem prefix is required\n" +
 		"  line 12, column 26: vpn[0].tunnels[0].outside.local: is required\n" +
-		"  line 23, column 26: vpn[0].tunnels[1].outside.local: is required\n"
+		"  line 25, column 26: vpn[0].tunnels[1].outside.local: is required\n"
 	if code != exitUsage || errOut != want {
 		t.Fatalf("check-config: exit %d\n%s\nwant\n%s", code, errOut, want)
 	}
@@ -146,8 +146,8 @@ func TestImportAWSInputShapes(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "vpn:") {
 		t.Errorf("gzip: exit %d\n%s", code, errOut)
 	}
-	if !strings.Contains(errOut, "warning: the XML's ike parameters (mode main) describe IKEv1, but cgwd speaks IKEv2 only") ||
-		!strings.Contains(errOut, `allow ikev2 under "IKE versions"`) {
+	if !strings.Contains(errOut, "warning: the XML's ike parameters (mode main) are IKEv1's, but it does not say which IKE versions") ||
+		!strings.Contains(errOut, "for a tunnel restricted to ikev1 set ike_version: 1") {
 		t.Errorf("no IKEv1 warning:\n%s", errOut)
 	}
 	noPSK(t, "stdout", out)

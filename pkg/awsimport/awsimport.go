@@ -66,9 +66,11 @@ type Connection struct {
 }
 
 // IKEv1Notice returns a warning for a connection parsed from the
-// CustomerGatewayConfiguration XML, whose ike elements list IKEv1 phase 1
-// parameters (mode "main" is an IKEv1 exchange; IKEv2 has no modes), while
-// cgwd speaks IKEv2 only. It returns "" for other inputs.
+// CustomerGatewayConfiguration XML alone: its ike elements list IKEv1
+// phase 1 parameters (mode "main" is an IKEv1 exchange; IKEv2 has no
+// modes) as an example, but not which IKE versions the tunnels allow, so
+// the config keeps cgwd's default, IKEv2. It returns "" for other inputs
+// and for AWS CLI JSON with tunnel options, which set ike_version.
 func (c *Connection) IKEv1Notice() string {
 	if c.Format != FormatXML || c.Tunnels[0].Options != nil {
 		return "" // AWS CLI tunnel options set ike_version themselves
@@ -77,8 +79,9 @@ func (c *Connection) IKEv1Notice() string {
 	if m := c.Tunnels[0].IKE.Mode; m != "" {
 		mode = fmt.Sprintf(" (mode %s)", m)
 	}
-	return "the XML's ike parameters" + mode + " describe IKEv1, but cgwd speaks IKEv2 only: " +
-		"make sure both tunnels' options allow ikev2 under \"IKE versions\" (AWS allows ikev1 and ikev2 unless changed)"
+	return "the XML's ike parameters" + mode + " are IKEv1's, but it does not say which IKE versions the tunnels allow; " +
+		"the config keeps cgwd's default, IKEv2 (AWS allows ikev1 and ikev2 unless changed): for a tunnel restricted to ikev1 " +
+		"set ike_version: 1, or import the JSON of aws ec2 describe-vpn-connections, whose tunnel options set ike_version"
 }
 
 // Tunnel is one of a connection's two tunnels.

@@ -70,7 +70,8 @@ func TestIKEv1Notice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := c.IKEv1Notice(); !strings.Contains(n, "(mode main) describe IKEv1") || !strings.Contains(n, `"IKE versions"`) {
+	if n := c.IKEv1Notice(); !strings.Contains(n, "(mode main) are IKEv1's") || !strings.Contains(n, "set ike_version: 1") ||
+		strings.Contains(n, "IKEv2 only") {
 		t.Errorf("XML notice %q", n)
 	}
 	c, err = Parse(read(t, "terraform-output.json"), FormatAuto)

@@ -252,15 +252,17 @@ func (o *TunnelOptions) Settings() []Setting {
 	var s []Setting
 	add := func(k, v, c string) { s = append(s, Setting{k, v, c}) }
 	v1, v2 := slices.Contains(o.IKEVersions, "ikev1"), slices.Contains(o.IKEVersions, "ikev2")
+	phase1Enc := o.Phase1Encryption
 	switch {
 	case v2 && v1, len(o.IKEVersions) == 0:
-		add("ike_version", "any", "AWS allows IKEv1 and IKEv2: cgwd tries IKEv2 first")
+		add("ike_version", "any", "AWS allows IKEv1 and IKEv2: cgwd tries IKEv2 first, then IKEv1")
 	case v2:
 		add("ike_version", "2", "AWS allows IKEv2 only")
 	default:
-		add("ike_version", "1", "AWS allows IKEv1 only")
+		add("ike_version", "1", "AWS allows IKEv1 only: main mode and quick mode")
+		phase1Enc = v1Phase1(phase1Enc)
 	}
-	ikeP, weak1 := proposals(o.Phase1Encryption, o.Phase1Integ, o.Phase1Groups, true)
+	ikeP, weak1 := proposals(phase1Enc, o.Phase1Integ, o.Phase1Groups, true)
 	espP, weak2 := proposals(o.Phase2Encryption, o.Phase2Integ, o.Phase2Groups, false)
 	weak := ""
 	if w := slices.Compact(slices.Sorted(slices.Values(append(weak1, weak2...)))); len(w) > 0 {
@@ -301,6 +303,20 @@ func (o *TunnelOptions) Settings() []Setting {
 		s[len(s)-1].Comment += "; on a DPD timeout AWS " + map[string]string{"clear": "clears the SA", "none": "does nothing"}[o.DPDAction] + " and waits for cgwd"
 	}
 	return s
+}
+
+// v1Phase1 leaves AES-GCM out of an IKEv1 tunnel's phase 1 algorithms
+// (empty: AWS's defaults), since IKEv1 has no AEAD in phase 1. A list of
+// GCM only is kept, for cgwd's config rules to name.
+func v1Phase1(encs []string) []string {
+	if len(encs) == 0 {
+		return []string{"AES128", "AES256"}
+	}
+	cbc := slices.DeleteFunc(slices.Clone(encs), func(e string) bool { return strings.Contains(e, "GCM") })
+	if len(cbc) == 0 {
+		return encs
+	}
+	return cbc
 }
 
 // applyOptions attaches each entry of the CLI's TunnelOptions to the

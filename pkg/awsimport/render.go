@@ -120,6 +120,8 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		if t.Options != nil {
 			renderOptions(w, t)
 		} else {
+			w("          # ike_version: unset, IKEv2. AWS's input does not say which IKE versions it allows (ikev1 and ikev2\n")
+			w("          # unless changed); for a tunnel restricted to ikev1 set ike_version: 1 (any: IKEv2, then IKEv1).\n")
 			renderXMLTimers(w, t)
 			for _, line := range proposalComments(t) {
 				w("          # %s\n", line)
