@@ -2,11 +2,14 @@ package netns
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/proposal"
 	"github.com/cgwd/cgwd/pkg/tunnel"
 	"github.com/cgwd/cgwd/test/netns/labkit"
 )
@@ -83,6 +86,11 @@ func TestIPsecSuiteMatrixLab(t *testing.T) {
 					t.Errorf("ping %s: %v\n%s", peer, err, out)
 				}
 			}
+			log := labkit.Log()
+			for j, s := range pair {
+				checkDHWarning(t, log, names[j], "IKE", s.ike, true)
+				checkDHWarning(t, log, names[j], "ESP PFS", s.esp, false)
+			}
 		})
 	}
 	t.Logf("%d suites in %s", len(matrixSuites), time.Since(start).Round(time.Second))
@@ -118,6 +126,48 @@ func TestIPsecSuiteMatrixLab(t *testing.T) {
 	aws.Configure(t)
 }
 
+// checkDHWarning checks that cgwd logged the DH group of proposal p
+// negotiated for sa ("IKE" or "ESP PFS") on tunnel as it should: weak for
+// groups 2, 5 and 22, advised against (RFC 8247) for 23 and 24, nothing
+// for the others.
+func checkDHWarning(t *testing.T, log, tunnel, sa, p string, ike bool) {
+	t.Helper()
+	pr, err := proposal.Parse(p, ike)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g uint16
+	for _, x := range pr.Transforms {
+		if x.Type == proposal.TransformDH {
+			g = x.ID
+		}
+	}
+	want := ""
+	switch {
+	case proposal.WeakGroup(g):
+		want = "weak Diffie-Hellman group negotiated"
+	case g == 23 || g == 24:
+		want = "Diffie-Hellman group negotiated that RFC 8247 advises against"
+	}
+	attr := sa // as slog's text handler writes it
+	if strings.Contains(sa, " ") {
+		attr = strconv.Quote(sa)
+	}
+	re := regexp.MustCompile(`msg="(weak )?Diffie-Hellman group negotiated[^"]*".* tunnel=` + tunnel + ` .*sa=` + regexp.QuoteMeta(attr) + ` group=(\d+)`)
+	var got []string
+	for _, m := range re.FindAllStringSubmatch(log, -1) {
+		if m[2] == strconv.Itoa(int(g)) {
+			got = append(got, m[0])
+		}
+	}
+	switch {
+	case want == "" && len(got) > 0:
+		t.Errorf("%s: group %d in %s logged as %q", tunnel, g, sa, got[0])
+	case want != "" && (len(got) == 0 || !strings.Contains(got[0], want)):
+		t.Errorf("%s: group %d negotiated in %s without the log line %q (got %q)", tunnel, g, sa, want, got)
+	}
+}
+
 // tunnelIPsec is a tunnel's status and SAs (empty until cgwd reports them).
 func tunnelIPsec(t *testing.T, name string) (tunnel.Status, tunnel.IPsecStatus) {
 	t.Helper()
@@ -127,6 +177,12 @@ func tunnelIPsec(t *testing.T, name string) (tunnel.Status, tunnel.IPsecStatus) 
 		}
 	}
 	return tunnel.Status{}, tunnel.IPsecStatus{}
+}
+
+// t1Status is cgw-t1's status and its SAs (empty until cgwd reports them).
+func t1Status(t *testing.T) (tunnel.Status, tunnel.IPsecStatus) {
+	t.Helper()
+	return tunnelIPsec(t, labkit.T1)
 }
 
 // suiteIs checks that the suite cgwd reports holds every transform of the
