@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/cgwd/cgwd/pkg/config"
@@ -16,12 +17,17 @@ type Cleaned struct {
 	fib.Removed
 	// Firewall is the nftables table removed, "" if there was none.
 	Firewall string
+	// Settings is how many kernel settings were put back (fib.SettingsFile).
+	Settings int
 }
 
 func (c Cleaned) String() string {
 	s := fmt.Sprintf("removed %d routes, %d fail-closed routes, %d nexthop objects", c.Routes, c.FailClosed, c.Nexthops)
 	if c.Firewall != "" {
 		s += ", nftables table " + c.Firewall
+	}
+	if c.Settings > 0 {
+		s += fmt.Sprintf(", restored %d kernel settings", c.Settings)
 	}
 	return s
 }
@@ -49,6 +55,10 @@ func Cleanup(ctx context.Context, cfg *config.Config) (Cleaned, error) {
 	}
 	if removed {
 		c.Firewall = "inet " + firewall.DefaultTable
+	}
+	// Last: routes gone first, so that forwarding stops with nothing to forward.
+	if c.Settings, err = fib.RestoreSettings(fib.SettingsFile(cfg.ControlSocket), slog.Default()); err != nil {
+		return c, err
 	}
 	return c, nil
 }

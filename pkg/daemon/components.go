@@ -53,6 +53,7 @@ func routingConfig(cfg *config.Config, log *slog.Logger) (bgp.Config, fib.Config
 		StaleTime:         time.Duration(cfg.BGP.StaleTime),
 		KeepNexthopCompat: cfg.Failover.NexthopCompatMode,
 		ManageForwarding:  cfg.ManageForwardingOn(),
+		SettingsFile:      fib.SettingsFile(cfg.ControlSocket),
 		FailClosed:        cfg.FailClosedOn(),
 		AWSPrefixes:       cfg.AWSPrefixList(),
 	}

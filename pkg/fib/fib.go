@@ -79,6 +79,10 @@ type Config struct {
 	// ProcSys is where kernel settings are written: "" means /proc/sys
 	// with the netlink kernel, nowhere with another Kernel (tests).
 	ProcSys string
+	// SettingsFile, when set, records the value each kernel setting had
+	// before the FIB first changed it, so that a run after a restart or
+	// crash restores them (sysctlstate.go).
+	SettingsFile string
 	// FailClosed keeps an unreachable route for every AWS prefix (learned
 	// or in AWSPrefixes) below the real ones, also across a stop; off, any
 	// found are removed.
@@ -232,6 +236,11 @@ func New(cfg Config) (*FIB, error) {
 	f.setFailClosedLocked(cfg.FailClosed, cfg.AWSPrefixes)
 	if cfg.ProcSys != "" {
 		f.sys = newSysctls(cfg.ProcSys, f.log)
+		if cfg.SettingsFile != "" {
+			if err := f.sys.adopt(cfg.SettingsFile); err != nil {
+				f.log.Warn("kernel settings of a previous run not adopted: they stay as they are after a stop", "err", err)
+			}
+		}
 		if err := f.applySysctls(); err != nil {
 			f.sys.restore()
 			return nil, err

@@ -359,12 +359,23 @@ func TestECMPSelectsEveryUsableTunnelOfEqualRank(t *testing.T) {
 	f.Add(vpc, "cgw-t1", t1Gw)
 	f.Add(vpc, "cgw-t2", t2Gw)
 	waitRoute(t, k, vpc, Route{Prefix: vpc, Link: "cgw-t1", Gateway: t1Gw}, true)
-	k.mu.Lock()
-	id := k.routes[vpc].NexthopID
-	if len(k.members[id]) != 2 {
-		t.Errorf("ECMP group has %d members, want 2", len(k.members[id]))
+	// The two Adds may be programmed one at a time: the route can point at
+	// tunnel 1's group first, then at the ECMP group.
+	var id uint32
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		k.mu.Lock()
+		id = k.routes[vpc].NexthopID
+		n := len(k.members[id])
+		k.mu.Unlock()
+		if n == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ECMP group has %d members, want 2", n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	k.mu.Unlock()
 	f.SetUsable("cgw-t1", false)
 	k.mu.Lock()
 	if m := k.members[id]; len(m) != 1 || k.nexthops[m[0]].Link != "cgw-t2" {

@@ -42,6 +42,7 @@ type sysctls struct {
 	mu    sync.Mutex // guards saved and order
 	saved map[string]string
 	order []string // settings in the order first changed
+	state string   // the file saved is recorded in, "" for none (sysctlstate.go)
 }
 
 func newSysctls(root string, log *slog.Logger) *sysctls {
@@ -79,6 +80,7 @@ func (s *sysctls) set(path, value string) (bool, error) {
 	if _, ok := s.saved[path]; !ok {
 		s.saved[path] = old
 		s.order = append(s.order, path)
+		s.record()
 	}
 	s.mu.Unlock()
 	s.log.Info("kernel setting changed", "sysctl", sysctlName(path), "from", old, "to", value)
@@ -103,6 +105,7 @@ func (s *sysctls) restore() {
 			s.log.Info("kernel setting restored", "sysctl", sysctlName(path), "value", saved[path])
 		}
 	}
+	s.forget()
 }
 
 // readOnlyWayOut names the config switch that spares cgwd a setting.

@@ -138,6 +138,16 @@ func TestGracefulRestartLab(t *testing.T) {
 		}
 		labkit.WaitRoute(t, 20*time.Second, labkit.VPCNet, labkit.DXPeer, labkit.DX)
 	})
+
+	// Forwarding was off before the first run: the runs after the SIGUSR2
+	// and SIGKILL restarts found it on, and a plain stop must still put it
+	// back (the first run recorded it in the runtime directory).
+	t.Run("plain stop restores forwarding", func(t *testing.T) {
+		labkit.StopCgwd(t)
+		if out := labkit.MustInNS(t, labkit.CGW, "sysctl", "-n", "net.ipv4.ip_forward"); strings.TrimSpace(out) != "0" {
+			t.Errorf("ip_forward %s after a plain stop that followed restarts, want 0 (as before cgwd)", strings.TrimSpace(out))
+		}
+	})
 }
 
 // birdRestart kills the lab's BIRD (a crash: its sessions close without a
