@@ -410,11 +410,12 @@ func (s *V1Session) main6(sa *v1SA, h wire1.Header, p packet) {
 }
 
 // authPeer opens main mode message n (5 or 6) and checks the peer's HASH
-// and identity; the IV chain moves on only if they verify.
+// and identity; the IV chain moves on only if they verify. A message that
+// fails changes nothing: it is counted as a drop and named by failAuth.
 func (s *V1Session) authPeer(sa *v1SA, h wire1.Header, p packet, n int) (mmPayloads, bool) {
 	m, iv, ok := s.openMain(sa, h, p)
 	if !ok {
-		s.fail(fmt.Sprintf("cannot read the peer's main mode message %d: wrong pre-shared key?", n))
+		s.failAuth(fmt.Sprintf("cannot read the peer's main mode message %d: wrong pre-shared key?", n))
 		return m, false
 	}
 	want, name := sa.keys.hashI, "HASH_I"
@@ -423,15 +424,38 @@ func (s *V1Session) authPeer(sa *v1SA, h wire1.Header, p packet, n int) (mmPaylo
 	}
 	if m.hash == nil || !checkHash(m.hash, want(m.idBody)) {
 		s.drops.add(DropBadICV)
-		s.fail("peer's "+name+" does not verify: the pre-shared keys differ", "our_version", "ikev1")
+		s.failAuth("peer's "+name+" does not verify: the pre-shared keys differ", "our_version", "ikev1")
 		return m, false
 	}
 	if err := s.checkPeerID(m.id); err != nil {
-		s.fail("IKEv1 authentication failed", "err", err)
+		s.failAuth("IKEv1 authentication failed", "err", err)
 		return m, false
 	}
 	sa.iv = iv
 	return m, true
+}
+
+// v1AuthLogEvery is the least time between two log lines of one kind
+// about main mode messages 5 and 6 that fail.
+const v1AuthLogEvery = time.Minute
+
+// failAuth records a main mode message 5 or 6 that does not decrypt,
+// verify or authenticate, logging each kind of failure (msg) at most once
+// per v1AuthLogEvery. Before its HASH verifies such a message is not
+// authenticated: IKEv1's CBC has no integrity check, so anyone on the path
+// who saw the cookies can send them by the thousand, and each must cost
+// no more than a drop. The real misconfiguration (another PSK) is still
+// named at its first message, and the peer's retransmissions add nothing.
+func (s *V1Session) failAuth(msg string, args ...any) {
+	now := time.Now()
+	if t, ok := s.authLogged[msg]; ok && now.Sub(t) < v1AuthLogEvery {
+		return
+	}
+	if s.authLogged == nil {
+		s.authLogged = map[string]time.Time{}
+	}
+	s.authLogged[msg] = now
+	s.fail(msg, args...)
 }
 
 // main3: the initiator's KE, nonce and NAT-D. Now (the cookie echoed)

@@ -45,6 +45,9 @@ type V1Session struct {
 	msg1s     []time.Time // main mode message 1s of the last second
 	contacted bool        // an ISAKMP SA was established since start: no INITIAL-CONTACT any more
 	oldLinger time.Duration
+	// authLogged is when each kind of main mode message 5/6 refusal was
+	// last logged (see failAuth).
+	authLogged map[string]time.Time
 }
 
 const (
