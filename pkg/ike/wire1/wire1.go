@@ -69,7 +69,12 @@ const (
 	IDIPv4Addr       = 1
 	IDFQDN           = 2
 	IDIPv4AddrSubnet = 4
+	IDDN             = 9 // ID_DER_ASN1_DN: a certificate's subject
 )
+
+// CertX509Sig is the certificate encoding "X.509 Certificate - Signature"
+// (RFC 2408 3.9) of CERT and CR payloads.
+const CertX509Sig = 4
 
 // Notify types cgwd sends or acts on (RFC 2408 3.14.1, RFC 2407 4.6.3,
 // RFC 3706).
@@ -205,7 +210,26 @@ type Delete struct {
 	SPIs     [][]byte
 }
 
-// Raw is a payload cgwd does not interpret (CERT, CR, NAT-OA, ...).
+// Cert is the certificate payload (RFC 2408 3.9): one DER certificate
+// when Encoding is CertX509Sig.
+type Cert struct {
+	Encoding uint8
+	Data     []byte
+}
+
+// CertReq is the certificate request payload (RFC 2408 3.10): a
+// certificate type and an acceptable CA, for X.509 its DER-encoded
+// subject DN (RFC 4945 3.2.4); empty for any CA.
+type CertReq struct {
+	CertType uint8
+	CA       []byte
+}
+
+// Sig is the signature payload (RFC 2408 3.12; SIG_I and SIG_R of RFC
+// 2409 5.1).
+type Sig struct{ Data []byte }
+
+// Raw is a payload cgwd does not interpret (NAT-OA, ...).
 type Raw struct {
 	PType PayloadType
 	Body  []byte
@@ -221,6 +245,9 @@ func (*NATD) Type() PayloadType     { return PayloadNATD }
 func (*ID) Type() PayloadType       { return PayloadID }
 func (*Notify) Type() PayloadType   { return PayloadN }
 func (*Delete) Type() PayloadType   { return PayloadD }
+func (*Cert) Type() PayloadType     { return PayloadCert }
+func (*CertReq) Type() PayloadType  { return PayloadCR }
+func (*Sig) Type() PayloadType      { return PayloadSig }
 func (r *Raw) Type() PayloadType    { return r.PType }
 
 // Parsing limits: a datagram, however it is crafted, decodes to bounded
@@ -234,6 +261,14 @@ const (
 	minNonceLen   = 8 // RFC 2409 5: 8 to 256 bytes
 	maxHashLen    = 64
 	maxSPILen     = 16
+	// Certificates arrive before anything is authenticated: each is
+	// capped, and so is their number in one message (a peer's chain is
+	// a few deep; certauth refuses more than it takes with a clear error).
+	maxCertLen  = 8192
+	maxCerts    = 8
+	maxCRLen    = 1024 // a CA's DN
+	maxCertReqs = 16
+	maxSigLen   = 1024 // an 8192-bit RSA signature
 )
 
 // AllocBudget is the most the codec may allocate for one n-byte payload
@@ -300,7 +335,7 @@ type Chain struct {
 // allowed: they are the cipher's padding.
 func ParseChain(first PayloadType, b []byte, padded bool) (*Chain, error) {
 	c := &Chain{}
-	items := 0
+	items, certs, crs := 0, 0, 0
 	next := first
 	off := 0
 	for next != PayloadNone {
@@ -315,6 +350,16 @@ func ParseChain(first PayloadType, b []byte, padded bool) (*Chain, error) {
 			return nil, parseError(fmt.Sprintf("payload %d has bad length %d", next, l))
 		}
 		raw := b[off : off+l]
+		switch next {
+		case PayloadCert:
+			if certs++; certs > maxCerts {
+				return nil, parseError(fmt.Sprintf("more than %d CERT payloads", maxCerts))
+			}
+		case PayloadCR:
+			if crs++; crs > maxCertReqs {
+				return nil, parseError(fmt.Sprintf("more than %d CR payloads", maxCertReqs))
+			}
+		}
 		p, err := parsePayload(next, raw[4:], &items)
 		if err != nil {
 			return nil, err
@@ -384,6 +429,21 @@ func parsePayload(t PayloadType, b []byte, items *int) (Payload, error) {
 			NotifyType: binary.BigEndian.Uint16(b[6:]), Data: clone(b[n:])}, nil
 	case PayloadD:
 		return parseDelete(b, items)
+	case PayloadCert:
+		if len(b) < 2 || len(b) > 1+maxCertLen {
+			return nil, parseError(fmt.Sprintf("CERT payload of %d bytes (at most %d of certificate)", len(b), maxCertLen))
+		}
+		return &Cert{Encoding: b[0], Data: clone(b[1:])}, nil
+	case PayloadCR:
+		if len(b) < 1 || len(b) > 1+maxCRLen {
+			return nil, parseError(fmt.Sprintf("CR payload of %d bytes (at most %d of CA)", len(b), maxCRLen))
+		}
+		return &CertReq{CertType: b[0], CA: clone(b[1:])}, nil
+	case PayloadSig:
+		if len(b) == 0 || len(b) > maxSigLen {
+			return nil, parseError(fmt.Sprintf("signature of %d bytes", len(b)))
+		}
+		return &Sig{clone(b)}, nil
 	case PayloadP, PayloadT:
 		return nil, parseError(fmt.Sprintf("payload %d outside an SA payload", t))
 	}
@@ -575,6 +635,12 @@ func Body(p Payload) []byte {
 			b = append(b, s...)
 		}
 		return b
+	case *Cert:
+		return append([]byte{p.Encoding}, p.Data...)
+	case *CertReq:
+		return append([]byte{p.CertType}, p.CA...)
+	case *Sig:
+		return p.Data
 	case *Raw:
 		return p.Body
 	}

@@ -30,7 +30,11 @@ func sample() [][]Payload {
 			&ID{IDType: IDIPv4AddrSubnet, Data: make([]byte, 8)}, &ID{IDType: IDIPv4AddrSubnet, Data: make([]byte, 8)}},
 		{&Hash{Data: make([]byte, 20)}, &Delete{DOI: DOIIPsec, Protocol: ProtoESP, SPIs: [][]byte{{1, 2, 3, 4}, {5, 6, 7, 8}}}},
 		{&Hash{Data: make([]byte, 20)}, &Notify{DOI: DOIIPsec, Protocol: ProtoISAKMP, SPI: make([]byte, 16), NotifyType: NRUThere, Data: []byte{0, 0, 0, 1}}},
-		{&Raw{PType: PayloadCR, Body: []byte{4}}},
+		{&KE{Data: bytes.Repeat([]byte{9}, 256)}, &Nonce{Data: bytes.Repeat([]byte{7}, 32)},
+			&CertReq{CertType: CertX509Sig, CA: bytes.Repeat([]byte{0x30}, 60)}, &CertReq{CertType: CertX509Sig}},
+		{&ID{IDType: IDDN, Data: bytes.Repeat([]byte{0x31}, 40)}, &Cert{Encoding: CertX509Sig, Data: bytes.Repeat([]byte{0x30}, 900)},
+			&Cert{Encoding: CertX509Sig, Data: bytes.Repeat([]byte{0x30}, 800)}, &Sig{Data: make([]byte, 256)}},
+		{&Raw{PType: PayloadNATOA, Body: []byte{1, 0, 0, 0, 192, 0, 2, 1}}},
 	}
 }
 
@@ -93,6 +97,11 @@ func TestRejects(t *testing.T) {
 		"trailing": append(EncodePayload(&KE{Data: []byte{1}}, 0), 0),
 		"outside":  EncodePayload(&Raw{PType: PayloadT, Body: []byte{1, 1, 0, 0}}, 0),
 		"delete":   EncodePayload(&Raw{PType: PayloadD, Body: []byte{0, 0, 0, 1, 3, 4, 0, 0}}, 0),
+		"cert":     EncodePayload(&Cert{Encoding: CertX509Sig, Data: make([]byte, maxCertLen+1)}, 0),
+		"certs":    chainOf(PayloadCert, maxCerts+1, &Cert{Encoding: CertX509Sig, Data: []byte{0x30}}),
+		"certreq":  EncodePayload(&CertReq{CertType: CertX509Sig, CA: make([]byte, maxCRLen+1)}, 0),
+		"certreqs": chainOf(PayloadCR, maxCertReqs+1, &CertReq{CertType: CertX509Sig}),
+		"sig":      EncodePayload(&Sig{}, 0),
 	} {
 		first := PayloadSA
 		switch name {
@@ -104,6 +113,12 @@ func TestRejects(t *testing.T) {
 			first = PayloadT
 		case "delete":
 			first = PayloadD
+		case "cert", "certs":
+			first = PayloadCert
+		case "certreq", "certreqs":
+			first = PayloadCR
+		case "sig":
+			first = PayloadSig
 		}
 		if _, err := ParseChain(first, c, false); !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s: %v", name, err)
@@ -128,6 +143,34 @@ func TestLimits(t *testing.T) {
 			t.Errorf("400 items: %v", err)
 		}
 	})
+}
+
+// chainOf is a chain of n copies of p, of type t.
+func chainOf(t PayloadType, n int, p Payload) []byte {
+	var b []byte
+	for i := range n {
+		next := t
+		if i == n-1 {
+			next = PayloadNone
+		}
+		b = append(b, EncodePayload(p, next)...)
+	}
+	return b
+}
+
+// TestCertLimits: the largest message of certificates the codec takes, and
+// one CERT payload more, stay within the allocation budget.
+func TestCertLimits(t *testing.T) {
+	big := &Cert{Encoding: CertX509Sig, Data: make([]byte, maxCertLen)}
+	for _, n := range []int{maxCerts, maxCerts + 1} {
+		chain := chainOf(PayloadCert, n, big)
+		within(t, "ParseChain", len(chain), func() {
+			_, err := ParseChain(PayloadCert, chain, false)
+			if (err == nil) != (n == maxCerts) {
+				t.Errorf("%d CERT payloads: %v", n, err)
+			}
+		})
+	}
 }
 
 func within(t *testing.T, what string, n int, f func()) {
