@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/cgwd/cgwd/pkg/awsimport"
@@ -13,7 +14,7 @@ import (
 
 const importUsage = `usage: cgwd import-aws FILE [--format auto|xml|terraform] [--out-dir DIR [--force]]
                        [--prefix CIDR ...] [--local-address IP] [--asn N] [--psk-dir DIR]
-                       [--static-route CIDR ...]
+                       [--static-route CIDR ...] [--cert-file F] [--key-file F] [--ca-file F]
        cgwd import-aws FILE --diff -c CONFIG
 
 FILE (or - for stdin) is the CustomerGatewayConfiguration XML of an AWS VPN
@@ -43,6 +44,13 @@ IKE version, a proposal list AWS accepts nothing of, DPD timeout, replay
 window, a startup action nobody initiates under) is printed with the line
 that fixes it, and the exit status is 1 when there is one.
 
+A customer gateway with a private certificate (AWS Private CA) gets no
+pre-shared key from AWS: import-aws then writes auth: cert with cert_file,
+key_file and ca_file (--cert-file, --key-file, --ca-file, default cgw.pem,
+cgw.key and ca.pem in DIR or --psk-dir) and no psk_file; export the
+certificate from ACM into them (see the config's comments). IKEv2 is kept
+then even where AWS allows IKEv1 too: cgwd's IKEv1 takes a PSK only.
+
 IKE versions: AWS's IkeVersions ikev1 and ikev2 (AWS's default) become
 ike_version: any (IKEv2 first, then IKEv1), ikev2 alone 2, ikev1 alone 1.
 The XML alone lists IKEv1 parameters as an example but not which versions
@@ -67,6 +75,9 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	var o awsimport.Options
 	fs.Func("prefix", "on-prem prefix to advertise, e.g. 10.10.0.0/16 (repeatable)", prefixFlag(&o.Prefixes))
 	fs.Func("static-route", "a VPC CIDR of a static-routing connection, e.g. 10.200.0.0/16 (repeatable)", prefixFlag(&o.StaticRoutes))
+	fs.Func("cert-file", "a certificate connection's cert_file, absolute (default DIR/cgw.pem, DIR: --out-dir or --psk-dir)", absFlag(&o.CertFile))
+	fs.Func("key-file", "a certificate connection's key_file, absolute (default DIR/cgw.key)", absFlag(&o.KeyFile))
+	fs.Func("ca-file", "a certificate connection's ca_file, absolute (default DIR/ca.pem)", absFlag(&o.CAFile))
 	fs.Func("local-address", "this gateway's outside IPv4 address, when it is not the public address AWS knows (NAT)", func(s string) error {
 		a, err := netip.ParseAddr(s)
 		if err != nil || !a.Is4() {
@@ -125,6 +136,7 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 		for _, p := range written {
 			fmt.Fprintf(stdout, "wrote %s\n", p)
 		}
+		o.PSKDir = *outDir
 	} else {
 		o.PSKDir = *pskDir
 		yml, err := awsimport.Render(conn, o)
@@ -133,8 +145,17 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		_, _ = stdout.Write(yml)
-		fmt.Fprintf(stderr, "cgwd import-aws: pre-shared keys are not printed; the config expects them in %s and %s (mode 0600): use --out-dir to write them\n",
-			awsimport.PSKPath(o.PSKDir, 0), awsimport.PSKPath(o.PSKDir, 1))
+		if !conn.Cert() {
+			fmt.Fprintf(stderr, "cgwd import-aws: pre-shared keys are not printed; the config expects them in %s and %s (mode 0600): use --out-dir to write them\n",
+				awsimport.PSKPath(o.PSKDir, 0), awsimport.PSKPath(o.PSKDir, 1))
+		}
+	}
+	if conn.Cert() {
+		dir, _ := filepath.Abs(o.PSKDir)
+		cert, key, ca := o.CertPaths(dir)
+		fmt.Fprintf(stderr, "cgwd import-aws: AWS gave no pre-shared key: the customer gateway authenticates with a private certificate; "+
+			"export it from ACM (aws acm export-certificate) into %s, its key into %s (mode 0600) and the CA certificates into %s, "+
+			"as the config's comments say, then run cgwd check-config\n", cert, key, ca)
 	}
 	if len(missing) > 0 {
 		fmt.Fprintf(stderr, "cgwd import-aws: AWS does not know these; cgwd check-config refuses the config until they are set:\n")
@@ -189,6 +210,17 @@ func readInput(name string) ([]byte, error) {
 		return nil, fmt.Errorf("%s %w", name, err)
 	}
 	return data, nil
+}
+
+// absFlag parses an absolute path flag into *dst.
+func absFlag(dst *string) func(string) error {
+	return func(s string) error {
+		if !filepath.IsAbs(s) {
+			return fmt.Errorf("%q is not an absolute path", s)
+		}
+		*dst = s
+		return nil
+	}
 }
 
 // prefixFlag parses a repeatable IPv4 prefix flag into *dst.

@@ -79,6 +79,11 @@ func (c *Connection) IKEv1Notice() string {
 	if m := c.Tunnels[0].IKE.Mode; m != "" {
 		mode = fmt.Sprintf(" (mode %s)", m)
 	}
+	if c.Cert() {
+		return "the XML's ike parameters" + mode + " are IKEv1's, but it does not say which IKE versions the tunnels allow; " +
+			"the config keeps IKEv2, which certificate authentication needs (cgwd's IKEv1 takes a pre-shared key only): " +
+			"make sure both tunnels' IKE versions include ikev2 (AWS allows ikev1 and ikev2 unless changed)"
+	}
 	return "the XML's ike parameters" + mode + " are IKEv1's, but it does not say which IKE versions the tunnels allow; " +
 		"the config keeps cgwd's default, IKEv2 (AWS allows ikev1 and ikev2 unless changed): for a tunnel restricted to ikev1 " +
 		"set ike_version: 1, or import the JSON of aws ec2 describe-vpn-connections, whose tunnel options set ike_version"
@@ -101,8 +106,16 @@ type Tunnel struct {
 	AWSASN uint32
 	// HoldTime is the BGP hold time in seconds AWS uses (0 when not given).
 	HoldTime int
-	// PSK is the IKE pre-shared key.
+	// PSK is the IKE pre-shared key; zero when Cert.
 	PSK Secret
+	// Cert: the tunnel authenticates with certificates. AWS gives no
+	// pre-shared key for a customer gateway created with a private
+	// certificate (CertificateArn, from AWS Private CA); cgwd then needs
+	// that certificate, its key and the CA, which no input holds.
+	Cert bool
+	// EndpointCertARN is the ARN of AWS's tunnel endpoint certificate, when
+	// the input names it (AWS CLI VgwTelemetry, Terraform vgw_telemetry).
+	EndpointCertARN string
 	// IKE is the phase 1 proposal.
 	IKE IKE
 	// IPsec is the phase 2 proposal and ESP settings.
@@ -184,6 +197,38 @@ func insidePair(where string, cgw, aws string, bits int) (netip.Prefix, netip.Ad
 			"AWS %s and customer gateway %s are not the first and second usable addresses of one /30", a, c)
 	}
 	return p, c, a, nil
+}
+
+// Cert reports whether the connection's tunnels authenticate with
+// certificates (both do or neither: AWS sets it per customer gateway).
+func (c *Connection) Cert() bool { return c.Tunnels[0].Cert }
+
+// tunnelAuth checks a tunnel's pre-shared key as the input gives it
+// (field names it): none means certificate authentication.
+func tunnelAuth(t *Tunnel, where, field, psk string) error {
+	if psk == "" {
+		t.Cert = true
+		return nil
+	}
+	if err := checkPSK(where, field, psk); err != nil {
+		return err
+	}
+	t.PSK = Secret{psk}
+	return nil
+}
+
+// sameAuth checks that both tunnels authenticate alike: a customer gateway
+// with a certificate has no pre-shared key in either tunnel, one without
+// has one in each. where and field name each tunnel's key in the input.
+func (c *Connection) sameAuth(where [2]string, field [2]string) error {
+	if c.Tunnels[0].Cert == c.Tunnels[1].Cert {
+		return nil
+	}
+	i := 0
+	if c.Tunnels[1].Cert {
+		i = 1
+	}
+	return fieldErr(where[i], field[i], "is missing, while %s has one (a customer gateway with a private certificate has none in either tunnel)", where[1-i])
 }
 
 // finish checks the connection as a whole and sorts its tunnels.

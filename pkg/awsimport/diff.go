@@ -25,7 +25,8 @@ func (m Mismatch) String() string {
 }
 
 // Diff compares cfg's ipsec tunnels with c, matching each AWS tunnel to the
-// config tunnel whose outside.remote is its AWS address. It names lifetimes,
+// config tunnel whose outside.remote is its AWS address. It names the
+// authentication (a PSK where AWS gave none, or certificates where it did), lifetimes,
 // IKE versions, proposals no AWS suite matches, DPD timeouts and a startup
 // action nobody initiates under; lifetimes AWS lists in the XML count too
 // when the input has no tunnel options. Nil means none.
@@ -42,6 +43,9 @@ func Diff(cfg *config.Config, c *Connection) []Mismatch {
 		ip := ct.IPsec.WithDefaults()
 		add := func(field, have, aws, fix string) {
 			out = append(out, Mismatch{Tunnel: ct.Name, Field: field, Have: have, AWS: aws, Fix: fix})
+		}
+		if have := ct.IPsec.UsesCert(); have != t.Cert {
+			add("auth", authName(have), authName(t.Cert), authFix(t.Cert))
 		}
 		life := func(field string, have config.Duration, aws int) {
 			if aws != 0 && time.Duration(have) != time.Duration(aws)*time.Second {
@@ -199,4 +203,20 @@ func allowed(encs, integs []string, groups []int, ike bool) string {
 		return strings.Join(l, " ")
 	}
 	return fmt.Sprintf("encryption %s, integrity %s, groups %v", all(encs), all(integs), groups)
+}
+
+// authName names a tunnel's authentication for a mismatch.
+func authName(cert bool) string {
+	if cert {
+		return "cert (a private certificate, no pre-shared key)"
+	}
+	return "psk"
+}
+
+// authFix is what a config must say to authenticate as AWS does.
+func authFix(cert bool) string {
+	if cert {
+		return "auth: cert with cert_file, key_file and ca_file, no psk_file (cgwd import-aws FILE prints them)"
+	}
+	return "psk_file: the tunnel's pre-shared key file, no cert_file, key_file or ca_file (cgwd import-aws FILE --out-dir DIR writes it)"
 }

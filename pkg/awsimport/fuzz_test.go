@@ -33,7 +33,10 @@ func checkConnection(t *testing.T, c *Connection) {
 		if tun.Inside.Bits() != 30 || tun.AWSInside != tun.Inside.Addr().Next() || tun.CGWInside != tun.AWSInside.Next() {
 			t.Fatalf("tunnel %d: inside %s, AWS %s, CGW %s", i, tun.Inside, tun.AWSInside, tun.CGWInside)
 		}
-		if err := checkPSK("t", "psk", tun.PSK.Reveal()); err != nil {
+		if tun.Cert != c.Cert() || tun.Cert && !tun.PSK.IsZero() {
+			t.Fatalf("tunnel %d: cert %v (connection %v) with a PSK %v", i, tun.Cert, c.Cert(), !tun.PSK.IsZero())
+		}
+		if err := checkPSK("t", "psk", tun.PSK.Reveal()); err != nil && !tun.Cert {
 			t.Fatalf("tunnel %d: accepted a PSK AWS would not: %v", i, err)
 		}
 	}

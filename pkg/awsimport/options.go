@@ -28,6 +28,8 @@ type TunnelOptions struct {
 	DPDTimeout                    int    // seconds
 	DPDAction                     string // clear, none, restart
 	StartupAction                 string // add, start
+
+	cert bool // the tunnel authenticates with certificates (Tunnel.Cert)
 }
 
 // cliTunnelOptions is one entry of the AWS CLI's Options.TunnelOptions.
@@ -254,6 +256,8 @@ func (o *TunnelOptions) Settings() []Setting {
 	v1, v2 := slices.Contains(o.IKEVersions, "ikev1"), slices.Contains(o.IKEVersions, "ikev2")
 	phase1Enc := o.Phase1Encryption
 	switch {
+	case (v2 && v1 || len(o.IKEVersions) == 0) && o.cert:
+		add("ike_version", "2", "AWS allows IKEv1 and IKEv2; certificates need IKEv2 (cgwd's IKEv1 takes a pre-shared key only)")
 	case v2 && v1, len(o.IKEVersions) == 0:
 		add("ike_version", "any", "AWS allows IKEv1 and IKEv2: cgwd tries IKEv2 first, then IKEv1")
 	case v2:
@@ -338,6 +342,7 @@ func applyOptions(c *Connection, opts []cliTunnelOptions) error {
 		found := false
 		for j := range c.Tunnels {
 			if c.Tunnels[j].AWSOutside == addr {
+				o.cert = c.Tunnels[j].Cert
 				c.Tunnels[j].Options = &o
 				found = true
 			}

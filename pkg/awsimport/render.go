@@ -30,6 +30,10 @@ type Options struct {
 	PSKDir string
 	// StaticRoutes are the VPC CIDRs of a static-routing connection.
 	StaticRoutes []netip.Prefix
+	// CertFile, KeyFile and CAFile are the absolute paths a certificate
+	// connection's config names (empty: DefaultCertFile, DefaultKeyFile
+	// and DefaultCAFile in PSKDir).
+	CertFile, KeyFile, CAFile string
 }
 
 // TunnelName returns the netdev name of the i-th tunnel (0-based).
@@ -51,6 +55,10 @@ func Render(c *Connection, o Options) ([]byte, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("PSK directory %q is not absolute", dir)
 	}
+	if err := o.checkCertPaths(); err != nil {
+		return nil, err
+	}
+	certFile, keyFile, caFile := o.CertPaths(dir)
 	asn := o.ASN
 	if asn == 0 {
 		a0, a1 := c.Tunnels[0].CGWASN, c.Tunnels[1].CGWASN
@@ -73,6 +81,9 @@ func Render(c *Connection, o Options) ([]byte, error) {
 	w("# Tunnels are ordered by AWS outside address (AWS does not list them in a stable\n")
 	w("# order): cgw-t1 is %s, cgw-t2 is %s. This need not match the console's Tunnel 1/2.\n",
 		c.Tunnels[0].AWSOutside, c.Tunnels[1].AWSOutside)
+	if c.Cert() {
+		renderCertHeader(w, certFile, keyFile, caFile)
+	}
 	if asn != 0 {
 		w("asn: %d\n", asn)
 	} else {
@@ -110,8 +121,12 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		w("        inside: %s # AWS %s, cgwd %s\n", t.Inside, t.AWSInside, t.CGWInside)
 		w("        # mtu: unset, the MTU AWS publishes for the negotiated suite (NAT-T) is used\n")
 		w("        ipsec:\n")
-		w("          psk_file: %s\n", quote(PSKPath(dir, i)))
-		if local.IsValid() && t.CGWOutside.IsValid() && local != t.CGWOutside {
+		if t.Cert {
+			renderCertTunnel(w, t, certFile, keyFile, caFile)
+		} else {
+			w("          psk_file: %s\n", quote(PSKPath(dir, i)))
+		}
+		if !t.Cert && local.IsValid() && t.CGWOutside.IsValid() && local != t.CGWOutside {
 			// Behind NAT AWS still expects the address it knows as the
 			// gateway's identity, not the one it sends from.
 			w("          local_id: %s # the public address AWS knows (NAT); outside.local is this box's own\n", t.CGWOutside)
@@ -120,8 +135,13 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		if t.Options != nil {
 			renderOptions(w, t)
 		} else {
-			w("          # ike_version: unset, IKEv2. AWS's input does not say which IKE versions it allows (ikev1 and ikev2\n")
-			w("          # unless changed); for a tunnel restricted to ikev1 set ike_version: 1 (any: IKEv2, then IKEv1).\n")
+			if t.Cert {
+				w("          # ike_version: unset, IKEv2, which certificates need (cgwd's IKEv1 takes a pre-shared key only):\n")
+				w("          # the tunnel's IKE versions in AWS must include ikev2 (AWS allows ikev1 and ikev2 unless changed).\n")
+			} else {
+				w("          # ike_version: unset, IKEv2. AWS's input does not say which IKE versions it allows (ikev1 and ikev2\n")
+				w("          # unless changed); for a tunnel restricted to ikev1 set ike_version: 1 (any: IKEv2, then IKEv1).\n")
+			}
 			renderXMLTimers(w, t)
 			for _, line := range proposalComments(t) {
 				w("          # %s\n", line)

@@ -34,6 +34,7 @@ type cliConn struct {
 		CIDR  string `json:"DestinationCidrBlock"`
 		State string `json:"State"`
 	} `json:"Routes"`
+	VgwTelemetry []cliTelemetry `json:"VgwTelemetry"`
 }
 
 // apply adds what the JSON says beside the XML to the connection the XML
@@ -49,6 +50,9 @@ func (e *cliConn) apply(c *Connection, err error) (*Connection, error) {
 		if err := applyOptions(c, o.TunnelOptions); err != nil {
 			return nil, err
 		}
+	}
+	if err := applyTelemetry(c, "VgwTelemetry", "CertificateArn", e.VgwTelemetry); err != nil {
+		return nil, err
 	}
 	var cidrs []string
 	for _, r := range e.Routes {
@@ -75,20 +79,12 @@ func tfStatic(m map[string]json.RawMessage, c *Connection) error {
 		}
 		c.StaticRoutesOnly = b
 	}
-	raw, ok := m["routes"]
-	if !ok {
-		return nil
-	}
-	raw = tfValue(raw)
-	if string(raw) == "null" {
-		return nil
-	}
 	var rs []struct {
 		CIDR  string `json:"destination_cidr_block"`
 		State string `json:"state"`
 	}
-	if err := json.Unmarshal(raw, &rs); err != nil {
-		return fmt.Errorf("routes: %w", jsonError(err))
+	if ok, err := tfList(m, "routes", &rs); !ok {
+		return err
 	}
 	var cidrs []string
 	for _, r := range rs {
@@ -99,6 +95,23 @@ func tfStatic(m map[string]json.RawMessage, c *Connection) error {
 	var err error
 	c.Routes, err = routePrefixes("routes", "destination_cidr_block", cidrs)
 	return err
+}
+
+// tfList decodes the list m[key] (plain or wrapped as a Terraform output)
+// into dst; ok is false when it is absent or null, or on an error.
+func tfList(m map[string]json.RawMessage, key string, dst any) (ok bool, err error) {
+	raw, ok := m[key]
+	if !ok {
+		return false, nil
+	}
+	raw = tfValue(raw)
+	if string(raw) == "null" {
+		return false, nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return false, fmt.Errorf("%s: %w", key, jsonError(err))
+	}
+	return true, nil
 }
 
 // tfValue unwraps a Terraform output {"value": v, ...} to v.

@@ -67,7 +67,13 @@ func ParseTerraform(data []byte) (*Connection, error) {
 			return nil, err
 		}
 	}
+	if err := c.sameAuth([2]string{"tunnel1", "tunnel2"}, [2]string{"tunnel1_preshared_key", "tunnel2_preshared_key"}); err != nil {
+		return nil, err
+	}
 	if err := tfStatic(m, c); err != nil {
+		return nil, err
+	}
+	if err := tfTelemetry(m, c); err != nil {
 		return nil, err
 	}
 	if err := c.finish(); err != nil {
@@ -132,10 +138,9 @@ func tfTunnel(m map[string]json.RawMessage, where string) (Tunnel, error) {
 	if err != nil {
 		return t, err
 	}
-	if err := checkPSK(where, where+"_preshared_key", psk); err != nil {
+	if err := tunnelAuth(&t, where, where+"_preshared_key", psk); err != nil {
 		return t, err
 	}
-	t.PSK = Secret{psk}
 	return t, nil
 }
 

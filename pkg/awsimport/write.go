@@ -13,7 +13,8 @@ import (
 const ConfigFile = "cgwd.yaml"
 
 // WriteDir writes dir/cgwd.yaml (rendered with PSKDir = dir) and one PSK file
-// per tunnel, mode 0600, and returns the paths written. Without force it
+// per PSK tunnel, mode 0600 (a certificate connection's files come from
+// ACM, not from AWS's input: none is written), and returns the paths written. Without force it
 // refuses, writing nothing, if any of those files exists. It creates dir
 // if missing, but refuses when dir's parent does not exist. Each file is
 // written to a temporary file first and then moved into place, so a reader
@@ -35,7 +36,9 @@ func WriteDir(dir string, c *Connection, o Options, force bool) ([]string, error
 	}
 	files := []file{{filepath.Join(abs, ConfigFile), yml, 0o640}}
 	for i := range c.Tunnels {
-		files = append(files, file{PSKPath(abs, i), []byte(c.Tunnels[i].PSK.Reveal() + "\n"), 0o600})
+		if !c.Tunnels[i].Cert { // certificates come from ACM, not from the input
+			files = append(files, file{PSKPath(abs, i), []byte(c.Tunnels[i].PSK.Reveal() + "\n"), 0o600})
+		}
 	}
 	if !force {
 		var exist []string

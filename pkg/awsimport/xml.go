@@ -161,6 +161,9 @@ func (x *xmlConnection) connection() (*Connection, error) {
 		}
 		c.Tunnels[i] = t
 	}
+	if err := c.sameAuth([2]string{"ipsec_tunnel[1]", "ipsec_tunnel[2]"}, [2]string{"ike.pre_shared_key", "ike.pre_shared_key"}); err != nil {
+		return nil, err
+	}
 	if err := c.finish(); err != nil {
 		return nil, err
 	}
@@ -176,8 +179,12 @@ func (x *xmlTunnel) tunnel(where string) (Tunnel, error) {
 		return t, fieldErr(where, "vpn_gateway", "is missing")
 	}
 	var err error
-	if t.CGWOutside, err = ipv4(where, "customer_gateway.tunnel_outside_address", x.CGW.Outside.addr()); err != nil {
-		return t, err
+	// A customer gateway with a private certificate may have no address
+	// (AWS then does not check it): outside.local comes from the operator.
+	if cgw := x.CGW.Outside.addr(); cgw != "" || strings.TrimSpace(x.IKE.PSK) != "" {
+		if t.CGWOutside, err = ipv4(where, "customer_gateway.tunnel_outside_address", cgw); err != nil {
+			return t, err
+		}
 	}
 	if t.AWSOutside, err = ipv4(where, "vpn_gateway.tunnel_outside_address", x.VGW.Outside.addr()); err != nil {
 		return t, err
@@ -217,11 +224,9 @@ func (x *xmlTunnel) tunnel(where string) (Tunnel, error) {
 			}
 		}
 	}
-	psk := strings.TrimSpace(x.IKE.PSK)
-	if err := checkPSK(where, "ike.pre_shared_key", psk); err != nil {
+	if err := tunnelAuth(&t, where, "ike.pre_shared_key", strings.TrimSpace(x.IKE.PSK)); err != nil {
 		return t, err
 	}
-	t.PSK = Secret{psk}
 	t.IKE = IKE{
 		Authentication: strings.TrimSpace(x.IKE.Authentication),
 		Encryption:     strings.TrimSpace(x.IKE.Encryption),
