@@ -39,7 +39,8 @@ says what AWS accepts now: IKE versions, phase 1 and 2 algorithms and DH
 groups, lifetimes, rekey margin and fuzz, replay window, DPD timeout and
 startup action; the config then gets the matching ipsec settings.
 
---diff compares CONFIG with what FILE says instead: each mismatch (lifetime,
+--diff compares CONFIG with what FILE says instead: each mismatch (PSK or
+certificate authentication, lifetime,
 IKE version, a proposal list AWS accepts nothing of, DPD timeout, replay
 window, a startup action nobody initiates under) is printed with the line
 that fixes it, and the exit status is 1 when there is one.
