@@ -40,10 +40,10 @@ groups, lifetimes, rekey margin and fuzz, replay window, DPD timeout and
 startup action; the config then gets the matching ipsec settings.
 
 --diff compares CONFIG with what FILE says instead: each mismatch (PSK or
-certificate authentication, lifetime,
-IKE version, a proposal list AWS accepts nothing of, DPD timeout, replay
-window, a startup action nobody initiates under) is printed with the line
-that fixes it, and the exit status is 1 when there is one.
+certificate authentication, lifetime, IKE version, a proposal list AWS
+accepts nothing of, DPD timeout, replay window, a startup action nobody
+initiates under) is printed with the line that fixes it, and the exit
+status is 1 when there is one.
 
 A customer gateway with a private certificate (AWS Private CA) gets no
 pre-shared key from AWS: import-aws then writes auth: cert with cert_file,

@@ -3,6 +3,7 @@ package awsimport
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/cgwd/cgwd/pkg/config"
@@ -97,4 +98,22 @@ func isGCM(p proposal.Proposal) bool {
 	return slices.ContainsFunc(p.Transforms, func(x proposal.Transform) bool {
 		return x.Type == proposal.TransformEncr && x.ID == proposal.EncrAESGCM16
 	})
+}
+
+// An IKEv1-only tunnel whose phase 1 AWS narrowed to AES-GCM has no
+// proposal IKEv1 can use: cgwd's config rules name ike_proposals.
+func TestIKEv1OnlyGCMPhase1IsNamed(t *testing.T) {
+	c := readOptions(t)
+	o := &TunnelOptions{RekeyFuzz: -1, IKEVersions: []string{"ikev1"}, Phase1Encryption: []string{"AES256-GCM-16"}}
+	c.Tunnels[0].Options = o
+	if _, err := Check(c, Options{}); err == nil || !strings.Contains(err.Error(), "ike_proposals: IKEv1 needs an AES-CBC proposal") {
+		t.Errorf("GCM-only IKEv1 phase 1: %v", err)
+	}
+	o.Phase1Encryption = []string{"AES256-GCM-16", "AES128"}
+	if s := settings(o); s["ike_proposals"] != "[aes128-sha384-sha256-sha512-sha1-ecp384-ecp256-ecp521-modp2048-modp3072-modp4096-modp2048s256-modp2048s224-modp6144-modp8192]" {
+		t.Errorf("IKEv1 phase 1 proposals %s", s["ike_proposals"])
+	}
+	if _, err := Check(c, Options{}); err != nil {
+		t.Error(err)
+	}
 }
