@@ -70,7 +70,7 @@ func cmdImportAWS(args []string, stdout, stderr io.Writer) int {
 	format := fs.String("format", awsimport.FormatAuto, "input format: auto, xml (also AWS CLI JSON) or terraform")
 	outDir := fs.String("out-dir", "", "write DIR/cgwd.yaml and the PSK files instead of printing the config")
 	force := fs.Bool("force", false, "overwrite existing files in --out-dir")
-	pskDir := fs.String("psk-dir", awsimport.DefaultPSKDir, "where the printed config expects the PSK files (without --out-dir)")
+	pskDir := fs.String("psk-dir", awsimport.DefaultPSKDir, "where the printed config expects the PSK files, or a certificate gateway's cgw.pem, cgw.key and ca.pem (without --out-dir)")
 	diff := fs.Bool("diff", false, "compare CONFIG (-c) with FILE and print each mismatch with its fix; exit 1 if any")
 	cfgPath := fs.String("c", "", "with --diff: the cgwd config to compare")
 	var o awsimport.Options
