@@ -85,24 +85,55 @@ func TestIPsecV1Lab(t *testing.T) {
 	})
 
 	t.Run("RekeyUnderPingLosesNothing", func(t *testing.T) {
-		// cgwd rekeys its Child SAs at ~8 s; then each strongSwan rekeys
-		// (swanctl --rekey) and cgwd answers; all under a 100/s ping.
-		labkit.RestartIPsec(t, "ike_version: 1;child_lifetime: 30s;rekey_margin: 22s;rekey_fuzz_percent: 0")
+		// Against AWS's default profile (version = 0, AWS's lists, AWS's
+		// lifetimes: only cgwd's are short), under a 100/s ping on each
+		// tunnel: cgwd rekeys its Child SA at ~6 s and its ISAKMP SA at
+		// ~10 s (a new main mode, a quick mode on it that replaces the
+		// Child SA, a delete of the old ISAKMP SA); then each strongSwan
+		// rekeys its ISAKMP SA (swanctl --rekey --ike: for IKEv1 charon
+		// reauthenticates, a main mode of its own to which it moves the
+		// Child SA, then it deletes the old ISAKMP SA) and its Child SA (a
+		// quick mode on its new ISAKMP SA). cgwd's DPD then runs on the
+		// newest ISAKMP SA. As an IKEv1 initiator strongSwan offers only
+		// the first algorithm of each type (aes128-sha1-modp2048 of AWS's
+		// lists), so cgwd proposes that. cgwd goes on rekeying its ISAKMP
+		// SA 10 s after the newest one was made.
+		for _, c := range []labkit.Charon{1, 2} {
+			c.Configure(t)
+		}
+		labkit.RestartIPsec(t, "ike_version: 1;ike_proposals: [aes128-sha1-modp2048];esp_proposals: [aes128-sha1-modp2048];"+
+			"ike_lifetime: 60s;child_lifetime: 56s;rekey_margin: 50s;rekey_fuzz_percent: 0;dpd_delay: 2s")
 		ipsecTunnelsUp(t, 30*time.Second)
 		var pings []*labkit.PingRun
 		for _, dst := range []string{labkit.T1Peer, labkit.T2Peer} {
-			pings = append(pings, labkit.StartPing(t, labkit.CGW, "-q", "-i", "0.01", "-c", "2000", "-w", "60", "-W", "1", dst))
+			pings = append(pings, labkit.StartPing(t, labkit.CGW, "-q", "-i", "0.01", "-c", "1500", "-w", "60", "-W", "1", dst))
 		}
-		labkit.Eventually(t, 15*time.Second, "cgwd's rekey of both Child SAs", func() error {
-			for _, tn := range labkit.Status(t).Tunnels {
-				if tn.IPsec == nil || tn.IPsec.ChildRekeys < 1 {
-					return fmt.Errorf("%s not rekeyed yet", tn.Name)
+		rekeys := func(what string, ike, child uint64) {
+			t.Helper()
+			labkit.Eventually(t, 20*time.Second, what, func() error {
+				for _, tn := range labkit.Status(t).Tunnels {
+					if ip := tn.IPsec; ip == nil || ip.IKERekeys < ike || ip.ChildRekeys < child {
+						return fmt.Errorf("%s: %+v", tn.Name, ip)
+					}
 				}
-			}
-			return nil
-		})
+				return nil
+			})
+		}
+		rekeys("cgwd's Child SA and ISAKMP SA rekeys", 1, 2)
+		for _, c := range []labkit.Charon{1, 2} {
+			c.Swanctl(t, "--rekey", "--ike", "aws")
+		}
+		rekeys("strongSwan's ISAKMP SA rekeys", 2, 2)
 		for _, c := range []labkit.Charon{1, 2} {
 			c.Swanctl(t, "--rekey", "--child", "aws")
+		}
+		rekeys("strongSwan's Child SA rekeys", 2, 3)
+		for _, p := range pings {
+			select {
+			case <-p.Done():
+				t.Error("the ping ended before the last rekey")
+			default:
+			}
 		}
 		for _, p := range pings {
 			if out, err := p.Wait(); err != nil || !strings.Contains(out, " 0% packet loss") {
@@ -111,11 +142,59 @@ func TestIPsecV1Lab(t *testing.T) {
 		}
 		log := labkit.Log()
 		for _, tn := range []string{labkit.T1, labkit.T2} {
-			for _, by := range []string{"us", "peer"} {
-				if !regexp.MustCompile(`msg="Child SA established \(IKEv1 quick mode\)".*tunnel=` + tn + ` .*rekey=true quick_mode_by=` + by).MatchString(log) {
-					t.Errorf("%s: no Child SA rekey by %s", tn, by)
-				}
+			// In order: cgwd's ISAKMP rekey and its quick mode, strongSwan's
+			// and its quick mode.
+			re := regexp.MustCompile(`(?s)msg="rekeying ISAKMP SA \(new main mode\)"[^\n]*tunnel=` + tn + ` ` +
+				`.*msg="ISAKMP SA established \(IKEv1 main mode\)"[^\n]*tunnel=` + tn + ` [^\n]*role=initiator` +
+				`.*msg="Child SA established \(IKEv1 quick mode\)"[^\n]*tunnel=` + tn + ` [^\n]*rekey=true quick_mode_by=us` +
+				`.*msg="ISAKMP SA established \(IKEv1 main mode\)"[^\n]*tunnel=` + tn + ` [^\n]*role=responder` +
+				`.*msg="Child SA established \(IKEv1 quick mode\)"[^\n]*tunnel=` + tn + ` [^\n]*rekey=true quick_mode_by=peer`)
+			if !re.MatchString(log) {
+				t.Errorf("%s: cgwd's log lacks the rekeys in order (ours, then strongSwan's, each with a quick mode on the new ISAKMP SA)", tn)
 			}
 		}
+		for _, bad := range []string{"restarting IKEv1 SA", "peer is dead", "timed out"} {
+			if strings.Contains(log, bad) {
+				t.Errorf("cgwd logged %q", bad)
+			}
+		}
+		b, _ := os.ReadFile(labkit.Charon(1).LogFile())
+		for _, l := range regexp.MustCompile(`.*\[IKE\].*(REKEYING|reauth|adopting|initiating Main Mode|deleting IKE_SA).*`).FindAll(b, -1) {
+			t.Logf("strongSwan 1: %s", l)
+		}
+		// DPD on the newest ISAKMP SA. The tunnels carry BGP, so they are
+		// never idle: ESP toward cgwd is held back (IKE passes) until
+		// cgwd's R-U-THERE (dpd_delay 2 s) has been answered by each
+		// strongSwan on the ISAKMP SA cgwd uses (charon's log names the
+		// SA by its number, ike_name).
+		hold := labkit.NewInputFilter(t, labkit.CGW, "v1dpd")
+		labkit.Nft(t, labkit.CGW, "add", "rule", "inet", "v1dpd", "in", "udp", "sport", "4500", "@th,64,32", "!=", "0", "drop")
+		for i, c := range []labkit.Charon{1, 2} {
+			labkit.Eventually(t, 15*time.Second, fmt.Sprintf("strongSwan %d answering cgwd's DPD on the current ISAKMP SA", c), func() error {
+				_, ip := tunnelIPsec(t, []string{labkit.T1, labkit.T2}[i])
+				return dpdAnswered(t, c, ip.IKESPIs)
+			})
+		}
+		hold.Delete()
+		if log := labkit.Log(); strings.Contains(log, "peer is dead") {
+			t.Error("cgwd declared a peer dead")
+		}
 	})
+}
+
+// dpdAnswered checks that charon answered a DPD R-U-THERE on the ISAKMP
+// SA with cookies spis ("initiator/responder" as cgwd's status shows).
+func dpdAnswered(t *testing.T, c labkit.Charon, spis string) error {
+	ci, cr, _ := strings.Cut(spis, "/")
+	m := regexp.MustCompile(`(?m)^\s*aws: #(\d+), ESTABLISHED, IKEv1, ` + ci + `_i\*? ` + cr + `_r`).FindStringSubmatch(c.SAs(t))
+	if ci == "" || m == nil {
+		return fmt.Errorf("strongSwan has no ISAKMP SA %s:\n%s", spis, c.SAs(t))
+	}
+	b, _ := os.ReadFile(c.LogFile())
+	id := "<aws|" + m[1] + ">"
+	if !regexp.MustCompile(regexp.QuoteMeta(id)+` parsed INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD\) \]`).Match(b) ||
+		!regexp.MustCompile(regexp.QuoteMeta(id)+` generating INFORMATIONAL_V1 request \d+ \[ HASH N\(DPD_ACK\) \]`).Match(b) {
+		return fmt.Errorf("no DPD exchange on %s (ISAKMP SA %s) in strongSwan's log yet", id, spis)
+	}
+	return nil
 }
