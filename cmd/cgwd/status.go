@@ -357,8 +357,15 @@ func printIPsec(w io.Writer, st *control.Status, now time.Time) {
 		if ip == nil {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\tIKE\t%s\t%s\t%s\t%s\t%s\t%d\n",
-			t.Name, dash(ip.IKEState), dash(ip.IKESPIs), dash(ip.IKESuite), ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
+		sa := "IKE"
+		switch ip.IKEVersion {
+		case "ikev1":
+			sa = "IKEv1"
+		case "ikev2":
+			sa = "IKEv2"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\n",
+			t.Name, sa, dash(ip.IKEState), dash(ip.IKESPIs), dash(ip.IKESuite), ago(ip.IKEEstablished), in(ip.IKERekeyDue), ip.IKERekeys)
 		childState := "-"
 		if ip.ChildSPIs != "" {
 			childState = "installed"
@@ -380,6 +387,9 @@ func printIPsec(w io.Writer, st *control.Status, now time.Time) {
 		}
 		if ip.LastError != "" {
 			fmt.Fprintf(w, "%s  last error: %s\n", t.Name, ip.LastError)
+		}
+		if ip.IKEVersionSwitch != "" {
+			fmt.Fprintf(w, "%s  last IKE version switch: %s\n", t.Name, ip.IKEVersionSwitch)
 		}
 	}
 }

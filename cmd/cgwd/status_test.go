@@ -95,6 +95,8 @@ func fullStatus(now time.Time) control.Status {
 	st.Started = now.Add(-50 * time.Hour)
 	st.Tunnels[0].IPsec.IKESPIs = "1122334455667788/99aabbccddeeff00"
 	st.Tunnels[0].IPsec.IKESuite = "aes256gcm16-prfsha384-ecp384"
+	st.Tunnels[0].IPsec.IKEVersion = "ikev1"
+	st.Tunnels[0].IPsec.IKEVersionSwitch = "ikev2 -> ikev1: the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN"
 	st.Tunnels[0].IPsec.IKEEstablished = now.Add(-(2*time.Hour + 5*time.Minute))
 	st.Tunnels[0].IPsec.IKERekeyDue = now.Add(187 * time.Second)
 	st.Tunnels[0].IPsec.ChildSPIs = "c1000001/c2000002"
@@ -125,8 +127,9 @@ func TestStatusSections(t *testing.T) {
 	out := status("ipsec")
 	lines := strings.Split(out, "\n")
 	if !strings.HasPrefix(lines[0], "TUNNEL  SA     STATE        SPIS") ||
-		!strings.HasPrefix(lines[1], "t1      IKE    established  1122334455667788/99aabbccddeeff00  aes256gcm16-prfsha384-ecp384  2h05m  3m07s") ||
+		!strings.HasPrefix(lines[1], "t1      IKEv1  established  1122334455667788/99aabbccddeeff00  aes256gcm16-prfsha384-ecp384  2h05m  3m07s") ||
 		!strings.HasPrefix(lines[2], "t1      Child  installed    c1000001/c2000002") ||
+		!strings.Contains(out, "t1  last IKE version switch: ikev2 -> ikev1: the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN") ||
 		strings.Contains(out, "t2") || strings.Contains(out, "map[") || strings.Contains(out, "BGP PEER") {
 		t.Errorf("status ipsec is not one table of t1's SAs:\n%s", out)
 	}

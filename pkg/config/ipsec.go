@@ -31,7 +31,8 @@ const (
 // IkeVersions: "2", "1" or "any" (both).
 type IKEVersion string
 
-// IKE versions. IKEAny runs IKEv2 (the fallback to IKEv1 is not built yet).
+// IKE versions. IKEAny tries IKEv2 first and falls back to IKEv1 when the
+// peer speaks only that (see README, IKE versions).
 const (
 	IKEv2  IKEVersion = "2"
 	IKEv1  IKEVersion = "1"
@@ -51,7 +52,8 @@ type IPsec struct {
 	CertFile string `yaml:"cert_file"`
 	KeyFile  string `yaml:"key_file"`
 	CAFile   string `yaml:"ca_file"`
-	// IKEVersion: "2" (the default), "1" or "any".
+	// IKEVersion: "2" (the default), "1" or "any" (IKEv2 first, IKEv1
+	// when the peer speaks only that).
 	IKEVersion IKEVersion `yaml:"ike_version"`
 	// IKEProposals in strongSwan notation, e.g. aes256gcm16-prfsha384-ecp384.
 	IKEProposals []IKEProposal `yaml:"ike_proposals"`
@@ -99,8 +101,14 @@ func (c IPsec) WithDefaults() IPsec {
 	}
 	if len(c.IKEProposals) == 0 {
 		c.IKEProposals = []IKEProposal{NewIKEProposal(proposal.DefaultIKE)}
-		if c.IKEVersion == IKEv1 {
+		switch c.IKEVersion {
+		case IKEv1:
 			c.IKEProposals = []IKEProposal{NewIKEProposal(DefaultIKEv1Proposal)}
+		case IKEAny:
+			c.IKEProposals = nil
+			for _, p := range defaultAnyIKEProposals {
+				c.IKEProposals = append(c.IKEProposals, NewIKEProposal(p))
+			}
 		}
 	}
 	if len(c.ESPProposals) == 0 {

@@ -121,6 +121,7 @@ func (c *Config) Warnings() Problems {
 	c.dxBFDWarnings(v)
 	c.lanWarnings(v)
 	c.staticWarnings(v)
+	c.ikeAnyWarnings(v)
 	if c.Metrics.Listen != "off" {
 		if host, err := tcpAddr(c.Metrics.Listen); err == nil && !isLoopback(host) {
 			v.add("metrics.listen", "%s is not a loopback address: every host that reaches it reads the state of the tunnels, "+

@@ -242,7 +242,7 @@ func ipsecConfig(tc *config.Tunnel, log *slog.Logger) (ipsec.Config, error) {
 	version := 2
 	switch c.IKEVersion {
 	case config.IKEAny:
-		log.Info("ike_version any: this tunnel uses IKEv2 (the fallback to IKEv1 is not built yet)", "tunnel", tc.Name)
+		version = ike.VersionAny
 	case config.IKEv1:
 		version = 1
 	}

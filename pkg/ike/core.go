@@ -16,6 +16,8 @@ type core struct {
 	mu     sync.Mutex
 	status Status
 	drops  dropCounters
+	// any links the session to its ike_version any tunnel; nil otherwise.
+	any *anyInner
 }
 
 func newCore(log *slog.Logger) core { return core{log: log, in: make(chan packet, 64)} }

@@ -29,8 +29,8 @@ const (
 	// DropRetransmitMismatch: a request with the message ID of the last
 	// one answered but other content: not a retransmission.
 	DropRetransmitMismatch
-	// DropIKEv1: an IKEv1 (ISAKMP major version 1) message; cgwd speaks
-	// IKEv2 only.
+	// DropIKEv1: an IKEv1 (ISAKMP major version 1) message to an IKEv2
+	// session (ike_version 2, or any while it keeps IKEv2).
 	DropIKEv1
 	numDropReasons
 )

@@ -79,7 +79,7 @@ func (s *Session) respond(sa *ikeSA, req wire.Header, ps []wire.Payload, encrypt
 func (s *Session) handle(p packet) {
 	h, err := wire.ParseHeader(p.b)
 	if err == wire.ErrIKEv1 {
-		s.receivedIKEv1(p.b, time.Now())
+		s.takeIKEv1(p)
 		return
 	}
 	if err != nil {

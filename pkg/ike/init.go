@@ -88,11 +88,15 @@ func (s *Session) sendInit(sa *ikeSA) {
 	}
 	sa.nextID = 0
 	s.request(sa, m, "IKE_SA_INIT", nil, func() {
+		if s.fallBack(fmt.Sprintf("no answer to IKE_SA_INIT within %s", s.initWait())) {
+			return
+		}
 		s.fail("peer unreachable: no answer to IKE_SA_INIT (or it drops IKEv2 unanswered)",
 			append([]any{"timeout", s.cfg.DPDTimeout}, s.versionArgs("IKE_SA_INIT")...)...)
 		s.sas.ike = nil
 		s.scheduleRetry(false)
 	})
+	s.limitInitWait(sa)
 }
 
 // handleInitResponse completes our IKE_SA_INIT with the peer's answer,
@@ -243,6 +247,9 @@ func offers(ps []Proposal, t Transform) bool {
 func (s *Session) initFailed(n *wire.Notify, exch string) {
 	switch n.NotifyType {
 	case wire.NNoProposalChosen:
+		if exch == "IKE_SA_INIT" && s.fallBack("the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN") {
+			return
+		}
 		if exch != "IKE_SA_INIT" {
 			s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN", "exchange", exch,
 				"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals))
@@ -253,6 +260,9 @@ func (s *Session) initFailed(n *wire.Notify, exch string) {
 		s.fail("peer rejected our proposals: NO_PROPOSAL_CHOSEN (no suite in common, or the peer does not allow IKEv2 "+
 			"as an AWS tunnel with IKE versions ikev1 only; then "+v1HintIKEv2+")", s.versionArgs(exch)...)
 	case wire.NInvalidMajorVersion:
+		if exch == "IKE_SA_INIT" && s.fallBack("the peer answered IKE_SA_INIT with INVALID_MAJOR_VERSION") {
+			return
+		}
 		s.fail("peer rejected our IKE version: INVALID_MAJOR_VERSION; cgwd speaks IKEv2: "+v1HintIKEv2, s.versionArgs(exch)...)
 	case wire.NAuthenticationFailed:
 		s.fail("peer rejected our authentication: AUTHENTICATION_FAILED (check the pre-shared key and the identities)",

@@ -3,7 +3,7 @@ package ike
 import "context"
 
 // VersionAny in Config.Version: IKEv2 first, IKEv1 when the peer speaks
-// only that (see NewRunner).
+// only that (any.go).
 const VersionAny = -1
 
 // Runner is an IKE session of either version, as a tunnel drives it.

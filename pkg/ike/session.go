@@ -62,7 +62,7 @@ type Config struct {
 	// Cookies are also demanded while the half-open table is half full.
 	CookieThreshold int
 	// Version is the IKE version the session speaks: 2 (0 means 2) or 1;
-	// VersionAny is IKEv2 with a fallback to IKEv1 (see New).
+	// VersionAny is IKEv2 with a fallback to IKEv1 (see any.go).
 	Version int
 	// HalfOpenLimit caps the peer-initiated IKE SAs between IKE_SA_INIT
 	// and IKE_AUTH (0: 16); HalfOpenTimeout is how long one waits for its
@@ -127,6 +127,11 @@ type Status struct {
 	LastError      string    `json:"last_error,omitempty"`
 	LastErrorAt    time.Time `json:"last_error_at,omitzero"`
 	Establishments uint64    `json:"establishments"`
+	// VersionSwitches counts an ike_version any tunnel's switches between
+	// IKEv2 and IKEv1; VersionSwitch is the last one and why.
+	VersionSwitches uint64    `json:"ike_version_switches,omitempty"`
+	VersionSwitch   string    `json:"ike_version_switch,omitempty"`
+	VersionSwitchAt time.Time `json:"ike_version_switch_at,omitzero"`
 	// Dropped counts received IKE messages dropped unread, by reason.
 	Dropped map[string]uint64 `json:"ike_dropped"`
 }
@@ -311,7 +316,7 @@ func NewSession(cfg Config, tr Transport, dp DataPath) (*Session, error) {
 	}
 	s := &Session{core: newCore(log.With("peer", cfg.Remote)), cfg: cfg, tr: tr, dp: dp,
 		ctl: make(chan func()), oldLinger: 2 * time.Second, cookies: cookies}
-	s.status.State = "connecting"
+	s.status.State, s.status.Version = "connecting", "ikev2"
 	return s, nil
 }
 
@@ -333,6 +338,10 @@ func (s *Session) Run(ctx context.Context) {
 	}
 	t := &s.timers.t
 	for {
+		if ctx.Err() != nil { // before anything else that may be ready
+			s.shutdown()
+			return
+		}
 		s.arm(time.Now())
 		select {
 		case <-ctx.Done():
@@ -394,7 +403,7 @@ func (s *Session) dropAll() {
 		sa.keys.wipe()
 	}
 	s.setStatus(func(st *Status) {
-		*st = Status{State: "connecting", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
+		*st = Status{State: "connecting", Version: "ikev2", ChildRekeys: st.ChildRekeys, IKERekeys: st.IKERekeys,
 			LastError: st.LastError, LastErrorAt: st.LastErrorAt, Establishments: st.Establishments, EstablishTime: st.EstablishTime}
 	})
 }

@@ -48,6 +48,7 @@ type V1Session struct {
 	// authLogged is when each kind of main mode message 5/6 refusal was
 	// last logged (see failAuth).
 	authLogged map[string]time.Time
+	ctl        chan func() // functions to run on the Run goroutine (any.go)
 }
 
 const (
@@ -147,7 +148,7 @@ func NewV1Session(cfg Config, tr Transport, dp DataPath) (*V1Session, error) {
 		return nil, err
 	}
 	cfg = s2.cfg
-	s := &V1Session{core: newCore(s2.log.With("ike_version", 1)), cfg: cfg, tr: tr, dp: dp, oldLinger: 2 * time.Second}
+	s := &V1Session{core: newCore(s2.log.With("ike_version", 1)), cfg: cfg, tr: tr, dp: dp, oldLinger: 2 * time.Second, ctl: make(chan func())}
 	s.p1 = v1Phase1Suites(cfg.IKEProposals)
 	if len(s.p1) == 0 {
 		return nil, fmt.Errorf("ike: %w", errV1NoCBC)
@@ -176,6 +177,10 @@ func (s *V1Session) Run(ctx context.Context) {
 		s.initiate()
 	}
 	for {
+		if ctx.Err() != nil { // before anything else that may be ready
+			s.shutdown()
+			return
+		}
 		s.arm(s.tick(time.Now()))
 		select {
 		case <-ctx.Done():
@@ -185,6 +190,8 @@ func (s *V1Session) Run(ctx context.Context) {
 			s.handle(p)
 			p.release()
 		case <-s.timer.C:
+		case f := <-s.ctl:
+			f()
 		}
 	}
 }
@@ -267,6 +274,9 @@ func (s *V1Session) restart(why string) {
 
 func (s *V1Session) scheduleRetry() {
 	if !s.cfg.Initiate {
+		return
+	}
+	if s.offerSwitch("IKEv1 did not establish or was lost: trying IKEv2 again", nil, false) == switchTaken {
 		return
 	}
 	s.failures++

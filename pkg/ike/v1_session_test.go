@@ -13,6 +13,16 @@ import (
 	"github.com/cgwd/cgwd/pkg/ike/wire1"
 )
 
+// runAll runs the sessions until the test ends.
+func runAll(t *testing.T, rs ...Runner) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		wg.Go(func() { r.Run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
 // v1link connects two IKEv1 sessions in memory; drop loses everything.
 type v1link struct {
 	mu   sync.Mutex
@@ -53,12 +63,7 @@ func v1pair(t *testing.T, ci, cr Config) (a, b v1side) {
 		t.Fatal(err)
 	}
 	a.link.peer, b.link.peer = b.s, a.s
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); a.s.Run(ctx) }()
-	go func() { defer wg.Done(); b.s.Run(ctx) }()
-	t.Cleanup(func() { cancel(); wg.Wait() })
+	runAll(t, a.s, b.s)
 	return a, b
 }
 

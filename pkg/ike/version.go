@@ -8,7 +8,9 @@ import (
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
-// IKE version mismatches (issue 12): cgwd speaks IKEv2 only. A peer that
+// IKE version mismatches (issue 12) under ike_version 2 (under any, an
+// IKEv1 message or refusal may switch the tunnel to IKEv1 instead: any.go
+// and takeIKEv1, initWait, fallBack below). A peer that
 // speaks IKEv1 only either sends IKEv1 (ISAKMP major version 1) messages,
 // which are counted and named in a rate-limited log line, or refuses our
 // IKE_SA_INIT, which is named with both sides' versions and proposals. An
@@ -68,4 +70,52 @@ func (s *Session) peerVersion(now time.Time) string {
 func (s *Session) versionArgs(exch string) []any {
 	return []any{"exchange", exch, "our_version", ourVersion, "peer_version", s.peerVersion(time.Now()),
 		"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals)}
+}
+
+// takeIKEv1 handles an IKEv1 message from the peer. An ike_version any
+// tunnel that can speak IKEv1 switches to it and hands it the message,
+// unless this session has an SA to lose; such a message is only counted
+// (logged as ignored while the IKE SA is established). Otherwise it is
+// counted and named (receivedIKEv1).
+func (s *Session) takeIKEv1(p packet) {
+	if s.any == nil || s.any.w.v1err != nil {
+		s.receivedIKEv1(p.b, time.Now())
+		return
+	}
+	if sa := s.sas.ike; sa != nil && sa.state == stEstablished {
+		s.receivedIKEv1(p.b, time.Now())
+		return
+	}
+	if !s.busy() && s.offerSwitch("the peer sent IKEv1 ("+wire.V1ExchangeName(p.b)+")", p.b, p.natt) == switchTaken {
+		return
+	}
+	s.drops.add(DropIKEv1)
+}
+
+// initWait is how long our IKE_SA_INIT waits for an answer: dpd_timeout,
+// or AnyInitWait when an ike_version any tunnel can fall back to IKEv1.
+func (s *Session) initWait() time.Duration {
+	if s.any == nil || s.any.w.v1err != nil {
+		return s.cfg.DPDTimeout
+	}
+	return min(s.cfg.DPDTimeout, AnyInitWait)
+}
+
+// limitInitWait makes our outstanding IKE_SA_INIT on sa give up after
+// initWait.
+func (s *Session) limitInitWait(sa *ikeSA) {
+	if p := sa.req; p != nil {
+		p.deadline = earliest(p.deadline, time.Now().Add(s.initWait()))
+	}
+}
+
+// fallBack offers the switch to IKEv1 for reason when our IKE_SA_INIT
+// failed; when the tunnel takes it, the attempt is dropped without a retry
+// (the switch replaces this session) and true returned.
+func (s *Session) fallBack(reason string) bool {
+	if s.offerSwitch(reason, nil, false) != switchTaken {
+		return false
+	}
+	s.sas.ike = nil
+	return true
 }

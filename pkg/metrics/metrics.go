@@ -57,6 +57,10 @@ var (
 	descIKEDropped = prometheus.NewDesc("cgwd_ike_dropped_total",
 		"IKE messages dropped before they changed any state, by reason (unencrypted, bad_icv, malformed, unknown_spi, window, cookie, half_open, rate, retransmit_mismatch, ikev1).",
 		[]string{"vpn", "tunnel", "reason"}, nil)
+	descIKEVersion = prometheus.NewDesc("cgwd_ipsec_ike_version_info",
+		"Always 1: the IKE version the ipsec tunnel speaks now (ikev2 or ikev1; ike_version any switches between them).", []string{"vpn", "tunnel", "version"}, nil)
+	descIKEVersionSwitches = prometheus.NewDesc("cgwd_ipsec_ike_version_switches_total",
+		"Switches of an ike_version any tunnel between IKEv2 and IKEv1.", []string{"vpn", "tunnel"}, nil)
 	descIKEEstablish = prometheus.NewDesc("cgwd_ipsec_ike_establish_seconds",
 		"Time the last IKE SA establishment took (IKE_SA_INIT to the first Child SA).", []string{"vpn", "tunnel"}, nil)
 
@@ -71,7 +75,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
-		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish,
+		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish, descIKEVersion, descIKEVersionSwitches,
 		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descBGPMD5, descBGPInfo, descBGPBFDUp, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
@@ -106,6 +110,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descIKEUp, prometheus.GaugeValue, b2f(ip.IKEState == "established"), vt...)
 			ch <- prometheus.MustNewConstMetric(descChildRekeys, prometheus.CounterValue, float64(ip.ChildRekeys), vt...)
 			ch <- prometheus.MustNewConstMetric(descIKEEstablish, prometheus.GaugeValue, ip.EstablishSeconds, vt...)
+			if ip.IKEVersion != "" {
+				ch <- prometheus.MustNewConstMetric(descIKEVersion, prometheus.GaugeValue, 1, vt[0], vt[1], ip.IKEVersion)
+			}
+			ch <- prometheus.MustNewConstMetric(descIKEVersionSwitches, prometheus.CounterValue, float64(ip.IKEVersionSwitches), vt...)
 			for reason, n := range ip.ESPDropped {
 				ch <- prometheus.MustNewConstMetric(descESPDropped, prometheus.CounterValue, float64(n), vt[0], vt[1], reason)
 			}

@@ -74,7 +74,8 @@ type Status struct {
 
 // IPsecStatus is an ipsec tunnel's SAs and ESP drop counters; never keys.
 type IPsecStatus struct {
-	IKEState         string            `json:"ike_state"` // connecting, established
+	IKEState         string            `json:"ike_state"`             // connecting, established
+	IKEVersion       string            `json:"ike_version,omitempty"` // ikev2 or ikev1: the one in use
 	IKESPIs          string            `json:"ike_spis,omitempty"`
 	IKESuite         string            `json:"ike_suite,omitempty"`
 	IKEEstablished   time.Time         `json:"ike_established,omitzero"`
@@ -90,6 +91,10 @@ type IPsecStatus struct {
 	// IKEDropped counts IKE messages dropped before they changed any state, by reason.
 	IKEDropped map[string]uint64 `json:"ike_dropped,omitempty"`
 	LastError  string            `json:"last_error,omitempty"`
+	// IKEVersionSwitch is an ike_version any tunnel's last switch between
+	// the versions and why; IKEVersionSwitches counts them.
+	IKEVersionSwitch   string `json:"ike_version_switch,omitempty"`
+	IKEVersionSwitches uint64 `json:"ike_version_switches,omitempty"`
 }
 
 // Event reports a tunnel's change of state.

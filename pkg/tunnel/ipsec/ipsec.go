@@ -435,7 +435,8 @@ func (t *Tunnel) Status() tunnel.Status {
 	st.RxBytes, st.TxBytes = c.rxBytes, c.txBytes
 	d := t.Details()
 	st.IPsec = &tunnel.IPsecStatus{
-		IKEState: is.State, IKESuite: is.IKESuite, IKEEstablished: is.Established, IKERekeyDue: is.IKERekeyDue,
+		IKEState: is.State, IKEVersion: is.Version, IKEVersionSwitch: is.VersionSwitch, IKEVersionSwitches: is.VersionSwitches,
+		IKESuite: is.IKESuite, IKEEstablished: is.Established, IKERekeyDue: is.IKERekeyDue,
 		ChildSuite: is.ChildSuite, ChildEstablished: is.ChildSince, ChildRekeyDue: is.ChildRekeyDue,
 		ChildRekeys: is.ChildRekeys, IKERekeys: is.IKERekeys, EstablishSeconds: is.EstablishTime,
 		ESPDropped: d.Dropped, IKEDropped: is.Dropped, LastError: is.LastError,

@@ -1,0 +1,231 @@
+package ike
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/wire"
+)
+
+// anyCBC is a phase 1 proposal both versions can use.
+const anyCBC = "aes256-sha256-modp2048"
+
+// anyPeer is the far end of an ike_version any session in tests.
+type anyPeer interface {
+	Runner
+	Deliver([]byte, bool)
+}
+
+// anyPair runs a (ike_version any) against b's session, made by mk, over
+// in-memory links; refuseV2 makes b's side answer every IKE_SA_INIT
+// request with NO_PROPOSAL_CHOSEN, as strongSwan without IKEv2 does.
+type anyPair struct {
+	a      *anySession
+	b      anyPeer
+	ad, bd *fakeDP
+	al, bl *v1link
+	logs   *syncBuf
+}
+
+func newAnyPair(t *testing.T, ca Config, mkB func(Transport, DataPath) (anyPeer, error), refuseV2 bool) *anyPair {
+	t.Helper()
+	p := &anyPair{ad: &fakeDP{}, bd: &fakeDP{}, al: &v1link{}, bl: &v1link{}, logs: &syncBuf{}}
+	p.ad.peer, p.bd.peer = p.bd, p.ad
+	ca.Version = VersionAny
+	ca.Logger = slog.New(slog.NewTextHandler(p.logs, nil))
+	var tr Transport = p.al
+	if refuseV2 {
+		tr = &refuseV2Link{v1link: p.al, back: func() *anySession { return p.a }}
+	}
+	r, err := NewRunner(ca, tr, p.ad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.a = r.(*anySession)
+	if p.b, err = mkB(p.bl, p.bd); err != nil {
+		t.Fatal(err)
+	}
+	p.al.peer, p.bl.peer = p.b, p.a
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the any side's log:\n%s", p.logs)
+		}
+	})
+	runAll(t, p.a, p.b)
+	return p
+}
+
+func (p *anyPair) up() bool { return matched(p.ad, p.bd) && matched(p.bd, p.ad) }
+
+// refuseV2Link answers the any side's IKE_SA_INIT requests with
+// NO_PROPOSAL_CHOSEN itself and passes everything else on.
+type refuseV2Link struct {
+	*v1link
+	back func() *anySession
+}
+
+func (l *refuseV2Link) SendIKE(b []byte, natt bool) error {
+	h, err := wire.ParseHeader(b)
+	if err == nil && h.Exchange == wire.IKESAInit && !h.IsResponse() {
+		l.back().Deliver(noProposalAnswer(h.SPIi, 0), natt)
+		return nil
+	}
+	return l.v1link.SendIKE(b, natt)
+}
+
+// noProposalAnswer is an (unauthenticated) IKE_SA_INIT answer with
+// NO_PROPOSAL_CHOSEN for the IKE SA spiI/spiR.
+func noProposalAnswer(spiI, spiR uint64) []byte {
+	b, _ := marshal(&wire.Message{Header: wire.Header{SPIi: spiI, SPIr: spiR, Exchange: wire.IKESAInit, Flags: wire.FlagResponse},
+		Payloads: []wire.Payload{&wire.Notify{NotifyType: wire.NNoProposalChosen}}}, nil)
+	return b
+}
+
+func v1Peer(c Config) func(Transport, DataPath) (anyPeer, error) {
+	return func(tr Transport, dp DataPath) (anyPeer, error) { return NewV1Session(c, tr, dp) }
+}
+
+func v2Peer(c Config) func(Transport, DataPath) (anyPeer, error) {
+	return func(tr Transport, dp DataPath) (anyPeer, error) { return NewSession(c, tr, dp) }
+}
+
+// TestAnyFallsBackToIKEv1: against an IKEv1-only responder, the any
+// initiator tries IKEv2, falls back (the peer ignores IKEv2, or answers
+// it with NO_PROPOSAL_CHOSEN as strongSwan does) and establishes IKEv1,
+// with one log line naming the switch, both versions and why.
+func TestAnyFallsBackToIKEv1(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse bool
+		why    string
+	}{
+		{"PeerIgnoresIKEv2", false, "no answer to IKE_SA_INIT within 3s"},
+		{"PeerAnswersNoProposalChosen", true, "the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
+				v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), tc.refuse)
+			waitFor(t, 15*time.Second, "the IKEv1 Child SA", p.up)
+			st := p.a.Status()
+			if st.State != "established" || st.Version != "ikev1" || st.VersionSwitches != 1 || !strings.Contains(st.VersionSwitch, tc.why) {
+				t.Fatalf("status: state %s version %s switches %d (%q)", st.State, st.Version, st.VersionSwitches, st.VersionSwitch)
+			}
+			log := p.logs.String()
+			if n := strings.Count(log, "IKE version switch"); n != 1 {
+				t.Fatalf("%d switch log lines, want 1", n)
+			}
+			want := `msg="IKE version switch (ike_version any): ikev2 -> ikev1" peer=192.0.2.2 from=ikev2 to=ikev1 reason="` + tc.why
+			if !strings.Contains(log, want) {
+				t.Fatalf("log lacks %s", want)
+			}
+			if strings.Contains(log, "level=ERROR") {
+				t.Fatal("an error was logged for a fallback that worked")
+			}
+		})
+	}
+}
+
+// TestAnyStaysOnIKEv2: against an IKEv2 peer the any initiator speaks
+// IKEv2; once its SA is established, a forged NO_PROPOSAL_CHOSEN answer
+// (with the SA's SPIs and with others) and a forged IKEv1 message change
+// nothing.
+func TestAnyStaysOnIKEv2(t *testing.T) {
+	p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
+		v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+	waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
+	st := p.a.Status()
+	if st.Version != "ikev2" || st.VersionSwitches != 0 {
+		t.Fatalf("version %s, %d switches", st.Version, st.VersionSwitches)
+	}
+	in := p.a.cur.Load()
+	var spiI, spiR uint64
+	onLoop(t, in.s.(*Session), func() { spiI, spiR = in.s.(*Session).sas.ike.spiI, in.s.(*Session).sas.ike.spiR })
+	count := func(r DropReason) uint64 { return p.a.Status().Dropped[r.String()] }
+	window, unknown, v1 := count(DropWindow), count(DropUnknownSPI), count(DropIKEv1)
+	p.a.Deliver(noProposalAnswer(spiI, spiR), false)
+	p.a.Deliver(noProposalAnswer(spiI, 0), false)
+	p.a.Deliver(noProposalAnswer(spiI+1, 0), false)
+	p.a.Deliver(v1Message(spiI, 2), false)
+	waitFor(t, 5*time.Second, "the forged messages dropped", func() bool {
+		return count(DropWindow) > window && count(DropUnknownSPI) >= unknown+2 && count(DropIKEv1) > v1
+	})
+	p.a.mu.Lock()
+	pending := p.a.pending
+	p.a.mu.Unlock()
+	if st := p.a.Status(); pending != nil || p.a.cur.Load() != in || st.VersionSwitches != 0 || st.SPIi != st2hex(spiI) || !p.up() {
+		t.Fatalf("the forged messages changed the tunnel: pending %v, switches %d, SPI %s", pending, st.VersionSwitches, st.SPIi)
+	}
+}
+
+func st2hex(v uint64) string { return fmt.Sprintf("%016x", v) }
+
+// TestAnyAnswersEitherInitiator: the any responder answers a peer that
+// initiates IKEv1 main mode in IKEv1, and one that initiates IKEv2 in
+// IKEv2.
+func TestAnyAnswersEitherInitiator(t *testing.T) {
+	t.Run("IKEv1", func(t *testing.T) {
+		p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false),
+			v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), false)
+		waitFor(t, 10*time.Second, "the IKEv1 Child SA", p.up)
+		if st := p.a.Status(); st.Version != "ikev1" || st.VersionSwitches != 1 || !strings.Contains(st.VersionSwitch, "the peer sent IKEv1 (main mode)") {
+			t.Fatalf("version %s, %d switches (%q)", st.Version, st.VersionSwitches, st.VersionSwitch)
+		}
+	})
+	t.Run("IKEv2", func(t *testing.T) {
+		p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false),
+			v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), false)
+		waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
+		if st := p.a.Status(); st.Version != "ikev2" || st.VersionSwitches != 0 {
+			t.Fatalf("version %s, %d switches", st.Version, st.VersionSwitches)
+		}
+	})
+}
+
+// TestAnyForgedSwitchesAreSpaced: a forged IKEv1 message switches a
+// responder without an SA to IKEv1 at once, but forged IKE_SA_INIT
+// requests right after do not switch it back (switches without an
+// establishment are spaced by RetryInterval and more): a flood costs no
+// new session per packet.
+func TestAnyForgedSwitchesAreSpaced(t *testing.T) {
+	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false)
+	c.RetryInterval = time.Minute
+	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+	p.a.Deliver(v1Message(1, 2), false)
+	waitFor(t, 5*time.Second, "the switch to IKEv1", func() bool { return p.a.Status().Version == "ikev1" })
+	v1 := p.a.cur.Load()
+	malformed := func() uint64 { return p.a.Status().Dropped[DropMalformed.String()] }
+	before := malformed()
+	for i := range 50 {
+		b, _ := marshal(&wire.Message{Header: wire.Header{SPIi: uint64(100 + i), Exchange: wire.IKESAInit, Flags: wire.FlagInitiator}}, nil)
+		p.a.Deliver(b, false)
+	}
+	waitFor(t, 5*time.Second, "the IKE_SA_INIT requests dropped by the IKEv1 session", func() bool { return malformed() >= before+50 })
+	p.a.mu.Lock()
+	pending := p.a.pending
+	p.a.mu.Unlock()
+	if st := p.a.Status(); pending != nil || p.a.cur.Load() != v1 || st.VersionSwitches != 1 {
+		t.Fatalf("pending %v, %d switches, want 1", pending, st.VersionSwitches)
+	}
+}
+
+// TestAnyAlternates: with a peer that answers nothing, the any initiator
+// goes back and forth between the versions (IKEv1 failed: IKEv2 again),
+// and every session it leaves stops.
+func TestAnyAlternates(t *testing.T) {
+	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true)
+	c.DPDTimeout, c.RetryInterval = time.Second, 100*time.Millisecond
+	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+	p.al.mu.Lock()
+	p.al.drop = true
+	p.al.mu.Unlock()
+	waitFor(t, 20*time.Second, "three switches", func() bool { return p.a.Status().VersionSwitches >= 3 })
+	log := p.logs.String()
+	for _, want := range []string{"ikev2 -> ikev1", "ikev1 -> ikev2", "IKEv1 did not establish"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("log lacks %q", want)
+		}
+	}
+}
