@@ -88,7 +88,7 @@ type anyInner struct {
 	s       versioned
 	version int
 	w       *anySession
-	start   time.Time
+	start   time.Time // when it began to run
 }
 
 // offerSwitch asks the session's ike_version any tunnel, if any, to switch
@@ -160,7 +160,7 @@ func (w *anySession) config() Config {
 }
 
 func (w *anySession) newInner(version int) (*anyInner, error) {
-	in := &anyInner{version: version, w: w, start: time.Now()}
+	in := &anyInner{version: version, w: w}
 	if version == 1 {
 		s, err := NewV1Session(w.config(), w.tr, w.dp)
 		if err != nil {
@@ -175,6 +175,15 @@ func (w *anySession) newInner(version int) (*anyInner, error) {
 	}
 	s.any, in.s = in, s
 	return in, nil
+}
+
+// fallbackBound is the longest an initiator waits on IKEv2 before it
+// falls back: AnyInitWait, or dpd_timeout if shorter (Session.initWait).
+func (w *anySession) fallbackBound() time.Duration {
+	if d := w.cfg.DPDTimeout; d > 0 && d < AnyInitWait {
+		return d
+	}
+	return AnyInitWait
 }
 
 func versionName(v int) string { return fmt.Sprintf("ikev%d", v) }
@@ -275,6 +284,7 @@ func (w *anySession) Run(ctx context.Context) {
 	}
 	for {
 		in := w.cur.Load()
+		in.start = time.Now()
 		ictx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); in.s.Run(ictx) }()
@@ -394,9 +404,13 @@ func (w *anySession) switchTo(in *anyInner, sw *anySwitch) bool {
 	if w.cfg.Initiate {
 		role = "initiator"
 	}
-	w.log.Warn(fmt.Sprintf("IKE version switch (ike_version any): %s -> %s", versionName(in.version), versionName(to)),
-		"from", versionName(in.version), "to", versionName(to), "reason", sw.reason, "role", role,
-		"after", now.Sub(in.start).Round(100*time.Millisecond), "next_switch_not_before", nextAt.Sub(now))
+	args := []any{"from", versionName(in.version), "to", versionName(to), "reason", sw.reason, "role", role,
+		"after", now.Sub(in.start).Round(100 * time.Millisecond)}
+	if to == 1 && w.cfg.Initiate {
+		args = append(args, "fallback_bound", w.fallbackBound())
+	}
+	args = append(args, "next_switch_not_before", nextAt.Sub(now))
+	w.log.Warn(fmt.Sprintf("IKE version switch (ike_version any): %s -> %s", versionName(in.version), versionName(to)), args...)
 	if sw.pkt != nil {
 		next.s.Deliver(sw.pkt, sw.natt)
 	}

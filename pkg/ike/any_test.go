@@ -118,8 +118,8 @@ func TestAnyFallsBackToIKEv1(t *testing.T) {
 				t.Fatalf("%d switch log lines, want 1", n)
 			}
 			want := `msg="IKE version switch (ike_version any): ikev2 -> ikev1" peer=192.0.2.2 from=ikev2 to=ikev1 reason="` + tc.why
-			if !strings.Contains(log, want) {
-				t.Fatalf("log lacks %s", want)
+			if !strings.Contains(log, want) || !strings.Contains(log, "role=initiator after=") || !strings.Contains(log, "fallback_bound=3s") {
+				t.Fatalf("log lacks %s, role, after or fallback_bound=3s (dpd_timeout)", want)
 			}
 			if strings.Contains(log, "level=ERROR") {
 				t.Fatal("an error was logged for a fallback that worked")
