@@ -166,9 +166,6 @@ func (v *validator) ipsec(field string, raw *IPsec) {
 		if !v1Phase1Usable(c.IKEProposals) {
 			v.add(field+".ike_proposals", "IKEv1 needs an AES-CBC proposal for phase 1 (e.g. %s): AES-GCM is IKEv2 only", DefaultIKEv1Proposal)
 		}
-		if c.UsesCert() {
-			v.add(field+".ike_version", "IKEv1 with certificates is not implemented: cgwd's IKEv1 authenticates with a pre-shared key; use ike_version 2 for certificate authentication")
-		}
 	default:
 		v.add(field+".ike_version", "%q is not 2, 1 or any", c.IKEVersion)
 	}

@@ -2,7 +2,6 @@ package ike
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/ike/wire"
@@ -87,18 +86,11 @@ func (s *Session) verifyCertAuth(sa *ikeSA, m *wire.Message, id *wire.ID, auth *
 			ders = append(ders, x.Data)
 		}
 	}
-	leaf, err := c.VerifyPeer(ders, time.Now())
-	if err != nil {
-		return "peer's certificate not accepted (AUTHENTICATION_FAILED)", []any{"peer_id", peerID, "err", err, "ca_file", c.CASubjects()}
+	leaf, msg, args := checkPeerCert(c, s.cfg.RemoteCertID, ders, id.IDType, id.Data)
+	if msg != "" {
+		return msg, args
 	}
 	subject := leaf.Subject.String()
-	if err := certauth.BindsID(leaf, id.IDType, id.Data); err != nil {
-		return "peer's identity is not its certificate's (AUTHENTICATION_FAILED)", []any{"err", err}
-	}
-	if want := s.cfg.RemoteCertID; want != "" && !certauth.MatchesRemoteID(leaf, want) {
-		return "peer's certificate is not remote_id's (AUTHENTICATION_FAILED)", []any{"peer_id", peerID,
-			"peer_subject", subject, "peer_dns", leaf.DNSNames, "peer_addresses", leaf.IPAddresses, "remote_id", want}
-	}
 	initMsg, peerNonce, skP := sa.initResp, sa.ni, sa.keys.pr
 	if peerInit {
 		initMsg, peerNonce, skP = sa.initReq, sa.nr, sa.keys.pi
@@ -107,7 +99,6 @@ func (s *Session) verifyCertAuth(sa *ikeSA, m *wire.Message, id *wire.ID, auth *
 		return "peer's AUTH signature does not verify (AUTHENTICATION_FAILED)", []any{"peer_id", peerID,
 			"peer_subject", subject, "auth_method", auth.Method, "err", err}
 	}
-	s.log.Info("peer authenticated by certificate", "peer_id", peerID, "peer_subject", subject,
-		"issuer", leaf.Issuer.String(), "not_after", leaf.NotAfter.UTC().Format(time.RFC3339), "auth_method", auth.Method)
+	logPeerCert(s.log, peerID, leaf, auth.Method)
 	return "", nil
 }

@@ -161,9 +161,14 @@ func signAuth(key crypto.Signer, peerHashes []uint16, octets []byte) (*wire.Auth
 // rawSign signs octets for a classic method: PKCS #1 v1.5 for RSA, the
 // fixed-size r||s of RFC 4754 for ECDSA.
 func rawSign(key crypto.Signer, hash crypto.Hash, octets []byte, isRSA bool) ([]byte, error) {
-	h := hash.New()
-	h.Write(octets)
-	sig, err := key.Sign(rand.Reader, h.Sum(nil), hash)
+	return signDigest(key, digest(hash, octets), hash, isRSA)
+}
+
+// signDigest signs the digest d, made with hash (0: d is signed as it
+// is, as IKEv1 signs its HASH_I and HASH_R), in PKCS #1 v1.5 for RSA and
+// in the fixed-size r||s of RFC 4754 for ECDSA.
+func signDigest(key crypto.Signer, d []byte, hash crypto.Hash, isRSA bool) ([]byte, error) {
+	sig, err := key.Sign(rand.Reader, d, hash)
 	if err != nil || isRSA {
 		return sig, err
 	}
@@ -176,6 +181,19 @@ func rawSign(key crypto.Signer, hash crypto.Hash, octets []byte, isRSA bool) ([]
 	rs.R.FillBytes(out[:size])
 	rs.S.FillBytes(out[size:])
 	return out, nil
+}
+
+// verifyRS checks an RFC 4754 r||s signature over the digest d.
+func verifyRS(pub *ecdsa.PublicKey, d, sig []byte) error {
+	size := (pub.Curve.Params().BitSize + 7) / 8
+	if len(sig) != 2*size {
+		return errBadSignature
+	}
+	r, s := new(big.Int).SetBytes(sig[:size]), new(big.Int).SetBytes(sig[size:])
+	if !ecdsa.Verify(pub, d, r, s) {
+		return errBadSignature
+	}
+	return nil
 }
 
 // errBadSignature: the AUTH payload does not verify with the key of the
@@ -204,15 +222,7 @@ func verifyAuth(leaf *x509.Certificate, a *wire.Auth, octets []byte) error {
 		hash, classic := curveHash(pub.Curve)
 		switch a.Method {
 		case classic:
-			size := (pub.Curve.Params().BitSize + 7) / 8
-			if len(a.Data) != 2*size {
-				return errBadSignature
-			}
-			r, s := new(big.Int).SetBytes(a.Data[:size]), new(big.Int).SetBytes(a.Data[size:])
-			if !ecdsa.Verify(pub, digest(hash, octets), r, s) {
-				return errBadSignature
-			}
-			return nil
+			return verifyRS(pub, digest(hash, octets), a.Data)
 		case wire.AuthDigSig:
 			alg, sig, err := splitDigSig(a.Data)
 			if err != nil {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"hash"
 	"net/netip"
+	"slices"
 
 	"github.com/cgwd/cgwd/pkg/ike/wire1"
 )
@@ -17,20 +18,23 @@ import (
 // IKEv1 (RFC 2409) key derivation and the CBC encryption of its messages.
 
 // v1Suite is a negotiated IKEv1 phase 1 transform: AES-CBC, a hash (named
-// by the IKEv2 PRF ID of its HMAC) and a DH group.
+// by the IKEv2 PRF ID of its HMAC), a DH group and the authentication
+// method (v1AuthPSK, v1AuthRSASig or an ECDSA method).
 type v1Suite struct {
 	keyBits uint16
 	prf     uint16
 	group   uint16
+	auth    uint16
 }
 
 func (s v1Suite) String() string {
 	return suite{encr: EncrAESCBC, encrKeyBits: s.keyBits, prf: s.prf, dh: s.group}.String()
 }
 
-// v1Keys are the keys of an ISAKMP SA authenticated with a pre-shared key.
+// v1Keys are the keys of an ISAKMP SA.
 type v1Keys struct {
 	prf                 prf
+	authPRF             prf // HASH_I and HASH_R's: prf, or the ECDSA method's hash (RFC 4754)
 	skeyid, d, a, e     []byte
 	block               cipher.Block
 	hashF               func() hash.Hash
@@ -46,17 +50,22 @@ func cookies(ci, cr uint64) []byte {
 	return binary.BigEndian.AppendUint64(b, cr)
 }
 
-// deriveV1Keys computes SKEYID = prf(PSK, Ni_b | Nr_b) and SKEYID_d, _a
-// and _e from it (RFC 2409 5), the AES key from SKEYID_e (Appendix B) and
-// the first main mode IV, hash(g^xi | g^xr).
+// deriveV1Keys computes SKEYID = prf(PSK, Ni_b | Nr_b), or for signatures
+// prf(Ni_b | Nr_b, g^xy), and SKEYID_d, _a and _e from it (RFC 2409 5),
+// the AES key from SKEYID_e (Appendix B) and the first main mode IV,
+// hash(g^xi | g^xr).
 func deriveV1Keys(s v1Suite, psk, ni, nr, gxy, gxi, gxr []byte, ci, cr uint64) (*v1Keys, error) {
 	h := prfHash(s.prf)
 	if h == nil {
 		return nil, fmt.Errorf("unsupported hash %d", s.prf)
 	}
 	p := prf{h}
-	k := &v1Keys{prf: p, hashF: h, gxi: gxi, gxr: gxr, ci: ci, cr: cr, blockSize: aes.BlockSize, hashSize: h().Size()}
-	k.skeyid = p.sum(psk, ni, nr)
+	k := &v1Keys{prf: p, authPRF: v1AuthPRF(s.auth, p), hashF: h, gxi: gxi, gxr: gxr, ci: ci, cr: cr, blockSize: aes.BlockSize, hashSize: h().Size()}
+	if s.auth == v1AuthPSK {
+		k.skeyid = p.sum(psk, ni, nr)
+	} else {
+		k.skeyid = p.sum(slices.Concat(ni, nr), gxy)
+	}
 	c := cookies(ci, cr)
 	k.d = p.sum(k.skeyid, gxy, c, []byte{0})
 	k.a = p.sum(k.skeyid, k.d, gxy, c, []byte{1})
@@ -92,11 +101,11 @@ func (k *v1Keys) hash(data ...[]byte) []byte {
 // hashI is HASH_I, the initiator's proof of the PSK, over its ID payload
 // body; hashR is HASH_R (RFC 2409 5).
 func (k *v1Keys) hashI(idiB []byte) []byte {
-	return k.prf.sum(k.skeyid, k.gxi, k.gxr, cookies(k.ci, k.cr), k.saiB, idiB)
+	return k.authPRF.sum(k.skeyid, k.gxi, k.gxr, cookies(k.ci, k.cr), k.saiB, idiB)
 }
 
 func (k *v1Keys) hashR(idrB []byte) []byte {
-	return k.prf.sum(k.skeyid, k.gxr, k.gxi, cookies(k.cr, k.ci), k.saiB, idrB)
+	return k.authPRF.sum(k.skeyid, k.gxr, k.gxi, cookies(k.cr, k.ci), k.saiB, idrB)
 }
 
 // msgIV is the first IV of a quick mode or informational exchange:

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/ike/wire1"
 )
 
@@ -158,7 +159,7 @@ func (s *V1Session) respondMain1(h wire1.Header, first wire1.PayloadType, p pack
 	chosen, num, life, ok := s.choosePhase1(sap.Proposals[0].Transforms)
 	if !ok {
 		s.fail("peer's IKEv1 main mode proposals have nothing in common with ours", "our_ike_proposals", proposalsString(s.cfg.IKEProposals),
-			"peer_ike_proposals", v1PeerPhase1(sap.Proposals[0].Transforms))
+			"our_auth", v1AuthName(s.p1[0].auth), "peer_ike_proposals", v1PeerPhase1(sap.Proposals[0].Transforms))
 		s.send(wire1.Marshal(wire1.Header{ICookie: h.ICookie, Exchange: wire1.ExchInfo},
 			[]wire1.Payload{&wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, NotifyType: wire1.NNoProposalChosen}}), p.natt)
 		return
@@ -223,6 +224,8 @@ type mmPayloads struct {
 	id         *wire1.ID
 	idBody     []byte
 	hash       *wire1.Hash
+	certs      [][]byte // X.509 certificates, leaf first, one more than certauth takes at most
+	sig        []byte
 	natd       [][]byte
 	natt, dpd  bool
 	initialCtc bool
@@ -242,6 +245,12 @@ func collectMM(c *wire1.Chain) mmPayloads {
 			m.id, m.idBody = p, c.Raw[i][4:]
 		case *wire1.Hash:
 			m.hash = p
+		case *wire1.Cert:
+			if p.Encoding == wire1.CertX509Sig && len(m.certs) <= certauth.MaxPeerChain {
+				m.certs = append(m.certs, p.Data)
+			}
+		case *wire1.Sig:
+			m.sig = p.Data
 		case *wire1.NATD:
 			m.natd = append(m.natd, p.Data)
 		case *wire1.VendorID:
@@ -296,7 +305,7 @@ func (s *V1Session) main2(sa *v1SA, h wire1.Header, first wire1.PayloadType, p p
 	sa.state = v1I3
 	sa.fl.lastIn = sha256.Sum256(p.b)
 	b := wire1.Marshal(wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: wire1.ExchMain},
-		append([]wire1.Payload{&wire1.KE{Data: sa.gxi}, &wire1.Nonce{Data: sa.ni}}, s.natdPayloads(sa)...))
+		slices.Concat([]wire1.Payload{&wire1.KE{Data: sa.gxi}, &wire1.Nonce{Data: sa.ni}}, s.v1CertReqs(), s.natdPayloads(sa)))
 	s.sendFlight(&sa.fl, b, false, true)
 }
 
@@ -349,10 +358,14 @@ func (s *V1Session) main4(sa *v1SA, h wire1.Header, first wire1.PayloadType, p p
 		sa.nr = nil
 		return
 	}
+	ps, err := s.ourAuth(sa)
+	if err != nil {
+		s.fail("IKEv1 main mode message 5 not sent", "err", err)
+		s.removeSA(sa)
+		s.scheduleRetry()
+		return
+	}
 	sa.natt = true // NAT-T: always UDP-encapsulated from message 5 on
-	id := s.ourID()
-	idB := wire1.Body(id)
-	ps := []wire1.Payload{id, &wire1.Hash{Data: sa.keys.hashI(idB)}}
 	if !s.contacted {
 		ps = append(ps, &wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, SPI: cookies(sa.ci, sa.cr), NotifyType: wire1.NInitialContact})
 	}
@@ -361,11 +374,6 @@ func (s *V1Session) main4(sa *v1SA, h wire1.Header, first wire1.PayloadType, p p
 	sa.state = v1I5
 	sa.fl.lastIn = sha256.Sum256(p.b)
 	s.sendFlight(&sa.fl, b, true, true)
-}
-
-func (s *V1Session) ourID() *wire1.ID {
-	a := s.cfg.LocalID.As4()
-	return &wire1.ID{IDType: wire1.IDIPv4Addr, ProtoID: 17, Port: 500, Data: a[:]}
 }
 
 // checkPeerID checks the peer's phase 1 ID against RemoteID.
@@ -385,19 +393,19 @@ func (s *V1Session) checkPeerID(id *wire1.ID) error {
 }
 
 // openMain decrypts an encrypted main mode message with the SA's IV chain.
-func (s *V1Session) openMain(sa *v1SA, h wire1.Header, p packet) (mmPayloads, []byte, bool) {
+func (s *V1Session) openMain(sa *v1SA, h wire1.Header, p packet) (mmPayloads, []byte, error) {
 	plain, iv, err := sa.keys.open(p.b, sa.iv)
 	if err != nil {
 		s.drop(DropMalformed, h, "err", err)
-		return mmPayloads{}, nil, false
+		return mmPayloads{}, nil, err
 	}
 	c, err := wire1.ParseChain(wire1.PayloadType(p.b[16]), plain, true)
 	if err != nil {
 		// Wrong keys (another PSK) decrypt to garbage.
 		s.drop(DropBadICV, h, "err", err)
-		return mmPayloads{}, nil, false
+		return mmPayloads{}, nil, err
 	}
-	return collectMM(c), iv, true
+	return collectMM(c), iv, nil
 }
 
 // main6: the responder's ID and HASH_R. The ISAKMP SA is up.
@@ -413,14 +421,26 @@ func (s *V1Session) main6(sa *v1SA, h wire1.Header, p packet) {
 // and identity; the IV chain moves on only if they verify. A message that
 // fails changes nothing: it is counted as a drop and named by failAuth.
 func (s *V1Session) authPeer(sa *v1SA, h wire1.Header, p packet, n int) (mmPayloads, bool) {
-	m, iv, ok := s.openMain(sa, h, p)
-	if !ok {
-		s.failAuth(fmt.Sprintf("cannot read the peer's main mode message %d: wrong pre-shared key?", n))
+	m, iv, err := s.openMain(sa, h, p)
+	if err != nil {
+		if s.cfg.Cert != nil {
+			s.failAuth(fmt.Sprintf("cannot read the peer's main mode message %d", n), "err", err)
+		} else {
+			s.failAuth(fmt.Sprintf("cannot read the peer's main mode message %d: wrong pre-shared key?", n))
+		}
 		return m, false
 	}
 	want, name := sa.keys.hashI, "HASH_I"
 	if n == 6 {
 		want, name = sa.keys.hashR, "HASH_R"
+	}
+	if s.cfg.Cert != nil {
+		if msg, args := s.verifyV1Cert(sa, m, want, name); msg != "" {
+			s.failAuth(msg, args...)
+			return m, false
+		}
+		sa.iv = iv
+		return m, true
 	}
 	if m.hash == nil || !checkHash(m.hash, want(m.idBody)) {
 		s.drops.add(DropBadICV)
@@ -483,7 +503,7 @@ func (s *V1Session) main3(sa *v1SA, h wire1.Header, first wire1.PayloadType, p p
 	sa.state = v1R4
 	sa.fl.lastIn = sha256.Sum256(p.b)
 	b := wire1.Marshal(wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: wire1.ExchMain},
-		append([]wire1.Payload{&wire1.KE{Data: sa.gxr}, &wire1.Nonce{Data: sa.nr}}, s.natdPayloads(sa)...))
+		slices.Concat([]wire1.Payload{&wire1.KE{Data: sa.gxr}, &wire1.Nonce{Data: sa.nr}}, s.v1CertReqs(), s.natdPayloads(sa)))
 	s.sendFlight(&sa.fl, b, p.natt, false)
 }
 
@@ -493,9 +513,13 @@ func (s *V1Session) main5(sa *v1SA, h wire1.Header, p packet) {
 	if !ok {
 		return
 	}
-	id := s.ourID()
-	b, iv := sa.keys.seal(wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: wire1.ExchMain},
-		[]wire1.Payload{id, &wire1.Hash{Data: sa.keys.hashR(wire1.Body(id))}}, sa.iv)
+	ps, err := s.ourAuth(sa)
+	if err != nil {
+		s.fail("IKEv1 main mode message 6 not sent", "err", err)
+		s.removeSA(sa)
+		return
+	}
+	b, iv := sa.keys.seal(wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: wire1.ExchMain}, ps, sa.iv)
 	sa.iv = iv
 	sa.fl.lastIn = sha256.Sum256(p.b)
 	s.sendFlight(&sa.fl, b, sa.natt, false)

@@ -24,10 +24,14 @@ const (
 	v1AttrLifeDur   = 12
 	v1AttrKeyLength = 14
 
-	v1EncrAESCBC = 7
-	v1AuthPSK    = 1
-	v1LifeSecs   = 1
-	v1KeyIKE     = 1 // KEY_IKE, the phase 1 transform ID
+	v1EncrAESCBC   = 7
+	v1AuthPSK      = 1
+	v1AuthRSASig   = 3  // RSA signatures (RFC 2409 5.1)
+	v1AuthECDSA256 = 9  // ECDSA on P-256 with SHA-256 (RFC 4754)
+	v1AuthECDSA384 = 10 // ECDSA on P-384 with SHA-384
+	v1AuthECDSA521 = 11 // ECDSA on P-521 with SHA-512
+	v1LifeSecs     = 1
+	v1KeyIKE       = 1 // KEY_IKE, the phase 1 transform ID
 )
 
 // Phase 2 (IPsec DOI, RFC 2407 4.5) attributes and values.
@@ -93,7 +97,7 @@ func lifeAttr(t uint16, d time.Duration) wire1.Attr {
 func (s v1Suite) transform(num uint8, life time.Duration) wire1.Transform {
 	return wire1.Transform{Num: num, ID: v1KeyIKE, Attrs: []wire1.Attr{
 		basic(v1AttrEncr, v1EncrAESCBC), basic(v1AttrKeyLength, s.keyBits), basic(v1AttrHash, v1Hash[s.prf]),
-		basic(v1AttrAuth, v1AuthPSK), basic(v1AttrGroup, s.group),
+		basic(v1AttrAuth, s.auth), basic(v1AttrGroup, s.group),
 		basic(v1AttrLifeType, v1LifeSecs), lifeAttr(v1AttrLifeDur, life)}}
 }
 
@@ -110,7 +114,8 @@ func v1Phase1SA(suites []v1Suite, life time.Duration) *wire1.SA {
 }
 
 // parseV1Transform reads a phase 1 transform; ok is false for one cgwd
-// cannot use (not AES-CBC, not PSK, an unknown attribute value).
+// cannot use (not AES-CBC, an authentication method other than PSK, RSA
+// or ECDSA signatures, an unknown attribute value).
 func parseV1Transform(t wire1.Transform) (s v1Suite, life time.Duration, ok bool) {
 	if t.ID != v1KeyIKE {
 		return s, 0, false
@@ -145,7 +150,8 @@ func parseV1Transform(t wire1.Transform) (s v1Suite, life time.Duration, ok bool
 			}
 		}
 	}
-	ok = encr == v1EncrAESCBC && auth == v1AuthPSK && s.prf != 0 && s.group != 0 && (s.keyBits == 128 || s.keyBits == 256)
+	s.auth = uint16(auth)
+	ok = encr == v1EncrAESCBC && v1AuthName(s.auth) != "" && s.prf != 0 && s.group != 0 && (s.keyBits == 128 || s.keyBits == 256)
 	return s, life, ok
 }
 
@@ -280,9 +286,9 @@ func v1PeerPhase1(ts []wire1.Transform) string {
 	var out []string
 	for _, t := range ts {
 		if s, _, ok := parseV1Transform(t); ok {
-			out = append(out, s.String())
+			out = append(out, s.String()+" auth "+v1AuthName(s.auth))
 		} else {
-			out = append(out, fmt.Sprintf("transform %d (not AES-CBC with PSK)", t.Num))
+			out = append(out, fmt.Sprintf("transform %d (not AES-CBC with a pre-shared key, RSA or ECDSA signatures)", t.Num))
 		}
 	}
 	return strings.Join(out, ", ")

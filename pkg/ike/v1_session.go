@@ -14,9 +14,9 @@ import (
 )
 
 // V1Session runs IKEv1 (RFC 2409 main mode and quick mode with a
-// pre-shared key, NAT-T always on, DPD) with one peer, on the same
-// Transport and DataPath as the IKEv2 Session. All protocol state belongs
-// to the Run goroutine.
+// pre-shared key or certificates, NAT-T always on, DPD) with one peer, on
+// the same Transport and DataPath as the IKEv2 Session. All protocol state
+// belongs to the Run goroutine.
 //
 // Unauthenticated work is bounded as for IKEv2: a main mode message 1
 // costs a parse and a half-open entry (at most HalfOpenLimit per session
@@ -140,8 +140,8 @@ type v1Child struct {
 // NewV1Session checks cfg for IKEv1 and returns a session that is not
 // running yet.
 func NewV1Session(cfg Config, tr Transport, dp DataPath) (*V1Session, error) {
-	if cfg.Cert != nil || len(cfg.PSK) == 0 {
-		return nil, errors.New("ike: IKEv1 authenticates with a pre-shared key only")
+	if cfg.Cert == nil && len(cfg.PSK) == 0 {
+		return nil, errors.New("ike: IKEv1 needs a pre-shared key or certificates")
 	}
 	s2, err := NewSession(cfg, tr, dp) // the same checks and defaults
 	if err != nil {
@@ -152,6 +152,13 @@ func NewV1Session(cfg Config, tr Transport, dp DataPath) (*V1Session, error) {
 	s.p1 = v1Phase1Suites(cfg.IKEProposals)
 	if len(s.p1) == 0 {
 		return nil, fmt.Errorf("ike: %w", errV1NoCBC)
+	}
+	auth, err := v1AuthMethod(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("ike: %w", err)
+	}
+	for i := range s.p1 {
+		s.p1[i].auth = auth
 	}
 	s.esp = v1ESPTransforms(cfg.ESPProposals)
 	if len(s.esp) == 0 {
