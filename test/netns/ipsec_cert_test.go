@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,9 @@ import (
 // certificate (cgwd initiating) and on an RSA certificate under the
 // intermediate (strongSwan initiating); an expired certificate and one
 // from a CA cgwd does not trust are each named in one log line and the
-// tunnel stays down.
+// tunnel stays down. Last, both ends speak IKEv1 (strongSwan version = 1,
+// cgwd ike_version: 1) with RSA certificates: main mode with RSA
+// signatures, the tunnel up and a ping across.
 func TestIPsecCertLab(t *testing.T) {
 	labkit.RequireStrongSwan(t)
 	labkit.UpIPsec(t)
@@ -100,5 +103,20 @@ func TestIPsecCertLab(t *testing.T) {
 		labkit.RestartIPsec(t, pki.CgwdOpts())
 		refused(t, off, "cgwd names the untrusted CA",
 			`msg="peer's certificate not accepted \(AUTHENTICATION_FAILED\)".*tunnel=cgw-t1.*\(issuer \\"CN=Other Root,O=cgwd lab,C=US\\"\) does not verify to a CA of ca_file \(\\"CN=Lab Root,O=cgwd lab,C=US\\"\)`)
+	})
+
+	t.Run("IKEv1", func(t *testing.T) {
+		// IKEv1 has both ends sign with one method: RSA, as cgwd's key.
+		aws.Configure(t, append(pki.StrongSwanEnv(pki.AWSInterCert), "AWS_IKE_VERSION=1")...)
+		labkit.RestartIPsec(t, pki.CgwdOpts()+";ike_version: 1")
+		upAndPing(t)
+		if sas := aws.SAs(t); !strings.Contains(sas, "IKEv1") || !strings.Contains(sas, "INSTALLED") {
+			t.Errorf("strongSwan shows no IKEv1 SAs:\n%s", sas)
+		}
+		// Only IKEv1 logs these (its session's log lines carry ike_version=1).
+		logMatches(t, 5*time.Second, "cgwd's IKEv1 main mode, authenticated by strongSwan's RSA signature",
+			`msg="ISAKMP SA established \(IKEv1 main mode\)".*tunnel=cgw-t1`)
+		logMatches(t, 5*time.Second, "cgwd verified strongSwan's chain and RSA signature (method 3)",
+			`msg="peer authenticated by certificate".*tunnel=cgw-t1.*ike_version=1.*peer_subject="CN=aws.lab,O=cgwd lab,C=US" issuer="CN=Lab Intermediate,O=cgwd lab,C=US".*auth_method=3`)
 	})
 }
