@@ -64,6 +64,9 @@ type versioned interface {
 	control() chan func()
 	// busy (on the Run goroutine): it has an SA that a switch would lose.
 	busy() bool
+	// resume (on the Run goroutine) makes an initiator that gave its
+	// attempt up for a switch that was then called off try again later.
+	resume()
 }
 
 func (s *core) base() *core { return s }
@@ -81,6 +84,18 @@ func (s *Session) busy() bool {
 // busy: an ISAKMP SA or Child SA, or a main mode past its first round trip.
 func (s *V1Session) busy() bool {
 	return len(s.children) > 0 || slices.ContainsFunc(s.sas, func(sa *v1SA) bool { return sa.state != v1I1 && sa.state != v1R2 })
+}
+
+func (s *Session) resume() {
+	if s.cfg.Initiate && s.sas.ike == nil && s.retryAt.IsZero() {
+		s.scheduleRetry(false)
+	}
+}
+
+func (s *V1Session) resume() {
+	if s.cfg.Initiate && s.retryAt.IsZero() && s.current() == nil && !slices.ContainsFunc(s.sas, func(sa *v1SA) bool { return sa.initiator }) {
+		s.retryAt = time.Now().Add(s.cfg.RetryInterval)
+	}
 }
 
 // anyInner links an inner session to its ike_version any tunnel.
@@ -348,7 +363,9 @@ func (w *anySession) quiesce(in *anyInner, stop func(), done <-chan struct{}) (f
 	res := make(chan bool, 1)
 	f := func() {
 		busy := in.s.busy()
-		if !busy {
+		if busy {
+			in.s.resume()
+		} else {
 			stop()
 		}
 		res <- !busy

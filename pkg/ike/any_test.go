@@ -20,8 +20,9 @@ type anyPeer interface {
 }
 
 // anyPair runs a (ike_version any) against b's session, made by mk, over
-// in-memory links; refuseV2 makes b's side answer every IKE_SA_INIT
-// request with NO_PROPOSAL_CHOSEN, as strongSwan without IKEv2 does.
+// in-memory links; refuse, when not 0, makes b's side answer every
+// IKE_SA_INIT request with that error notify (strongSwan without IKEv2
+// answers NO_PROPOSAL_CHOSEN).
 type anyPair struct {
 	a      *anySession
 	b      anyPeer
@@ -30,15 +31,15 @@ type anyPair struct {
 	logs   *syncBuf
 }
 
-func newAnyPair(t *testing.T, ca Config, mkB func(Transport, DataPath) (anyPeer, error), refuseV2 bool) *anyPair {
+func newAnyPair(t *testing.T, ca Config, mkB func(Transport, DataPath) (anyPeer, error), refuse uint16) *anyPair {
 	t.Helper()
 	p := &anyPair{ad: &fakeDP{}, bd: &fakeDP{}, al: &v1link{}, bl: &v1link{}, logs: &syncBuf{}}
 	p.ad.peer, p.bd.peer = p.bd, p.ad
 	ca.Version = VersionAny
 	ca.Logger = slog.New(slog.NewTextHandler(p.logs, nil))
 	var tr Transport = p.al
-	if refuseV2 {
-		tr = &refuseV2Link{v1link: p.al, back: func() *anySession { return p.a }}
+	if refuse != 0 {
+		tr = &refuseV2Link{v1link: p.al, notify: refuse, back: func() *anySession { return p.a }}
 	}
 	r, err := NewRunner(ca, tr, p.ad)
 	if err != nil {
@@ -60,27 +61,28 @@ func newAnyPair(t *testing.T, ca Config, mkB func(Transport, DataPath) (anyPeer,
 
 func (p *anyPair) up() bool { return matched(p.ad, p.bd) && matched(p.bd, p.ad) }
 
-// refuseV2Link answers the any side's IKE_SA_INIT requests with
-// NO_PROPOSAL_CHOSEN itself and passes everything else on.
+// refuseV2Link answers the any side's IKE_SA_INIT requests with an error
+// notify itself and passes everything else on.
 type refuseV2Link struct {
 	*v1link
-	back func() *anySession
+	notify uint16
+	back   func() *anySession
 }
 
 func (l *refuseV2Link) SendIKE(b []byte, natt bool) error {
 	h, err := wire.ParseHeader(b)
 	if err == nil && h.Exchange == wire.IKESAInit && !h.IsResponse() {
-		l.back().Deliver(noProposalAnswer(h.SPIi, 0), natt)
+		l.back().Deliver(initErrorAnswer(h.SPIi, 0, l.notify), natt)
 		return nil
 	}
 	return l.v1link.SendIKE(b, natt)
 }
 
-// noProposalAnswer is an (unauthenticated) IKE_SA_INIT answer with
-// NO_PROPOSAL_CHOSEN for the IKE SA spiI/spiR.
-func noProposalAnswer(spiI, spiR uint64) []byte {
+// initErrorAnswer is an (unauthenticated) IKE_SA_INIT answer with the error
+// notify n for the IKE SA spiI/spiR.
+func initErrorAnswer(spiI, spiR uint64, n uint16) []byte {
 	b, _ := marshal(&wire.Message{Header: wire.Header{SPIi: spiI, SPIr: spiR, Exchange: wire.IKESAInit, Flags: wire.FlagResponse},
-		Payloads: []wire.Payload{&wire.Notify{NotifyType: wire.NNoProposalChosen}}}, nil)
+		Payloads: []wire.Payload{&wire.Notify{NotifyType: n}}}, nil)
 	return b
 }
 
@@ -99,11 +101,12 @@ func v2Peer(c Config) func(Transport, DataPath) (anyPeer, error) {
 func TestAnyFallsBackToIKEv1(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		refuse bool
+		refuse uint16
 		why    string
 	}{
-		{"PeerIgnoresIKEv2", false, "no answer to IKE_SA_INIT within 3s"},
-		{"PeerAnswersNoProposalChosen", true, "the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN"},
+		{"PeerIgnoresIKEv2", 0, "no answer to IKE_SA_INIT within 3s"},
+		{"PeerAnswersNoProposalChosen", wire.NNoProposalChosen, "the peer answered IKE_SA_INIT with NO_PROPOSAL_CHOSEN"},
+		{"PeerAnswersInvalidMajorVersion", wire.NInvalidMajorVersion, "the peer answered IKE_SA_INIT with INVALID_MAJOR_VERSION"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
@@ -134,7 +137,7 @@ func TestAnyFallsBackToIKEv1(t *testing.T) {
 // nothing.
 func TestAnyStaysOnIKEv2(t *testing.T) {
 	p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
-		v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+		v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), 0)
 	waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
 	st := p.a.Status()
 	if st.Version != "ikev2" || st.VersionSwitches != 0 {
@@ -145,9 +148,9 @@ func TestAnyStaysOnIKEv2(t *testing.T) {
 	onLoop(t, in.s.(*Session), func() { spiI, spiR = in.s.(*Session).sas.ike.spiI, in.s.(*Session).sas.ike.spiR })
 	count := func(r DropReason) uint64 { return p.a.Status().Dropped[r.String()] }
 	window, unknown, v1 := count(DropWindow), count(DropUnknownSPI), count(DropIKEv1)
-	p.a.Deliver(noProposalAnswer(spiI, spiR), false)
-	p.a.Deliver(noProposalAnswer(spiI, 0), false)
-	p.a.Deliver(noProposalAnswer(spiI+1, 0), false)
+	p.a.Deliver(initErrorAnswer(spiI, spiR, wire.NNoProposalChosen), false)
+	p.a.Deliver(initErrorAnswer(spiI, 0, wire.NNoProposalChosen), false)
+	p.a.Deliver(initErrorAnswer(spiI+1, 0, wire.NNoProposalChosen), false)
 	p.a.Deliver(v1Message(spiI, 2), false)
 	waitFor(t, 5*time.Second, "the forged messages dropped", func() bool {
 		return count(DropWindow) > window && count(DropUnknownSPI) >= unknown+2 && count(DropIKEv1) > v1
@@ -168,7 +171,7 @@ func st2hex(v uint64) string { return fmt.Sprintf("%016x", v) }
 func TestAnyAnswersEitherInitiator(t *testing.T) {
 	t.Run("IKEv1", func(t *testing.T) {
 		p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false),
-			v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), false)
+			v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), 0)
 		waitFor(t, 10*time.Second, "the IKEv1 Child SA", p.up)
 		if st := p.a.Status(); st.Version != "ikev1" || st.VersionSwitches != 1 || !strings.Contains(st.VersionSwitch, "the peer sent IKEv1 (main mode)") {
 			t.Fatalf("version %s, %d switches (%q)", st.Version, st.VersionSwitches, st.VersionSwitch)
@@ -176,7 +179,7 @@ func TestAnyAnswersEitherInitiator(t *testing.T) {
 	})
 	t.Run("IKEv2", func(t *testing.T) {
 		p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false),
-			v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), false)
+			v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), 0)
 		waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
 		if st := p.a.Status(); st.Version != "ikev2" || st.VersionSwitches != 0 {
 			t.Fatalf("version %s, %d switches", st.Version, st.VersionSwitches)
@@ -192,7 +195,7 @@ func TestAnyAnswersEitherInitiator(t *testing.T) {
 func TestAnyForgedSwitchesAreSpaced(t *testing.T) {
 	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", false)
 	c.RetryInterval = time.Minute
-	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), 0)
 	p.a.Deliver(v1Message(1, 2), false)
 	waitFor(t, 5*time.Second, "the switch to IKEv1", func() bool { return p.a.Status().Version == "ikev1" })
 	v1 := p.a.cur.Load()
@@ -217,7 +220,7 @@ func TestAnyForgedSwitchesAreSpaced(t *testing.T) {
 func TestAnyAlternates(t *testing.T) {
 	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true)
 	c.DPDTimeout, c.RetryInterval = time.Second, 100*time.Millisecond
-	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), false)
+	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), 0)
 	p.al.mu.Lock()
 	p.al.drop = true
 	p.al.mu.Unlock()
@@ -227,5 +230,58 @@ func TestAnyAlternates(t *testing.T) {
 		if !strings.Contains(log, want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+}
+
+// TestAnySwitchCalledOffWithAnSA: a switch offered while the IKEv2 SA is
+// up (as no trigger does: this is the second line of defence) is called
+// off by the session's own check, and the SA stays.
+func TestAnySwitchCalledOffWithAnSA(t *testing.T) {
+	p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
+		v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), 0)
+	waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
+	in := p.a.cur.Load()
+	if r := p.a.request(in, "test: an offer with the SA up", nil, false); r != switchTaken {
+		t.Fatalf("offer: %v", r)
+	}
+	waitFor(t, 5*time.Second, "the switch called off", func() bool { return strings.Contains(p.logs.String(), "IKE version switch called off") })
+	if st := p.a.Status(); p.a.cur.Load() != in || st.VersionSwitches != 0 || st.Version != "ikev2" || !p.up() {
+		t.Fatalf("the switch went ahead: %d switches, version %s", st.VersionSwitches, st.Version)
+	}
+}
+
+// TestAnyWithoutIKEv1Proposal: an any tunnel whose proposals cannot serve
+// IKEv1 says so and behaves as ike_version 2: a peer's IKEv1 main mode is
+// named, not followed.
+func TestAnyWithoutIKEv1Proposal(t *testing.T) {
+	p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", DefaultIKEProposal, "aes256gcm16", false),
+		v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), 0)
+	waitFor(t, 10*time.Second, "the peer's IKEv1 named", func() bool {
+		return strings.Contains(p.a.Status().LastError, "peer speaks IKEv1 only")
+	})
+	if st := p.a.Status(); st.VersionSwitches != 0 || st.Version != "ikev2" {
+		t.Fatalf("%d switches, version %s", st.VersionSwitches, st.Version)
+	}
+	if !strings.Contains(p.logs.String(), "ike_version any: this tunnel cannot fall back to IKEv1 and speaks IKEv2 only") {
+		t.Fatal("no log line says the tunnel cannot fall back")
+	}
+}
+
+// TestAnyResume: an initiator that gave its attempt up for a switch that
+// was called off tries again later.
+func TestAnyResume(t *testing.T) {
+	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true)
+	s2, err := NewSession(c, nopTransport{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1, err := NewV1Session(c, nopTransport{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.resume()
+	s1.resume()
+	if s2.retryAt.IsZero() || s1.retryAt.IsZero() {
+		t.Fatalf("no retry: IKEv2 %v, IKEv1 %v", s2.retryAt, s1.retryAt)
 	}
 }
