@@ -16,6 +16,7 @@ import (
 
 	"github.com/cgwd/cgwd/pkg/certauth"
 	"github.com/cgwd/cgwd/pkg/certauth/certtest"
+	"github.com/cgwd/cgwd/pkg/ike/wire"
 	"github.com/cgwd/cgwd/pkg/ike/wire1"
 )
 
@@ -202,5 +203,23 @@ func TestV1SignAndVerify(t *testing.T) {
 		if err := v1VerifySig(&x509.Certificate{PublicKey: other.Public()}, m, hash[:], sig); err == nil {
 			t.Errorf("%s: verifies with %s", keyName(k.Public()), keyName(other.Public()))
 		}
+	}
+}
+
+// ike_version any with certificates: against an IKEv1-only peer (which
+// refuses IKE_SA_INIT as strongSwan does) the session falls back to IKEv1
+// and authenticates with its certificate there.
+func TestV1CertAnyFallsBack(t *testing.T) {
+	p := newTestPKI(t)
+	cgw := certtest.Issue(t, certtest.Spec{CN: "cgw.lab", ECDSA: true}, p.root)
+	aws := certtest.Issue(t, certtest.Spec{CN: "aws.lab", ECDSA: true}, p.root)
+	ca := v1CertCfg("192.0.2.1", "192.0.2.2", creds(cgw, p.root), "CN=aws.lab, O=cgwd lab", true)
+	pair := newAnyPair(t, ca, v1Peer(v1CertCfg("192.0.2.2", "192.0.2.1", creds(aws, p.root), "", false)), wire.NNoProposalChosen)
+	waitFor(t, 15*time.Second, "the IKEv1 Child SA", pair.up)
+	if st := pair.a.Status(); st.Version != "ikev1" || st.LastError != "" {
+		t.Fatalf("status: version %s, last error %q", st.Version, st.LastError)
+	}
+	if l := pair.logs.String(); !strings.Contains(l, `msg="peer authenticated by certificate"`) || !strings.Contains(l, "auth_method=9") {
+		t.Fatalf("no IKEv1 certificate authentication in\n%s", l)
 	}
 }
