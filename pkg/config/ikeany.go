@@ -19,12 +19,9 @@ var defaultAnyIKEProposals = []string{proposal.DefaultIKE, DefaultIKEv1Proposal}
 // anyFallbackProblem is why an ike_version any tunnel (with defaults
 // applied) cannot fall back to IKEv1 and speaks IKEv2 only, or "".
 func (c IPsec) anyFallbackProblem() string {
-	switch {
-	case !v1Phase1Usable(c.IKEProposals):
+	if !v1Phase1Usable(c.IKEProposals) {
 		return fmt.Sprintf("ike_version any cannot fall back to IKEv1: no ike_proposals entry can serve IKEv1 phase 1 "+
 			"(it needs AES-CBC, e.g. %s; AES-GCM is IKEv2 only), so this tunnel speaks IKEv2 only", DefaultIKEv1Proposal)
-	case c.UsesCert():
-		return "ike_version any cannot fall back to IKEv1: cgwd's IKEv1 authenticates with a pre-shared key only, so this tunnel speaks IKEv2 only"
 	}
 	return ""
 }

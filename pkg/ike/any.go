@@ -34,7 +34,7 @@ import (
 // address can make the tunnel try the other version (a forged
 // NO_PROPOSAL_CHOSEN pushes it to IKEv1). That is acceptable only because
 // the operator allowed both versions and both authenticate the peer with
-// the same credentials: a forged trigger delays the tunnel, it cannot make
+// the same credentials (pre-shared key or certificates): a forged trigger delays the tunnel, it cannot make
 // it accept anyone else. No switch happens while the inner session has an
 // SA to lose (an established IKE or Child SA, or an exchange past its
 // first round trip): that is checked on the inner session's own goroutine,
