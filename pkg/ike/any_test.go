@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cgwd/cgwd/pkg/certauth/certtest"
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
 
@@ -284,23 +283,5 @@ func TestAnyResume(t *testing.T) {
 	s1.resume()
 	if s2.retryAt.IsZero() || s1.retryAt.IsZero() {
 		t.Fatalf("no retry: IKEv2 %v, IKEv1 %v", s2.retryAt, s1.retryAt)
-	}
-}
-
-// TestAnyFallsBackWithCertificates: the fallback keeps certificate
-// authentication: an any initiator with certificates establishes IKEv1
-// with an IKEv1-only peer that checks them.
-func TestAnyFallsBackWithCertificates(t *testing.T) {
-	pki := newTestPKI(t)
-	cgw := certtest.Issue(t, certtest.Spec{CN: "cgw.lab", DNS: []string{"cgw.lab"}}, pki.root)
-	aws := certtest.Issue(t, certtest.Spec{CN: "aws.lab", DNS: []string{"aws.lab"}}, pki.root)
-	p := newAnyPair(t, v1CertCfg("192.0.2.1", "192.0.2.2", creds(cgw, pki.root), "CN=aws.lab, O=cgwd lab", true),
-		v1Peer(v1CertCfg("192.0.2.2", "192.0.2.1", creds(aws, pki.root), "cgw.lab", false)), wire.NNoProposalChosen)
-	waitFor(t, 15*time.Second, "the IKEv1 Child SA", p.up)
-	if st := p.a.Status(); st.Version != "ikev1" || st.VersionSwitches != 1 {
-		t.Fatalf("version %s, %d switches", st.Version, st.VersionSwitches)
-	}
-	if !strings.Contains(p.logs.String(), `msg="peer authenticated by certificate"`) {
-		t.Fatal("the IKEv1 peer was not authenticated by its certificate")
 	}
 }
