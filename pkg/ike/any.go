@@ -24,7 +24,8 @@ import (
 // initErrGrace, 2 s); it sends an IKEv1 message (an answer, or a main
 // mode of its own: at once); or it does not answer IKE_SA_INIT within
 // AnyInitWait (10 s: the request and its retransmissions at 1, 3 and 7 s;
-// dpd_timeout if shorter). IKEv1 to IKEv2: an IKEv1 attempt of ours
+// dpd_timeout if shorter), unless IKEv2 established with this peer before
+// (silenceIsOutage). IKEv1 to IKEv2: an IKEv1 attempt of ours
 // fails (main mode timed out, the SA lost). As responder the tunnel
 // answers in the version the peer initiates with: an IKEv1 message while
 // IKEv2 runs, or an IKE_SA_INIT request while IKEv1 runs, switches the
@@ -144,6 +145,9 @@ type anySession struct {
 	lastWhy  string
 	lastAt   time.Time
 	retired  Status // the counters of the replaced inner sessions
+	// spokeV2: an IKEv2 inner session of this tunnel established (it
+	// authenticated the peer): silence is then an outage, not a version.
+	spokeV2 bool
 }
 
 func newAnySession(cfg Config, tr Transport, dp DataPath) (Runner, error) {
@@ -190,6 +194,21 @@ func (w *anySession) newInner(version int) (*anyInner, error) {
 	}
 	s.any, in.s = in, s
 	return in, nil
+}
+
+// silenceIsOutage reports whether the IKEv2 session s, with no answer to
+// its IKE_SA_INIT, must not fall back to IKEv1 for that: the peer
+// authenticated itself over IKEv2 before (in s or an earlier IKEv2 session
+// of this tunnel), so it speaks IKEv2 and its silence is an outage. Without
+// this an AWS endpoint's maintenance would leave the tunnel on IKEv1 until
+// that SA failed. An explicit refusal or an IKEv1 message still switches.
+func (w *anySession) silenceIsOutage(s *Session) bool {
+	s.mu.Lock()
+	established := s.status.Establishments > 0
+	s.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return established || w.spokeV2
 }
 
 // fallbackBound is the longest an initiator waits on IKEv2 before it
@@ -408,6 +427,7 @@ func (w *anySession) switchTo(in *anyInner, sw *anySwitch) bool {
 	}
 	if st.Establishments > 0 {
 		w.streak = 0
+		w.spokeV2 = w.spokeV2 || in.version == 2
 	}
 	w.streak++
 	w.last, w.pending = now, nil

@@ -285,3 +285,35 @@ func TestAnyResume(t *testing.T) {
 		t.Fatalf("no retry: IKEv2 %v, IKEv1 %v", s2.retryAt, s1.retryAt)
 	}
 }
+
+// TestAnyOutageAfterIKEv2StaysOnIKEv2: once the peer authenticated itself
+// over IKEv2, its silence (an outage: the IKE SA declared dead, then
+// IKE_SA_INIT unanswered) is not a reason to try IKEv1; the tunnel keeps
+// retrying IKEv2 and comes back on it when the peer answers again.
+func TestAnyOutageAfterIKEv2StaysOnIKEv2(t *testing.T) {
+	c := cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true)
+	c.DPDDelay, c.DPDTimeout, c.RetryInterval = 200*time.Millisecond, time.Second, 100*time.Millisecond
+	p := newAnyPair(t, c, v2Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", false)), 0)
+	waitFor(t, 10*time.Second, "the IKEv2 Child SA", p.up)
+	p.al.mu.Lock()
+	p.al.drop = true
+	p.al.mu.Unlock()
+	// The SA is declared dead, then at least two IKE_SA_INITs go
+	// unanswered: each would have been a fallback before.
+	waitFor(t, 20*time.Second, "two unanswered IKE_SA_INITs after the outage", func() bool {
+		return strings.Count(p.logs.String(), "no answer to IKE_SA_INIT") >= 2
+	})
+	if st := p.a.Status(); st.VersionSwitches != 0 || st.Version != "ikev2" {
+		t.Fatalf("an outage of an IKEv2 peer switched the tunnel: version %s, %d switches (%q)", st.Version, st.VersionSwitches, st.VersionSwitch)
+	}
+	p.al.mu.Lock()
+	p.al.drop = false
+	p.al.mu.Unlock()
+	waitFor(t, 20*time.Second, "the tunnel back on IKEv2", func() bool {
+		st := p.a.Status()
+		return st.State == "established" && st.Establishments >= 2
+	})
+	if st := p.a.Status(); st.VersionSwitches != 0 || st.Version != "ikev2" {
+		t.Fatalf("after the outage: version %s, %d switches", st.Version, st.VersionSwitches)
+	}
+}

@@ -88,7 +88,7 @@ func (s *Session) sendInit(sa *ikeSA) {
 	}
 	sa.nextID = 0
 	s.request(sa, m, "IKE_SA_INIT", nil, func() {
-		if s.fallBack(fmt.Sprintf("no answer to IKE_SA_INIT within %s", s.initWait())) {
+		if s.any != nil && !s.any.w.silenceIsOutage(s) && s.fallBack(fmt.Sprintf("no answer to IKE_SA_INIT within %s", s.initWait())) {
 			return
 		}
 		s.fail("peer unreachable: no answer to IKE_SA_INIT (or it drops IKEv2 unanswered)",

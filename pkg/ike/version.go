@@ -95,7 +95,7 @@ func (s *Session) takeIKEv1(p packet) {
 // initWait is how long our IKE_SA_INIT waits for an answer: dpd_timeout,
 // or AnyInitWait when an ike_version any tunnel can fall back to IKEv1.
 func (s *Session) initWait() time.Duration {
-	if s.any == nil || s.any.w.v1err != nil {
+	if s.any == nil || s.any.w.v1err != nil || s.any.w.silenceIsOutage(s) {
 		return s.cfg.DPDTimeout
 	}
 	return min(s.cfg.DPDTimeout, AnyInitWait)
