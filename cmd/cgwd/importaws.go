@@ -49,8 +49,8 @@ A customer gateway with a private certificate (AWS Private CA) gets no
 pre-shared key from AWS: import-aws then writes auth: cert with cert_file,
 key_file and ca_file (--cert-file, --key-file, --ca-file, default cgw.pem,
 cgw.key and ca.pem in DIR or --psk-dir) and no psk_file; export the
-certificate from ACM into them (see the config's comments). IKEv2 is kept
-then even where AWS allows IKEv1 too: cgwd's IKEv1 takes a PSK only.
+certificate from ACM into them (see the config's comments). IKE versions
+map as for a pre-shared key: both IKEv1 and IKEv2 sign with certificates.
 
 IKE versions: AWS's IkeVersions ikev1 and ikev2 (AWS's default) become
 ike_version: any (IKEv2 first, then IKEv1), ikev2 alone 2, ikev1 alone 1.

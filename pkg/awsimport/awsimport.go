@@ -79,11 +79,6 @@ func (c *Connection) IKEv1Notice() string {
 	if m := c.Tunnels[0].IKE.Mode; m != "" {
 		mode = fmt.Sprintf(" (mode %s)", m)
 	}
-	if c.Cert() {
-		return "the XML's ike parameters" + mode + " are IKEv1's, but it does not say which IKE versions the tunnels allow; " +
-			"the config keeps IKEv2, which certificate authentication needs (cgwd's IKEv1 takes a pre-shared key only): " +
-			"make sure both tunnels' IKE versions include ikev2 (AWS allows ikev1 and ikev2 unless changed)"
-	}
 	return "the XML's ike parameters" + mode + " are IKEv1's, but it does not say which IKE versions the tunnels allow; " +
 		"the config keeps cgwd's default, IKEv2 (AWS allows ikev1 and ikev2 unless changed): for a tunnel restricted to ikev1 " +
 		"set ike_version: 1, or import the JSON of aws ec2 describe-vpn-connections, whose tunnel options set ike_version"

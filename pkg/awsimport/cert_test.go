@@ -76,9 +76,15 @@ func TestCertInputsImportAsCertificateTunnels(t *testing.T) {
 			if p := cfg.Validate(); len(p) > 0 {
 				t.Fatalf("cgwd's rules refuse it: %v\n%s", p, s)
 			}
-			for _, tn := range cfg.VPN[0].Tunnels {
+			for i, tn := range cfg.VPN[0].Tunnels {
+				// As AWS's tunnel options say (the CLI JSON's); the XML
+				// and Terraform name no versions: cgwd's default, IKEv2.
+				version := config.IKEv2
+				if o := c.Tunnels[i].Options; o != nil {
+					version = config.IKEVersion(settings(o)["ike_version"])
+				}
 				ip := tn.IPsec.WithDefaults()
-				if !ip.UsesCert() || ip.PSKFile != "" || ip.CertRemoteID() != "" || ip.IKEVersion != config.IKEv2 {
+				if !ip.UsesCert() || ip.PSKFile != "" || ip.CertRemoteID() != "" || ip.IKEVersion != version {
 					t.Errorf("%s: cert %v psk_file %q remote %q version %s", tn.Name, ip.UsesCert(), ip.PSKFile, ip.CertRemoteID(), ip.IKEVersion)
 				}
 			}
@@ -111,7 +117,8 @@ func TestCertPaths(t *testing.T) {
 }
 
 // WriteDir writes no PSK file for a certificate connection, and a
-// certificate tunnel AWS allows IKEv1 and IKEv2 on stays on IKEv2.
+// certificate tunnel's IKE versions map as a PSK tunnel's do (IKEv1 signs
+// main mode too).
 func TestCertWriteDirAndVersions(t *testing.T) {
 	c, err := Parse(read(t, "aws-cli-cert.json"), FormatAuto)
 	if err != nil {
@@ -125,14 +132,17 @@ func TestCertWriteDirAndVersions(t *testing.T) {
 	if len(written) != 1 || filepath.Base(written[0]) != ConfigFile {
 		t.Errorf("wrote %v", written)
 	}
-	if s := settings(c.Tunnels[0].Options); s["ike_version"] != "2" {
-		t.Errorf("cert tunnel with ikev1 and ikev2: ike_version %s", s["ike_version"])
+	if s := settings(c.Tunnels[0].Options); s["ike_version"] != "any" {
+		t.Errorf("cert tunnel with ikev1 and ikev2: ike_version %s, want any", s["ike_version"])
 	}
-	// AWS narrowed to IKEv1: cgwd's rules name the version, since its
-	// IKEv1 has no certificate authentication.
+	// AWS narrowed to IKEv1: ike_version 1 with certificates passes cgwd's
+	// own rules.
 	c.Tunnels[0].Options.IKEVersions = []string{"ikev1"}
-	if _, err := Check(c, Options{}); err == nil || !strings.Contains(err.Error(), "ike_version: IKEv1 with certificates is not implemented") {
-		t.Errorf("IKEv1-only certificate tunnel: %v", err)
+	if s := settings(c.Tunnels[0].Options); s["ike_version"] != "1" {
+		t.Errorf("cert tunnel with ikev1 only: ike_version %s, want 1", s["ike_version"])
+	}
+	if _, err := Check(c, Options{}); err != nil {
+		t.Errorf("IKEv1-only certificate tunnel refused: %v", err)
 	}
 }
 

@@ -256,8 +256,6 @@ func (o *TunnelOptions) Settings() []Setting {
 	v1, v2 := slices.Contains(o.IKEVersions, "ikev1"), slices.Contains(o.IKEVersions, "ikev2")
 	phase1Enc := o.Phase1Encryption
 	switch {
-	case (v2 && v1 || len(o.IKEVersions) == 0) && o.cert:
-		add("ike_version", "2", "AWS allows IKEv1 and IKEv2; certificates need IKEv2 (cgwd's IKEv1 takes a pre-shared key only)")
 	case v2 && v1, len(o.IKEVersions) == 0:
 		add("ike_version", "any", "AWS allows IKEv1 and IKEv2: cgwd tries IKEv2 first, then IKEv1")
 	case v2:

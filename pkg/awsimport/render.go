@@ -135,13 +135,8 @@ func Render(c *Connection, o Options) ([]byte, error) {
 		if t.Options != nil {
 			renderOptions(w, t)
 		} else {
-			if t.Cert {
-				w("          # ike_version: unset, IKEv2, which certificates need (cgwd's IKEv1 takes a pre-shared key only):\n")
-				w("          # the tunnel's IKE versions in AWS must include ikev2 (AWS allows ikev1 and ikev2 unless changed).\n")
-			} else {
-				w("          # ike_version: unset, IKEv2. AWS's input does not say which IKE versions it allows (ikev1 and ikev2\n")
-				w("          # unless changed); for a tunnel restricted to ikev1 set ike_version: 1 (any: IKEv2, then IKEv1).\n")
-			}
+			w("          # ike_version: unset, IKEv2. AWS's input does not say which IKE versions it allows (ikev1 and ikev2\n")
+			w("          # unless changed); for a tunnel restricted to ikev1 set ike_version: 1 (any: IKEv2, then IKEv1).\n")
 			renderXMLTimers(w, t)
 			for _, line := range proposalComments(t) {
 				w("          # %s\n", line)
