@@ -227,6 +227,13 @@ func TestCertAuthSendsFragments(t *testing.T) {
 			t.Errorf("%s sent %d fragments", name, frags)
 		}
 	}
+	// Each end's status counts its IKE_AUTH sent as fragments and the
+	// peer's reassembled.
+	for name, s := range map[string]*Session{"initiator": a.s, "responder": b.s} {
+		if f := s.Status().Fragments; f.Fragmented < 1 || f.Sent < 2 || f.Received < 2 || f.Reassembled < 1 {
+			t.Errorf("%s's fragment counters: %+v", name, f)
+		}
+	}
 	a.link.mu.Lock()
 	defer a.link.mu.Unlock()
 	if !lost {

@@ -9,13 +9,14 @@ import (
 )
 
 // core is what the sessions of both IKE versions share: the log, the
-// receive queue, the status snapshot and the drop counters.
+// receive queue, the status snapshot, the drop and fragment counters.
 type core struct {
 	log    *slog.Logger
 	in     chan packet
 	mu     sync.Mutex
 	status Status
 	drops  dropCounters
+	frags  fragCounters
 	// any links the session to its ike_version any tunnel; nil otherwise.
 	any *anyInner
 }
@@ -48,6 +49,7 @@ func (s *core) Status() Status {
 	st := s.status
 	s.mu.Unlock()
 	st.Dropped = s.drops.snapshot()
+	st.Fragments = s.frags.snapshot()
 	return st
 }
 

@@ -3,6 +3,7 @@ package ike
 import (
 	"crypto/sha256"
 	"errors"
+	"sync/atomic"
 
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
@@ -12,8 +13,28 @@ import (
 // fragments. Each fragment's ICV is verified before it is kept; one
 // message per IKE SA is reassembled at a time, at most wire.MaxFragments
 // fragments and maxReassembled bytes, so what an IKE SA holds for
-// reassembly is bounded. cgwd's own messages (PSK authentication) stay
-// far below any path MTU, so it sends them whole.
+// reassembly is bounded. The sending side is fragsend.go.
+
+// FragmentCounts counts a session's RFC 7383 traffic: what crossed the
+// network as fragments, for status and metrics.
+type FragmentCounts struct {
+	// Sent: fragments of the messages sent as fragments (first
+	// transmissions); Fragmented: those messages.
+	Sent       uint64 `json:"sent"`
+	Fragmented uint64 `json:"fragmented"`
+	// Received: the peer's fragments whose ICV verified; Reassembled: the
+	// messages put together from them.
+	Received    uint64 `json:"received"`
+	Reassembled uint64 `json:"reassembled"`
+}
+
+// fragCounters holds FragmentCounts; safe for concurrent use.
+type fragCounters struct{ sent, fragmented, received, reassembled atomic.Uint64 }
+
+func (c *fragCounters) snapshot() FragmentCounts {
+	return FragmentCounts{Sent: c.sent.Load(), Fragmented: c.fragmented.Load(),
+		Received: c.received.Load(), Reassembled: c.reassembled.Load()}
+}
 
 // maxReassembled bounds the inner payload bytes of one reassembled message.
 const maxReassembled = wire.MaxMessageLen
@@ -101,6 +122,7 @@ func (s *Session) handleFragment(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 		s.drop(DropMalformed, h, "err", err)
 		return
 	}
+	s.frags.received.Add(1)
 	inner, err := sa.frags.add(h.MsgID, h.IsResponse(), f, p.b)
 	if err != nil {
 		s.drop(DropMalformed, h, "err", err)
@@ -109,8 +131,11 @@ func (s *Session) handleFragment(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 	if inner == nil {
 		return
 	}
-	first, next := sa.frags.firstHash, sa.frags.next
+	first, next, total := sa.frags.firstHash, sa.frags.next, sa.frags.total
 	sa.frags = reassembly{}
+	s.frags.reassembled.Add(1)
+	s.log.Debug("reassembled a fragmented IKE message", "msg_id", h.MsgID, "response", h.IsResponse(),
+		"fragments", total, "bytes", len(inner))
 	ps, err := wire.ParseInner(next, inner)
 	if err != nil {
 		if !h.IsResponse() {

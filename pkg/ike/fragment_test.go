@@ -54,6 +54,11 @@ func TestFragmentedRequestIsReassembled(t *testing.T) {
 	if !up(a, b) {
 		t.Fatal("tunnel down after a fragmented request")
 	}
+	// Status counts every verified fragment (the duplicate too) and the one
+	// message reassembled.
+	if f := a.s.Status().Fragments; f.Received != 4 || f.Reassembled != 1 {
+		t.Fatalf("fragment counters %+v, want 4 received and 1 reassembled", f)
+	}
 	// A forged fragment (bad ICV) is dropped before it is kept.
 	bad := bytes.Clone(frags[0])
 	bad[len(bad)-1] ^= 1
@@ -61,6 +66,9 @@ func TestFragmentedRequestIsReassembled(t *testing.T) {
 	onLoop(t, a.s, func() { binary.BigEndian.PutUint32(bad[20:], a.s.sas.ike.peerID) })
 	a.s.Deliver(bad, true)
 	waitDropped(t, a.s, DropBadICV, n)
+	if f := a.s.Status().Fragments; f.Received != 4 {
+		t.Fatalf("a forged fragment counted as received: %+v", f)
+	}
 }
 
 func TestReassemblyBounds(t *testing.T) {

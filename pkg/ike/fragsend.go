@@ -33,6 +33,8 @@ func (s *Session) fragments(sa *ikeSA, m *wire.Message, sk *skCipher) ([][]byte,
 			size = DefaultFragmentSize
 		}
 		if out := wire.Fragments(sk, m.Header, m.Payloads, max(size, 576)-ikeOverhead); out != nil {
+			s.frags.fragmented.Add(1)
+			s.frags.sent.Add(uint64(len(out)))
 			return out, nil
 		}
 	}

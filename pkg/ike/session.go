@@ -134,6 +134,8 @@ type Status struct {
 	VersionSwitchAt time.Time `json:"ike_version_switch_at,omitzero"`
 	// Dropped counts received IKE messages dropped unread, by reason.
 	Dropped map[string]uint64 `json:"ike_dropped"`
+	// Fragments counts RFC 7383 fragments sent and received.
+	Fragments FragmentCounts `json:"ike_fragments"`
 }
 
 // Session runs IKEv2 with one peer: it establishes, keeps alive, rekeys and

@@ -16,23 +16,7 @@ func TestBGPMD5ProblemGauge(t *testing.T) {
 			{PeerStatus: bgp.PeerStatus{Name: "cgw-t1", Address: "169.254.10.1", Up: true}},
 		}}
 	})
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	for _, mf := range mfs {
-		if mf.GetName() != "cgwd_bgp_md5_problem" {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "peer" {
-					got[l.GetValue()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
+	got := byLabel(t, reg, "cgwd_bgp_md5_problem", "peer")
 	if got["dx1"] != 1 || got["cgw-t1"] != 0 || len(got) != 2 {
 		t.Errorf("cgwd_bgp_md5_problem = %v, want dx1 1, cgw-t1 0", got)
 	}

@@ -61,6 +61,9 @@ var (
 		"Always 1: the IKE version the ipsec tunnel speaks now (ikev2 or ikev1; ike_version any switches between them).", []string{"vpn", "tunnel", "version"}, nil)
 	descIKEVersionSwitches = prometheus.NewDesc("cgwd_ipsec_ike_version_switches_total",
 		"Switches of an ike_version any tunnel between IKEv2 and IKEv1.", []string{"vpn", "tunnel"}, nil)
+	descIKEFragments = prometheus.NewDesc("cgwd_ike_fragments_total",
+		"RFC 7383 IKE fragments sent (first transmissions) and received with a valid ICV, by direction (sent, received).",
+		[]string{"vpn", "tunnel", "direction"}, nil)
 	descIKEEstablish = prometheus.NewDesc("cgwd_ipsec_ike_establish_seconds",
 		"Time the last IKE SA establishment took (IKE_SA_INIT to the first Child SA).", []string{"vpn", "tunnel"}, nil)
 
@@ -75,7 +78,7 @@ type collector struct {
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descTunnelUp, descTunnelRx, descTunnelTx, descTunnelHandshake, descBuildInfo,
-		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEEstablish, descIKEVersion, descIKEVersionSwitches,
+		descIKEUp, descChildRekeys, descESPDropped, descIKEDropped, descIKEFragments, descIKEEstablish, descIKEVersion, descIKEVersionSwitches,
 		descBGPSessionUp, descBGPReceived, descBGPAccepted, descBGPAdvertised, descBGPInstalled, descBGPHeldBack, descBGPMD5, descBGPInfo, descBGPBFDUp, descRoutesProg, descRouteErrors, descFailClosed} {
 		ch <- d
 	}
@@ -119,6 +122,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			}
 			for reason, n := range ip.IKEDropped {
 				ch <- prometheus.MustNewConstMetric(descIKEDropped, prometheus.CounterValue, float64(n), vt[0], vt[1], reason)
+			}
+			if f := ip.IKEFragments; f != nil {
+				ch <- prometheus.MustNewConstMetric(descIKEFragments, prometheus.CounterValue, float64(f["sent"]), vt[0], vt[1], "sent")
+				ch <- prometheus.MustNewConstMetric(descIKEFragments, prometheus.CounterValue, float64(f["received"]), vt[0], vt[1], "received")
 			}
 		}
 	}

@@ -95,6 +95,9 @@ type IPsecStatus struct {
 	// the versions and why; IKEVersionSwitches counts them.
 	IKEVersionSwitch   string `json:"ike_version_switch,omitempty"`
 	IKEVersionSwitches uint64 `json:"ike_version_switches,omitempty"`
+	// IKEFragments counts RFC 7383 fragments: sent and received (verified)
+	// fragments, and the messages fragmented and reassembled.
+	IKEFragments map[string]uint64 `json:"ike_fragments,omitempty"`
 }
 
 // Event reports a tunnel's change of state.

@@ -440,6 +440,8 @@ func (t *Tunnel) Status() tunnel.Status {
 		ChildSuite: is.ChildSuite, ChildEstablished: is.ChildSince, ChildRekeyDue: is.ChildRekeyDue,
 		ChildRekeys: is.ChildRekeys, IKERekeys: is.IKERekeys, EstablishSeconds: is.EstablishTime,
 		ESPDropped: d.Dropped, IKEDropped: is.Dropped, LastError: is.LastError,
+		IKEFragments: map[string]uint64{"sent": is.Fragments.Sent, "fragmented": is.Fragments.Fragmented,
+			"received": is.Fragments.Received, "reassembled": is.Fragments.Reassembled},
 	}
 	if is.SPIi != "" {
 		st.IPsec.IKESPIs = is.SPIi + "/" + is.SPIr
