@@ -49,6 +49,9 @@ type V1Session struct {
 	// last logged (see failAuth).
 	authLogged map[string]time.Time
 	ctl        chan func() // functions to run on the Run goroutine (any.go)
+	// wake is the first retransmission of a flight sent since tick last
+	// looked at the SAs (a rekey that tick itself started, say).
+	wake time.Time
 }
 
 const (
@@ -307,6 +310,7 @@ func (s *V1Session) sendFlight(fl *v1Flight, b []byte, natt, retransmit bool) {
 		now := time.Now()
 		fl.wait = time.Second
 		fl.next, fl.deadline = now.Add(fl.wait), now.Add(s.cfg.DPDTimeout)
+		s.wake = earliest(s.wake, fl.next)
 	}
 	s.send(b, natt)
 }
@@ -355,6 +359,8 @@ func (s *V1Session) tick(now time.Time) time.Time {
 		s.tickSA(sa, now, &next)
 	}
 	s.tickChildren(now, &next)
+	next = earliest(next, s.wake)
+	s.wake = time.Time{}
 	return next
 }
 
@@ -367,8 +373,12 @@ func (s *V1Session) tickSA(sa *v1SA, now time.Time, next *time.Time) {
 		if !s.due(&sa.fl, now, next) {
 			s.removeSA(sa)
 			s.fail("IKEv1 main mode timed out: no answer from the peer", "exchange", "main mode", "our_version", "ikev1")
-			if s.current() == nil {
+			if cur := s.current(); cur == nil {
 				s.scheduleRetry()
+			} else {
+				// The rekey is tried again at once (each try lasts DPDTimeout).
+				cur.rekeying = false
+				*next = earliest(*next, cur.rekeyAt)
 			}
 			return
 		}

@@ -23,18 +23,34 @@ func runAll(t *testing.T, rs ...Runner) {
 	t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-// v1link connects two IKEv1 sessions in memory; drop loses everything.
+// v1link connects two IKEv1 sessions in memory; drop loses everything,
+// dropLeft the next messages of exchange dropExch (-1: all of them).
 type v1link struct {
-	mu   sync.Mutex
-	peer interface{ Deliver([]byte, bool) }
-	drop bool
-	natt []bool // the port of everything sent, in order
-	last []byte // the last message sent
+	mu       sync.Mutex
+	peer     interface{ Deliver([]byte, bool) }
+	drop     bool
+	dropExch uint8
+	dropLeft int
+	natt     []bool // the port of everything sent, in order
+	last     []byte // the last message sent
+}
+
+// setDrop drops the next n messages of exchange exch (-1: all, 0: none).
+func (l *v1link) setDrop(exch uint8, n int) {
+	l.mu.Lock()
+	l.dropExch, l.dropLeft = exch, n
+	l.mu.Unlock()
 }
 
 func (l *v1link) SendIKE(b []byte, natt bool) error {
 	l.mu.Lock()
 	p, drop := l.peer, l.drop
+	if l.dropLeft != 0 && len(b) > 18 && b[18] == l.dropExch {
+		drop = true
+		if l.dropLeft > 0 {
+			l.dropLeft--
+		}
+	}
 	l.natt = append(l.natt, natt)
 	l.last = append(l.last[:0], b...)
 	l.mu.Unlock()
@@ -156,6 +172,43 @@ func TestV1Rekey(t *testing.T) {
 			t.Fatalf("make-before-break violated: %v", v)
 		}
 	}
+}
+
+// TestV1ISAKMPRekeyRetried: the peer does not answer the first try of
+// the initiator's ISAKMP SA rekey (a new main mode); once that main mode
+// has timed out the rekey is tried again, and completes while the old
+// ISAKMP SA still lives (it used to wait for the old SA to expire).
+func TestV1ISAKMPRekeyRetried(t *testing.T) {
+	ci := cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true)
+	cr := cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16", false)
+	ci.IKELifetime, ci.ChildLifetime, ci.RekeyMargin = 20*time.Second, time.Hour, 17*time.Second // rekey at 3 s
+	cr.IKELifetime, cr.ChildLifetime = time.Hour, time.Hour
+	ci.DPDDelay, cr.DPDDelay = time.Hour, time.Hour
+	ci.DPDTimeout = time.Second // how long a main mode is retransmitted
+	a, b := v1pair(t, ci, cr)
+	waitFor(t, 10*time.Second, "up", func() bool { return v1up(a, b) })
+	b.link.setDrop(wire1.ExchMain, -1)
+	waitFor(t, 10*time.Second, "the first try's main mode timed out", func() bool {
+		return strings.Contains(a.s.Status().LastError, "main mode timed out")
+	})
+	b.link.setDrop(0, 0)
+	waitFor(t, 10*time.Second, "the ISAKMP SA rekeyed by a later try", func() bool { return a.s.Status().IKERekeys >= 1 && v1up(a, b) })
+}
+
+// TestV1QuickModeRetransmitted: the first message of the initiator's
+// Child SA rekey (quick mode) is lost; it is sent again a second later
+// and the rekey completes (the retransmission used to wait for whatever
+// else woke the session, here the Child SA's expiry).
+func TestV1QuickModeRetransmitted(t *testing.T) {
+	ci := cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true)
+	cr := cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16", false)
+	ci.ChildLifetime, ci.RekeyMargin, ci.IKELifetime = 20*time.Second, 17*time.Second, time.Hour // rekey at 3 s
+	cr.ChildLifetime, cr.IKELifetime = time.Hour, time.Hour
+	ci.DPDDelay, cr.DPDDelay = time.Hour, time.Hour
+	a, b := v1pair(t, ci, cr)
+	waitFor(t, 10*time.Second, "up", func() bool { return v1up(a, b) })
+	a.link.setDrop(wire1.ExchQuick, 1)
+	waitFor(t, 10*time.Second, "the Child SA rekeyed", func() bool { return a.s.Status().ChildRekeys >= 1 && v1up(a, b) })
 }
 
 // TestV1DPD: the responder stops answering; the initiator's R-U-THEREs go
