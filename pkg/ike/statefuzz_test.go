@@ -1,0 +1,600 @@
+package ike
+
+import (
+	"context"
+	"crypto/cipher"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cgwd/cgwd/pkg/ike/internal/allocs"
+	"github.com/cgwd/cgwd/pkg/ike/wire"
+	"github.com/cgwd/cgwd/pkg/ike/wire1"
+)
+
+// The state machine fuzz targets (FuzzIKEv2Session, FuzzIKEv1Session,
+// FuzzAnySession) run a real exchange between two sessions in memory,
+// recording every message, and stop it at a point the input picks: before
+// the k-th message arrives, or once both ends are established. The session
+// that was to receive the next message (or either end, once established)
+// is the victim: its peer is stopped and the rest of the input is a
+// sequence of operations, each delivering one datagram through Deliver:
+// raw bytes, a recorded message as it was or mutated, a message encrypted
+// with the victim's live keys but not authenticated (IKEv1, whose
+// encryption has no integrity check), or one the harness authenticates as
+// the peer would (an SK payload with the right ICV, an IKEv1 HASH(1)).
+//
+// After each operation the victim's Run goroutine must answer within a
+// deadline, the operation must stay within an allocation budget, and the
+// victim's tables must stay within their bounds; at the end, unless the
+// harness authenticated something, an established victim must still hold
+// the IKE SA and Child SA it had (unauthenticated input changes nothing).
+//
+//	go test -run '^$' -fuzz FuzzIKEv2Session -fuzztime 60s -parallel 2 ./pkg/ike/
+
+// Operation kinds; an input is a mode byte, then operations of the form
+// kind, arg, 2-byte length, data.
+const (
+	opRaw      = iota // deliver data
+	opReplay          // deliver recorded message arg
+	opMutate          // recorded message arg, data as (2-byte offset, xor) patches
+	opCipher          // IKEv1: data encrypted with the victim's keys, no valid HASH
+	opAuth            // a message the harness authenticates as the peer
+	opTruncate        // recorded message arg cut to the length data[0:2] names
+	opKinds
+)
+
+// fzMaxOps bounds the operations of one input, fzMaxLen one datagram.
+const (
+	fzMaxOps = 24
+	fzMaxLen = 4096
+)
+
+// fzOp is one operation of an input.
+type fzOp struct {
+	kind, arg byte
+	data      []byte
+}
+
+// parseOps splits b into operations; a short tail is left out.
+func parseOps(b []byte) []fzOp {
+	var ops []fzOp
+	for len(b) >= 4 && len(ops) < fzMaxOps {
+		n := min(int(binary.BigEndian.Uint16(b[2:4])), len(b)-4, fzMaxLen)
+		ops = append(ops, fzOp{kind: b[0] % opKinds, arg: b[1], data: b[4 : 4+n]})
+		b = b[4+n:]
+	}
+	return ops
+}
+
+// encodeOps is parseOps's inverse, for seeds.
+func encodeOps(mode byte, ops ...fzOp) []byte {
+	b := []byte{mode}
+	for _, o := range ops {
+		b = append(b, o.kind, o.arg)
+		b = binary.BigEndian.AppendUint16(b, uint16(len(o.data)))
+		b = append(b, o.data...)
+	}
+	return b
+}
+
+// fzWire connects two sessions and records what they send: the first
+// left messages are delivered, the rest only recorded; once cut, nothing
+// is delivered or recorded.
+type fzWire struct {
+	mu     sync.Mutex
+	left   int // -1: every message
+	cut    bool
+	rec    [][]byte
+	from   []int // which end sent each recorded message
+	notify chan struct{}
+}
+
+type fzEnd struct {
+	w    *fzWire
+	side int
+	peer Runner
+}
+
+func (e *fzEnd) SendIKE(b []byte, natt bool) error {
+	w := e.w
+	w.mu.Lock()
+	if w.cut {
+		w.mu.Unlock()
+		return nil
+	}
+	w.rec = append(w.rec, append([]byte(nil), b...))
+	w.from = append(w.from, e.side)
+	fwd := w.left != 0
+	if w.left > 0 {
+		w.left--
+	}
+	w.mu.Unlock()
+	select {
+	case w.notify <- struct{}{}:
+	default:
+	}
+	if fwd {
+		e.peer.Deliver(b, natt)
+	}
+	return nil
+}
+
+// fzDP is a data path that only notes that a Child SA was installed.
+type fzDP struct {
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (d *fzDP) AddInbound(*ChildSA) error {
+	d.once.Do(func() { close(d.ready) })
+	return nil
+}
+func (d *fzDP) UseOutbound(*ChildSA) error { return nil }
+func (d *fzDP) Remove(uint32)              {}
+func (d *fzDP) LastInbound() time.Time     { return time.Time{} }
+func (d *fzDP) OutboundSeq() uint64        { return 0 }
+
+// looped is what both session kinds offer the harness.
+type looped interface {
+	Runner
+	base() *core
+	control() chan func()
+}
+
+// fzDeadline is how long a victim's Run goroutine may take to answer.
+const fzDeadline = 5 * time.Second
+
+// onRun runs f on r's Run goroutine and waits for it; false if it does not
+// answer within fzDeadline.
+func onRun(r looped, f func()) bool {
+	done := make(chan struct{})
+	timeout := time.NewTimer(fzDeadline)
+	defer timeout.Stop()
+	select {
+	case r.control() <- func() { f(); close(done) }:
+	case <-timeout.C:
+		return false
+	}
+	select {
+	case <-done:
+		return true
+	case <-timeout.C:
+		return false
+	}
+}
+
+// drain waits until r has handled every message delivered to it.
+func drain(t *testing.T, r looped) {
+	t.Helper()
+	for {
+		n := 0
+		if !onRun(r, func() { n = len(r.base().in) }) {
+			t.Fatal("the session's Run goroutine does not answer")
+		}
+		if n == 0 {
+			return
+		}
+	}
+}
+
+// fzPair is a stopped exchange and its victim.
+type fzPair struct {
+	w      *fzWire
+	victim looped
+	other  looped
+	stop   func() // stops the victim
+}
+
+// fzConfigs are the two ends' configurations, timers long enough that only
+// the input moves the victim during a run.
+func fzConfigs(ike, esp string) (ci, cr Config) {
+	ci = cfg("198.51.100.2", "203.0.113.10", "k", ike, esp, true)
+	cr = cfg("203.0.113.10", "198.51.100.2", "k", ike, esp, false)
+	for _, c := range []*Config{&ci, &cr} {
+		c.DPDDelay, c.DPDTimeout, c.RetryInterval = time.Minute, time.Minute, time.Minute
+	}
+	return ci, cr
+}
+
+// fzStart runs the exchange made by mk until message k (from 0) is about to be
+// delivered and stops the end that sent it; with k at points (the number
+// of messages before the Child SA is installed) or more, it runs until both
+// ends installed their Child SA and stops one of them: the victim is the
+// initiator for k = points, else the responder.
+func fzStart(t *testing.T, k, points int, mk func(Transport, Transport, DataPath, DataPath) (looped, looped)) *fzPair {
+	t.Helper()
+	victim := 0
+	if k >= points {
+		k, victim = -1, min(k-points, 1)
+	}
+	w := &fzWire{left: k, notify: make(chan struct{}, 1)}
+	dps := [2]*fzDP{{ready: make(chan struct{})}, {ready: make(chan struct{})}}
+	ends := [2]*fzEnd{{w: w, side: 0}, {w: w, side: 1}}
+	a, b := mk(ends[0], ends[1], dps[0], dps[1])
+	ends[0].peer, ends[1].peer = b, a
+	rs := [2]looped{a, b}
+	var stops [2]func()
+	for i, r := range rs {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); r.Run(ctx) }()
+		stops[i] = func() { cancel(); <-done }
+		t.Cleanup(stops[i])
+	}
+	deadline := time.NewTimer(10 * time.Second)
+	defer deadline.Stop()
+	if k < 0 {
+		for _, d := range dps {
+			select {
+			case <-d.ready:
+			case <-deadline.C:
+				t.Fatal("the exchange did not establish")
+			}
+		}
+	} else {
+		for {
+			w.mu.Lock()
+			n := len(w.rec)
+			w.mu.Unlock()
+			if n > k {
+				break
+			}
+			select {
+			case <-w.notify:
+			case <-deadline.C:
+				t.Fatalf("the exchange stopped before message %d", k+1)
+			}
+		}
+		w.mu.Lock()
+		victim = 1 - w.from[k]
+		w.mu.Unlock()
+	}
+	w.mu.Lock()
+	w.cut = true
+	w.mu.Unlock()
+	stops[1-victim]()
+	drain(t, rs[victim])
+	return &fzPair{w: w, victim: rs[victim], other: rs[1-victim], stop: stops[victim]}
+}
+
+// fzNew makes a session with newS or fails t.
+func fzNew[S looped](t *testing.T, newS func(Config, Transport, DataPath) (S, error), c Config, tr Transport, dp DataPath) S {
+	s, err := newS(c, tr, dp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// fzVictim is what a target knows of its victim: its IKE and Child SAs
+// (or "not established"), how to make encrypted messages for it, and the
+// bounds of its tables; all but the first run on its Run goroutine.
+type fzVictim struct {
+	p           *fzPair
+	fingerprint func() string
+	seal        func(fzOp, bool) []byte
+	check       func() error
+}
+
+// fuzzSessions runs f's seeds and inputs: the first byte picks where start
+// stops the exchange, the rest are operations on the victim.
+func fuzzSessions(f *testing.F, seeds [][]byte, start func(t *testing.T, mode byte) fzVictim) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) == 0 {
+			return
+		}
+		v := start(t, b[0])
+		var before, after string
+		onRun(v.p.victim, func() { before = v.fingerprint() })
+		authed := fzRun(t, v.p, parseOps(b[1:]), v.seal, v.check)
+		if !onRun(v.p.victim, func() { after = v.fingerprint() }) {
+			t.Fatal("the session's Run goroutine does not answer")
+		}
+		if !authed && before != "not established" && after != before {
+			t.Fatalf("unauthenticated input changed the SAs: %s, now %s", before, after)
+		}
+	})
+}
+
+// recorded returns recorded message i (modulo their number).
+func (p *fzPair) recorded(i byte) []byte {
+	p.w.mu.Lock()
+	defer p.w.mu.Unlock()
+	if len(p.w.rec) == 0 {
+		return nil
+	}
+	return append([]byte(nil), p.w.rec[int(i)%len(p.w.rec)]...)
+}
+
+// datagram is the message op delivers (nil: none), and whether the harness
+// authenticated it; seal makes the version's encrypted kinds.
+func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte, bool) {
+	switch op.kind {
+	case opRaw:
+		return op.data, false
+	case opReplay:
+		return p.recorded(op.arg), false
+	case opMutate:
+		b := p.recorded(op.arg)
+		for d := op.data; len(d) >= 3 && len(b) > 0; d = d[3:] {
+			b[int(binary.BigEndian.Uint16(d))%len(b)] ^= d[2]
+		}
+		return b, false
+	case opTruncate:
+		b := p.recorded(op.arg)
+		if len(op.data) >= 2 {
+			b = b[:min(len(b), int(binary.BigEndian.Uint16(op.data)))]
+		}
+		return b, false
+	case opCipher:
+		return seal(op, false), false
+	case opAuth:
+		b := seal(op, true)
+		return b, b != nil
+	}
+	return nil, false
+}
+
+// fzBudget is what one datagram of n bytes may make a session allocate:
+// the codec's budget, and room for the cryptography (a Diffie-Hellman
+// exchange, key derivation) and the answer.
+func fzBudget(n int) uint64 { return wire.AllocBudget(n) + 1<<20 }
+
+// fzRun delivers ops to the victim, checking after each that it answers,
+// stays within the allocation budget and that check (run on the victim's
+// goroutine) finds nothing wrong; it returns whether any operation was
+// authenticated.
+func fzRun(t *testing.T, p *fzPair, ops []fzOp, seal func(fzOp, bool) []byte, check func() error) (authed bool) {
+	t.Helper()
+	for i, op := range ops {
+		var b []byte
+		var auth bool
+		if !onRun(p.victim, func() { b, auth = p.datagram(op, seal) }) {
+			t.Fatal("the session's Run goroutine does not answer")
+		}
+		if b == nil {
+			continue
+		}
+		authed = authed || auth
+		n := len(b)
+		got := allocs.Of(func() {
+			p.victim.Deliver(b, op.arg&0x80 == 0)
+			drain(t, p.victim)
+		})
+		if got > fzBudget(n) && !auth {
+			t.Errorf("operation %d (kind %d, %d bytes) allocated %d bytes, budget %d", i, op.kind, n, got, fzBudget(n))
+		}
+		var err error
+		if !onRun(p.victim, func() { err = check() }) {
+			t.Fatal("the session's Run goroutine does not answer")
+		}
+		if err != nil {
+			t.Fatalf("after operation %d (kind %d): %v", i, op.kind, err)
+		}
+	}
+	return authed
+}
+
+// v2Fingerprint names an established IKEv2 session's IKE SA and Child SA.
+func v2Fingerprint(s *Session) string {
+	sa, c := s.sas.ike, s.sas.child
+	if sa == nil || sa.state != stEstablished || c == nil {
+		return "not established"
+	}
+	return fmt.Sprintf("ike %016x/%016x child %08x/%08x", sa.spiI, sa.spiR, c.sa.InSPI, c.sa.OutSPI)
+}
+
+// v2Check checks the bounds of what an IKEv2 session holds.
+func v2Check(s *Session) error {
+	if err := s.sas.check(); err != nil {
+		return err
+	}
+	if n := len(s.sas.halves); n > s.cfg.HalfOpenLimit {
+		return fmt.Errorf("%d half-open IKE SAs, limit %d", n, s.cfg.HalfOpenLimit)
+	}
+	if n := len(s.sas.retired); n > 4 {
+		return fmt.Errorf("%d retired Child SAs", n)
+	}
+	for _, sa := range s.sas.ikeSAs() {
+		if sa.frags.size > maxReassembled || len(sa.frags.parts) > wire.MaxFragments {
+			return fmt.Errorf("reassembly holds %d bytes in %d parts", sa.frags.size, len(sa.frags.parts))
+		}
+		if len(sa.tries) > 8 {
+			return fmt.Errorf("%d IKE_SA_INIT tries", len(sa.tries))
+		}
+	}
+	return nil
+}
+
+// v2Seal makes an IKEv2 message as the victim's peer would send it on the
+// victim's IKE SA (or a half-open one): data is the exchange, flags (bit 0:
+// a response, bits 1-2: how far the message ID is ahead), the SK payload's
+// first payload type and the inner chain. Only authenticated messages are
+// made; IKEv2's SK payload has an ICV.
+func v2Seal(s *Session) func(fzOp, bool) []byte {
+	return func(op fzOp, auth bool) []byte {
+		if !auth || len(op.data) < 3 {
+			return nil
+		}
+		sa := s.sas.ike
+		if sa == nil || sa.keys == nil {
+			for _, h := range s.sas.halves {
+				if h.keys != nil {
+					sa = h
+				}
+			}
+		}
+		if sa == nil || sa.keys == nil {
+			return nil
+		}
+		h := wire.Header{SPIi: sa.spiI, SPIr: sa.spiR, Exchange: op.data[0], MsgID: sa.peerID + uint32(op.data[1]>>1&3)}
+		sk := sa.keys.encR
+		if !sa.initiator {
+			h.Flags |= wire.FlagInitiator
+			sk = sa.keys.encI
+		}
+		if op.data[1]&1 != 0 {
+			h.Flags |= wire.FlagResponse
+			h.MsgID = sa.nextID - 1 + uint32(op.data[1]>>1&3)
+		}
+		if wire.HeaderLen+4+sk.sealedLen(len(op.data)-3) > wire.MaxMessageLen {
+			return nil
+		}
+		return wire.SealChain(sk, h, wire.PayloadType(op.data[2]), op.data[3:])
+	}
+}
+
+// v2Modes: stopped before message 1 to 4 (IKE_SA_INIT and IKE_AUTH), or
+// established with the initiator or the responder as victim.
+const v2Modes = 6
+
+func FuzzIKEv2Session(f *testing.F) {
+	fuzzSessions(f, v2Seeds(), func(t *testing.T, mode byte) fzVictim {
+		ci, cr := fzConfigs(DefaultIKEProposal, DefaultESPProposal)
+		p := fzStart(t, int(mode%v2Modes), 4, func(ta, tb Transport, da, db DataPath) (looped, looped) {
+			return fzNew(t, NewSession, ci, ta, da), fzNew(t, NewSession, cr, tb, db)
+		})
+		s := p.victim.(*Session)
+		return fzVictim{p, func() string { return v2Fingerprint(s) }, v2Seal(s), func() error { return v2Check(s) }}
+	})
+}
+
+// v2Seeds drive every mode with each kind of operation.
+func v2Seeds() [][]byte {
+	var seeds [][]byte
+	for mode := byte(0); mode < v2Modes; mode++ {
+		for i := byte(0); i < 4; i++ {
+			seeds = append(seeds, encodeOps(mode, fzOp{opReplay, i, nil}, fzOp{opMutate, i, []byte{0, 40, 0xff, 0, 17, 1}},
+				fzOp{opTruncate, i, []byte{0, 40}}))
+		}
+		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
+	}
+	// Authenticated: a DPD (empty INFORMATIONAL), a Delete of the IKE SA.
+	del, _ := marshal(&wire.Message{Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}, nil)
+	for mode := byte(4); mode < v2Modes; mode++ {
+		seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, []byte{wire.Informational, 0, 0}}),
+			encodeOps(mode, fzOp{opAuth, 0, append([]byte{wire.Informational, 0, byte(wire.PayloadD)}, del[wire.HeaderLen:]...)}))
+	}
+	return seeds
+}
+
+// v1Fingerprint names an established IKEv1 session's ISAKMP SA and Child SAs.
+func v1Fingerprint(s *V1Session) string {
+	sa := s.current()
+	if sa == nil || len(s.children) == 0 {
+		return "not established"
+	}
+	fp := fmt.Sprintf("isakmp %016x/%016x", sa.ci, sa.cr)
+	for _, c := range s.children {
+		fp += fmt.Sprintf(" child %08x/%08x", c.sa.InSPI, c.sa.OutSPI)
+	}
+	return fp
+}
+
+// v1Check checks the bounds of what an IKEv1 session holds.
+func v1Check(s *V1Session) error {
+	if n := s.halfOpen(); n > s.cfg.HalfOpenLimit {
+		return fmt.Errorf("%d half-open ISAKMP SAs, limit %d", n, s.cfg.HalfOpenLimit)
+	}
+	if n := len(s.sas); n > s.cfg.HalfOpenLimit+4 {
+		return fmt.Errorf("%d ISAKMP SAs", n)
+	}
+	if n := len(s.children); n > 8 {
+		return fmt.Errorf("%d Child SAs", n)
+	}
+	for _, sa := range s.sas {
+		if n := len(sa.qms); n > 64 {
+			return fmt.Errorf("%d quick modes on one ISAKMP SA", n)
+		}
+	}
+	return nil
+}
+
+// v1Seal makes an encrypted IKEv1 message on the victim's newest ISAKMP SA
+// with keys: data is the exchange, the message ID, the first payload type
+// and the chain. Unauthenticated, the chain is encrypted as it is (main
+// mode with the main mode IV); authenticated, it follows a HASH(1) over it.
+func v1Seal(s *V1Session) func(fzOp, bool) []byte {
+	return func(op fzOp, auth bool) []byte {
+		if len(op.data) < 6 {
+			return nil
+		}
+		var sa *v1SA
+		for _, x := range s.sas {
+			if x.keys != nil {
+				sa = x
+			}
+		}
+		if sa == nil {
+			return nil
+		}
+		h := wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: op.data[0], MsgID: binary.BigEndian.Uint32(op.data[1:5])}
+		first, chain := wire1.PayloadType(op.data[5]), op.data[6:]
+		if auth {
+			hashB := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Hash{Data: sa.keys.prf.sum(sa.keys.a, msgID(h.MsgID), chain)}})
+			hashB = hashB[wire1.HeaderLen:]
+			hashB[0] = byte(first)
+			first, chain = wire1.PayloadHash, append(hashB, chain...)
+		}
+		iv := sa.iv
+		if h.Exchange != wire1.ExchMain || iv == nil {
+			iv = sa.keys.msgIV(h.MsgID)
+		}
+		if pad := len(chain) % sa.keys.blockSize; pad != 0 || len(chain) == 0 {
+			chain = append(chain, make([]byte, sa.keys.blockSize-pad)...)
+		}
+		if wire1.HeaderLen+len(chain) > wire.MaxMessageLen {
+			return nil
+		}
+		h.Flags |= wire1.FlagEncrypted
+		msg := wire1.AppendHeader(nil, h, first, wire1.HeaderLen+len(chain))
+		ct := make([]byte, len(chain))
+		cipher.NewCBCEncrypter(sa.keys.block, iv).CryptBlocks(ct, chain)
+		return append(msg, ct...)
+	}
+}
+
+// v1Modes: stopped before each main mode message and the first two quick
+// mode messages, or established with the initiator or the responder as
+// victim.
+const v1Modes = 10
+
+func FuzzIKEv1Session(f *testing.F) {
+	fuzzSessions(f, v1Seeds(), func(t *testing.T, mode byte) fzVictim {
+		ci, cr := fzConfigs("aes256-sha256-modp2048", "aes256gcm16")
+		ci.Version, cr.Version = 1, 1
+		p := fzStart(t, int(mode%v1Modes), 8, func(ta, tb Transport, da, db DataPath) (looped, looped) {
+			return fzNew(t, NewV1Session, ci, ta, da), fzNew(t, NewV1Session, cr, tb, db)
+		})
+		s := p.victim.(*V1Session)
+		return fzVictim{p, func() string { return v1Fingerprint(s) }, v1Seal(s), func() error { return v1Check(s) }}
+	})
+}
+
+// v1Seeds drive every mode with each kind of operation, and with the
+// encrypted message whose header names no first payload that once crashed
+// the session.
+func v1Seeds() [][]byte {
+	var seeds [][]byte
+	for mode := byte(0); mode < v1Modes; mode++ {
+		var ops []fzOp
+		for i := byte(0); i < 9; i++ {
+			ops = append(ops, fzOp{opReplay, i, nil}, fzOp{opMutate, i, []byte{0, 40, 0xff, 0, 19, 1}})
+		}
+		seeds = append(seeds, encodeOps(mode, ops...), encodeOps(mode, fzOp{opTruncate, mode, []byte{0, 40}}))
+		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
+		notify := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP,
+			NotifyType: wire1.NInitialContact}})[wire1.HeaderLen:]
+		seeds = append(seeds,
+			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x55, 0, 1, 2, 3}}),
+			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchQuick, 0x5e, 0xed, 0x1e, 0x55, byte(wire1.PayloadHash), 0, 0, 0, 8, 1, 2, 3, 4}}),
+			encodeOps(mode, fzOp{opAuth, 0, append([]byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x56, byte(wire1.PayloadN)}, notify...)}))
+	}
+	return seeds
+}
