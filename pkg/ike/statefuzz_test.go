@@ -1,10 +1,13 @@
 package ike
 
 import (
+	"bytes"
 	"context"
 	"crypto/cipher"
+	"crypto/ecdh"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -341,6 +344,28 @@ func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte
 	return nil, false
 }
 
+// Tokens a seed writes where the victim's SPIs go; the seal functions
+// replace them, so that the fuzzer can name SAs whose SPIs are random.
+var (
+	fzTokOut     = []byte{0xc0, 0xde, 0x5a, 0x01} // the victim's Child SA's outbound SPI (the peer's inbound)
+	fzTokIn      = []byte{0xc0, 0xde, 0x5a, 0x02} // its inbound SPI
+	fzTokCookies = bytes.Repeat([]byte{0xc0, 0xde, 0x5a, 0x03}, 4)
+)
+
+// fzSubst returns b with each token of subst replaced by its value, which
+// is as long.
+func fzSubst(b []byte, subst map[string][]byte) []byte {
+	b = bytes.Clone(b)
+	for tok, v := range subst {
+		for i := 0; i+len(tok) <= len(b); i++ {
+			if string(b[i:i+len(tok)]) == tok {
+				copy(b[i:], v)
+			}
+		}
+	}
+	return b
+}
+
 // fzBudget is what one datagram of n bytes may make a session allocate:
 // the codec's budget, and room for the cryptography (a Diffie-Hellman
 // exchange, key derivation) and the answer.
@@ -446,7 +471,11 @@ func v2Seal(s *Session) func(fzOp, bool) []byte {
 		if wire.HeaderLen+4+sk.sealedLen(len(op.data)-3) > wire.MaxMessageLen {
 			return nil
 		}
-		return wire.SealChain(sk, h, wire.PayloadType(op.data[2]), op.data[3:])
+		chain := op.data[3:]
+		if c := s.sas.child; c != nil {
+			chain = fzSubst(chain, map[string][]byte{string(fzTokOut): spiBytes(c.sa.OutSPI), string(fzTokIn): spiBytes(c.sa.InSPI)})
+		}
+		return wire.SealChain(sk, h, wire.PayloadType(op.data[2]), chain)
 	}
 }
 
@@ -475,13 +504,60 @@ func v2Seeds() [][]byte {
 		}
 		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
 	}
-	// Authenticated: a DPD (empty INFORMATIONAL), a Delete of the IKE SA.
-	del, _ := marshal(&wire.Message{Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}, nil)
-	for mode := byte(4); mode < v2Modes; mode++ {
-		seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, []byte{wire.Informational, 0, 0}}),
-			encodeOps(mode, fzOp{opAuth, 0, append([]byte{wire.Informational, 0, byte(wire.PayloadD)}, del[wire.HeaderLen:]...)}))
+	// Authenticated, established: a DPD (empty INFORMATIONAL), Deletes, a
+	// Child SA rekey, a new Child SA, an IKE SA rekey; before IKE_AUTH's
+	// answer, an IKE_AUTH request or response with a wrong AUTH.
+	ke := &wire.KE{Group: 20, Data: fzP384Public()}
+	ep, _ := ParseProposal(DefaultESPProposal, false)
+	ep.Num, ep.Protocol, ep.SPI = 1, wire.ProtoESP, []byte{1, 2, 3, 4}
+	ip, _ := ParseProposal(DefaultIKEProposal, true)
+	ip.Num, ip.Protocol, ip.SPI = 1, wire.ProtoIKE, []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	nonce := &wire.Nonce{Data: bytes.Repeat([]byte{7}, 32)}
+	rekey := &wire.Notify{Protocol: wire.ProtoESP, SPI: fzTokOut, NotifyType: wire.NRekeySA}
+	auth := []wire.Payload{idPayload(netip.MustParseAddr("198.51.100.2"), false), &wire.Auth{Method: wire.AuthPSK, Data: make([]byte, 48)},
+		&wire.SA{Proposals: []Proposal{ep}}, anyTS(false), anyTS(true)}
+	for _, c := range []struct {
+		modes    []byte
+		exch     uint8
+		response bool
+		ps       []wire.Payload
+	}{
+		{[]byte{4, 5}, wire.Informational, false, nil},
+		{[]byte{4, 5}, wire.Informational, false, []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}},
+		{[]byte{4, 5}, wire.Informational, false, []wire.Payload{&wire.Delete{Protocol: wire.ProtoESP, SPIs: [][]byte{fzTokOut}}}},
+		{[]byte{4, 5}, wire.CreateChildSA, false, []wire.Payload{rekey, &wire.SA{Proposals: []Proposal{ep}}, nonce, ke, anyTS(false), anyTS(true)}},
+		{[]byte{4, 5}, wire.CreateChildSA, false, []wire.Payload{&wire.SA{Proposals: []Proposal{ep}}, nonce, ke, anyTS(false), anyTS(true)}},
+		{[]byte{4, 5}, wire.CreateChildSA, false, []wire.Payload{&wire.SA{Proposals: []Proposal{ip}}, nonce, ke}},
+		{[]byte{2}, wire.IKEAuth, false, auth},
+		{[]byte{3}, wire.IKEAuth, true, auth},
+	} {
+		first, chain := wire.PayloadNone, []byte(nil)
+		if len(c.ps) > 0 {
+			b, err := marshal(&wire.Message{Payloads: c.ps}, nil)
+			if err != nil {
+				panic(err)
+			}
+			first, chain = c.ps[0].Type(), b[wire.HeaderLen:]
+		}
+		flags := byte(0)
+		if c.response {
+			flags = 1
+		}
+		for _, mode := range c.modes {
+			seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, append([]byte{c.exch, flags, byte(first)}, chain...)}))
+		}
 	}
 	return seeds
+}
+
+// fzP384Public is a fixed valid public value of group 20, x | y: the
+// generator (private key 1).
+func fzP384Public() []byte {
+	k, err := ecdh.P384().NewPrivateKey(append(make([]byte, 47), 1))
+	if err != nil {
+		panic(err)
+	}
+	return k.PublicKey().Bytes()[1:]
 }
 
 // v1Fingerprint names an established IKEv1 session's ISAKMP SA and Child SAs.
@@ -535,7 +611,13 @@ func v1Seal(s *V1Session) func(fzOp, bool) []byte {
 			return nil
 		}
 		h := wire1.Header{ICookie: sa.ci, RCookie: sa.cr, Exchange: op.data[0], MsgID: binary.BigEndian.Uint32(op.data[1:5])}
-		first, chain := wire1.PayloadType(op.data[5]), op.data[6:]
+		first := wire1.PayloadType(op.data[5])
+		subst := map[string][]byte{string(fzTokCookies): cookies(sa.ci, sa.cr)}
+		if len(s.children) > 0 {
+			c := s.children[len(s.children)-1].sa
+			subst[string(fzTokOut)], subst[string(fzTokIn)] = spiBytes(c.OutSPI), spiBytes(c.InSPI)
+		}
+		chain := fzSubst(op.data[6:], subst)
 		if auth {
 			hashB := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Hash{Data: sa.keys.prf.sum(sa.keys.a, msgID(h.MsgID), chain)}})
 			hashB = hashB[wire1.HeaderLen:]
@@ -589,12 +671,28 @@ func v1Seeds() [][]byte {
 		}
 		seeds = append(seeds, encodeOps(mode, ops...), encodeOps(mode, fzOp{opTruncate, mode, []byte{0, 40}}))
 		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
-		notify := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP,
-			NotifyType: wire1.NInitialContact}})[wire1.HeaderLen:]
 		seeds = append(seeds,
 			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x55, 0, 1, 2, 3}}),
-			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchQuick, 0x5e, 0xed, 0x1e, 0x55, byte(wire1.PayloadHash), 0, 0, 0, 8, 1, 2, 3, 4}}),
-			encodeOps(mode, fzOp{opAuth, 0, append([]byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x56, byte(wire1.PayloadN)}, notify...)}))
+			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchQuick, 0x5e, 0xed, 0x1e, 0x55, byte(wire1.PayloadHash), 0, 0, 0, 8, 1, 2, 3, 4}}))
+	}
+	// Authenticated, established: INITIAL-CONTACT, R-U-THERE, Deletes of
+	// the Child SA and the ISAKMP SA, and a quick mode.
+	esp := []v1ESP{{suite: suite{encr: EncrAESGCM16, encrKeyBits: 256}}}
+	for _, ps := range [][]wire1.Payload{
+		{&wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, NotifyType: wire1.NInitialContact}},
+		{&wire1.Notify{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, SPI: fzTokCookies, NotifyType: wire1.NRUThere, Data: []byte{0, 0, 0, 9}}},
+		{&wire1.Delete{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoESP, SPIs: [][]byte{fzTokOut}}},
+		{&wire1.Delete{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, SPIs: [][]byte{fzTokCookies}}},
+		{v1QuickSA(esp, 0x01020304, time.Hour), &wire1.Nonce{Data: bytes.Repeat([]byte{7}, 32)}, anyID(), anyID()},
+	} {
+		first, chain := wire1.EncodeChain(ps)
+		exch := byte(wire1.ExchInfo)
+		if first == wire1.PayloadSA {
+			exch = wire1.ExchQuick
+		}
+		for mode := byte(8); mode < v1Modes; mode++ {
+			seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, append([]byte{exch, 0x5e, 0xed, 0x1e, 0x56, byte(first)}, chain...)}))
+		}
 	}
 	return seeds
 }
