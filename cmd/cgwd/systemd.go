@@ -26,8 +26,16 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, restarting func() bool
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// A run after a SIGUSR2 restart inherits the watchdog (same process,
+	// same environment) but not the old run's last ping, which may be
+	// interval/2 old already: the first ping goes with READY=1, and one with
+	// RELOADING=1, so that the watchdog only times the restart itself.
+	ready := []string{sdnotify.Ready, "STATUS=running"}
+	if interval > 0 {
+		ready = append(ready, sdnotify.Watchdog)
+	}
 	d.OnReady = func() {
-		if err := n.Notify(sdnotify.Ready, "STATUS=running"); err != nil {
+		if err := n.Notify(ready...); err != nil {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 		if interval <= 0 {
@@ -48,7 +56,11 @@ func notifySystemd(ctx context.Context, d *daemon.Daemon, restarting func() bool
 		if restarting() { // the same process runs cgwd again, which says READY=1
 			state, status = sdnotify.Reloading, "STATUS=restarting"
 		}
-		if err := n.Notify(state, status); err != nil {
+		states := []string{state, status}
+		if interval > 0 && restarting() {
+			states = append(states, sdnotify.Watchdog)
+		}
+		if err := n.Notify(states...); err != nil {
 			log.Warn("cannot notify systemd", "err", err)
 		}
 	})

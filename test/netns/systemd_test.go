@@ -112,7 +112,7 @@ func (m *machine) unit(t *testing.T) map[string]string {
 	t.Helper()
 	props := map[string]string{}
 	for _, line := range strings.Split(m.run(t, "systemctl", "show", "cgwd.service",
-		"-p", "ActiveState,SubState,Result,MainPID,NRestarts,StatusText,ExecMainStatus"), "\n") {
+		"-p", "ActiveState,SubState,Result,MainPID,NRestarts,StatusText,ExecMainStatus,WatchdogTimestampMonotonic"), "\n") {
 		if k, v, ok := strings.Cut(line, "="); ok {
 			props[k] = v
 		}
@@ -177,8 +177,10 @@ func installSteps(t *testing.T, secrets string) string {
 // and starts cgwd with the unit header's install lines, checks READY, that the
 // sandbox lets cgwd use TUN, netlink (routes, nexthop objects), nftables and
 // the one sysctl it writes, the basic lab checks, that `systemctl reload`
-// applies a change, that the watchdog restarts a daemon that stopped
-// answering (SIGSTOP), and a clean `systemctl stop`.
+// applies a change, a restart without outage on SIGUSR2 as the unit's
+// comments say, that the watchdog restarts a daemon that stopped answering
+// (SIGSTOP), and a clean `systemctl stop` that puts ip_forward back as it
+// was before the first start, across both restarts.
 func TestSystemdUnitLab(t *testing.T) {
 	labkit.Require(t)
 	for _, tool := range []string{"systemd-nspawn", "nsenter"} {
@@ -211,6 +213,11 @@ func TestSystemdUnitLab(t *testing.T) {
 	// The kernel's default, so that cgwd has to write it through the unit's
 	// ReadWritePaths= hole in ProtectKernelTunables=.
 	labkit.MustInNS(t, labkit.CGW, "sysctl", "-qw", "net.ipv4.nexthop_compat_mode=1")
+	// A fresh box forwards nothing: cgwd turns forwarding on, and its last
+	// stop, after a SIGUSR2 and a watchdog restart, must turn it off again.
+	forward := strings.TrimSpace(labkit.MustInNS(t, labkit.CGW, "sysctl", "-n", "net.ipv4.ip_forward"))
+	labkit.MustInNS(t, labkit.CGW, "sysctl", "-qw", "net.ipv4.ip_forward=0")
+	t.Cleanup(func() { _, _ = labkit.InNS(labkit.CGW, "sysctl", "-qw", "net.ipv4.ip_forward="+forward) })
 
 	m := bootMachine(t, dir, install)
 	sock := fmt.Sprintf("/proc/%d/root/run/cgwd/cgwd.sock", m.leader)
@@ -299,6 +306,62 @@ func TestSystemdUnitLab(t *testing.T) {
 		}
 		mainPID = m.unit(t)["MainPID"]
 	})
+	t.Run("SIGUSR2RestartsInPlace", func(t *testing.T) {
+		// systemd at debug level logs each notification and state change,
+		// in order: what the restart told it, without racing a short state.
+		level := strings.TrimSpace(m.run(t, "systemd-analyze", "log-level"))
+		m.run(t, "systemd-analyze", "log-level", "debug")
+		defer m.run(t, "systemd-analyze", "log-level", level)
+		seen := len(strings.Split(m.journal(), "\n"))
+		since := func() string { return strings.Join(strings.Split(m.journal(), "\n")[seen-1:], "\n") }
+		restarts := m.unit(t)["NRestarts"]
+		start := time.Now()
+		m.run(t, "systemctl", "kill", "-s", "SIGUSR2", "cgwd.service")
+		// Until the new run answers: the same process, the unit active or
+		// reloading (never failed or restarted), cgwd's route in the kernel.
+		labkit.Eventually(t, 20*time.Second, "cgwd running again in the same process", func() error {
+			if _, ok := labkit.CgwdRoutes(t)[labkit.VPCNet]; !ok {
+				t.Fatalf("%s left lab-cgw's kernel during the restart", labkit.VPCNet)
+			}
+			u := m.unit(t)
+			if u["MainPID"] != mainPID || u["NRestarts"] != restarts || (u["ActiveState"] != "active" && u["ActiveState"] != "reloading") {
+				t.Fatalf("during the restart: %v (MainPID was %s)", u, mainPID)
+			}
+			if u["ActiveState"] != "active" || !strings.Contains(since(), "msg=\"cgwd running\"") {
+				return fmt.Errorf("%v, no second run logged", u)
+			}
+			_, err := labkit.QueryStatus(sock)
+			return err
+		}, labkit.Every(50*time.Millisecond))
+		t.Logf("cgwd answered again %v after the signal", time.Since(start).Round(time.Millisecond))
+		j := since()
+		for _, want := range []string{
+			"SIGUSR2: restarting without outage",
+			"cgwd.service: Changed running -> reload",
+			"cgwd.service: Changed reload -> running",
+		} {
+			if !strings.Contains(j, want) {
+				t.Errorf("no %q in the journal since the signal:\n%s", want, j)
+			}
+		}
+		// WATCHDOG_USEC survives the exec, not the old run's last ping,
+		// which may be WatchdogSec/2 old already: the new run pings at
+		// READY=1, not only WatchdogSec/2 later, when the watchdog may have
+		// fired.
+		labkit.Eventually(t, 3*time.Second, "the new run pings the watchdog at READY=1", func() error {
+			_, after, ok := strings.Cut(since(), "Got notification message from PID "+mainPID+" (READY=1")
+			if !ok {
+				return fmt.Errorf("no READY=1 from PID %s logged", mainPID)
+			}
+			if !strings.Contains(after, "WATCHDOG=1") {
+				return fmt.Errorf("no WATCHDOG=1 with or after READY=1:%s", after)
+			}
+			return nil
+		})
+		if v := strings.TrimSpace(labkit.MustInNS(t, labkit.CGW, "sysctl", "-n", "net.ipv4.ip_forward")); v != "1" {
+			t.Errorf("ip_forward = %s after the restart, want 1", v)
+		}
+	})
 	checkBasicLab(t, sock)
 
 	t.Run("StopIsClean", func(t *testing.T) {
@@ -310,5 +373,8 @@ func TestSystemdUnitLab(t *testing.T) {
 			t.Errorf("no clean stop in the journal:\n%s", j)
 		}
 		checkCleanStop(t, sock)
+		if v := strings.TrimSpace(labkit.MustInNS(t, labkit.CGW, "sysctl", "-n", "net.ipv4.ip_forward")); v != "0" {
+			t.Errorf("ip_forward = %s after the stop, want 0 as before the first start (recorded in /run/cgwd across the restarts)", v)
+		}
 	})
 }
