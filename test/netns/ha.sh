@@ -81,8 +81,8 @@ ha_links() {
 }
 
 # ha_up: the rest of the HA lab once the one-box lab's AWS side is up: the
-# second VPN connection's AWS endpoints, lab-cgw2's cgwd config, BIRD's
-# extra sessions, and FRR in lab-core.
+# second VPN connection's AWS endpoints (wireguard-go), lab-cgw2's cgwd
+# config, then ha_routing.
 ha_up() {
 	in_ns lab-aws ip addr add 203.0.113.30/24 dev wan0
 	in_ns lab-aws ip addr add 203.0.113.40/24 dev wan0
@@ -99,6 +99,13 @@ ha_up() {
 		-e "s|@AWS_T3_PUB@|$(pub aws-t3)|" -e "s|@AWS_T4_PUB@|$(pub aws-t4)|" \
 		"$HERE/cgwd.lab-cgw2.yaml" >"$HA_STATE2/cgwd.yaml"
 	chmod 600 "$HA_STATE2/cgwd.yaml"
+	ha_routing
+}
+
+# ha_routing: what both tunnel kinds share once both boxes' cgwd.yaml exist
+# (ha_up writes them for WireGuard, ipsec.sh up for IPsec): the boxes' HA
+# config, BIRD's extra sessions, and FRR in lab-core.
+ha_routing() {
 	ha_config "$LAB_STATE/cgwd.yaml" 10.10.100.1 primary
 	ha_config "$HA_STATE2/cgwd.yaml" 10.10.100.2 secondary
 
@@ -242,6 +249,12 @@ cmd_show_ha() {
 	echo
 	local b1 b2
 	b1=$(dx_packets lab-cgw) b2=$(dx_packets lab-cgw2)
+	echo "== ping through each box's tunnels (AWS's inside addresses: tunnels 1 and 2 from lab-cgw, 3 and 4 from lab-cgw2)"
+	local peer
+	for peer in lab-cgw:169.254.10.1 lab-cgw:169.254.11.1 lab-cgw2:169.254.12.1 lab-cgw2:169.254.13.1; do
+		echo "${peer%%:*} -> ${peer#*:}: $(in_ns "${peer%%:*}" ping -c 3 -i 0.2 -W 1 -q "${peer#*:}" | grep 'packets transmitted')"
+	done
+	echo
 	echo '== ping lab-onprem -> lab-vpc (100 packets)'
 	in_ns lab-onprem ping -c 100 -i 0.01 -q 10.200.0.10
 	echo "packets on dx0 during the ping (both directions): lab-cgw $(($(dx_packets lab-cgw) - b1)), lab-cgw2 $(($(dx_packets lab-cgw2) - b2))"

@@ -27,16 +27,7 @@ func TestHALab(t *testing.T) {
 	labkit.UpHA(t)
 	labkit.StartHA(t)
 	b1, b2 := labkit.Box1, labkit.Box2
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, b := range []labkit.Box{b1, b2} {
-				lines := strings.Split(b.Log(), "\n")
-				t.Logf("%s's cgwd log (last 40 lines):\n%s", b.Name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
-			}
-			out, _ := labkit.CoreFRR.TryVtysh("-c", "show bgp ipv4 unicast summary", "-c", "show ip route", "-c", "show bfd peers brief")
-			t.Logf("lab-core:\n%s", out)
-		}
-	})
+	labkit.LogHAOnFailure(t)
 
 	t.Run("ActiveStandbyCarriesBothWaysThroughBox1", func(t *testing.T) {
 		labkit.WaitActive(t, 30*time.Second, b1)

@@ -7,10 +7,15 @@
 #   lab-aws-t2: wan0 203.0.113.20/24 (to lab-inet), ipsec0 (libipsec), inner0 (to lab-aws aws-t2)
 #   lab-aws:    aws-t1 169.254.10.1/30, aws-t2 169.254.11.1/30 (veths to the endpoints)
 #
+# In the HA lab (HA=1, test/netns/ha.sh) the second box's VPN connection has
+# two more, lab-aws-t3 (203.0.113.30, aws-t3 169.254.12.1/30) and lab-aws-t4
+# (203.0.113.40, aws-t4 169.254.13.1/30), toward lab-cgw2 (198.51.100.3);
+# `up` also writes lab-cgw2's cgwd.yaml then.
+#
 # Commands (as root, holding /run/cgwd-lab.lock like every lab user):
 #   ipsec.sh up                 endpoints, PSKs, strongSwan configs, charons, cgwd.yaml
 #   ipsec.sh configure N        rewrite and reload tunnel N's swanctl.conf from the env below
-#   ipsec.sh start-charon N     start charon for tunnel N (1 or 2) and load its config
+#   ipsec.sh start-charon N     start charon for tunnel N (1 or 2; 3 or 4 in the HA lab) and load its config
 #   ipsec.sh stop-charon N      stop it (by PID)
 #   ipsec.sh swanctl N ARGS...  run swanctl against tunnel N's charon
 #   ipsec.sh down               stop the charons, delete lab-aws-t1 and lab-aws-t2
@@ -37,11 +42,11 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_STATE=${LAB_STATE:-/run/cgwd-lab}
 SS=$HERE/strongswan
-ENDPOINT_NS=(lab-aws-t1 lab-aws-t2)
-AWS_OUT=(203.0.113.10 203.0.113.20)
-INSIDE_NET=(169.254.10.0/30 169.254.11.0/30)
-AWS_INSIDE=(169.254.10.1 169.254.11.1)
-CGW_OUTSIDE=198.51.100.2
+# Tunnels 1 and 2 go to lab-cgw; 3 and 4 (HA lab only) to lab-cgw2.
+ENDPOINT_NS=(lab-aws-t1 lab-aws-t2 lab-aws-t3 lab-aws-t4)
+AWS_OUT=(203.0.113.10 203.0.113.20 203.0.113.30 203.0.113.40)
+AWS_INSIDE=(169.254.10.1 169.254.11.1 169.254.12.1 169.254.13.1)
+CGW_OUTSIDE=(198.51.100.2 198.51.100.2 198.51.100.3 198.51.100.3)
 
 # AWS's default proposal lists (AEAD and non-AEAD must be separate proposals
 # in strongSwan): AES128, AES256, AES128-GCM-16, AES256-GCM-16; SHA1,
@@ -69,6 +74,9 @@ log() { printf 'ipsec: %s\n' "$*" >&2; }
 
 dir() { echo "$LAB_STATE/aws-t$1"; }
 
+# tunnels: the lab's tunnel numbers (ha.sh's ha_links marks the HA lab).
+tunnels() { if [[ -e $LAB_STATE/ha ]]; then echo 1 2 3 4; else echo 1 2; fi; }
+
 # aws_times LIFETIME: charon's rekey_time, hard limit and rand_time (seconds)
 # for AWS's lifetime, rekey margin and fuzz, the margin at most a tenth of
 # the lifetime (the lab's short rekey tests).
@@ -95,7 +103,7 @@ render() {
 	local ike child
 	read -ra ike <<<"$(aws_times "$AWS_IKE_LIFETIME")"
 	read -ra child <<<"$(aws_times "$AWS_CHILD_LIFETIME")"
-	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|$CGW_OUTSIDE|g" \
+	(umask 077; sed -e "s|@AWS_OUTSIDE@|${AWS_OUT[$i]}|g" -e "s|@CGW_OUTSIDE@|${CGW_OUTSIDE[$i]}|g" \
 		-e "s|@IKE_PROPOSALS@|$AWS_IKE_PROPOSALS|" -e "s|@ESP_PROPOSALS@|$AWS_ESP_PROPOSALS|" \
 		-e "s|@START_ACTION@|$AWS_START_ACTION|" -e "s|@IKE_VERSION@|$AWS_IKE_VERSION|" -e "s|@DPD_ACTION@|$AWS_DPD_ACTION|" \
 		-e "s|@IKE_REKEY@|${ike[0]}|" -e "s|@IKE_OVER@|$((${ike[1]%s} - ${ike[0]%s}))s|" -e "s|@IKE_RAND@|${ike[2]}|" \
@@ -156,7 +164,7 @@ cmd_up() {
 	mkdir -p "$LAB_STATE/keys"
 	chmod 700 "$LAB_STATE/keys"
 	local n i ns
-	for n in 1 2; do
+	for n in $(tunnels); do
 		i=$((n - 1))
 		ns=${ENDPOINT_NS[$i]}
 		(umask 077; head -c 24 /dev/urandom | base64 | tr -d '/+=' >"$LAB_STATE/keys/ipsec-t$n.psk")
@@ -197,15 +205,21 @@ cmd_up() {
 		cmd_start_charon "$n"
 	done
 	cgwd_yaml
-	log "up: ${ENDPOINT_NS[*]} (strongSwan $(charon_version))"
+	if [[ -e $LAB_STATE/ha ]]; then
+		mkdir -p "$LAB_STATE/cgw2"
+		cgwd_yaml "$HERE/cgwd.lab-cgw2.yaml" "$LAB_STATE/cgw2/cgwd.yaml"
+	fi
+	log "up: ${ENDPOINT_NS[*]:0:$(tunnels | wc -w)} (strongSwan $(charon_version))"
 }
 
 charon_version() { /usr/lib/ipsec/charon --version 2>/dev/null | head -1 || echo unknown; }
 
-# cgwd_yaml writes cgwd.yaml from the lab template with IPsec tunnels in place
-# of WireGuard ones: each `kind: wireguard` becomes `kind: ipsec` and the
+# cgwd_yaml [TEMPLATE OUT] writes cgwd.yaml (OUT) from the lab template
+# (TEMPLATE, cgwd.lab.yaml by default) with IPsec tunnels in place of
+# WireGuard ones: each `kind: wireguard` becomes `kind: ipsec` and the
 # tunnel's wireguard: block becomes an ipsec: block.
 cgwd_yaml() {
+	local tmpl=${1:-$HERE/cgwd.lab.yaml} out=${2:-$LAB_STATE/cgwd.yaml}
 	awk -v state="$LAB_STATE" -v common="${CGWD_IPSEC_OPTS:-}" -v t1="${CGWD_IPSEC_OPTS_T1:-}" -v t2="${CGWD_IPSEC_OPTS_T2:-}" '
 		function ipsec_block(name,   n, i, parts, opts) {
 			opts = common ";" (name == "cgw-t1" ? t1 : name == "cgw-t2" ? t2 : "")
@@ -219,13 +233,13 @@ cgwd_yaml() {
 		/^        wireguard:/ { skip = 1; ipsec_block(name); next }
 		skip && /^          / { next }
 		{ skip = 0; print }
-	' "$HERE/cgwd.lab.yaml" | sed -e "s|@LAB_STATE@|$LAB_STATE|g" >"$LAB_STATE/cgwd.yaml"
-	chmod 600 "$LAB_STATE/cgwd.yaml"
+	' "$tmpl" | sed -e "s|@LAB_STATE@|$LAB_STATE|g" >"$out"
+	chmod 600 "$out"
 }
 
 cmd_down() {
 	local n
-	for n in 1 2; do cmd_stop_charon "$n"; done
+	for n in 1 2 3 4; do cmd_stop_charon "$n"; done
 	for ns in "${ENDPOINT_NS[@]}"; do ip netns del "$ns" 2>/dev/null || true; done
 }
 

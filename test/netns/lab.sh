@@ -3,7 +3,8 @@
 # Names and addresses are fixed; see test/netns/README.md.
 #
 #   lab.sh up           namespaces, links, addresses, the AWS side's WireGuard peers
-#                       (HA=1: the two-box lab instead, see ha.sh and README.md "Two boxes")
+#                       (HA=1: the two-box lab instead, see ha.sh and README.md "Two boxes";
+#                       with TUNNEL=ipsec both boxes' tunnels end in strongSwan, see ipsec.sh)
 #   lab.sh start-cgwd   start cgwd in lab-cgw with the lab config, wait for its socket
 #   lab.sh wait-tunnels wait until both tunnels have handshaken (bounded)
 #   lab.sh wait-bgp     wait until BIRD has all three sessions Established (bounded)
@@ -84,10 +85,6 @@ cmd_up() {
 	for b in cgwd wireguard-go; do
 		[[ -x $BIN/$b ]] || { log "$BIN/$b missing: run make build"; exit 1; }
 	done
-	if [[ $HA == 1 && ${TUNNEL:-wireguard} == ipsec ]]; then
-		log "HA=1 builds the WireGuard lab only (TUNNEL=ipsec is not supported with it)"
-		exit 2
-	fi
 	cmd_down
 	mkdir -p "$LAB_STATE"
 	for ns in "${NAMESPACES[@]}"; do
@@ -129,8 +126,14 @@ cmd_up() {
 	done
 
 	if [[ ${TUNNEL:-wireguard} == ipsec ]]; then # strongSwan AWS endpoints instead of wireguard-go; see ipsec.sh
-		LAB_STATE=$LAB_STATE "$HERE/ipsec.sh" up
-		if declare -F start_bird >/dev/null; then start_bird; fi
+		LAB_STATE=$LAB_STATE "$HERE/ipsec.sh" up # HA=1: tunnels 3 and 4 to lab-cgw2 too
+		if [[ $HA == 1 ]]; then
+			ha_routing
+			start_bird
+			log "up (HA=1 TUNNEL=ipsec): ${NAMESPACES[*]} ${HA_NAMESPACES[*]} lab-aws-t1 lab-aws-t2 lab-aws-t3 lab-aws-t4"
+			return
+		fi
+		start_bird
 		log "up (TUNNEL=ipsec): ${NAMESPACES[*]} lab-aws-t1 lab-aws-t2"
 		return
 	fi

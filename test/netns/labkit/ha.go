@@ -38,6 +38,8 @@ const (
 	DX2Local    = "169.254.254.2" // lab-cgw2's end (its dx0)
 	T3Peer      = "169.254.12.1"  // AWS's inside address of tunnel 3
 	T4Peer      = "169.254.13.1"  // AWS's inside address of tunnel 4
+	T3Local     = "169.254.12.2"  // lab-cgw2's inside address of tunnel 3
+	T4Local     = "169.254.13.2"  // lab-cgw2's inside address of tunnel 4
 	CoreASN     = 65010           // lab-core's ASN
 	OnPremNet16 = "10.10.0.0/16"  // what lab-core announces to both boxes
 )
@@ -66,6 +68,7 @@ type Box struct {
 	DXAddr    string   // its own end: lab-aws's gateway toward it
 	AWSDX     string   // lab-aws's device toward its Direct Connect
 	Tunnels   []string // its tunnels
+	TunnelIPs []string // its inside addresses of them: lab-aws's gateways through them
 	Bird      []string // BIRD's sessions with it in lab-aws
 	start     string   // lab.sh subcommand that starts its cgwd
 	metricURL string
@@ -76,23 +79,86 @@ type Box struct {
 var (
 	Box1 = Box{Name: "box 1", NS: CGW, Sock: Sock, Config: Config, LogFile: LogFile, PIDFile: PIDFile,
 		LANAddr: CGWLANHA, DXPeer: DXPeer, DXAddr: DXLocal, AWSDX: DX, Tunnels: []string{T1, T2},
-		Bird: []string{BirdT1, BirdT2, BirdDX}, start: "start-cgwd", metricURL: MetricsURL, num: "1"}
+		TunnelIPs: []string{T1Local, T2Local},
+		Bird:      []string{BirdT1, BirdT2, BirdDX}, start: "start-cgwd", metricURL: MetricsURL, num: "1"}
 	Box2 = Box{Name: "box 2", NS: CGW2, Sock: State + "/cgw2/cgwd.sock", Config: State + "/cgw2/cgwd.yaml",
 		LogFile: State + "/logs/cgwd2.log", PIDFile: State + "/pids/cgwd2.pid",
 		LANAddr: CGW2LAN, DXPeer: DX2Peer, DXAddr: DX2Local, AWSDX: AWSDX2, Tunnels: []string{T3, T4},
-		Bird: []string{BirdT3, BirdT4, BirdDX2}, start: "start-cgwd2", metricURL: MetricsURL, num: "2"}
+		TunnelIPs: []string{T3Local, T4Local},
+		Bird:      []string{BirdT3, BirdT4, BirdDX2}, start: "start-cgwd2", metricURL: MetricsURL, num: "2"}
 )
 
 // CoreFRR is lab-core's FRR, which ha.sh starts as instance "core" the way
 // StartFRR would (its Stop does nothing: lab.sh down stops it by PID).
 var CoreFRR = &FRR{NS: Core, Name: "core", Dir: FRRDir + "/core"}
 
-// UpHA builds the HA lab (HA=1 lab.sh up) and tears it down when the test ends.
-func UpHA(t testing.TB) {
+// UpHA builds the HA lab with WireGuard tunnels (HA=1 lab.sh up) and tears
+// it down when the test ends.
+func UpHA(t testing.TB) { t.Helper(); upHA(t, "wireguard") }
+
+// UpHAIPsec builds the HA lab with IPsec tunnels (HA=1 TUNNEL=ipsec lab.sh
+// up: four strongSwan endpoints, tunnels 1 and 2 to box 1, 3 and 4 to box
+// 2) and tears it down when the test ends.
+func UpHAIPsec(t testing.TB) {
+	t.Helper()
+	RequireStrongSwan(t)
+	upHA(t, "ipsec")
+}
+
+func upHA(t testing.TB, tunnel string) {
 	t.Helper()
 	RequireTools(t, "vtysh", "bird")
-	script(t, LabSh, []string{"HA=1"}, "up")
+	script(t, LabSh, []string{"HA=1", "TUNNEL=" + tunnel}, "up")
 	t.Cleanup(func() { Down(t) })
+}
+
+// LogHAOnFailure logs, if the test has failed by its end, the end of both
+// boxes' cgwd logs and lab-core's BGP, routes and BFD.
+func LogHAOnFailure(t testing.TB) {
+	t.Helper()
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, b := range []Box{Box1, Box2} {
+			lines := strings.Split(b.Log(), "\n")
+			t.Logf("%s's cgwd log (last 40 lines):\n%s", b.Name, strings.Join(lines[max(0, len(lines)-40):], "\n"))
+		}
+		out, _ := CoreFRR.TryVtysh("-c", "show bgp ipv4 unicast summary", "-c", "show ip route", "-c", "show bfd peers brief")
+		t.Logf("lab-core:\n%s", out)
+	})
+}
+
+// TunnelBytes is the bytes the box's tunnels received and sent, summed over
+// them, from its cgwd's status.
+func (b Box) TunnelBytes(t testing.TB) (rx, tx uint64) {
+	t.Helper()
+	for _, tn := range b.Status(t).Tunnels {
+		if slices.Contains(b.Tunnels, tn.Name) {
+			rx, tx = rx+tn.RxBytes, tx+tn.TxBytes
+		}
+	}
+	return rx, tx
+}
+
+// WaitVia waits until traffic between on-prem and the VPC goes through the
+// box's tunnels in both directions: lab-core routes the VPC via its LAN
+// address and lab-aws routes on-prem via one or more of its tunnels.
+func (b Box) WaitVia(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	WaitGateways(t, timeout, Core, VPCNet, b.LANAddr)
+	Eventually(t, timeout, fmt.Sprintf("%s routes %s through %s's tunnels %v", AWS, OnPremNet16, b.Name, b.TunnelIPs), func() error {
+		gws := Gateways(t, AWS, OnPremNet16)
+		for _, gw := range gws {
+			if !slices.Contains(b.TunnelIPs, gw) {
+				return fmt.Errorf("via %v", gws)
+			}
+		}
+		if len(gws) == 0 {
+			return fmt.Errorf("no route")
+		}
+		return nil
+	})
 }
 
 // StartHA starts both boxes' cgwd and waits until every tunnel is up, BIRD
