@@ -156,10 +156,18 @@ func onRun(r looped, f func()) bool {
 	done := make(chan struct{})
 	timeout := time.NewTimer(fzDeadline)
 	defer timeout.Stop()
-	select {
-	case r.control() <- func() { f(); close(done) }:
-	case <-timeout.C:
-		return false
+	// An ike_version any session's inner session may be replaced while
+	// the call waits: then ask the new one.
+	again := time.NewTicker(20 * time.Millisecond)
+	defer again.Stop()
+	for sent := false; !sent; {
+		select {
+		case r.control() <- func() { f(); close(done) }:
+			sent = true
+		case <-again.C:
+		case <-timeout.C:
+			return false
+		}
 	}
 	select {
 	case <-done:
@@ -273,7 +281,7 @@ func fzNew[S looped](t *testing.T, newS func(Config, Transport, DataPath) (S, er
 }
 
 // fzVictim is what a target knows of its victim: its IKE and Child SAs
-// (or "not established"), how to make encrypted messages for it, and the
+// (or "" when not established), how to make encrypted messages for it, and the
 // bounds of its tables; all but the first run on its Run goroutine.
 type fzVictim struct {
 	p           *fzPair
@@ -299,7 +307,7 @@ func fuzzSessions(f *testing.F, seeds [][]byte, start func(t *testing.T, mode by
 		if !onRun(v.p.victim, func() { after = v.fingerprint() }) {
 			t.Fatal("the session's Run goroutine does not answer")
 		}
-		if !authed && before != "not established" && after != before {
+		if !authed && before != "" && after != before {
 			t.Fatalf("unauthenticated input changed the SAs: %s, now %s", before, after)
 		}
 	})
@@ -406,11 +414,12 @@ func fzRun(t *testing.T, p *fzPair, ops []fzOp, seal func(fzOp, bool) []byte, ch
 	return authed
 }
 
-// v2Fingerprint names an established IKEv2 session's IKE SA and Child SA.
+// v2Fingerprint names an established IKEv2 session's IKE SA and Child SA
+// ("" when not established).
 func v2Fingerprint(s *Session) string {
 	sa, c := s.sas.ike, s.sas.child
 	if sa == nil || sa.state != stEstablished || c == nil {
-		return "not established"
+		return ""
 	}
 	return fmt.Sprintf("ike %016x/%016x child %08x/%08x", sa.spiI, sa.spiR, c.sa.InSPI, c.sa.OutSPI)
 }
@@ -422,6 +431,9 @@ func v2Check(s *Session) error {
 	}
 	if n := len(s.sas.halves); n > s.cfg.HalfOpenLimit {
 		return fmt.Errorf("%d half-open IKE SAs, limit %d", n, s.cfg.HalfOpenLimit)
+	}
+	if n := len(s.initArrivals); n > max(s.cfg.CookieThreshold, 0)+1 {
+		return fmt.Errorf("%d IKE_SA_INIT arrival times kept, cookie threshold %d", n, s.cfg.CookieThreshold)
 	}
 	if n := len(s.sas.retired); n > 4 {
 		return fmt.Errorf("%d retired Child SAs", n)
@@ -560,11 +572,12 @@ func fzP384Public() []byte {
 	return k.PublicKey().Bytes()[1:]
 }
 
-// v1Fingerprint names an established IKEv1 session's ISAKMP SA and Child SAs.
+// v1Fingerprint names an established IKEv1 session's ISAKMP SA and Child
+// SAs ("" when not established).
 func v1Fingerprint(s *V1Session) string {
 	sa := s.current()
 	if sa == nil || len(s.children) == 0 {
-		return "not established"
+		return ""
 	}
 	fp := fmt.Sprintf("isakmp %016x/%016x", sa.ci, sa.cr)
 	for _, c := range s.children {
@@ -580,6 +593,12 @@ func v1Check(s *V1Session) error {
 	}
 	if n := len(s.sas); n > s.cfg.HalfOpenLimit+4 {
 		return fmt.Errorf("%d ISAKMP SAs", n)
+	}
+	if n := len(s.msg1s); n > 2*max(s.cfg.CookieThreshold, 1) {
+		return fmt.Errorf("%d main mode message 1 arrival times kept", n)
+	}
+	if n := len(s.authLogged); n > 16 {
+		return fmt.Errorf("%d kinds of authentication failure remembered", n)
 	}
 	if n := len(s.children); n > 8 {
 		return fmt.Errorf("%d Child SAs", n)
@@ -695,4 +714,104 @@ func v1Seeds() [][]byte {
 		}
 	}
 	return seeds
+}
+
+// fzAny is an ike_version any session as a victim: the loop is its current
+// inner session's. inner is the inner session of the latest control call,
+// the one a function sent there runs on (onRun and drain are called from
+// one goroutine).
+type fzAny struct {
+	*anySession
+	inner versioned
+}
+
+func (a *fzAny) control() chan func() {
+	a.inner = a.cur.Load().s
+	return a.inner.control()
+}
+
+func (a *fzAny) base() *core { return a.inner.base() }
+
+// fingerprint, seal and check are the inner session's, with its version.
+func (a *fzAny) fingerprint() string {
+	fp := ""
+	if s, ok := a.inner.(*Session); ok {
+		fp = v2Fingerprint(s)
+	} else {
+		fp = v1Fingerprint(a.inner.(*V1Session))
+	}
+	if fp == "" {
+		return ""
+	}
+	return fmt.Sprintf("ikev%d %s", a.cur.Load().version, fp)
+}
+
+func (a *fzAny) seal(op fzOp, auth bool) []byte {
+	if s, ok := a.inner.(*Session); ok {
+		return v2Seal(s)(op, auth)
+	}
+	return v1Seal(a.inner.(*V1Session))(op, auth)
+}
+
+func (a *fzAny) check() error {
+	if s, ok := a.inner.(*Session); ok {
+		return v2Check(s)
+	}
+	return v1Check(a.inner.(*V1Session))
+}
+
+// anyModes are where FuzzAnySession stops an exchange between an
+// ike_version any session and a peer of one version, each before a message
+// to the any session (k) or once established (k = points).
+var anyModes = []struct {
+	peer      int  // the peer's version
+	initiates bool // the any session initiates
+	k, points int
+}{
+	{2, true, 1, 4}, {2, true, 3, 4}, {2, true, 4, 4},
+	{2, false, 0, 4}, {2, false, 2, 4}, {2, false, 4, 4},
+	{1, false, 0, 8}, {1, false, 2, 8}, {1, false, 4, 8}, {1, false, 6, 8}, {1, false, 8, 8},
+}
+
+// FuzzAnySession fuzzes an ike_version any session as FuzzIKEv2Session
+// and FuzzIKEv1Session do their sessions, against an IKEv2 peer (either
+// end initiating) and an IKEv1 initiator: forged input must not switch an
+// established tunnel's version either.
+func FuzzAnySession(f *testing.F) {
+	var seeds [][]byte
+	for _, s := range append(v2Seeds(), v1Seeds()...) {
+		for m := range anyModes {
+			if s[0] == byte(m) {
+				seeds = append(seeds, s)
+			}
+		}
+	}
+	fuzzSessions(f, seeds, func(t *testing.T, mode byte) fzVictim {
+		m := anyModes[int(mode)%len(anyModes)]
+		ca, cb := fzConfigs("aes256-sha256-modp2048", "aes256gcm16")
+		if !m.initiates {
+			ca, cb = cb, ca
+		}
+		ca.Version, cb.Version = VersionAny, m.peer
+		var a *fzAny
+		p := fzStart(t, m.k, m.points, func(ta, tb Transport, da, db DataPath) (looped, looped) {
+			r, err := NewRunner(ca, ta, da)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a = &fzAny{anySession: r.(*anySession)}
+			a.inner = a.cur.Load().s
+			var b looped
+			if m.peer == 1 {
+				b = fzNew(t, NewV1Session, cb, tb, db)
+			} else {
+				b = fzNew(t, NewSession, cb, tb, db)
+			}
+			return a, b
+		})
+		if p.victim != looped(a) {
+			t.Fatalf("mode %+v: the any session is not the victim", m)
+		}
+		return fzVictim{p, a.fingerprint, a.seal, a.check}
+	})
 }
