@@ -46,6 +46,7 @@ const (
 	opCipher          // IKEv1: data encrypted with the victim's keys, no valid HASH
 	opAuth            // a message the harness authenticates as the peer
 	opTruncate        // recorded message arg cut to the length data[0:2] names
+	opReseal          // IKEv2: recorded message arg decrypted, patched as opMutate, sealed again
 	opKinds
 )
 
@@ -332,11 +333,7 @@ func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte
 	case opReplay:
 		return p.recorded(op.arg), false
 	case opMutate:
-		b := p.recorded(op.arg)
-		for d := op.data; len(d) >= 3 && len(b) > 0; d = d[3:] {
-			b[int(binary.BigEndian.Uint16(d))%len(b)] ^= d[2]
-		}
-		return b, false
+		return patch(p.recorded(op.arg), op.data), false
 	case opTruncate:
 		b := p.recorded(op.arg)
 		if len(op.data) >= 2 {
@@ -345,7 +342,7 @@ func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte
 		return b, false
 	case opCipher:
 		return seal(op, false), false
-	case opAuth:
+	case opAuth, opReseal:
 		b := seal(op, true)
 		return b, b != nil
 	}
@@ -370,6 +367,14 @@ func fzSubst(b []byte, subst map[string][]byte) []byte {
 				copy(b[i:], v)
 			}
 		}
+	}
+	return b
+}
+
+// patch applies data's (2-byte offset, xor) patches to b.
+func patch(b, data []byte) []byte {
+	for ; len(data) >= 3 && len(b) > 0; data = data[3:] {
+		b[int(binary.BigEndian.Uint16(data))%len(b)] ^= data[2]
 	}
 	return b
 }
@@ -454,8 +459,11 @@ func v2Check(s *Session) error {
 // a response, bits 1-2: how far the message ID is ahead), the SK payload's
 // first payload type and the inner chain. Only authenticated messages are
 // made; IKEv2's SK payload has an ICV.
-func v2Seal(s *Session) func(fzOp, bool) []byte {
+func v2Seal(s *Session, p *fzPair) func(fzOp, bool) []byte {
 	return func(op fzOp, auth bool) []byte {
+		if op.kind == opReseal {
+			return v2Reseal(s, p.recorded(op.arg), op.data)
+		}
 		if !auth || len(op.data) < 3 {
 			return nil
 		}
@@ -491,6 +499,31 @@ func v2Seal(s *Session) func(fzOp, bool) []byte {
 	}
 }
 
+// v2Reseal decrypts b, a recorded message on one of the victim's IKE SAs,
+// patches its SK payload's content with data and seals it again: an
+// authenticated message like the peer's with other content.
+func v2Reseal(s *Session, b, data []byte) []byte {
+	h, err := wire.ParseHeader(b)
+	if err != nil || len(b) < wire.HeaderLen+4 || wire.PayloadType(b[16]) != wire.PayloadSK {
+		return nil
+	}
+	for _, sa := range s.sas.ikeSAs() {
+		if sa.keys == nil || sa.spiI != h.SPIi || sa.spiR != h.SPIr {
+			continue
+		}
+		sk := sa.keys.encR
+		if h.Flags&wire.FlagInitiator != 0 {
+			sk = sa.keys.encI
+		}
+		plain, err := sk.Open(b, wire.HeaderLen+4)
+		if err != nil {
+			return nil
+		}
+		return wire.SealChain(sk, h, wire.PayloadType(b[wire.HeaderLen]), patch(bytes.Clone(plain), data))
+	}
+	return nil
+}
+
 // v2Modes: stopped before message 1 to 4 (IKE_SA_INIT and IKE_AUTH), or
 // established with the initiator or the responder as victim.
 const v2Modes = 6
@@ -502,7 +535,7 @@ func FuzzIKEv2Session(f *testing.F) {
 			return fzNew(t, NewSession, ci, ta, da), fzNew(t, NewSession, cr, tb, db)
 		})
 		s := p.victim.(*Session)
-		return fzVictim{p, func() string { return v2Fingerprint(s) }, v2Seal(s), func() error { return v2Check(s) }}
+		return fzVictim{p, func() string { return v2Fingerprint(s) }, v2Seal(s, p), func() error { return v2Check(s) }}
 	})
 }
 
@@ -515,6 +548,13 @@ func v2Seeds() [][]byte {
 				fzOp{opTruncate, i, []byte{0, 40}}))
 		}
 		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
+	}
+	// The recorded IKE_AUTH request and answer sealed again, as they were
+	// and with their SA and traffic selectors patched.
+	for _, mode := range []byte{2, 3, 4, 5} {
+		for _, i := range []byte{2, 3} {
+			seeds = append(seeds, encodeOps(mode, fzOp{opReseal, i, nil}), encodeOps(mode, fzOp{opReseal, i, []byte{0, 120, 0x10, 0, 200, 1}}))
+		}
 	}
 	// Authenticated, established: a DPD (empty INFORMATIONAL), Deletes, a
 	// Child SA rekey, a new Child SA, an IKE SA rekey; before IKE_AUTH's
@@ -723,6 +763,7 @@ func v1Seeds() [][]byte {
 type fzAny struct {
 	*anySession
 	inner versioned
+	pair  *fzPair
 }
 
 func (a *fzAny) control() chan func() {
@@ -748,7 +789,7 @@ func (a *fzAny) fingerprint() string {
 
 func (a *fzAny) seal(op fzOp, auth bool) []byte {
 	if s, ok := a.inner.(*Session); ok {
-		return v2Seal(s)(op, auth)
+		return v2Seal(s, a.pair)(op, auth)
 	}
 	return v1Seal(a.inner.(*V1Session))(op, auth)
 }
@@ -812,6 +853,7 @@ func FuzzAnySession(f *testing.F) {
 		if p.victim != looped(a) {
 			t.Fatalf("mode %+v: the any session is not the victim", m)
 		}
+		a.pair = p
 		return fzVictim{p, a.fingerprint, a.seal, a.check}
 	})
 }
