@@ -22,8 +22,10 @@ import (
 // intermediate (strongSwan initiating); an expired certificate and one
 // from a CA cgwd does not trust are each named in one log line and the
 // tunnel stays down. Last, both ends speak IKEv1 (strongSwan version = 1,
-// cgwd ike_version: 1) with RSA certificates: main mode with RSA
-// signatures, the tunnel up and a ping across.
+// cgwd ike_version: 1): main mode with RSA signatures, then with ECDSA
+// P-256 leaves at both ends (cgwd initiating each time), then RSA with
+// strongSwan initiating; each time the tunnel is up, in IKEv1 on both
+// sides, and a ping crosses.
 func TestIPsecCertLab(t *testing.T) {
 	labkit.RequireStrongSwan(t)
 	labkit.UpIPsec(t)
@@ -106,17 +108,44 @@ func TestIPsecCertLab(t *testing.T) {
 	})
 
 	t.Run("IKEv1", func(t *testing.T) {
-		// IKEv1 has both ends sign with one method: RSA, as cgwd's key.
-		aws.Configure(t, append(pki.StrongSwanEnv(pki.AWSInterCert), "AWS_IKE_VERSION=1")...)
-		labkit.RestartIPsec(t, pki.CgwdOpts()+";ike_version: 1")
-		upAndPing(t)
-		if sas := aws.SAs(t); !strings.Contains(sas, "IKEv1") || !strings.Contains(sas, "INSTALLED") {
-			t.Errorf("strongSwan shows no IKEv1 SAs:\n%s", sas)
+		// IKEv1's main mode agrees on one method that both ends sign
+		// with: both keys RSA (method 3), or both ECDSA on one curve
+		// (P-256: 9, RFC 4754).
+		for _, tc := range []struct {
+			name, awsCert, cgwdOpts string
+			issuer, method          string // of strongSwan's certificate; cgwd's auth_method
+			awsInitiates            bool
+		}{
+			{"RSA-CgwdInitiates", pki.AWSInterCert, pki.CgwdOpts(), "Lab Intermediate", "3", false},
+			{"ECDSA-P256-CgwdInitiates", pki.AWSCert, pki.CgwdOptsECDSA(), "Lab Root", "9", false},
+			{"RSA-StrongSwanInitiates", pki.AWSInterCert, pki.CgwdOpts() + ";initiate: false", "Lab Intermediate", "3", true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				// v1Env: strongSwan as an IKEv1 initiator offers only the
+				// first algorithms of its lists, so they start with cgwd's.
+				env := append(pki.StrongSwanEnv(tc.awsCert), v1Env...)
+				role, charonSPIs := "initiator", `IKEv1, [0-9a-f]+_i [0-9a-f]+_r\*` // charon's own SPI starred
+				if tc.awsInitiates {
+					aws.Stop(t)
+					labkit.RestartIPsec(t, tc.cgwdOpts+";ike_version: 1")
+					labkit.IPsecSh(t, append(env, "AWS_START_ACTION=start"), "start-charon", "1")
+					role, charonSPIs = "responder", `IKEv1, [0-9a-f]+_i\* [0-9a-f]+_r`
+				} else {
+					aws.Configure(t, env...)
+					labkit.RestartIPsec(t, tc.cgwdOpts+";ike_version: 1")
+				}
+				upAndPing(t)
+				if sas := aws.SAs(t); !regexp.MustCompile(charonSPIs).MatchString(sas) || !strings.Contains(sas, "INSTALLED") {
+					t.Errorf("strongSwan shows no IKEv1 SAs with cgwd the %s (%s):\n%s", role, charonSPIs, sas)
+				}
+				// Only IKEv1 logs these (its session's log lines carry
+				// ike_version=1); each row's cgwd starts a new log.
+				logMatches(t, 5*time.Second, "cgwd's IKEv1 main mode as the "+role,
+					`msg="ISAKMP SA established \(IKEv1 main mode\)".*tunnel=cgw-t1.*role=`+role)
+				logMatches(t, 5*time.Second, "cgwd verified strongSwan's chain and signature (method "+tc.method+")",
+					`msg="peer authenticated by certificate".*tunnel=cgw-t1.*ike_version=1.*peer_subject="CN=aws.lab,O=cgwd lab,C=US" issuer="CN=`+
+						tc.issuer+`,O=cgwd lab,C=US".*auth_method=`+tc.method+`\b`)
+			})
 		}
-		// Only IKEv1 logs these (its session's log lines carry ike_version=1).
-		logMatches(t, 5*time.Second, "cgwd's IKEv1 main mode, authenticated by strongSwan's RSA signature",
-			`msg="ISAKMP SA established \(IKEv1 main mode\)".*tunnel=cgw-t1`)
-		logMatches(t, 5*time.Second, "cgwd verified strongSwan's chain and RSA signature (method 3)",
-			`msg="peer authenticated by certificate".*tunnel=cgw-t1.*ike_version=1.*peer_subject="CN=aws.lab,O=cgwd lab,C=US" issuer="CN=Lab Intermediate,O=cgwd lab,C=US".*auth_method=3`)
 	})
 }

@@ -19,6 +19,9 @@ type PKI struct {
 	// CgwCert (an RSA leaf under Inter) and CgwChain (it and Inter) with
 	// CgwKey are cgwd's; CgwDN is its subject.
 	CgwCert, CgwChain, CgwKey, CgwDN string
+	// CgwECDSACert is cgwd's other leaf, ECDSA P-256 under Root with the
+	// subject CgwDN, for IKEv1, where both ends sign with one method.
+	CgwECDSACert string
 	// AWSCert (ECDSA, under Root), AWSInterCert (RSA, under Inter),
 	// AWSExpired (under Root, expired in 2021) and AWSStranger (under
 	// Other) are strongSwan's, each with the key of the same name and
@@ -79,6 +82,7 @@ func MakePKI(t testing.TB) *PKI {
 	p.Other = self("other", o+"CN=Other Root")
 	p.Inter = issue("inter", "rsa", "2048", p.Root, o+"CN=Lab Intermediate", "--ca", "--lifetime", "30")
 	p.CgwCert = issue("cgw", "rsa", "2048", p.Inter, p.CgwDN, "--san", "cgw.lab", "--lifetime", "7")
+	p.CgwECDSACert = issue("cgw-ecdsa", "ecdsa", "256", p.Root, p.CgwDN, "--san", "cgw.lab", "--lifetime", "7")
 	p.AWSCert = issue("aws", "ecdsa", "256", p.Root, p.AWSDN, "--san", "aws.lab", "--lifetime", "7")
 	p.AWSInterCert = issue("aws-inter", "rsa", "2048", p.Inter, p.AWSDN, "--san", "aws.lab", "--lifetime", "7")
 	p.AWSExpired = issue("aws-old", "ecdsa", "256", p.Root, p.AWSDN, "--san", "aws.lab",
@@ -109,6 +113,11 @@ func (p *PKI) StrongSwanEnv(cert string) []string {
 
 // CgwdOpts are cgwd's ipsec options (IPsecConfig) for certificate
 // authentication with p.
-func (p *PKI) CgwdOpts() string {
-	return "cert_file: " + p.CgwChain + ";key_file: " + p.CgwKey + ";ca_file: " + p.Root + `;remote_id: "` + p.AWSDN + `"`
+func (p *PKI) CgwdOpts() string { return p.cgwdOpts(p.CgwChain, p.CgwKey) }
+
+// CgwdOptsECDSA is CgwdOpts with cgwd's ECDSA leaf, CgwECDSACert.
+func (p *PKI) CgwdOptsECDSA() string { return p.cgwdOpts(p.CgwECDSACert, p.Key(p.CgwECDSACert)) }
+
+func (p *PKI) cgwdOpts(cert, key string) string {
+	return "cert_file: " + cert + ";key_file: " + key + ";ca_file: " + p.Root + `;remote_id: "` + p.AWSDN + `"`
 }
