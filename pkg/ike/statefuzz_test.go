@@ -47,6 +47,7 @@ const (
 	opAuth            // a message the harness authenticates as the peer
 	opTruncate        // recorded message arg cut to the length data[0:2] names
 	opReseal          // IKEv2: recorded message arg decrypted, patched as opMutate, sealed again
+	opAge             // IKEv1: the victim's quick modes began an hour ago (it forgets them)
 	opKinds
 )
 
@@ -345,6 +346,8 @@ func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte
 	case opAuth, opReseal:
 		b := seal(op, true)
 		return b, b != nil
+	case opAge:
+		seal(op, false)
 	}
 	return nil, false
 }
@@ -651,12 +654,21 @@ func v1Check(s *V1Session) error {
 	return nil
 }
 
-// v1Seal makes an encrypted IKEv1 message on the victim's newest ISAKMP SA
-// with keys: data is the exchange, the message ID, the first payload type
-// and the chain. Unauthenticated, the chain is encrypted as it is (main
-// mode with the main mode IV); authenticated, it follows a HASH(1) over it.
+// v1Seal ages the victim's quick modes (opAge) or makes an encrypted IKEv1
+// message on the victim's newest ISAKMP SA with keys: data is the
+// exchange, the message ID, the first payload type and the chain.
+// Unauthenticated, the chain is encrypted as it is (main mode with the
+// main mode IV); authenticated, it follows a HASH(1) over it.
 func v1Seal(s *V1Session) func(fzOp, bool) []byte {
 	return func(op fzOp, auth bool) []byte {
+		if op.kind == opAge {
+			for _, sa := range s.sas {
+				for _, qm := range sa.qms {
+					qm.created = qm.created.Add(-time.Hour)
+				}
+			}
+			return nil
+		}
 		if len(op.data) < 6 {
 			return nil
 		}
@@ -733,6 +745,10 @@ func v1Seeds() [][]byte {
 		seeds = append(seeds,
 			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x55, 0, 1, 2, 3}}),
 			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchQuick, 0x5e, 0xed, 0x1e, 0x55, byte(wire1.PayloadHash), 0, 0, 0, 8, 1, 2, 3, 4}}))
+	}
+	// Established, the quick mode forgotten, its messages replayed.
+	for mode := byte(8); mode < v1Modes; mode++ {
+		seeds = append(seeds, encodeOps(mode, fzOp{opAge, 0, nil}, fzOp{opReplay, 6, nil}, fzOp{opReplay, 7, nil}, fzOp{opReplay, 8, nil}))
 	}
 	// Authenticated, established: INITIAL-CONTACT, R-U-THERE, Deletes of
 	// the Child SA and the ISAKMP SA, and a quick mode.
@@ -856,4 +872,56 @@ func FuzzAnySession(f *testing.F) {
 		a.pair = p
 		return fzVictim{p, a.fingerprint, a.seal, a.check}
 	})
+}
+
+// TestV1QuickModeReplayIsDropped: a quick mode message 1 is authenticated
+// by its HASH(1) alone, which has no freshness. Replayed once its exchange
+// was forgotten (DPDTimeout + 10 s after it began), it made the responder
+// install another inbound Child SA, kept until it expired and taken for
+// outbound traffic should the real one go; reflected back to the
+// initiator, it did the same there (both directions share SKEYID_a).
+// Found by FuzzIKEv1Session (testdata/fuzz/FuzzIKEv1Session/quick-mode-*).
+func TestV1QuickModeReplayIsDropped(t *testing.T) {
+	for victim, name := range []string{"reflected to the initiator", "replayed to the responder"} {
+		t.Run(name, func(t *testing.T) {
+			ci, cr := fzConfigs("aes256-sha256-modp2048", "aes256gcm16")
+			ci.Version, cr.Version = 1, 1
+			p := fzStart(t, 8+victim, 8, func(ta, tb Transport, da, db DataPath) (looped, looped) {
+				return fzNew(t, NewV1Session, ci, ta, da), fzNew(t, NewV1Session, cr, tb, db)
+			})
+			s := p.victim.(*V1Session)
+			var qm1 []byte
+			p.w.mu.Lock()
+			for i, b := range p.w.rec {
+				if b[18] == wire1.ExchQuick && p.w.from[i] == 0 && qm1 == nil {
+					qm1 = b
+				}
+			}
+			p.w.mu.Unlock()
+			if qm1 == nil {
+				t.Fatal("no quick mode message 1 recorded")
+			}
+			var before string
+			onRun(s, func() { v1Seal(s)(fzOp{kind: opAge}, false) })
+			onRun(s, func() {
+				before = v1Fingerprint(s)
+				for _, sa := range s.sas {
+					if len(sa.qms) != 0 {
+						t.Errorf("the quick mode is still remembered")
+					}
+				}
+			})
+			window := s.Status().Dropped[DropWindow.String()]
+			s.Deliver(qm1, true)
+			drain(t, s)
+			var after string
+			onRun(s, func() { after = v1Fingerprint(s) })
+			if after != before {
+				t.Fatalf("the replayed quick mode changed the SAs: %s, now %s", before, after)
+			}
+			if got := s.Status().Dropped[DropWindow.String()]; got != window+1 {
+				t.Fatalf("window drops %d, want %d", got, window+1)
+			}
+		})
+	}
 }

@@ -126,6 +126,10 @@ func collectQM(c *wire1.Chain) qmPayloads {
 	return m
 }
 
+// maxQMs bounds the quick modes one ISAKMP SA sees, live and past (whose
+// message IDs it keeps): far more than its lifetime's rekeys.
+const maxQMs = 1024
+
 // handleQuick routes a quick mode message to its exchange.
 func (s *V1Session) handleQuick(sa *v1SA, h wire1.Header, p packet) {
 	qm := sa.qms[h.MsgID]
@@ -135,6 +139,12 @@ func (s *V1Session) handleQuick(sa *v1SA, h wire1.Header, p packet) {
 	iv := sa.keys.msgIV(h.MsgID)
 	if qm != nil {
 		iv = qm.iv
+	} else if _, ok := sa.pastQMs[h.MsgID]; ok {
+		s.drop(DropWindow, h, "err", "quick mode message ID used before on this ISAKMP SA (a replay)")
+		return
+	} else if len(sa.qms)+len(sa.pastQMs) >= maxQMs {
+		s.drop(DropRate, h, "err", "too many quick modes on this ISAKMP SA")
+		return
 	}
 	c, hash, next, ok := s.openHashed(sa, h, p, iv)
 	if !ok {

@@ -102,7 +102,11 @@ type v1SA struct {
 	dpdSince  time.Time // first unanswered R-U-THERE; zero when none
 	dpdNext   time.Time
 	qms       map[uint32]*v1QM
-	replaces  bool // established while another was: its first quick mode replaces every child
+	// pastQMs are the message IDs of the quick modes forgotten on this SA:
+	// a quick mode message 1 with one of them is a replay (its HASH(1)
+	// has no freshness), not a new exchange.
+	pastQMs  map[uint32]struct{}
+	replaces bool // established while another was: its first quick mode replaces every child
 }
 
 // v1QM is a quick mode exchange.
@@ -390,6 +394,10 @@ func (s *V1Session) tickSA(sa *v1SA, now time.Time, next *time.Time) {
 	for id, qm := range sa.qms {
 		if !s.due(&qm.fl, now, next) || now.Sub(qm.created) > s.cfg.DPDTimeout+10*time.Second {
 			delete(sa.qms, id)
+			if sa.pastQMs == nil {
+				sa.pastQMs = map[uint32]struct{}{}
+			}
+			sa.pastQMs[id] = struct{}{}
 			if qm.rekeyOf != nil {
 				qm.rekeyOf.rekeying = false
 			}
