@@ -27,14 +27,25 @@ start_bg() {
 	echo $! >"$LAB_STATE/pids/$name.pid"
 }
 
+# running PID: PID exists and has not exited. A process that exited but
+# whose parent has not reaped it yet (a zombie, state Z) is gone: lab daemons
+# are reparented to PID 1, which on some machines reaps only every second or
+# two, and waiting for that cost about 2 s per daemon at every lab teardown.
+running() {
+	local st
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ "${st%% *}" != Z ]
+}
+
 # kill_pidfile FILE: SIGTERM the PID in FILE, SIGKILL after 5 s, remove FILE.
 kill_pidfile() {
 	local f=$1 pid
 	pid=$(cat "$f" 2>/dev/null) || return 0
-	if kill -0 "$pid" 2>/dev/null; then
+	if running "$pid"; then
 		kill -TERM "$pid" 2>/dev/null || true
-		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-		kill -KILL "$pid" 2>/dev/null || true
+		for _ in $(seq 50); do running "$pid" || break; sleep 0.1; done
+		running "$pid" && kill -KILL "$pid" 2>/dev/null || true
 	fi
 	rm -f "$f"
 }

@@ -194,12 +194,12 @@ func StartBIRD(t testing.TB, ns, dir, conf string) (b BIRD, stop func()) {
 		once.Do(func() {
 			syscall.Kill(pid, syscall.SIGTERM)
 			Poll(5*time.Second, func() error {
-				if syscall.Kill(pid, 0) == nil {
+				if Running(pid) {
 					return fmt.Errorf("pid %d still running", pid)
 				}
 				return nil
 			}, Every(20*time.Millisecond))
-			if syscall.Kill(pid, 0) == nil {
+			if Running(pid) {
 				syscall.Kill(pid, syscall.SIGKILL)
 			}
 		})

@@ -199,7 +199,7 @@ func (b Box) Signal(t testing.TB, sig syscall.Signal) {
 		return
 	}
 	Eventually(t, 10*time.Second, b.Name+"'s cgwd exits", func() error {
-		if syscall.Kill(pid, 0) == nil {
+		if Running(pid) {
 			return fmt.Errorf("pid %d still running", pid)
 		}
 		return nil
