@@ -358,6 +358,7 @@ var (
 	fzTokOut     = []byte{0xc0, 0xde, 0x5a, 0x01} // the victim's Child SA's outbound SPI (the peer's inbound)
 	fzTokIn      = []byte{0xc0, 0xde, 0x5a, 0x02} // its inbound SPI
 	fzTokCookies = bytes.Repeat([]byte{0xc0, 0xde, 0x5a, 0x03}, 4)
+	fzTokQM      = []byte{0xc0, 0xde, 0x5a, 0x04} // IKEv1: the message ID of our quick mode under way
 )
 
 // fzSubst returns b with each token of subst replaced by its value, which
@@ -689,15 +690,29 @@ func v1Seal(s *V1Session) func(fzOp, bool) []byte {
 			subst[string(fzTokOut)], subst[string(fzTokIn)] = spiBytes(c.OutSPI), spiBytes(c.InSPI)
 		}
 		chain := fzSubst(op.data[6:], subst)
-		if auth {
-			hashB := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Hash{Data: sa.keys.prf.sum(sa.keys.a, msgID(h.MsgID), chain)}})
-			hashB = hashB[wire1.HeaderLen:]
-			hashB[0] = byte(first)
-			first, chain = wire1.PayloadHash, append(hashB, chain...)
-		}
 		iv := sa.iv
 		if h.Exchange != wire1.ExchMain || iv == nil {
 			iv = sa.keys.msgIV(h.MsgID)
+		}
+		// fzTokQM names a quick mode of ours under way: the message
+		// answers it (HASH(2), the exchange's IV).
+		var qm *v1QM
+		if string(op.data[1:5]) == string(fzTokQM) {
+			for id, x := range sa.qms {
+				if x.initiator && x.nr == nil {
+					qm, h.MsgID, iv = x, id, x.iv
+				}
+			}
+		}
+		if auth {
+			prefix := msgID(h.MsgID)
+			if qm != nil {
+				prefix = append(prefix, qm.ni...)
+			}
+			hashB := wire1.Marshal(wire1.Header{}, []wire1.Payload{&wire1.Hash{Data: sa.keys.prf.sum(sa.keys.a, prefix, chain)}})
+			hashB = hashB[wire1.HeaderLen:]
+			hashB[0] = byte(first)
+			first, chain = wire1.PayloadHash, append(hashB, chain...)
 		}
 		if pad := len(chain) % sa.keys.blockSize; pad != 0 || len(chain) == 0 {
 			chain = append(chain, make([]byte, sa.keys.blockSize-pad)...)
@@ -746,6 +761,10 @@ func v1Seeds() [][]byte {
 			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchInfo, 0x5e, 0xed, 0x1e, 0x55, 0, 1, 2, 3}}),
 			encodeOps(mode, fzOp{opCipher, 0, []byte{wire1.ExchQuick, 0x5e, 0xed, 0x1e, 0x55, byte(wire1.PayloadHash), 0, 0, 0, 8, 1, 2, 3, 4}}))
 	}
+	// Quick mode message 2 to the initiator, authenticated.
+	qm2, chain := wire1.EncodeChain([]wire1.Payload{v1QuickSA([]v1ESP{{suite: suite{encr: EncrAESGCM16, encrKeyBits: 256}}}, 0x01020304, time.Hour),
+		&wire1.Nonce{Data: bytes.Repeat([]byte{8}, 32)}, anyID(), anyID()})
+	seeds = append(seeds, encodeOps(7, fzOp{opAuth, 0, append(append([]byte{wire1.ExchQuick}, fzTokQM...), append([]byte{byte(qm2)}, chain...)...)}))
 	// Established, the quick mode forgotten, its messages replayed.
 	for mode := byte(8); mode < v1Modes; mode++ {
 		seeds = append(seeds, encodeOps(mode, fzOp{opAge, 0, nil}, fzOp{opReplay, 6, nil}, fzOp{opReplay, 7, nil}, fzOp{opReplay, 8, nil}))
