@@ -67,8 +67,10 @@ func TestSystemdNotify(t *testing.T) {
 		}
 	})
 
-	if got := recv(20 * time.Second); got != "READY=1\nSTATUS=running" {
-		t.Fatalf("first notification %q, want READY=1\nlog:\n%s", got, logs.String())
+	// The first watchdog ping goes with READY=1 (a run after a SIGUSR2
+	// restart inherits the watchdog but not the old run's last ping).
+	if got := recv(20 * time.Second); got != "READY=1\nSTATUS=running\nWATCHDOG=1" {
+		t.Fatalf("first notification %q, want READY=1 with STATUS=running and WATCHDOG=1\nlog:\n%s", got, logs.String())
 	}
 	// READY means started: the control socket answers with both tunnels.
 	if st := labkit.Status(t); len(st.Tunnels) != 2 {
