@@ -136,7 +136,7 @@ func TestIPsecV1Lab(t *testing.T) {
 			default:
 			}
 		}
-		// KNOWN DEFECT (open, issue 12): in about one run of four, one
+		// KNOWN DEFECT (open, issue 12): once in about six runs so far, one
 		// packet of the 1,500 on one tunnel is lost in this sequence, where
 		// both ends rekey their ISAKMP SAs within seconds of each other and
 		// strongSwan adopts Child SAs across them; its cause is not found
