@@ -346,6 +346,15 @@ func (s *V1Session) quick3(sa *v1SA, qm *v1QM, h wire1.Header, hash *wire1.Hash)
 // reading HASH(3), and a packet on the new SA before that is lost.
 const v1SwitchDelay = 200 * time.Millisecond
 
+// v1DeleteDelay is how long after our outbound traffic moved to a rekeyed
+// Child SA we send the Delete for the old one. A packet sealed with the
+// old SA just before the switch can reach the peer after a Delete sent at
+// once, and an IKEv1 peer removes the SA on reading the Delete: strongSwan
+// 5.9 (kernel-libipsec) dropped such a packet about once in six lab runs,
+// "inbound ESP packet does not belong to an installed SA". (For IKEv2
+// strongSwan itself keeps the inbound SA for delete_rekeyed_delay.)
+const v1DeleteDelay = time.Second
+
 // activeOutbound reports whether a Child SA carries our outbound traffic.
 func (s *V1Session) activeOutbound() bool {
 	return slices.ContainsFunc(s.children, func(c *v1Child) bool { return c.inUse })
@@ -371,12 +380,14 @@ func (s *V1Session) useChild(sa *v1SA, c *v1Child, since time.Time) {
 		}
 		o.rekeying = true
 		if c.ours {
-			// We ran the quick mode, so the peer has the new SAs: the old
-			// ones go after a linger. A responder leaves the delete to the
-			// initiator, which may still send on them (v1SwitchDelay); the
-			// old SAs then end with their lifetime or its delete.
-			o.removeAt = now.Add(s.oldLinger)
-			s.sendInfo(sa, &wire1.Delete{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoESP, SPIs: [][]byte{spiBytes(o.sa.InSPI)}})
+			// We ran the quick mode, so the peer has the new SAs: the
+			// peer is told to delete the old ones once our packets on
+			// them have arrived (v1DeleteDelay), and ours go after a
+			// linger. A responder leaves the delete to the initiator,
+			// which may still send on them (v1SwitchDelay); the old SAs
+			// then end with their lifetime or its delete.
+			o.deleteAt = now.Add(s.deleteDelay)
+			o.removeAt = o.deleteAt.Add(s.oldLinger)
 		}
 	}
 	if sa.replaces {

@@ -45,6 +45,9 @@ type V1Session struct {
 	msg1s     []time.Time // main mode message 1s of the last second
 	contacted bool        // an ISAKMP SA was established since start: no INITIAL-CONTACT any more
 	oldLinger time.Duration
+	// deleteDelay is how long after our outbound traffic left a rekeyed
+	// Child SA we tell the peer to delete it (see v1DeleteDelay).
+	deleteDelay time.Duration
 	// authLogged is when each kind of main mode message 5/6 refusal was
 	// last logged (see failAuth).
 	authLogged map[string]time.Time
@@ -135,6 +138,7 @@ type v1Child struct {
 	rekeying    bool
 	ours        bool
 	removeAt    time.Time // a replaced child lingers until then
+	deleteAt    time.Time // when the peer is told to delete it (zero: told, or never)
 	inUse       bool      // our outbound traffic leaves by it
 	replaces    bool      // other children existed when it was made: a rekey
 	// useAt is when a rekeyed child takes our outbound traffic, via sa
@@ -155,7 +159,7 @@ func NewV1Session(cfg Config, tr Transport, dp DataPath) (*V1Session, error) {
 		return nil, err
 	}
 	cfg = s2.cfg
-	s := &V1Session{core: newCore(s2.log.With("ike_version", 1)), cfg: cfg, tr: tr, dp: dp, oldLinger: 2 * time.Second, ctl: make(chan func())}
+	s := &V1Session{core: newCore(s2.log.With("ike_version", 1)), cfg: cfg, tr: tr, dp: dp, oldLinger: 2 * time.Second, deleteDelay: v1DeleteDelay, ctl: make(chan func())}
 	s.p1 = v1Phase1Suites(cfg.IKEProposals)
 	if len(s.p1) == 0 {
 		return nil, fmt.Errorf("ike: %w", errV1NoCBC)
@@ -488,6 +492,16 @@ func (s *V1Session) tickChildren(now time.Time, next *time.Time) {
 				c.useAt = time.Time{}
 				s.useChild(c.via, c, c.since)
 				c.via = nil
+			}
+		}
+		if !c.deleteAt.IsZero() {
+			if now.Before(c.deleteAt) {
+				*next = earliest(*next, c.deleteAt)
+			} else {
+				c.deleteAt = time.Time{}
+				if sa := s.current(); sa != nil {
+					s.sendInfo(sa, &wire1.Delete{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoESP, SPIs: [][]byte{spiBytes(c.sa.InSPI)}})
+				}
 			}
 		}
 		if !c.removeAt.IsZero() {

@@ -33,6 +33,7 @@ type v1link struct {
 	dropLeft int
 	natt     []bool // the port of everything sent, in order
 	last     []byte // the last message sent
+	infos    int    // informational exchanges sent
 }
 
 // setDrop drops the next n messages of exchange exch (-1: all, 0: none).
@@ -52,6 +53,9 @@ func (l *v1link) SendIKE(b []byte, natt bool) error {
 		}
 	}
 	l.natt = append(l.natt, natt)
+	if len(b) > 18 && b[18] == wire1.ExchInfo {
+		l.infos++
+	}
 	l.last = append(l.last[:0], b...)
 	l.mu.Unlock()
 	if !drop && p != nil {
@@ -66,7 +70,9 @@ type v1side struct {
 	link *v1link
 }
 
-func v1pair(t *testing.T, ci, cr Config) (a, b v1side) {
+// v1pair connects an initiator and a responder in memory and runs them,
+// after tweak, if given, has changed the sessions.
+func v1pair(t *testing.T, ci, cr Config, tweak ...func(a, b *V1Session)) (a, b v1side) {
 	t.Helper()
 	a.dp, b.dp = &fakeDP{}, &fakeDP{}
 	a.dp.peer, b.dp.peer = b.dp, a.dp
@@ -79,6 +85,9 @@ func v1pair(t *testing.T, ci, cr Config) (a, b v1side) {
 		t.Fatal(err)
 	}
 	a.link.peer, b.link.peer = b.s, a.s
+	for _, f := range tweak {
+		f(a.s, b.s)
+	}
 	runAll(t, a.s, b.s)
 	return a, b
 }
@@ -171,6 +180,50 @@ func TestV1Rekey(t *testing.T) {
 		if len(v) > 0 {
 			t.Fatalf("make-before-break violated: %v", v)
 		}
+	}
+}
+
+// TestV1RekeyDeletesOldSALater: after its quick mode rekeys the Child
+// SA, the initiator moves its outbound traffic to the new SA but tells
+// the peer to delete the old one only deleteDelay later, so that packets
+// sealed with the old SA just before the switch are not dropped by a
+// peer that removes the SA on reading the Delete (strongSwan with IKEv1
+// does). With a delay longer than the test the peer keeps its old
+// inbound SA and no informational exchange is sent at all; with a short
+// one the Delete follows and the peer removes it.
+func TestV1RekeyDeletesOldSALater(t *testing.T) {
+	for _, delay := range []time.Duration{time.Hour, 100 * time.Millisecond} {
+		t.Run(delay.String(), func(t *testing.T) {
+			ci := cfg("192.0.2.1", "192.0.2.2", "k", "aes256-sha256-modp2048", "aes256gcm16", true)
+			cr := cfg("192.0.2.2", "192.0.2.1", "k", "aes256-sha256-modp2048", "aes256gcm16", false)
+			ci.ChildLifetime, ci.RekeyMargin, ci.IKELifetime = 20*time.Second, 18*time.Second, time.Hour // rekey at 2 s
+			cr.ChildLifetime, cr.IKELifetime = time.Hour, time.Hour
+			ci.DPDDelay, cr.DPDDelay = time.Hour, time.Hour
+			a, b := v1pair(t, ci, cr, func(a, _ *V1Session) { a.deleteDelay = delay })
+			waitFor(t, 10*time.Second, "up", func() bool { return v1up(a, b) })
+			a.dp.mu.Lock()
+			old := a.dp.out.OutSPI // b's inbound SPI of the first Child SA
+			a.dp.mu.Unlock()
+			waitFor(t, 10*time.Second, "the Child SA rekeyed", func() bool { return a.s.Status().ChildRekeys >= 1 && v1up(a, b) })
+			a.link.mu.Lock()
+			infos := a.link.infos
+			a.link.mu.Unlock()
+			b.dp.mu.Lock()
+			_, kept := b.dp.in[old]
+			b.dp.mu.Unlock()
+			if delay == time.Hour {
+				if infos != 0 || !kept {
+					t.Fatalf("the initiator sent %d informational exchanges and the peer kept the old inbound SA %08x: %v; want none sent, kept", infos, old, kept)
+				}
+				return
+			}
+			waitFor(t, 10*time.Second, "the peer removed the old inbound SA on the later Delete", func() bool {
+				b.dp.mu.Lock()
+				defer b.dp.mu.Unlock()
+				_, kept := b.dp.in[old]
+				return !kept
+			})
+		})
 	}
 }
 

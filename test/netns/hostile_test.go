@@ -360,6 +360,16 @@ var hostileCases = []struct {
 		_, _, in, _ := t1(t)
 		return [][]string{{"-mode", "esp-bad-icv", "-esp-spi", in, "-rate", "500", "-count", "1000"}}
 	}, true, 0.9, []string{"auth"}},
+	// The SPI of no SA cgwd has (its inbound SPIs are random, so one
+	// digit changed): counted, never decrypted.
+	{"ESPWithUnknownSPIIsCounted", 3, func(t *testing.T) [][]string {
+		_, _, in, _ := t1(t)
+		other := "0" + in[1:]
+		if in[0] == '0' {
+			other = "1" + in[1:]
+		}
+		return [][]string{{"-mode", "esp-bad-icv", "-esp-spi", other, "-rate", "500", "-count", "1000"}}
+	}, true, 0.9, []string{"unknown_spi"}},
 	// Real packets of the ping's replies, learnt on their way to cgwd, sent again.
 	{"ReplayedESPIsDropped", 4, func(t *testing.T) [][]string {
 		_, _, in, _ := t1(t)

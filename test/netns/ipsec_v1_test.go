@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -136,26 +135,25 @@ func TestIPsecV1Lab(t *testing.T) {
 			default:
 			}
 		}
-		// KNOWN DEFECT (open, issue 12): once in about six runs so far, one
-		// packet of the 1,500 on one tunnel is lost in this sequence, where
-		// both ends rekey their ISAKMP SAs within seconds of each other and
-		// strongSwan adopts Child SAs across them; its cause is not found
-		// yet. One lost packet is logged and tolerated so make test stays
-		// usable; more than one fails. The IKEv2 rekeys (TestIPsecLab) and
-		// the IKEv1 Child SA rekeys alone lose nothing.
+		// Nothing may be lost. cgwd sends the Delete for a Child SA it
+		// rekeyed a second after its packets moved to the new SA
+		// (v1DeleteDelay): strongSwan removes an IKEv1 SA on reading the
+		// Delete, and a packet sealed just before the switch that arrived
+		// after it was dropped ("inbound ESP packet does not belong to an
+		// installed SA") about once in six runs of this test.
 		for _, p := range pings {
 			out, _ := p.Wait()
 			m := regexp.MustCompile(`(\d+) packets transmitted, (\d+) received`).FindStringSubmatch(out)
 			if m == nil {
 				t.Fatalf("no ping statistics:\n%s", out)
 			}
-			sent, _ := strconv.Atoi(m[1])
-			got, _ := strconv.Atoi(m[2])
-			switch {
-			case got < 1500 || sent-got > 1:
-				t.Errorf("loss during IKEv1 rekeys: %d of %d lost\n%s", sent-got, sent, out)
-			case sent > got:
-				t.Logf("KNOWN DEFECT: %d of %d lost during the IKEv1 ISAKMP SA rekeys (see the comment)\n%s", sent-got, sent, out)
+			if sent, got := m[1], m[2]; sent != got || got != "1500" {
+				for _, tn := range labkit.Status(t).Tunnels {
+					if tn.IPsec != nil {
+						t.Logf("%s: ESP drops %v", tn.Name, tn.IPsec.ESPDropped)
+					}
+				}
+				t.Errorf("loss during IKEv1 rekeys: %s sent, %s received\n%s", sent, got, out)
 			}
 		}
 		log := labkit.Log()

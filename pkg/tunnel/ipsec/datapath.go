@@ -2,6 +2,7 @@ package ipsec
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,11 +20,16 @@ type dataPath struct {
 	out  atomic.Pointer[esp.Outbound]
 	in   atomic.Pointer[map[uint32]*esp.Inbound]
 	last atomic.Int64 // unix nanoseconds of the last authenticated inbound packet
+	// unknownSPI counts ESP packets whose SPI names no installed inbound SA
+	// (a peer still sending on an SA we removed, or noise).
+	unknownSPI atomic.Uint64
 	// mss is the TCP MSS SYNs are clamped to in both directions (0: none);
 	// the tunnel sets it from the MTU.
 	mss atomic.Uint32
 	// onSuite, when set, is told the suite of each outbound SA taken into use.
 	onSuite func(esp.Suite)
+	// log, when set, records each removed SA's counters.
+	log *slog.Logger
 
 	mu      sync.Mutex               // serialises the session's changes and retired counters
 	outs    map[uint32]*esp.Outbound // outbound SA by the Child SA's inbound SPI
@@ -94,20 +100,31 @@ func (d *dataPath) Remove(inSPI uint32) {
 	defer d.mu.Unlock()
 	old := *d.in.Load()
 	m := make(map[uint32]*esp.Inbound, len(old))
+	var rx, tx uint64
 	for k, v := range old {
 		if k == inSPI {
+			rx = v.Counters.Packets.Load()
 			d.retire(&v.Counters, false)
 			continue
 		}
 		m[k] = v
 	}
 	d.in.Store(&m)
-	if out := d.outs[inSPI]; out != nil {
+	out := d.outs[inSPI]
+	if out != nil {
+		tx = out.Counters.Packets.Load()
 		d.retire(&out.Counters, true)
 		if d.out.Load() == out {
 			d.out.Store(nil)
 		}
 		delete(d.outs, inSPI)
+	}
+	if d.log != nil {
+		spiOut := ""
+		if out != nil {
+			spiOut = fmt.Sprintf("%08x", out.SPI)
+		}
+		d.log.Info("ESP SAs removed", "spi_in", fmt.Sprintf("%08x", inSPI), "packets_in", rx, "spi_out", spiOut, "packets_out", tx)
 	}
 }
 

@@ -107,6 +107,7 @@ func New(cfg Config) (*Tunnel, error) {
 	t.sess = sess
 	t.dp.mss.Store(uint32(esp.TCPMSS(cfg.MTU)))
 	t.dp.onSuite = t.suiteInUse
+	t.dp.log = t.log
 	return t, nil
 }
 
@@ -295,7 +296,11 @@ func (t *Tunnel) readNATT(ctx context.Context, c *net.UDPConn, batch int, in *in
 func (t *Tunnel) pushESP(ctx context.Context, in *inbound, pkt []byte) bool {
 	spi, _ := esp.PeekSPI(pkt)
 	sa := (*t.dp.in.Load())[spi]
-	if sa == nil || sa.Precheck(pkt) != nil {
+	if sa == nil {
+		t.dp.unknownSPI.Add(1)
+		return true
+	}
+	if sa.Precheck(pkt) != nil {
 		return true
 	}
 	return in.push(ctx, sa, pkt)
@@ -468,6 +473,7 @@ func (t *Tunnel) Details() Details {
 	for i, r := range esp.DropReasons {
 		d.Dropped[r.String()] = c.drops[i]
 	}
+	d.Dropped["unknown_spi"] = t.dp.unknownSPI.Load()
 	return d
 }
 
