@@ -23,9 +23,9 @@ import (
 // from a CA cgwd does not trust are each named in one log line and the
 // tunnel stays down. Last, both ends speak IKEv1 (strongSwan version = 1,
 // cgwd ike_version: 1): main mode with RSA signatures, then with ECDSA
-// P-256 leaves at both ends (cgwd initiating each time), then RSA with
-// strongSwan initiating; each time the tunnel is up, in IKEv1 on both
-// sides, and a ping crosses.
+// P-256 leaves at both ends, then P-384 ones (cgwd initiating each time),
+// then RSA with strongSwan initiating; each time the tunnel is up, in
+// IKEv1 on both sides, and a ping crosses.
 func TestIPsecCertLab(t *testing.T) {
 	labkit.RequireStrongSwan(t)
 	labkit.UpIPsec(t)
@@ -110,7 +110,7 @@ func TestIPsecCertLab(t *testing.T) {
 	t.Run("IKEv1", func(t *testing.T) {
 		// IKEv1's main mode agrees on one method that both ends sign
 		// with: both keys RSA (method 3), or both ECDSA on one curve
-		// (P-256: 9, RFC 4754).
+		// (P-256: 9, P-384: 10, RFC 4754).
 		for _, tc := range []struct {
 			name, awsCert, cgwdOpts string
 			issuer, method          string // of strongSwan's certificate; cgwd's auth_method
@@ -118,6 +118,7 @@ func TestIPsecCertLab(t *testing.T) {
 		}{
 			{"RSA-CgwdInitiates", pki.AWSInterCert, pki.CgwdOpts(), "Lab Intermediate", "3", false},
 			{"ECDSA-P256-CgwdInitiates", pki.AWSCert, pki.CgwdOptsECDSA(), "Lab Root", "9", false},
+			{"ECDSA-P384-CgwdInitiates", pki.AWSP384Cert, pki.CgwdOptsP384(), "Lab Root", "10", false},
 			{"RSA-StrongSwanInitiates", pki.AWSInterCert, pki.CgwdOpts() + ";initiate: false", "Lab Intermediate", "3", true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {

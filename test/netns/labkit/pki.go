@@ -19,14 +19,16 @@ type PKI struct {
 	// CgwCert (an RSA leaf under Inter) and CgwChain (it and Inter) with
 	// CgwKey are cgwd's; CgwDN is its subject.
 	CgwCert, CgwChain, CgwKey, CgwDN string
-	// CgwECDSACert is cgwd's other leaf, ECDSA P-256 under Root with the
-	// subject CgwDN, for IKEv1, where both ends sign with one method.
-	CgwECDSACert string
-	// AWSCert (ECDSA, under Root), AWSInterCert (RSA, under Inter),
+	// CgwECDSACert and CgwP384Cert are cgwd's other leaves, ECDSA P-256
+	// and P-384 under Root with the subject CgwDN, for IKEv1, where both
+	// ends sign with one method.
+	CgwECDSACert, CgwP384Cert string
+	// AWSCert (ECDSA P-256, under Root), AWSP384Cert (ECDSA P-384, under
+	// Root), AWSInterCert (RSA, under Inter),
 	// AWSExpired (under Root, expired in 2021) and AWSStranger (under
 	// Other) are strongSwan's, each with the key of the same name and
 	// ".key" in place of ".pem"; all have the subject AWSDN.
-	AWSCert, AWSInterCert, AWSExpired, AWSStranger, AWSDN string
+	AWSCert, AWSP384Cert, AWSInterCert, AWSExpired, AWSStranger, AWSDN string
 }
 
 // Key is the key file of a leaf certificate of p.
@@ -83,7 +85,9 @@ func MakePKI(t testing.TB) *PKI {
 	p.Inter = issue("inter", "rsa", "2048", p.Root, o+"CN=Lab Intermediate", "--ca", "--lifetime", "30")
 	p.CgwCert = issue("cgw", "rsa", "2048", p.Inter, p.CgwDN, "--san", "cgw.lab", "--lifetime", "7")
 	p.CgwECDSACert = issue("cgw-ecdsa", "ecdsa", "256", p.Root, p.CgwDN, "--san", "cgw.lab", "--lifetime", "7")
+	p.CgwP384Cert = issue("cgw-p384", "ecdsa", "384", p.Root, p.CgwDN, "--san", "cgw.lab", "--lifetime", "7")
 	p.AWSCert = issue("aws", "ecdsa", "256", p.Root, p.AWSDN, "--san", "aws.lab", "--lifetime", "7")
+	p.AWSP384Cert = issue("aws-p384", "ecdsa", "384", p.Root, p.AWSDN, "--san", "aws.lab", "--lifetime", "7")
 	p.AWSInterCert = issue("aws-inter", "rsa", "2048", p.Inter, p.AWSDN, "--san", "aws.lab", "--lifetime", "7")
 	p.AWSExpired = issue("aws-old", "ecdsa", "256", p.Root, p.AWSDN, "--san", "aws.lab",
 		"--not-before", "01.01.20 00:00:00", "--not-after", "01.01.21 00:00:00")
@@ -117,6 +121,9 @@ func (p *PKI) CgwdOpts() string { return p.cgwdOpts(p.CgwChain, p.CgwKey) }
 
 // CgwdOptsECDSA is CgwdOpts with cgwd's ECDSA leaf, CgwECDSACert.
 func (p *PKI) CgwdOptsECDSA() string { return p.cgwdOpts(p.CgwECDSACert, p.Key(p.CgwECDSACert)) }
+
+// CgwdOptsP384 is CgwdOpts with cgwd's ECDSA P-384 leaf, CgwP384Cert.
+func (p *PKI) CgwdOptsP384() string { return p.cgwdOpts(p.CgwP384Cert, p.Key(p.CgwP384Cert)) }
 
 func (p *PKI) cgwdOpts(cert, key string) string {
 	return "cert_file: " + cert + ";key_file: " + key + ";ca_file: " + p.Root + `;remote_id: "` + p.AWSDN + `"`
