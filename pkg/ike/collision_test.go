@@ -16,11 +16,15 @@ import (
 )
 
 // onLoop runs f on s's Run goroutine and waits for it.
-func onLoop(t *testing.T, s *Session, f func()) {
+func onLoop(t *testing.T, s *Session, f func()) { t.Helper(); runOn(t, s.ctl, f) }
+
+// runOn runs f on the goroutine that reads ctl (a session's Run loop)
+// and waits for it.
+func runOn(t *testing.T, ctl chan<- func(), f func()) {
 	t.Helper()
 	done := make(chan struct{})
 	select {
-	case s.ctl <- func() { f(); close(done) }:
+	case ctl <- func() { f(); close(done) }:
 	case <-time.After(5 * time.Second):
 		t.Fatal("session loop not answering")
 	}

@@ -525,12 +525,16 @@ func (s *V1Session) main5(sa *v1SA, h wire1.Header, p packet) {
 	s.sendFlight(&sa.fl, b, sa.natt, false)
 	halfOpenTotal.Add(-1) // no longer half-open
 	if m.initialCtc {
-		// The peer has no other SA with us: forget ours.
+		// The peer has no other SA with us: forget ours. A main mode we
+		// are initiating is not state the peer lost but an attempt it
+		// will answer (both ends initiating at once both send
+		// INITIAL-CONTACT): it stays, or neither end would have an ISAKMP
+		// SA of its own to start a quick mode on.
 		for _, c := range slices.Clone(s.children) {
 			s.removeChild(c)
 		}
 		for _, o := range slices.Clone(s.sas) {
-			if o != sa {
+			if o != sa && !(o.initiator && o.state < v1Est) {
 				s.removeSA(o)
 			}
 		}
@@ -559,17 +563,21 @@ func (s *V1Session) established(sa *v1SA) {
 	s.log.Info("ISAKMP SA established (IKEv1 main mode)", "role", role, "suite", sa.suite.String(),
 		"cookies", fmt.Sprintf("%016x/%016x", sa.ci, sa.cr), "nat_t", sa.natt, "dpd", sa.peerDPD)
 	first := prev == nil && len(s.children) == 0
+	// sa rekeys the SAs established before its main mode began; one
+	// established meanwhile came from a crossing main mode (both ends
+	// initiating, or rekeying, at once) and is its sibling, not its
+	// predecessor.
+	sa.replaces = slices.ContainsFunc(s.sas, func(o *v1SA) bool { return o != sa && o.state == v1Est && o.est.Before(sa.created) })
 	s.setStatus(func(st *Status) {
 		st.State, st.Role, st.IKESuite = "established", role, sa.suite.String()
 		st.SPIi, st.SPIr = fmt.Sprintf("%016x", sa.ci), fmt.Sprintf("%016x", sa.cr)
 		st.Established, st.IKERekeyDue = now, sa.rekeyAt
-		if prev != nil {
+		if sa.replaces {
 			st.IKERekeys++
 		}
 	})
 	if prev != nil {
 		prev.rekeying = false
-		sa.replaces = true
 	}
 	if sa.initiator {
 		s.startQuick(sa, nil, !first)

@@ -316,6 +316,7 @@ func (s *V1Session) quick2(sa *v1SA, qm *v1QM, h wire1.Header, p packet, c *wire
 		return
 	}
 	child.established, child.replaces = time.Now(), len(s.children) > 0
+	child.done = child.established
 	child.expireAt = child.established.Add(life)
 	child.rekeyAt = s.rekeyTime(child.established, life)
 	s.children = append(s.children, child)
@@ -338,6 +339,7 @@ func (s *V1Session) quick3(sa *v1SA, qm *v1QM, h wire1.Header, hash *wire1.Hash)
 	sa.lastRecv = time.Now()
 	qm.done = true
 	qm.fl = v1Flight{}
+	qm.child.done = sa.lastRecv
 	s.useChild(sa, qm.child, qm.created)
 }
 
@@ -356,26 +358,45 @@ const v1SwitchDelay = 200 * time.Millisecond
 const v1DeleteDelay = time.Second
 
 // activeOutbound reports whether a Child SA carries our outbound traffic.
-func (s *V1Session) activeOutbound() bool {
-	return slices.ContainsFunc(s.children, func(c *v1Child) bool { return c.inUse })
+func (s *V1Session) activeOutbound() bool { return s.outChild() != nil }
+
+// outChild is the Child SA our outbound traffic leaves by, or nil.
+func (s *V1Session) outChild() *v1Child {
+	for _, c := range s.children {
+		if c.inUse {
+			return c
+		}
+	}
+	return nil
 }
 
-// useChild sends from now on with c; the children established before its
-// quick mode began (since) are deleted after a short linger (one the
-// peer set up meanwhile, a crossing rekey, stays until it expires), and
-// if sa replaces older ISAKMP SAs they go too.
+// useChild sends from now on with c; the children whose quick modes were
+// done before its quick mode began (since) are deleted after a short
+// linger (one the peer set up meanwhile, a crossing rekey, stays until it
+// expires), and if sa replaces older ISAKMP SAs, those established before
+// its main mode began go too.
 func (s *V1Session) useChild(sa *v1SA, c *v1Child, since time.Time) {
-	if err := s.dp.UseOutbound(c.sa); err != nil {
-		s.fail("cannot use Child SA", "err", err)
-		return
-	}
-	for _, o := range s.children {
-		o.inUse = o == c
+	// A child of a crossing quick mode of the peer's that completed after
+	// ours already carries our traffic: it is the newer one (the peer,
+	// seeing ours done before its own began, deletes ours), so our
+	// traffic stays on it.
+	cur := s.outChild()
+	switched := cur == nil || cur == c || !cur.done.After(c.done)
+	if switched {
+		if err := s.dp.UseOutbound(c.sa); err != nil {
+			s.fail("cannot use Child SA", "err", err)
+			return
+		}
+		for _, o := range s.children {
+			o.inUse = o == c
+		}
 	}
 	now := time.Now()
 	rekey := c.replaces || slices.ContainsFunc(s.children, func(o *v1Child) bool { return o != c })
 	for _, o := range s.children {
-		if o == c || !o.removeAt.IsZero() || !o.established.Before(since) {
+		// A child whose quick mode (the peer's) completed after ours
+		// began is a crossing rekey's sibling, not our predecessor.
+		if o == c || !o.removeAt.IsZero() || o.done.IsZero() || !o.done.Before(since) {
 			continue
 		}
 		o.rekeying = true
@@ -388,32 +409,46 @@ func (s *V1Session) useChild(sa *v1SA, c *v1Child, since time.Time) {
 			// then end with their lifetime or its delete.
 			o.deleteAt = now.Add(s.deleteDelay)
 			o.removeAt = o.deleteAt.Add(s.oldLinger)
+			s.wake = earliest(s.wake, o.deleteAt) // tickChildren may have passed o already
 		}
 	}
 	if sa.replaces {
 		sa.replaces = false
+		// Only the SAs established before sa's main mode began: one the
+		// peer made meanwhile (crossing rekeys) replaces the same old
+		// ones and lives until its own rekey or expiry; deleting it
+		// while the peer deletes ours would leave neither end an SA.
 		for _, o := range slices.Clone(s.sas) {
-			if o != sa && o.state == v1Est {
+			if o != sa && o.state == v1Est && o.est.Before(sa.created) {
 				s.sendInfo(o, &wire1.Delete{DOI: wire1.DOIIPsec, Protocol: wire1.ProtoISAKMP, SPIs: [][]byte{cookies(o.ci, o.cr)}})
 				s.removeSA(o)
 			}
 		}
 	}
 	el := c.established.Sub(s.start).Seconds() // until HASH(3), without v1SwitchDelay
+	// The first Child SA since we began to connect is an establishment
+	// unless a child from before then lives on (the ISAKMP SA was lost,
+	// the children were not): a crossing quick mode's sibling does not
+	// make it a rekey.
+	established := !s.start.IsZero() && !slices.ContainsFunc(s.children, func(o *v1Child) bool {
+		return o != c && o.established.Before(s.start)
+	})
 	by := "peer"
 	if c.ours {
 		by = "us"
 	}
 	s.log.Info("Child SA established (IKEv1 quick mode)", "spi_in", fmt.Sprintf("%08x", c.sa.InSPI),
-		"spi_out", fmt.Sprintf("%08x", c.sa.OutSPI), "suite", c.suite.String(), "rekey", rekey, "quick_mode_by", by)
+		"spi_out", fmt.Sprintf("%08x", c.sa.OutSPI), "suite", c.suite.String(), "rekey", rekey, "quick_mode_by", by, "in_use", switched)
 	s.setStatus(func(st *Status) {
-		st.ChildInSPI, st.ChildOutSPI = fmt.Sprintf("%08x", c.sa.InSPI), fmt.Sprintf("%08x", c.sa.OutSPI)
-		st.ChildSuite, st.ChildSince, st.ChildRekeyDue = c.suite.String(), c.established, c.rekeyAt
-		if rekey {
-			st.ChildRekeys++
-		} else if !s.start.IsZero() {
+		if switched {
+			st.ChildInSPI, st.ChildOutSPI = fmt.Sprintf("%08x", c.sa.InSPI), fmt.Sprintf("%08x", c.sa.OutSPI)
+			st.ChildSuite, st.ChildSince, st.ChildRekeyDue = c.suite.String(), c.established, c.rekeyAt
+		}
+		if established {
 			st.Establishments++
 			st.EstablishTime = el
+		} else if rekey {
+			st.ChildRekeys++
 		}
 	})
 	s.start = time.Time{}

@@ -139,8 +139,11 @@ type v1Child struct {
 	ours        bool
 	removeAt    time.Time // a replaced child lingers until then
 	deleteAt    time.Time // when the peer is told to delete it (zero: told, or never)
-	inUse       bool      // our outbound traffic leaves by it
-	replaces    bool      // other children existed when it was made: a rekey
+	// done is when its quick mode completed (HASH(2) read, or HASH(3)):
+	// a rekey replaces only children done before its quick mode began.
+	done     time.Time
+	inUse    bool // our outbound traffic leaves by it
+	replaces bool // other children existed when it was made: a rekey
 	// useAt is when a rekeyed child takes our outbound traffic, via sa
 	// (its quick mode began at since; see v1SwitchDelay).
 	useAt time.Time
