@@ -317,3 +317,42 @@ func TestAnyOutageAfterIKEv2StaysOnIKEv2(t *testing.T) {
 		t.Fatalf("after the outage: version %s, %d switches", st.Version, st.VersionSwitches)
 	}
 }
+
+// TestAnySimultaneousInitiation: the any side starts IKEv2 while an
+// IKEv1-only peer starts its own main mode at the same moment (both
+// initiate, as with AWS's startup action "start" and cgwd's initiate).
+// The any side switches to IKEv1 on the peer's main mode (or on the peer
+// ignoring IKEv2), the main modes may cross, and the ends must end up
+// with one working IKEv1 Child SA pair after exactly one version switch,
+// and stay there.
+func TestAnySimultaneousInitiation(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		refuse uint16
+	}{
+		{"PeerIgnoresIKEv2", 0},
+		{"PeerAnswersNoProposalChosen", wire.NNoProposalChosen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newAnyPair(t, cfg("192.0.2.1", "192.0.2.2", "k", anyCBC, "aes256gcm16", true),
+				v1Peer(cfg("192.0.2.2", "192.0.2.1", "k", anyCBC, "aes256gcm16", true)), tc.refuse)
+			waitFor(t, 15*time.Second, "the IKEv1 Child SA", p.up)
+			first := p.a.Status()
+			if first.Version != "ikev1" || first.VersionSwitches != 1 {
+				t.Fatalf("version %s after %d switches (%q), want ikev1 after 1", first.Version, first.VersionSwitches, first.VersionSwitch)
+			}
+			// Longer than the fallback bound (dpd_timeout, 3 s here): no
+			// switch back, no new establishment, still carrying traffic.
+			deadline := time.Now().Add(4 * time.Second)
+			for time.Now().Before(deadline) {
+				time.Sleep(200 * time.Millisecond)
+				if st := p.a.Status(); st.VersionSwitches != 1 || st.Version != "ikev1" || st.Establishments != first.Establishments {
+					t.Fatalf("after settling: version %s, %d switches, %d establishments (was %d)", st.Version, st.VersionSwitches, st.Establishments, first.Establishments)
+				}
+			}
+			if !p.up() {
+				t.Fatal("the Child SA pair no longer matches")
+			}
+		})
+	}
+}
