@@ -95,7 +95,7 @@ func (s *Session) resume() {
 
 func (s *V1Session) resume() {
 	if s.cfg.Initiate && s.retryAt.IsZero() && s.current() == nil && !slices.ContainsFunc(s.sas, func(sa *v1SA) bool { return sa.initiator }) {
-		s.retryAt = time.Now().Add(s.cfg.RetryInterval)
+		s.retryAt = s.now().Add(s.cfg.RetryInterval)
 	}
 }
 
@@ -134,6 +134,7 @@ type anySession struct {
 	log   *slog.Logger
 	v1err error // why IKEv1 cannot be spoken: then IKEv2 only
 	retry time.Duration
+	now   func() time.Time // the tunnel's clock, its inner sessions' too
 	cur   atomic.Pointer[anyInner]
 	wake  chan struct{}
 
@@ -155,7 +156,8 @@ func newAnySession(cfg Config, tr Transport, dp DataPath) (Runner, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	w := &anySession{cfg: cfg, tr: tr, dp: dp, log: log.With("peer", cfg.Remote), retry: cfg.RetryInterval, wake: make(chan struct{}, 1)}
+	w := &anySession{cfg: cfg, tr: tr, dp: dp, log: log.With("peer", cfg.Remote), retry: cfg.RetryInterval, now: time.Now,
+		wake: make(chan struct{}, 1)}
 	if w.retry <= 0 {
 		w.retry = 5 * time.Second
 	}
@@ -185,14 +187,14 @@ func (w *anySession) newInner(version int) (*anyInner, error) {
 		if err != nil {
 			return nil, err
 		}
-		s.any, in.s = in, s
+		s.any, s.now, in.s = in, w.now, s
 		return in, nil
 	}
 	s, err := NewSession(w.config(), w.tr, w.dp)
 	if err != nil {
 		return nil, err
 	}
-	s.any, in.s = in, s
+	s.any, s.now, in.s = in, w.now, s
 	return in, nil
 }
 
@@ -242,7 +244,7 @@ func (w *anySession) request(from *anyInner, reason string, pkt []byte, natt boo
 	c.mu.Lock()
 	established := c.status.Establishments > 0
 	c.mu.Unlock()
-	now := time.Now()
+	now := w.now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.cur.Load() != from {
@@ -318,7 +320,7 @@ func (w *anySession) Run(ctx context.Context) {
 	}
 	for {
 		in := w.cur.Load()
-		in.start = time.Now()
+		in.start = w.now()
 		ictx, stop := context.WithCancel(ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); in.s.Run(ictx) }()
@@ -346,7 +348,7 @@ func (w *anySession) await(ctx context.Context, in *anyInner, stop func(), done 
 		sw := w.pending
 		w.mu.Unlock()
 		if sw != nil {
-			if d := time.Until(sw.at); d > 0 {
+			if d := sw.at.Sub(w.now()); d > 0 {
 				t.Reset(d)
 			} else {
 				free, ok := w.quiesce(in, stop, done)
@@ -407,7 +409,7 @@ func (w *anySession) switchTo(in *anyInner, sw *anySwitch) bool {
 		w.log.Error("ike_version any: cannot start the "+versionName(to)+" session", "err", err)
 		return false
 	}
-	now := time.Now()
+	now := w.now()
 	w.mu.Lock()
 	r := &w.retired
 	r.ChildRekeys += st.ChildRekeys

@@ -173,7 +173,7 @@ func (s *Session) handleAuthRequest(sa *ikeSA, h wire.Header, m *wire.Message, n
 }
 
 func (s *Session) ikeUp(sa *ikeSA) {
-	now := time.Now()
+	now := s.now()
 	sa.state = stEstablished
 	sa.est = now
 	sa.lastRecv = now

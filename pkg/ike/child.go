@@ -88,7 +88,7 @@ func (s *Session) installChild(c *child, switchOut bool) {
 
 // addChild starts c's lifetime and accepts ESP on its inbound SA.
 func (s *Session) addChild(c *child) error {
-	now := time.Now()
+	now := s.now()
 	c.established = now
 	c.rekeyAt = s.rekeyTime(now, s.cfg.ChildLifetime)
 	c.expireAt = now.Add(s.cfg.ChildLifetime)
@@ -130,7 +130,7 @@ func (s *Session) adopt(c *child) {
 }
 
 // retire keeps c installed until it is deleted, at most for linger.
-func (s *Session) retire(c *child, linger time.Duration) { s.sas.retire(c, time.Now().Add(linger)) }
+func (s *Session) retire(c *child, linger time.Duration) { s.sas.retire(c, s.now().Add(linger)) }
 
 // dropChild removes c from the data path. When outbound traffic still
 // used c it moves to the current Child SA first, so that there is no

@@ -19,9 +19,11 @@ type core struct {
 	frags  fragCounters
 	// any links the session to its ike_version any tunnel; nil otherwise.
 	any *anyInner
+	// now is the session's clock: time.Now, or a test's (set before Run).
+	now func() time.Time
 }
 
-func newCore(log *slog.Logger) core { return core{log: log, in: make(chan packet, 64)} }
+func newCore(log *slog.Logger) core { return core{log: log, in: make(chan packet, 64), now: time.Now} }
 
 // Deliver hands the session an IKE message received from the peer (natt:
 // on port 4500, marker removed). It never blocks; when the session is
@@ -60,7 +62,7 @@ func (s *core) fail(msg string, args ...any) {
 	for i := 0; i+1 < len(args); i += 2 {
 		text += fmt.Sprintf(" %v=%v", args[i], args[i+1])
 	}
-	s.setStatus(func(st *Status) { st.LastError, st.LastErrorAt = text, time.Now() })
+	s.setStatus(func(st *Status) { st.LastError, st.LastErrorAt = text, s.now() })
 }
 
 func (s *core) setStatus(fn func(*Status)) {

@@ -52,7 +52,7 @@ func (s *Session) request(sa *ikeSA, m *wire.Message, what string, onResp func(*
 		s.fail("cannot encode request", "exchange", what, "err", err)
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	sa.req = &pending{id: m.MsgID, data: b, natt: sa.natt, wait: time.Second, next: now.Add(time.Second),
 		deadline: now.Add(s.cfg.DPDTimeout), what: what, onResp: onResp, onFail: onFail}
 	if err := s.sendAll(b, sa.natt); err != nil {
@@ -139,7 +139,7 @@ func (s *Session) handleResponse(sa *ikeSA, h wire.Header, p packet, sk *skCiphe
 // takeResponse hands m, the verified answer to our outstanding request on
 // sa, to that request's callback.
 func (s *Session) takeResponse(sa *ikeSA, m *wire.Message) {
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	req := sa.req
 	sa.req = nil
 	sa.nextID++
@@ -178,7 +178,7 @@ func (s *Session) handleRequest(sa *ikeSA, h wire.Header, p packet, sk *skCipher
 // takeRequest hands m, the peer's verified next request on sa (reqHash
 // stands for it in retransmission checks), to its exchange.
 func (s *Session) takeRequest(sa *ikeSA, h wire.Header, m *wire.Message, natt bool, reqHash [sha256.Size]byte) {
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	sa.lastReqHash = reqHash
 	if natt {
 		sa.natt = true

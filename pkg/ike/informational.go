@@ -3,7 +3,6 @@ package ike
 import (
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cgwd/cgwd/pkg/ike/wire"
 )
@@ -114,7 +113,7 @@ func (s *Session) deleteOld() {
 
 // deleteSpare deletes sa, our redundant new IKE SA of a rekey collision.
 func (s *Session) deleteSpare(sa *ikeSA) {
-	now := time.Now()
+	now := s.now()
 	sa.state, sa.est, sa.lastRecv, sa.expireAt = stDeleting, now, now, now.Add(s.cfg.DPDTimeout)
 	s.sas.spare = sa
 	m := &wire.Message{Header: s.reqHeader(sa, wire.Informational), Encrypted: true, Payloads: []wire.Payload{&wire.Delete{Protocol: wire.ProtoIKE}}}

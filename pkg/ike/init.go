@@ -38,7 +38,7 @@ type initError struct {
 const initErrGrace = 2 * time.Second
 
 func (s *Session) initiate() {
-	s.start = time.Now()
+	s.start = s.now()
 	sa := &ikeSA{initiator: true, spiI: randSPI(), state: stInitSent, group: firstDH(s.cfg.IKEProposals)}
 	s.sas.ike = sa
 	s.log.Info("initiating IKE SA", "spi_i", fmt.Sprintf("%016x", sa.spiI), "proposals", proposalsString(s.cfg.IKEProposals))
@@ -180,7 +180,7 @@ type initAnswer struct {
 func (s *Session) checkInitResponse(sa *ikeSA, h wire.Header, m *wire.Message) *initAnswer {
 	suspect := func(n *wire.Notify, msg string, args ...any) {
 		if sa.initErr == nil {
-			sa.initErr = &initError{at: time.Now(), notify: n, msg: msg, args: args}
+			sa.initErr = &initError{at: s.now(), notify: n, msg: msg, args: args}
 			s.log.Info("unauthenticated error answer to IKE_SA_INIT: waiting for a valid one", "wait", initErrGrace)
 		}
 	}
@@ -391,7 +391,7 @@ func (s *Session) admitInitRequest(h wire.Header, p packet) bool {
 		s.refuseInit(h, p.natt, &wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return false
 	}
-	now := time.Now()
+	now := s.now()
 	if s.underLoad(now) && !s.cookies.valid(now, pk.Cookie, pk.Nonce, s.cfg.Remote, h.SPIi) {
 		s.drop(DropCookie, h)
 		if !s.loadLogged {
@@ -455,7 +455,7 @@ func (s *Session) answerInitRequest(h wire.Header, p packet) {
 		refuse(&wire.Notify{NotifyType: wire.NInvalidSyntax})
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	sa := &ikeSA{spiI: h.SPIi, spiR: randSPI(), state: stRespInit, group: st.dh, dh: dh, ni: ni.Data, nr: nonce(),
 		initReq: bytes.Clone(p.b), lastRecv: now}
 	if sa.keys, err = deriveIKEKeys(st, gir, sa.ni, sa.nr, sa.spiI, sa.spiR, nil, prf{}); err != nil {

@@ -175,7 +175,7 @@ func (s *Session) answerIKERekey(r peerReq, chosen Proposal, st suite, ni []byte
 	next := &ikeSA{initiator: false, spiI: spiI, spiR: spiR, keys: keys, natt: sa.natt, ni: ni, nr: nr, fragOK: sa.fragOK}
 	if sa.rekeying {
 		// Both ends rekey the IKE SA: answer as usual, decide when ours ends.
-		now := time.Now()
+		now := s.now()
 		next.state, next.est, next.lastRecv, next.expireAt = stEstablished, now, now, now.Add(s.cfg.IKELifetime)
 		s.sas.ikeRival, sa.rival = next, next
 		s.log.Info("IKE SA rekey collision: the peer rekeys it too; the nonces decide when ours completes",
@@ -237,7 +237,7 @@ func nonceOK(sa *ikeSA, n *wire.Nonce) bool {
 // ikeRekeyed makes next the current IKE SA; the Child SAs move to it. The
 // initiator of the surviving rekey deletes the old SA.
 func (s *Session) ikeRekeyed(old, next *ikeSA, weInitiated bool) {
-	now := time.Now()
+	now := s.now()
 	next.state, next.est, next.lastRecv = stEstablished, now, now
 	next.rekeyAt, next.expireAt = s.rekeyTime(now, s.cfg.IKELifetime), now.Add(s.cfg.IKELifetime)
 	old.rekeying = false
@@ -271,7 +271,7 @@ func (s *Session) sendChildRekey(sa *ikeSA, c *child, group uint16) {
 		var err error
 		if dh, err = newDH(group); err != nil {
 			s.fail("cannot make DH key", "group", group, "err", err)
-			c.rekeying, c.rekeyAt = false, time.Now().Add(10*time.Second)
+			c.rekeying, c.rekeyAt = false, s.now().Add(10*time.Second)
 			return
 		}
 		ps = append(ps, &wire.KE{Group: group, Data: dh.public()})
@@ -315,7 +315,7 @@ func (s *Session) childRekeyDone(sa *ikeSA, c *child, r *wire.Message, newSPI ui
 		}
 		if s.sas.child == c {
 			s.log.Warn(msg+"; retrying later", args...)
-			c.rekeyAt = time.Now().Add(10 * time.Second)
+			c.rekeyAt = s.now().Add(10 * time.Second)
 		}
 	}
 	if n := r.ErrorNotify(); n != nil {
@@ -388,7 +388,7 @@ func (s *Session) settleChildRekey(sa *ikeSA, c, nc, peer *child, peerLive bool)
 	}
 	linger := func() { // keep the old inbound SA briefly for packets in flight
 		if slices.Contains(s.sas.retired, c) {
-			c.expireAt = time.Now().Add(s.oldLinger)
+			c.expireAt = s.now().Add(s.oldLinger)
 		}
 	}
 	s.deleteChild(sa, c, "INFORMATIONAL delete child", linger)
@@ -408,7 +408,7 @@ func (s *Session) sendIKERekey(sa *ikeSA, group uint16) {
 	dh, err := newDH(group)
 	if err != nil {
 		s.fail("cannot make DH key", "group", group, "err", err)
-		sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second)
+		sa.rekeying, sa.rekeyAt = false, s.now().Add(10*time.Second)
 		return
 	}
 	props := append([]Proposal(nil), s.cfg.IKEProposals...)
@@ -445,7 +445,7 @@ func (s *Session) ikeRekeyFailed(sa *ikeSA, msg string, args ...any) {
 		return
 	}
 	s.log.Warn(msg+"; retrying later", args...)
-	sa.rekeying, sa.rekeyAt = false, time.Now().Add(10*time.Second)
+	sa.rekeying, sa.rekeyAt = false, s.now().Add(10*time.Second)
 }
 
 // ikeRekeyDone completes our rekey of sa with the peer's response r, or
@@ -513,7 +513,7 @@ func (s *Session) ikeCollisionLost(sa, next, peer *ikeSA, live bool) bool {
 		s.log.Info("IKE SA rekey collision won: our new IKE SA stays; the peer deletes its redundant one",
 			"survivor_spi_i", fmt.Sprintf("%016x", next.spiI), "redundant_spi_i", fmt.Sprintf("%016x", peer.spiI))
 		if live {
-			peer.state, peer.expireAt = stDeleting, time.Now().Add(s.cfg.DPDTimeout)
+			peer.state, peer.expireAt = stDeleting, s.now().Add(s.cfg.DPDTimeout)
 			s.sas.spare = peer
 		}
 	}

@@ -333,7 +333,7 @@ func (s *Session) drop(r DropReason, h wire.Header, args ...any) {
 
 // Run drives the session until ctx ends, then deletes the SAs (best effort).
 func (s *Session) Run(ctx context.Context) {
-	s.timers = newTimers()
+	s.timers = newTimers(s.now)
 	defer s.timers.stop()
 	if s.cfg.Initiate {
 		s.initiate()
@@ -344,7 +344,7 @@ func (s *Session) Run(ctx context.Context) {
 			s.shutdown()
 			return
 		}
-		s.arm(time.Now())
+		s.arm(s.now())
 		select {
 		case <-ctx.Done():
 			s.shutdown()
@@ -353,17 +353,17 @@ func (s *Session) Run(ctx context.Context) {
 			s.handle(p)
 			p.release()
 		case <-t[tRetransmit].C:
-			s.onTimer(tRetransmit, time.Now())
+			s.onTimer(tRetransmit, s.now())
 		case <-t[tHalfOpen].C:
-			s.onTimer(tHalfOpen, time.Now())
+			s.onTimer(tHalfOpen, s.now())
 		case <-t[tInitErr].C:
-			s.onTimer(tInitErr, time.Now())
+			s.onTimer(tInitErr, s.now())
 		case <-t[tRetry].C:
-			s.onTimer(tRetry, time.Now())
+			s.onTimer(tRetry, s.now())
 		case <-t[tExpiry].C:
-			s.onTimer(tExpiry, time.Now())
+			s.onTimer(tExpiry, s.now())
 		case <-t[tNext].C:
-			s.onTimer(tNext, time.Now())
+			s.onTimer(tNext, s.now())
 		case f := <-s.ctl:
 			f()
 		}

@@ -8,7 +8,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,12 +30,19 @@ import (
 // with the victim's live keys but not authenticated (IKEv1, whose
 // encryption has no integrity check), or one the harness authenticates as
 // the peer would (an SK payload with the right ICV, an IKEv1 HASH(1)).
+// An operation may also move the victim's clock forward and run its timers
+// (opAdvance): retransmissions and their give-up, half-open timeouts,
+// rekeys, expiries, DPD, IKEv1's delayed switch and Delete, and version
+// switches come due between the datagrams.
 //
 // After each operation the victim's Run goroutine must answer within a
 // deadline, the operation must stay within an allocation budget, and the
 // victim's tables must stay within their bounds; at the end, unless the
 // harness authenticated something, an established victim must still hold
-// the IKE SA and Child SA it had (unauthenticated input changes nothing).
+// the IKE SA and Child SA it had (unauthenticated input changes nothing)
+// if its clock moved less than fzQuiet, in which it sends no request that
+// the stopped peer leaves unanswered; after more it may have lost them to
+// time, but holds no SA it did not have before.
 //
 //	go test -run '^$' -fuzz FuzzIKEv2Session -fuzztime 60s -parallel 2 ./pkg/ike/
 
@@ -48,6 +57,7 @@ const (
 	opTruncate        // recorded message arg cut to the length data[0:2] names
 	opReseal          // IKEv2: recorded message arg decrypted, patched as opMutate, sealed again
 	opAge             // IKEv1: the victim's quick modes began an hour ago (it forgets them)
+	opAdvance         // the victim's clock moves on (fzAdvance) and its timers run
 	opKinds
 )
 
@@ -56,6 +66,32 @@ const (
 	fzMaxOps = 24
 	fzMaxLen = 4096
 )
+
+// fzMaxAdvance bounds how far one opAdvance moves the clock.
+const fzMaxAdvance = 4 * time.Hour
+
+// fzAdvance is how far op (opAdvance) moves the clock: data's first two
+// bytes (1 without them) times the unit arg picks, at most fzMaxAdvance.
+func fzAdvance(op fzOp) time.Duration {
+	n := time.Duration(1)
+	if len(op.data) >= 2 {
+		n = time.Duration(binary.BigEndian.Uint16(op.data))
+	}
+	unit := [...]time.Duration{10 * time.Millisecond, time.Second, time.Minute, 10 * time.Minute}[op.arg%4]
+	return min(n*unit, fzMaxAdvance)
+}
+
+// advanceOp is an opAdvance of n units (arg as fzAdvance reads it).
+func advanceOp(unit byte, n uint16) fzOp {
+	return fzOp{opAdvance, unit, binary.BigEndian.AppendUint16(nil, n)}
+}
+
+// fzClock is a victim's clock: real time, moved on by the input.
+type fzClock struct{ ahead atomic.Int64 }
+
+func (c *fzClock) now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+func (c *fzClock) advance(d time.Duration) { c.ahead.Add(int64(d)) }
 
 // fzOp is one operation of an input.
 type fzOp struct {
@@ -199,7 +235,14 @@ type fzPair struct {
 	victim looped
 	other  looped
 	stop   func() // stops the victim
+	clock  *fzClock
 }
+
+// fzQuiet is how long (its clock moved on plus real time) an established
+// victim whose peer is stopped keeps its SAs for certain: its DPD starts
+// after DPDDelay, any request of its gives up after DPDTimeout, and its
+// rekeys come after a third of the lifetimes.
+const fzQuiet = time.Minute
 
 // fzConfigs are the two ends' configurations, timers long enough that only
 // the input moves the victim during a run.
@@ -229,6 +272,14 @@ func fzStart(t *testing.T, k, points int, mk func(Transport, Transport, DataPath
 	a, b := mk(ends[0], ends[1], dps[0], dps[1])
 	ends[0].peer, ends[1].peer = b, a
 	rs := [2]looped{a, b}
+	// One clock for both: only the victim's runs once the other stops.
+	clock := &fzClock{}
+	for _, r := range rs {
+		if x, ok := r.(*fzAny); ok {
+			x.anySession.now = clock.now
+		}
+		r.base().now = clock.now
+	}
 	var stops [2]func()
 	for i, r := range rs {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -270,7 +321,7 @@ func fzStart(t *testing.T, k, points int, mk func(Transport, Transport, DataPath
 	w.mu.Unlock()
 	stops[1-victim]()
 	drain(t, rs[victim])
-	return &fzPair{w: w, victim: rs[victim], other: rs[1-victim], stop: stops[victim]}
+	return &fzPair{w: w, victim: rs[victim], other: rs[1-victim], stop: stops[victim], clock: clock}
 }
 
 // fzNew makes a session with newS or fails t.
@@ -305,14 +356,35 @@ func fuzzSessions(f *testing.F, seeds [][]byte, start func(t *testing.T, mode by
 		v := start(t, b[0])
 		var before, after string
 		onRun(v.p.victim, func() { before = v.fingerprint() })
+		since := v.p.clock.now()
 		authed := fzRun(t, v.p, parseOps(b[1:]), v.seal, v.check)
 		if !onRun(v.p.victim, func() { after = v.fingerprint() }) {
 			t.Fatal("the session's Run goroutine does not answer")
 		}
-		if !authed && before != "" && after != before {
-			t.Fatalf("unauthenticated input changed the SAs: %s, now %s", before, after)
+		if authed || before == "" || after == before {
+			return
+		}
+		if moved := v.p.clock.now().Sub(since); moved < fzQuiet {
+			t.Fatalf("unauthenticated input changed the SAs (the clock moved %v): %s, now %s", moved, before, after)
+		}
+		if sa := fzNewSA(before, after); sa != "" {
+			t.Fatalf("an SA came without authenticated input: %s, now %s (%s is new)", before, after, sa)
 		}
 	})
+}
+
+// fzNewSA is an SA named in the fingerprint after but not in before, or "".
+func fzNewSA(before, after string) string {
+	had := map[string]bool{}
+	for _, f := range strings.Fields(before) {
+		had[f] = true
+	}
+	for _, f := range strings.Fields(after) {
+		if !had[f] {
+			return f
+		}
+	}
+	return ""
 }
 
 // recorded returns recorded message i (modulo their number).
@@ -348,6 +420,9 @@ func (p *fzPair) datagram(op fzOp, seal func(op fzOp, auth bool) []byte) ([]byte
 		return b, b != nil
 	case opAge:
 		seal(op, false)
+	case opAdvance:
+		p.clock.advance(fzAdvance(op))
+		seal(op, false) // runs the timers
 	}
 	return nil, false
 }
@@ -397,20 +472,26 @@ func fzRun(t *testing.T, p *fzPair, ops []fzOp, seal func(fzOp, bool) []byte, ch
 	for i, op := range ops {
 		var b []byte
 		var auth bool
-		if !onRun(p.victim, func() { b, auth = p.datagram(op, seal) }) {
-			t.Fatal("the session's Run goroutine does not answer")
-		}
-		if b == nil {
-			continue
-		}
-		authed = authed || auth
-		n := len(b)
+		// Timers that come due may start a rekey or an exchange: the
+		// budget of an empty datagram.
 		got := allocs.Of(func() {
-			p.victim.Deliver(b, op.arg&0x80 == 0)
-			drain(t, p.victim)
+			if !onRun(p.victim, func() { b, auth = p.datagram(op, seal) }) {
+				t.Fatal("the session's Run goroutine does not answer")
+			}
 		})
-		if got > fzBudget(n) && !auth {
-			t.Errorf("operation %d (kind %d, %d bytes) allocated %d bytes, budget %d", i, op.kind, n, got, fzBudget(n))
+		if op.kind == opAdvance && got > fzBudget(0) {
+			t.Errorf("operation %d (advance %v) allocated %d bytes, budget %d", i, fzAdvance(op), got, fzBudget(0))
+		}
+		if b != nil {
+			authed = authed || auth
+			n := len(b)
+			got := allocs.Of(func() {
+				p.victim.Deliver(b, op.arg&0x80 == 0)
+				drain(t, p.victim)
+			})
+			if got > fzBudget(n) && !auth {
+				t.Errorf("operation %d (kind %d, %d bytes) allocated %d bytes, budget %d", i, op.kind, n, got, fzBudget(n))
+			}
 		}
 		var err error
 		if !onRun(p.victim, func() { err = check() }) {
@@ -465,6 +546,10 @@ func v2Check(s *Session) error {
 // made; IKEv2's SK payload has an ICV.
 func v2Seal(s *Session, p *fzPair) func(fzOp, bool) []byte {
 	return func(op fzOp, auth bool) []byte {
+		if op.kind == opAdvance {
+			v2Tick(s)
+			return nil
+		}
 		if op.kind == opReseal {
 			return v2Reseal(s, p.recorded(op.arg), op.data)
 		}
@@ -500,6 +585,19 @@ func v2Seal(s *Session, p *fzPair) func(fzOp, bool) []byte {
 			chain = fzSubst(chain, map[string][]byte{string(fzTokOut): spiBytes(c.sa.OutSPI), string(fzTokIn): spiBytes(c.sa.InSPI)})
 		}
 		return wire.SealChain(sk, h, wire.PayloadType(op.data[2]), chain)
+	}
+}
+
+// v2Tick runs, on s's Run goroutine, the handlers of the timers due at
+// s's clock, as the Run loop does when they fire.
+func v2Tick(s *Session) {
+	now := s.now()
+	s.arm(now)
+	for k := range numTimers {
+		if at := s.timers.at[k]; !at.IsZero() && !now.Before(at) {
+			s.onTimer(k, now)
+			s.arm(now)
+		}
 	}
 }
 
@@ -553,6 +651,7 @@ func v2Seeds() [][]byte {
 		}
 		seeds = append(seeds, encodeOps(mode, fzOp{opRaw, 0, []byte("not an IKE message at all, 28+ bytes long")}))
 	}
+	seeds = append(seeds, clockSeeds(v2Modes, 4)...)
 	// The recorded IKE_AUTH request and answer sealed again, as they were
 	// and with their SA and traffic selectors patched.
 	for _, mode := range []byte{2, 3, 4, 5} {
@@ -600,8 +699,28 @@ func v2Seeds() [][]byte {
 			flags = 1
 		}
 		for _, mode := range c.modes {
-			seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, append([]byte{c.exch, flags, byte(first)}, chain...)}))
+			op := fzOp{opAuth, 0, append([]byte{c.exch, flags, byte(first)}, chain...)}
+			seeds = append(seeds, encodeOps(mode, op), encodeOps(mode, op, advanceOp(1, 2), advanceOp(1, 30), advanceOp(2, 2)))
 		}
+	}
+	return seeds
+}
+
+// clockSeeds move the clock in every mode: by steps under fzQuiet (IKEv1's
+// delayed switch, retransmissions, half-open timeouts) with recorded
+// messages replayed between, and by steps that reach DPD's give-up, rekeys
+// and the lifetimes' ends.
+func clockSeeds(modes, recorded byte) [][]byte {
+	var seeds [][]byte
+	for mode := byte(0); mode < modes; mode++ {
+		short := []fzOp{advanceOp(0, 30), advanceOp(1, 2)}
+		long := []fzOp{advanceOp(1, 11)}
+		for i := byte(0); i < recorded; i++ {
+			short = append(short, fzOp{opReplay, i, nil}, advanceOp(1, 4))
+			long = append(long, fzOp{opReplay, i, nil}, advanceOp(2, 1+uint16(i)*20))
+		}
+		long = append(long, advanceOp(3, 24), fzOp{opReplay, 0, nil}, advanceOp(3, 0xffff))
+		seeds = append(seeds, encodeOps(mode, short...), encodeOps(mode, long...))
 	}
 	return seeds
 }
@@ -662,6 +781,10 @@ func v1Check(s *V1Session) error {
 // main mode IV); authenticated, it follows a HASH(1) over it.
 func v1Seal(s *V1Session) func(fzOp, bool) []byte {
 	return func(op fzOp, auth bool) []byte {
+		if op.kind == opAdvance {
+			s.arm(s.tick(s.now()))
+			return nil
+		}
 		if op.kind == opAge {
 			for _, sa := range s.sas {
 				for _, qm := range sa.qms {
@@ -765,6 +888,7 @@ func v1Seeds() [][]byte {
 	qm2, chain := wire1.EncodeChain([]wire1.Payload{v1QuickSA([]v1ESP{{suite: suite{encr: EncrAESGCM16, encrKeyBits: 256}}}, 0x01020304, time.Hour),
 		&wire1.Nonce{Data: bytes.Repeat([]byte{8}, 32)}, anyID(), anyID()})
 	seeds = append(seeds, encodeOps(7, fzOp{opAuth, 0, append(append([]byte{wire1.ExchQuick}, fzTokQM...), append([]byte{byte(qm2)}, chain...)...)}))
+	seeds = append(seeds, clockSeeds(v1Modes, 9)...)
 	// Established, the quick mode forgotten, its messages replayed.
 	for mode := byte(8); mode < v1Modes; mode++ {
 		seeds = append(seeds, encodeOps(mode, fzOp{opAge, 0, nil}, fzOp{opReplay, 6, nil}, fzOp{opReplay, 7, nil}, fzOp{opReplay, 8, nil}))
@@ -785,7 +909,8 @@ func v1Seeds() [][]byte {
 			exch = wire1.ExchQuick
 		}
 		for mode := byte(8); mode < v1Modes; mode++ {
-			seeds = append(seeds, encodeOps(mode, fzOp{opAuth, 0, append([]byte{exch, 0x5e, 0xed, 0x1e, 0x56, byte(first)}, chain...)}))
+			op := fzOp{opAuth, 0, append([]byte{exch, 0x5e, 0xed, 0x1e, 0x56, byte(first)}, chain...)}
+			seeds = append(seeds, encodeOps(mode, op), encodeOps(mode, op, advanceOp(0, 30), advanceOp(1, 3), advanceOp(1, 30), advanceOp(2, 2)))
 		}
 	}
 	return seeds
@@ -823,6 +948,12 @@ func (a *fzAny) fingerprint() string {
 }
 
 func (a *fzAny) seal(op fzOp, auth bool) []byte {
+	if op.kind == opAdvance { // a version switch may be due
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	}
 	if s, ok := a.inner.(*Session); ok {
 		return v2Seal(s, a.pair)(op, auth)
 	}

@@ -41,10 +41,11 @@ type timers struct {
 	t     [numTimers]*time.Timer
 	at    [numTimers]time.Time // when each fires; zero when stopped
 	fired [numTimers]time.Time // when each last fired
+	now   func() time.Time     // the session's clock
 }
 
-func newTimers() *timers {
-	var ts timers
+func newTimers(now func() time.Time) *timers {
+	ts := timers{now: now}
 	for k := range ts.t {
 		ts.t[k] = time.NewTimer(time.Hour)
 		ts.t[k].Stop()
@@ -68,7 +69,7 @@ func (ts *timers) set(k timerKind, at time.Time) {
 		return
 	}
 	ts.at[k] = at
-	ts.t[k].Reset(max(time.Until(at), 0))
+	ts.t[k].Reset(max(at.Sub(ts.now()), 0))
 }
 
 // fire notes that timer k fired.
@@ -284,11 +285,11 @@ func (s *Session) scheduleRetry(soon bool) {
 		return
 	}
 	if soon {
-		s.retryAt = time.Now().Add(200 * time.Millisecond)
+		s.retryAt = s.now().Add(200 * time.Millisecond)
 		return
 	}
 	d := s.cfg.RetryInterval << min(s.failures, 3)
 	s.failures++
-	s.retryAt = time.Now().Add(d)
+	s.retryAt = s.now().Add(d)
 	s.log.Info("will retry", "in", d)
 }

@@ -23,7 +23,7 @@ func (s *V1Session) initiate() {
 	if slices.ContainsFunc(s.sas, func(sa *v1SA) bool { return sa.initiator && sa.state < v1Est }) {
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	if s.current() == nil {
 		s.start = now
 	}
@@ -110,7 +110,7 @@ func (s *V1Session) unauthNotify(h wire1.Header, first wire1.PayloadType, b []by
 
 // admitMain1 runs the cheap checks on a main mode message 1 from the peer.
 func (s *V1Session) admitMain1(h wire1.Header) bool {
-	now := time.Now()
+	now := s.now()
 	keep := s.msg1s[:0]
 	for _, t := range s.msg1s {
 		if now.Sub(t) < time.Second {
@@ -168,7 +168,7 @@ func (s *V1Session) respondMain1(h wire1.Header, first wire1.PayloadType, p pack
 		s.fail("peer does not announce NAT-T (RFC 3947): cgwd carries ESP in UDP only; enable NAT-T (encap) on the peer")
 		return
 	}
-	now := time.Now()
+	now := s.now()
 	sa := &v1SA{ci: h.ICookie, cr: randSPI(), state: v1R2, suite: chosen, life: life, saiB: wire1.Body(sap),
 		peerNATT: natt, peerDPD: dpd, natt: p.natt, created: now, lastRecv: now}
 	if sa.life <= 0 || sa.life > s.cfg.IKELifetime {
@@ -467,7 +467,7 @@ const v1AuthLogEvery = time.Minute
 // no more than a drop. The real misconfiguration (another PSK) is still
 // named at its first message, and the peer's retransmissions add nothing.
 func (s *V1Session) failAuth(msg string, args ...any) {
-	now := time.Now()
+	now := s.now()
 	if t, ok := s.authLogged[msg]; ok && now.Sub(t) < v1AuthLogEvery {
 		return
 	}
@@ -545,7 +545,7 @@ func (s *V1Session) main5(sa *v1SA, h wire1.Header, p packet) {
 // established: sa's main mode completed. The quick mode after it comes
 // from the initiator of the main mode.
 func (s *V1Session) established(sa *v1SA) {
-	now := time.Now()
+	now := s.now()
 	prev := s.current()
 	// Quick mode and informational IVs derive from main mode's last CBC block.
 	sa.keys.ivPhase1, sa.iv = sa.iv, nil

@@ -45,7 +45,7 @@ func msgID(id uint32) []byte { return binary.BigEndian.AppendUint32(nil, id) }
 // startQuick starts a quick mode on sa: a new Child SA, rekeying rekeyOf
 // or (replace) replacing every child and the older ISAKMP SAs.
 func (s *V1Session) startQuick(sa *v1SA, rekeyOf *v1Child, replace bool) {
-	now := time.Now()
+	now := s.now()
 	id := v1ExchangeID()
 	qm := &v1QM{id: id, initiator: true, iv: sa.keys.msgIV(id), ni: nonce(), inSPI: randChildSPI(),
 		rekeyOf: rekeyOf, replace: replace, created: now, idci: anyID(), idcr: anyID()}
@@ -169,7 +169,7 @@ func (s *V1Session) quick1(sa *v1SA, h wire1.Header, p packet, c *wire1.Chain, h
 		s.drop(DropBadICV, h, "err", "quick mode HASH(1)")
 		return
 	}
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	m := collectQM(c)
 	if m.sa == nil || m.nonce == nil || len(m.sa.Proposals) == 0 || (len(m.ids) != 0 && len(m.ids) != 2) {
 		s.drop(DropMalformed, h, "err", "quick mode message 1 lacks SA or nonce")
@@ -183,7 +183,7 @@ func (s *V1Session) quick1(sa *v1SA, h wire1.Header, p packet, c *wire1.Chain, h
 		return
 	}
 	outSPI, _ := espSPI(prop.SPI)
-	qm := &v1QM{id: h.MsgID, ni: bytes.Clone(m.nonce.Data), nr: nonce(), inSPI: randChildSPI(), created: time.Now()}
+	qm := &v1QM{id: h.MsgID, ni: bytes.Clone(m.nonce.Data), nr: nonce(), inSPI: randChildSPI(), created: s.now()}
 	var gqm []byte
 	var ke []wire1.Payload
 	if e.group != 0 {
@@ -237,7 +237,7 @@ func (s *V1Session) quick1(sa *v1SA, h wire1.Header, p packet, c *wire1.Chain, h
 		s.fail("cannot install Child SA", "err", err)
 		return
 	}
-	child.established, child.replaces = time.Now(), len(s.children) > 0
+	child.established, child.replaces = s.now(), len(s.children) > 0
 	child.expireAt = child.established.Add(life)
 	// The quick mode's initiator rekeys first; we do only if it has not
 	// by half our margin before the end (no crossing rekeys).
@@ -280,7 +280,7 @@ func (s *V1Session) quick2(sa *v1SA, qm *v1QM, h wire1.Header, p packet, c *wire
 		s.drop(DropBadICV, h, "err", "quick mode HASH(2)")
 		return
 	}
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	if m.sa == nil || len(m.sa.Proposals) != 1 || len(m.sa.Proposals[0].Transforms) != 1 {
 		s.fail("peer's quick mode answer has no single transform")
 		return
@@ -315,7 +315,7 @@ func (s *V1Session) quick2(sa *v1SA, qm *v1QM, h wire1.Header, p packet, c *wire
 		s.fail("cannot install Child SA", "err", err)
 		return
 	}
-	child.established, child.replaces = time.Now(), len(s.children) > 0
+	child.established, child.replaces = s.now(), len(s.children) > 0
 	child.done = child.established
 	child.expireAt = child.established.Add(life)
 	child.rekeyAt = s.rekeyTime(child.established, life)
@@ -327,7 +327,7 @@ func (s *V1Session) quick2(sa *v1SA, qm *v1QM, h wire1.Header, p packet, c *wire
 	qm.done = true
 	// The peer installs the new SAs when it reads HASH(3): until then the
 	// old outbound SA, if any, carries on, and the tunnel is not up yet.
-	child.useAt, child.via, child.since = time.Now().Add(v1SwitchDelay), sa, qm.created
+	child.useAt, child.via, child.since = s.now().Add(v1SwitchDelay), sa, qm.created
 }
 
 // quick3: the initiator's HASH(3). The outbound SA goes into use.
@@ -336,7 +336,7 @@ func (s *V1Session) quick3(sa *v1SA, qm *v1QM, h wire1.Header, hash *wire1.Hash)
 		s.drop(DropBadICV, h, "err", "quick mode HASH(3)")
 		return
 	}
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	qm.done = true
 	qm.fl = v1Flight{}
 	qm.child.done = sa.lastRecv
@@ -391,7 +391,7 @@ func (s *V1Session) useChild(sa *v1SA, c *v1Child, since time.Time) {
 			o.inUse = o == c
 		}
 	}
-	now := time.Now()
+	now := s.now()
 	rekey := c.replaces || slices.ContainsFunc(s.children, func(o *v1Child) bool { return o != c })
 	for _, o := range s.children {
 		// A child whose quick mode (the peer's) completed after ours
@@ -477,7 +477,7 @@ func (s *V1Session) handleInfo(sa *v1SA, h wire1.Header, p packet) {
 		s.drop(DropBadICV, h, "err", "informational HASH(1)")
 		return
 	}
-	sa.lastRecv = time.Now()
+	sa.lastRecv = s.now()
 	for _, pl := range c.Payloads[1:] {
 		switch pl := pl.(type) {
 		case *wire1.Notify:

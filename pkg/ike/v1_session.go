@@ -202,7 +202,7 @@ func (s *V1Session) Run(ctx context.Context) {
 			s.shutdown()
 			return
 		}
-		s.arm(s.tick(time.Now()))
+		s.arm(s.tick(s.now()))
 		select {
 		case <-ctx.Done():
 			s.shutdown()
@@ -224,7 +224,7 @@ func (s *V1Session) arm(at time.Time) {
 		default:
 		}
 	}
-	s.timer.Reset(max(time.Until(at), minRearm))
+	s.timer.Reset(max(at.Sub(s.now()), minRearm))
 }
 
 // current is the newest established ISAKMP SA, or nil.
@@ -302,7 +302,7 @@ func (s *V1Session) scheduleRetry() {
 	}
 	s.failures++
 	d := s.cfg.RetryInterval << min(s.failures-1, 3)
-	s.retryAt = time.Now().Add(d)
+	s.retryAt = s.now().Add(d)
 }
 
 // send sends b to the peer.
@@ -318,7 +318,7 @@ func (s *V1Session) sendFlight(fl *v1Flight, b []byte, natt, retransmit bool) {
 	fl.out, fl.natt = b, natt
 	fl.next = time.Time{}
 	if retransmit {
-		now := time.Now()
+		now := s.now()
 		fl.wait = time.Second
 		fl.next, fl.deadline = now.Add(fl.wait), now.Add(s.cfg.DPDTimeout)
 		s.wake = earliest(s.wake, fl.next)
@@ -444,7 +444,7 @@ func (s *V1Session) tickSA(sa *v1SA, now time.Time, next *time.Time) {
 func (s *V1Session) afterPhase1Loss() {
 	s.setStatus(func(st *Status) { st.State = "connecting" })
 	if s.cfg.Initiate && !slices.ContainsFunc(s.sas, func(sa *v1SA) bool { return sa.initiator }) {
-		s.retryAt = time.Now()
+		s.retryAt = s.now()
 	}
 }
 

@@ -68,7 +68,7 @@ func (s *Session) peerVersion(now time.Time) string {
 // versionArgs are the log arguments naming both sides' versions and
 // proposals.
 func (s *Session) versionArgs(exch string) []any {
-	return []any{"exchange", exch, "our_version", ourVersion, "peer_version", s.peerVersion(time.Now()),
+	return []any{"exchange", exch, "our_version", ourVersion, "peer_version", s.peerVersion(s.now()),
 		"our_ike_proposals", proposalsString(s.cfg.IKEProposals), "our_esp_proposals", proposalsString(s.cfg.ESPProposals)}
 }
 
@@ -79,11 +79,11 @@ func (s *Session) versionArgs(exch string) []any {
 // counted and named (receivedIKEv1).
 func (s *Session) takeIKEv1(p packet) {
 	if s.any == nil || s.any.w.v1err != nil {
-		s.receivedIKEv1(p.b, time.Now())
+		s.receivedIKEv1(p.b, s.now())
 		return
 	}
 	if sa := s.sas.ike; sa != nil && sa.state == stEstablished {
-		s.receivedIKEv1(p.b, time.Now())
+		s.receivedIKEv1(p.b, s.now())
 		return
 	}
 	if !s.busy() && s.offerSwitch("the peer sent IKEv1 ("+wire.V1ExchangeName(p.b)+")", p.b, p.natt) == switchTaken {
@@ -105,7 +105,7 @@ func (s *Session) initWait() time.Duration {
 // initWait.
 func (s *Session) limitInitWait(sa *ikeSA) {
 	if p := sa.req; p != nil {
-		p.deadline = earliest(p.deadline, time.Now().Add(s.initWait()))
+		p.deadline = earliest(p.deadline, s.now().Add(s.initWait()))
 	}
 }
 

@@ -76,7 +76,7 @@ func TestIKEv1MessageNamedAndCounted(t *testing.T) {
 // NO_PROPOSAL_CHOSEN afterwards names the peer's version.
 func TestIKEv1AnswerToOurInit(t *testing.T) {
 	s, logs := loggedSession(t, true)
-	s.timers = newTimers()
+	s.timers = newTimers(s.now)
 	defer s.timers.stop()
 	s.initiate()
 	spiI := s.sas.ike.spiI
@@ -99,7 +99,7 @@ func TestIKEv1AnswerToOurInit(t *testing.T) {
 // proposals; a NO_PROPOSAL_CHOSEN for the Child SA does not blame versions.
 func TestVersionErrorsNameBothSides(t *testing.T) {
 	s, _ := loggedSession(t, true)
-	s.timers = newTimers()
+	s.timers = newTimers(s.now)
 	defer s.timers.stop()
 	for _, c := range []struct {
 		notify uint16
