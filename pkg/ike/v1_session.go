@@ -108,8 +108,10 @@ type v1SA struct {
 	// pastQMs are the message IDs of the quick modes forgotten on this SA:
 	// a quick mode message 1 with one of them is a replay (its HASH(1)
 	// has no freshness), not a new exchange.
-	pastQMs  map[uint32]struct{}
-	replaces bool // established while another was: its first quick mode replaces every child
+	pastQMs map[uint32]struct{}
+	// replaces: SAs established before this one's main mode began exist;
+	// its first quick mode replaces every child and those SAs go.
+	replaces bool
 }
 
 // v1QM is a quick mode exchange.
